@@ -1,0 +1,431 @@
+"""Final answers: pull them out of generated text, canonicalise them and decide equivalence.
+
+Votes group branches by *answer*, not by whole text, so extraction has to be forgiving (models
+phrase answers many ways, and a branch may be cut off mid-sentence) while equivalence has to be
+mathematical ("0.5", "1/2" and "\\frac{1}{2}" are one vote). Cheap exact checks run first;
+math-verify is the slow, thorough fallback, run in a child process with a hard time limit.
+"""
+
+from __future__ import annotations
+
+import atexit
+import json
+import logging
+import queue
+import re
+import subprocess
+import sys
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from fractions import Fraction
+from functools import lru_cache
+from types import ModuleType
+from typing import IO
+
+__all__ = [
+    "AnswerGroup",
+    "answers_equivalent",
+    "extract_answer",
+    "final_answer_span",
+    "group_answers",
+    "normalize_answer",
+]
+
+# Inputs longer than this skip math-verify: sympy's time grows quickly with length.
+MATH_VERIFY_MAX_CHARS = 200
+# Seconds one math-verify comparison may take before it counts as "not equivalent".
+VERIFY_TIMEOUT_S = 5.0
+# Seconds the math-verify child may take to start (it imports sympy).
+VERIFY_STARTUP_TIMEOUT_S = 60.0
+
+_BOX_RE = re.compile(r"\\(?:boxed|fbox)\s*\{")
+# "The answer is X", "the final answer is: X", "Final Answer: X", "Answer: X".
+_PHRASE_RE = re.compile(r"\banswer\s+is\b\s*:?[ \t]*|\banswer(?:\*\*)?\s*:[ \t]*", re.IGNORECASE)
+# Only the explicit forms count as a well-formatted final statement (see rewards.format_reward).
+_STRICT_PHRASE_RE = re.compile(
+    r"\b(?:the\s+(?:final\s+)?answer\s+is\b\s*:?|final\s+answer(?:\*\*)?\s*:)[ \t]*",
+    re.IGNORECASE,
+)
+_GSM8K_RE = re.compile(r"####[ \t]*")
+_NUMBER = r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:/\d+)?"
+_NUMBER_RE = re.compile(rf"(?:(?<![\w)\]}}])-)?{_NUMBER}(?![\d])")
+# "42 apples", "5, since ..." -> the number; "(3, 4)" or "2x + 1" are left alone.
+_LEADING_NUMBER_UNITS_RE = re.compile(rf"^(-?{_NUMBER})(?:\s+|,\s*)[A-Za-z]")
+_MATH_DELIMITERS_RE = re.compile(r"^\\[(\[](.*)\\[)\]]$", re.DOTALL)
+_SENTENCE_END_RE = re.compile(r"\.(?=\s|$)")
+_THOUSANDS_RE = re.compile(r"^-?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
+_DECIMAL_RE = re.compile(r"^[+-]?(?:\d+\.?\d*|\.\d+)$")
+_MC_LETTER_IN_TEXT_RE = re.compile(r"(?<![A-Za-z\\])(\()?([A-E])(?![A-Za-z])(\))?")
+# A bare "A" followed by a lower-case word is the English article, not an option.
+_ARTICLE_RE = re.compile(r"\s+[a-z]")
+_TEXT_CMD_RE = re.compile(r"\\(?:text|textbf|textit|mathrm|mathbf|mbox)\s*\{([^{}]*)\}")
+_SPACING_RE = re.compile(r"\\[!,;: ]|\\(?:left|right)\b|\\displaystyle\b")
+_DEGREES_RE = re.compile(r"\^\s*\{?\\circ\}?")
+_ASSIGNMENT_RE = re.compile(r"^[A-Za-z]\s*=\s*(?=\S)")
+_LATEX_FRAC_RE = re.compile(r"^(-?)\\frac\s*\{\s*(-?\d+)\s*\}\s*\{\s*(-?\d+)\s*\}$")
+_LATEX_SHORT_FRAC_RE = re.compile(r"^(-?)\\frac(\d)(\d)$")
+_MC_LETTER_RE = re.compile(r"^\(?([A-Ea-e])\)$|^([A-E])$")
+
+
+def _boxed_spans(text: str) -> list[tuple[int, int, str]]:
+    """(start, end, content) of each complete `\\boxed{...}`; cut-off ones are skipped."""
+    spans = []
+    for match in _BOX_RE.finditer(text):
+        depth, i = 1, match.end()
+        while i < len(text) and depth:
+            depth += {"{": 1, "}": -1}.get(text[i], 0)
+            i += 1
+        if depth == 0:
+            spans.append((match.start(), i, text[match.end() : i - 1]))
+    return spans
+
+
+def _phrase_tail(text: str, start: int) -> tuple[int, str]:
+    """The answer after a phrase like "The answer is": up to the line or sentence end."""
+    line_end = text.find("\n", start)
+    line = text[start : len(text) if line_end < 0 else line_end]
+    sentence_end = _SENTENCE_END_RE.search(line)
+    if sentence_end:
+        line = line[: sentence_end.start()]
+    return start + len(line), line
+
+
+def _clean(raw: str) -> tuple[str, int]:
+    """Drop the decoration around a stated answer (a box, `$`, markdown bold, a final period,
+    trailing unit words) and say where in `raw` the answer itself ends."""
+    boxed = _boxed_spans(raw)
+    answer, end = (boxed[-1][2], boxed[-1][1]) if boxed else (raw, len(raw.rstrip()))
+    answer = _strip_decoration(answer)
+    units = _LEADING_NUMBER_UNITS_RE.match(answer)
+    if units:
+        answer = units.group(1)
+        if not boxed and answer in raw:
+            end = raw.index(answer) + len(answer)
+    if _THOUSANDS_RE.match(answer):
+        answer = answer.replace(",", "")
+    return answer, end
+
+
+def _strip_decoration(answer: str) -> str:
+    """Remove markdown bold, `$`, `\\(...\\)` / `\\[...\\]` and trailing punctuation."""
+    answer = answer.replace("**", "").strip().strip("$").strip()
+    delimited = _MATH_DELIMITERS_RE.match(answer)
+    if delimited:
+        answer = delimited.group(1).strip()
+    return answer.rstrip(".,;:").strip()
+
+
+def _phrase_answers(text: str, pattern: re.Pattern[str]) -> list[tuple[int, int, str]]:
+    """(start, end, cleaned answer) of every phrase-introduced answer that is not empty."""
+    found = []
+    for match in pattern.finditer(text):
+        _, raw = _phrase_tail(text, match.end())
+        cleaned, end = _clean(raw)
+        if cleaned:
+            found.append((match.start(), match.end() + end, cleaned))
+    return found
+
+
+def final_answer_span(text: str) -> tuple[int, int] | None:
+    """Where the last explicit final-answer statement (`\\boxed{}` or "the answer is") lies.
+
+    Rewards use it to ask whether there was reasoning before the answer and how much text
+    trailed after it; extraction heuristics such as the last number do not count here.
+    """
+    spans = [(s, e) for s, e, _ in _boxed_spans(text)]
+    spans += [(s, e) for s, e, _ in _phrase_answers(text, _STRICT_PHRASE_RE)]
+    return max(spans, key=lambda span: span[1]) if spans else None
+
+
+def _last_number(text: str) -> str | None:
+    numbers = _NUMBER_RE.findall(text)
+    return numbers[-1].replace(",", "") if numbers else None
+
+
+def _choice_letters(text: str) -> list[str]:
+    """Standalone option letters A-E in `text`, leaving out the article in "A train ..."."""
+    letters = []
+    for match in _MC_LETTER_IN_TEXT_RE.finditer(text):
+        bracketed = match.group(1) or match.group(3)
+        if match.group(2) == "A" and not bracketed and _ARTICLE_RE.match(text, match.end()):
+            continue
+        letters.append(match.group(2))
+    return letters
+
+
+def extract_answer(text: str, *, multiple_choice: bool = False) -> str | None:
+    """The final answer a model gave in `text`, or None when it gave none.
+
+    Tried in order: the last complete `\\boxed{}`/`\\fbox{}`, the last "answer is X" /
+    "Answer: X", a GSM8K `#### X`, then the last number. With `multiple_choice`, the result is
+    an option letter A-E taken from those statements, else the last standalone letter. Text cut
+    off mid-way is fine: an unclosed box or an empty "The answer is" is passed over.
+    """
+    boxed = _boxed_spans(text)
+    stated = [_clean(content)[0] for *_, content in boxed]
+    stated = [s for s in stated if s]
+    if not stated:
+        stated = [a for *_, a in _phrase_answers(text, _PHRASE_RE)]
+    if not stated:
+        stated = [a for *_, a in _phrase_answers(text, _GSM8K_RE)]
+    if multiple_choice:
+        # The first letter of a stated answer ("C, because A is wrong"), else the last in text.
+        in_statement = _choice_letters(stated[-1]) if stated else []
+        if in_statement:
+            return in_statement[0]
+        anywhere = _choice_letters(text)
+        return anywhere[-1] if anywhere else None
+    if stated:
+        return stated[-1]
+    return _last_number(text)
+
+
+def normalize_answer(answer: str) -> str:
+    """A canonical key for an answer, so trivially different spellings vote together.
+
+    Strips `$`, `\\text{}`, LaTeX spacing, degree signs, percent signs, a leading `x =`,
+    thousands commas and redundant decimal zeros ("3.50" -> "3.5", "1,000" -> "1000").
+    Mathematically equal forms ("1/2", "0.5") may keep different keys: `answers_equivalent`
+    is the judge of equality, this is only the fast path and the label shown to users.
+    """
+    s = _strip_decoration(answer)
+    s = _boxed_spans(s)[-1][2].strip() if _boxed_spans(s) else s
+    for _ in range(3):  # nested \text{\textbf{..}}
+        s = _TEXT_CMD_RE.sub(r"\1", s)
+    s = _SPACING_RE.sub("", s)
+    s = _DEGREES_RE.sub("", s)
+    s = s.replace("\\%", "").replace("%", "")
+    s = s.replace("\\dfrac", "\\frac").replace("\\tfrac", "\\frac")
+    s = " ".join(s.split()).rstrip(".,;:").strip()
+    s = _ASSIGNMENT_RE.sub("", s)
+    if _THOUSANDS_RE.match(s):
+        s = s.replace(",", "")
+    if _DECIMAL_RE.match(s):
+        s = _canonical_decimal(s)
+    letter = _MC_LETTER_RE.match(s)
+    if letter:
+        s = (letter.group(1) or letter.group(2)).upper()
+    return s
+
+
+def _canonical_decimal(s: str) -> str:
+    """Drop signs and zeros that do not change the value, exactly at any length.
+
+    "+003.500" -> "3.5" and "-0.0" -> "0"; `Decimal.normalize` would round long numbers.
+    """
+    negative = s.startswith("-")
+    whole, _, frac = s.lstrip("+-").partition(".")
+    whole, frac = whole.lstrip("0") or "0", frac.rstrip("0")
+    text = f"{whole}.{frac}" if frac else whole
+    return "-" + text if negative and text != "0" else text
+
+
+def _as_fraction(s: str) -> Fraction | None:
+    """The exact rational value of a normalised plain number, `a/b` or `\\frac{a}{b}`."""
+    frac = _LATEX_FRAC_RE.match(s) or _LATEX_SHORT_FRAC_RE.match(s)
+    try:
+        if frac:
+            sign = -1 if frac.group(1) else 1
+            return sign * Fraction(int(frac.group(2)), int(frac.group(3)))
+        if re.fullmatch(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:\s*/\s*[+-]?\d+)?", s):
+            return Fraction(s.replace(" ", ""))
+    except (ValueError, ZeroDivisionError):
+        return None
+    return None
+
+
+def answers_equivalent(a: str, b: str) -> bool:
+    """Whether two answers are mathematically the same ("0.5" ~ "1/2" ~ "\\frac{1}{2}").
+
+    Symmetric by construction: math-verify's `verify(gold, pred)` is not, so both orders are
+    tried. Never raises; anything math-verify cannot parse is simply not equivalent.
+    """
+    na, nb = normalize_answer(a), normalize_answer(b)
+    if na == nb:
+        return True
+    return _equivalent_normalized(*sorted((na, nb)))
+
+
+@lru_cache(maxsize=4096)
+def _equivalent_normalized(a: str, b: str) -> bool:
+    if not a or not b:
+        return False
+    fa, fb = _as_fraction(a), _as_fraction(b)
+    if fa is not None and fb is not None:
+        return fa == fb
+    if _MC_LETTER_RE.match(a) or _MC_LETTER_RE.match(b):
+        return False
+    if max(len(a), len(b)) > MATH_VERIFY_MAX_CHARS:
+        return False
+    return _math_verify(a, b)
+
+
+class _MathVerifyWorker:
+    """math-verify in a child process, so that a runaway comparison can be killed.
+
+    In-process time limits cannot work: math-verify's own use SIGALRM (main thread only), and
+    sympy can spend minutes inside one C call (`9^{9^{9^{9}}}` expands a huge integer) where no
+    signal or thread can interrupt it. The child speaks one JSON line per comparison on its
+    stdin/stdout; a comparison that overruns gets the child killed and counts as not
+    equivalent, and the next comparison starts a fresh child.
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._proc: subprocess.Popen[str] | None = None
+        self._replies: queue.Queue[str | None] = queue.Queue()
+        self._broken = False  # the child could not even start: math-verify is unusable here
+
+    def equivalent(self, a: str, b: str) -> bool:
+        with self._lock:
+            if self._broken or not self._ensure_started():
+                return False
+            assert self._proc is not None and self._proc.stdin is not None
+            try:
+                self._proc.stdin.write(json.dumps([a, b]) + "\n")
+                self._proc.stdin.flush()
+                reply = self._replies.get(timeout=VERIFY_TIMEOUT_S)
+            except (OSError, queue.Empty):
+                reply = None
+            if reply is None:
+                self._stop()
+                return False
+            return reply.strip() == "true"
+
+    def _ensure_started(self) -> bool:
+        if self._proc is not None and self._proc.poll() is None:
+            return True
+        code = (
+            f"import sys; sys.path[:0] = {sys.path!r}; "
+            "from reasoncli.answers import _serve_math_verify; _serve_math_verify()"
+        )
+        try:
+            self._proc = subprocess.Popen(
+                [sys.executable, "-c", code],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.DEVNULL,
+                text=True,
+                encoding="utf-8",
+            )
+        except OSError:
+            self._broken = True
+            return False
+        self._replies = queue.Queue()
+        threading.Thread(
+            target=_pump_lines, args=(self._proc.stdout, self._replies), daemon=True
+        ).start()
+        try:
+            ready = self._replies.get(timeout=VERIFY_STARTUP_TIMEOUT_S)
+        except queue.Empty:
+            ready = None
+        if ready is None or ready.strip() != "ready":
+            self._stop()
+            self._broken = True
+            return False
+        return True
+
+    def _stop(self) -> None:
+        """Kill the child; its reader thread then sees EOF and closes stdout itself."""
+        if self._proc is not None:
+            self._proc.kill()
+            self._proc.wait()
+            if self._proc.stdin is not None:
+                try:
+                    self._proc.stdin.close()
+                except OSError:  # a broken pipe while flushing: the child is gone anyway
+                    pass
+            self._proc = None
+
+    def close(self) -> None:
+        with self._lock:
+            self._stop()
+
+
+def _pump_lines(stream: IO[str] | None, replies: queue.Queue[str | None]) -> None:
+    """Move the child's reply lines into a queue, which the parent can wait on with a timeout."""
+    if stream is not None:
+        try:
+            for line in stream:
+                replies.put(line)
+        except (OSError, ValueError):  # a killed child can leave the pipe in any state
+            pass
+        finally:
+            stream.close()
+    replies.put(None)
+
+
+def _serve_math_verify() -> None:
+    """The child's loop: read `[a, b]` JSON lines, answer `true`/`false` per line."""
+    out = sys.stdout
+    sys.stdout = sys.stderr  # nothing the libraries print may corrupt the protocol
+    try:
+        import math_verify
+    except ImportError:
+        return
+    # Timeouts are disabled on purpose (the parent enforces them); the warning it logs about
+    # that, and any other, goes nowhere.
+    logging.getLogger("math_verify").setLevel(logging.CRITICAL)
+    out.write("ready\n")
+    out.flush()
+    for line in sys.stdin:
+        try:
+            a, b = json.loads(line)
+            out.write("true\n" if _verify_both_ways(math_verify, a, b) else "false\n")
+        except Exception:  # math-verify/sympy can raise nearly anything on odd input
+            out.write("false\n")
+        out.flush()
+
+
+def _verify_both_ways(module: ModuleType, a: str, b: str) -> bool:
+    """math-verify's verdict in either order (`verify(gold, pred)` is asymmetric)."""
+    # Wrapped in `$` so that bare LaTeX such as `\frac{\sqrt{2}}{2}` is recognised.
+    pa = module.parse(f"${a}$", parsing_timeout=None)
+    pb = module.parse(f"${b}$", parsing_timeout=None)
+    if not pa or not pb:
+        return False
+    return bool(
+        module.verify(pa, pb, timeout_seconds=None) or module.verify(pb, pa, timeout_seconds=None)
+    )
+
+
+_WORKER = _MathVerifyWorker()
+atexit.register(_WORKER.close)
+
+
+def _math_verify(a: str, b: str) -> bool:
+    return _WORKER.equivalent(a, b)
+
+
+@dataclass
+class AnswerGroup:
+    """Branches whose answers are equivalent; `answer` is the first one seen, normalised."""
+
+    answer: str
+    members: list[int] = field(default_factory=list)
+
+
+def group_answers(answers: Sequence[str | None]) -> list[AnswerGroup]:
+    """Group equivalent answers, in order of first appearance; None or blank answers are skipped.
+
+    Each answer is compared with every group's representative, so a vote over n branches with
+    g distinct answers costs O(n*g) equivalence checks, most of them cached.
+    """
+    groups: list[AnswerGroup] = []
+    by_key: dict[str, AnswerGroup] = {}
+    for index, raw in enumerate(answers):
+        if raw is None or not raw.strip():
+            continue
+        key = normalize_answer(raw)
+        if not key:
+            continue
+        group = by_key.get(key)
+        if group is None:
+            group = next((g for g in groups if answers_equivalent(g.answer, key)), None)
+            if group is None:
+                group = AnswerGroup(answer=key)
+                groups.append(group)
+            by_key[key] = group
+        group.members.append(index)
+    return groups

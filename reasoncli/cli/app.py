@@ -1,0 +1,78 @@
+"""The Typer application and the one error boundary that maps failures to exit codes."""
+
+from __future__ import annotations
+
+import errno
+import os
+import sys
+
+import typer
+
+from reasoncli.cli.ask import ask, think
+from reasoncli.cli.io import StdoutClosed
+from reasoncli.cli.models import models_app
+from reasoncli.cli.strategies import strategies
+from reasoncli.errors import ExitCode, ReasonError
+
+app = typer.Typer(
+    name="reason",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    help="Spend test-time compute on a local GGUF model: parallel branches, votes, budgets.",
+)
+app.command(help="Answer with parallel thinking: many branches, one vote.")(ask)
+app.command(help="Answer with serial thinking: one chain under a token budget.")(think)
+app.command(help="List the strategies: name, kind, summary and options.")(strategies)
+app.add_typer(models_app, name="models")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the CLI; every error leaves as one `Error: ...` line and a meaningful exit code."""
+    try:
+        rc = app(args=argv, standalone_mode=False, prog_name="reason")
+        if isinstance(rc, int) and rc:
+            _exit(rc)
+    except typer.Exit as exc:
+        _exit(exc.exit_code)
+    except typer.Abort:
+        _exit(ExitCode.INTERRUPTED)
+    except typer.TyperException as exc:  # usage errors: bad flags, bad values (exit 2)
+        exc.show()  # type: ignore[attr-defined]
+        _exit(getattr(exc, "exit_code", ExitCode.USAGE))
+    except ReasonError as exc:
+        _error(str(exc))
+        _exit(exc.exit_code)
+    except KeyboardInterrupt:
+        _exit(ExitCode.INTERRUPTED)
+    except (BrokenPipeError, StdoutClosed):
+        _quiet_pipe_exit()
+    except OSError as exc:
+        if exc.errno == errno.EPIPE:
+            _quiet_pipe_exit()
+        _error(str(exc))
+        _exit(ExitCode.ERROR)
+    _exit(ExitCode.OK)
+
+
+def _error(message: str) -> None:
+    try:
+        print(f"Error: {message}", file=sys.stderr, flush=True)
+    except (BrokenPipeError, OSError):
+        pass
+
+
+def _exit(code: int) -> None:
+    try:
+        sys.stdout.flush()
+    except (BrokenPipeError, OSError):
+        _quiet_pipe_exit()
+    raise SystemExit(int(code))
+
+
+def _quiet_pipe_exit() -> None:
+    """A closed stdout pipe (`reason ask ... | head -c1`) is not an error worth a traceback."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    raise SystemExit(ExitCode.OK)

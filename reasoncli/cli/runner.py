@@ -1,0 +1,156 @@
+"""Run one strategy for the CLI: load the model, pick renderers, write the answer.
+
+Commands parse their flags into a `RunRequest` and hand it here, so `ask`, `think` and later
+commands share one path for progress, output modes, Ctrl-C and exit codes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from reasoncli.cli.io import StdoutClosed, Terminal
+from reasoncli.errors import ExitCode, ReasonError
+from reasoncli.events import Event
+from reasoncli.results import Result
+
+
+@dataclass
+class ModelRequest:
+    name: str | None = None
+    threads: int | None = None
+    gpu_layers: int | None = None
+    flash_attn: bool = True
+    verbose: bool = False
+
+
+@dataclass
+class OutputRequest:
+    json: bool = False
+    jsonl: bool = False
+    quiet: bool = False
+    progress: str = "auto"  # auto | live | plain | none
+
+
+@dataclass
+class RunRequest:
+    strategy: str
+    question: str
+    options: Any  # StrategyOptions
+    model: ModelRequest = field(default_factory=ModelRequest)
+    output: OutputRequest = field(default_factory=OutputRequest)
+    sampling_overrides: dict[str, Any] = field(default_factory=dict)
+
+
+def load_session(request: ModelRequest) -> Any:
+    """Resolve a catalog name or .gguf path, check the file, and load it."""
+    from reasoncli.catalog import load_catalog, read_gguf_info, resolve_model
+    from reasoncli.session import Session, SessionOptions
+
+    resolved = resolve_model(request.name, load_catalog())
+    read_gguf_info(resolved.path)  # one-line error for a missing, foreign or truncated file
+    return Session.load(
+        resolved,
+        SessionOptions(
+            threads=request.threads,
+            gpu_layers=request.gpu_layers,
+            flash_attn=request.flash_attn,
+            verbose=request.verbose,
+        ),
+    )
+
+
+def execute(request: RunRequest, term: Terminal | None = None) -> int:
+    """Run the strategy and write the result; returns the exit code."""
+    try:
+        return _execute(request, term or Terminal())
+    except BrokenPipeError:
+        raise StdoutClosed from None
+
+
+def _execute(request: RunRequest, term: Terminal) -> int:
+    from dataclasses import replace
+
+    from reasoncli.strategies.base import get_strategy
+
+    strategy = get_strategy(request.strategy)
+    strategy.check(request.options)
+    session = load_session(request.model)
+    try:
+        if request.sampling_overrides:
+            request.options.sampling = replace(session.sampling, **request.sampling_overrides)
+        with _progress(request, term) as emit:
+            result = strategy.run(request.question, session, request.options, emit)
+    finally:
+        session.close()
+    return write_result(result, request.output, term)
+
+
+def write_result(result: Result, output: OutputRequest, term: Terminal) -> int:
+    if output.jsonl:
+        _write_line(term, json.dumps({"event": "result", **result.to_json()}))
+    elif output.json:
+        _write_line(term, json.dumps(result.to_json(), indent=2))
+    elif result.answer is not None:
+        _write_line(term, result.answer)
+    if result.interrupted:
+        if not (output.json or output.jsonl):
+            _summary(result, term)
+        return ExitCode.INTERRUPTED
+    if result.answer is None and not (output.json or output.jsonl):
+        raise ReasonError(
+            f"no answer could be extracted from {len(result.branches)} branch(es); "
+            "try more --max-tokens or --json to see the text"
+        )
+    return ExitCode.OK
+
+
+def _write_line(term: Terminal, text: str) -> None:
+    term.stdout.write(text + "\n")
+    term.stdout.flush()
+
+
+def _summary(result: Result, term: Terminal) -> None:
+    """On Ctrl-C, show the partial vote on stderr even when it is not a TTY."""
+    from reasoncli.render.summary import render_summary
+
+    render_summary(result, term.err_console())
+
+
+@contextlib.contextmanager
+def _progress(request: RunRequest, term: Terminal) -> Iterator[Any]:
+    """Pick the event sink: JSONL on stdout, a live view or plain lines on stderr, or nothing."""
+    output = request.output
+    sinks: list[Any] = []
+    if output.jsonl:
+        from reasoncli.render.jsonl import JsonlWriter
+
+        sinks.append(JsonlWriter(term.stdout).handle)
+    mode = "none" if output.quiet else output.progress
+    if mode == "auto":
+        mode = "live" if term.stderr_is_tty else "none"
+    with contextlib.ExitStack() as stack:
+        if mode == "live":
+            console = term.err_console()
+            if request.strategy == "think":
+                from reasoncli.render.stream import ThinkingStream
+
+                sinks.append(stack.enter_context(ThinkingStream(console)).handle)
+            else:
+                from reasoncli.render.live import LiveView
+
+                view = stack.enter_context(LiveView(console, title=f"reason {request.strategy}"))
+                sinks.append(view.handle)
+        elif mode == "plain":
+            from reasoncli.render.plain import PlainProgress
+
+            sinks.append(PlainProgress(term.stderr).handle)
+
+        def emit(event: Event) -> None:
+            for sink in sinks:
+                sink(event)
+
+        yield emit

@@ -1,0 +1,53 @@
+"""Domain errors and the exit codes they map to at the CLI boundary.
+
+Library code raises these; only `reasoncli.cli` turns them into one `Error: ...` line and an
+exit status, so the library stays usable from Python without `sys.exit` surprises.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    OK = 0
+    ERROR = 1
+    USAGE = 2
+    MODEL = 3
+    INPUT = 4
+    RESOURCES = 5
+    INTERRUPTED = 130
+
+
+class ReasonError(Exception):
+    """Base class: a message fit to show a user on one line."""
+
+    exit_code: ExitCode = ExitCode.ERROR
+
+
+class UsageError(ReasonError):
+    """Options that cannot work together, or a value out of range."""
+
+    exit_code = ExitCode.USAGE
+
+
+class InputError(ReasonError):
+    """The question or data file is empty or malformed."""
+
+    exit_code = ExitCode.INPUT
+
+
+class ModelError(ReasonError):
+    """A model that cannot be found, read or loaded."""
+
+    exit_code = ExitCode.MODEL
+
+
+class CatalogError(ModelError):
+    """models.yaml is invalid; the message names the file, entry and field."""
+
+
+class ResourceError(ReasonError):
+    """A request that cannot fit (context, sequences, memory): refused before llama.cpp aborts."""
+
+    exit_code = ExitCode.RESOURCES

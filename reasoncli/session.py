@@ -1,0 +1,130 @@
+"""A loaded model plus everything strategies need to open branch engines on it.
+
+Strategies ask a `Session` for prompt tokens and for an engine sized to their request; they do
+not know about catalogs, files or llama.cpp parameters.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reasoncli.engine.branches import BranchEngine
+from reasoncli.engine.model import LlamaModel, ModelLoadOptions
+from reasoncli.engine.sampling import Sampling
+from reasoncli.engine.sizing import plan_context
+from reasoncli.prompting import COT_SYSTEM, PromptStyle, render_prompt
+
+
+@dataclass
+class SessionOptions:
+    threads: int | None = None
+    gpu_layers: int | None = None
+    flash_attn: bool = True
+    verbose: bool = False
+
+
+@dataclass
+class Session:
+    """One model, loaded once, serving any number of strategy runs."""
+
+    name: str
+    model: LlamaModel
+    style: PromptStyle
+    sampling: Sampling
+    stop: tuple[str, ...] = ()
+    think_tags: tuple[str, str] | None = None
+    options: SessionOptions = field(default_factory=SessionOptions)
+    load_s: float = 0.0
+
+    @classmethod
+    def load(cls, resolved: Any, options: SessionOptions | None = None) -> Session:
+        """Load a `catalog.ResolvedModel` (spec + path)."""
+        options = options or SessionOptions()
+        spec = resolved.spec
+        t0 = time.perf_counter()
+        model = LlamaModel(
+            Path(resolved.path),
+            ModelLoadOptions(gpu_layers=options.gpu_layers, verbose=options.verbose),
+        )
+        s = spec.sampling
+        sampling = Sampling(
+            temperature=s.temperature,
+            top_p=s.top_p,
+            top_k=s.top_k,
+            min_p=s.min_p,
+            repeat_penalty=s.repeat_penalty,
+        )
+        chat_template = spec.chat_template or (model.chat_template if spec.mode == "chat" else None)
+        style = PromptStyle(
+            mode=spec.mode, chat_template=chat_template, prompt_template=spec.prompt_template
+        )
+        tags = tuple(spec.think_tags) if spec.think_tags else None
+        return cls(
+            name=spec.name,
+            model=model,
+            style=style,
+            sampling=sampling,
+            stop=tuple(spec.stop or ()),
+            think_tags=tags,  # type: ignore[arg-type]
+            options=options,
+            load_s=time.perf_counter() - t0,
+        )
+
+    def prompt_text(
+        self, question: str, *, system: str | None = COT_SYSTEM, assistant_prefix: str = ""
+    ) -> str:
+        return render_prompt(
+            self.style,
+            question,
+            system=system,
+            bos=self.model.bos_text,
+            eos=self.model.eos_text,
+            assistant_prefix=assistant_prefix,
+        )
+
+    def prompt_tokens(self, text: str) -> list[int]:
+        tokens = self.model.tokenize(text, add_special=True, parse_special=True)
+        bos = self.model.lib.llama_vocab_bos(self.model.vocab)
+        if len(tokens) > 1 and tokens[0] == bos and tokens[1] == bos:
+            tokens = tokens[1:]  # the template already wrote BOS
+        return tokens
+
+    def open_engine(
+        self,
+        prompt_tokens: list[int],
+        *,
+        max_branches: int,
+        max_tokens: int,
+        slack_tokens: int = 64,
+        logprobs: int = 0,
+    ) -> BranchEngine:
+        """An engine sized for this request, with the prompt already decoded once."""
+        model = self.model
+        plan = plan_context(
+            n_prompt=len(prompt_tokens),
+            max_new_tokens=max_tokens,
+            max_branches=max_branches,
+            n_ctx_train=model.n_ctx_train,
+            kv_bytes_per_token=model.kv_bytes_per_token,
+            weights_bytes=model.size_bytes,
+            slack_tokens=slack_tokens,
+        )
+        engine = BranchEngine(
+            model,
+            plan,
+            n_threads=self.options.threads,
+            flash_attn=self.options.flash_attn,
+            logprobs=logprobs,
+        )
+        try:
+            engine.set_prompt(prompt_tokens)
+        except BaseException:
+            engine.close()
+            raise
+        return engine
+
+    def close(self) -> None:
+        self.model.close()

@@ -1,0 +1,107 @@
+"""The strategy interface and its single registry.
+
+Every strategy is a class with an `info` (name, kind, summary, the options it reads) and a
+`run()` that returns a `Result` and reports progress only through events. The CLI's choices,
+`reason strategies`, the help text and the parametrized tests all read `REGISTRY`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import ClassVar, Protocol
+
+from reasoncli.engine.sampling import Sampling
+from reasoncli.errors import UsageError
+from reasoncli.events import EventSink
+from reasoncli.results import Result
+from reasoncli.session import Session
+
+
+class Kind(str, Enum):
+    SERIAL = "serial"
+    PARALLEL = "parallel"
+    SEARCH = "search"
+    ADAPTIVE = "adaptive"
+
+
+@dataclass(frozen=True)
+class StrategyInfo:
+    name: str
+    kind: Kind
+    summary: str
+    options: tuple[str, ...] = ()
+
+
+@dataclass
+class StrategyOptions:
+    """Every knob a strategy may read; each strategy lists the ones it uses in its info."""
+
+    branches: int = 8
+    max_tokens: int = 512
+    seed: int = 0
+    sampling: Sampling | None = None  # None: the model's defaults from models.yaml
+    min_tokens: int = 0
+    max_waits: int = 2
+    wait_text: str = "Wait"
+    answer_tokens: int = 48
+    early_stop: str | None = None
+    expect: str | None = None
+    multiple_choice: bool = False
+
+    def check(self) -> None:
+        """Validate the options every strategy shares; raises UsageError (exit 2)."""
+        if self.branches < 1:
+            raise UsageError("--branches must be at least 1")
+        if self.max_tokens < 1:
+            raise UsageError("--max-tokens must be at least 1")
+        if self.min_tokens < 0:
+            raise UsageError("--min-tokens must not be negative")
+        if self.min_tokens > self.max_tokens:
+            raise UsageError(
+                f"--min-tokens ({self.min_tokens}) is larger than --max-tokens ({self.max_tokens})"
+            )
+
+
+class Strategy(Protocol):
+    info: ClassVar[StrategyInfo]
+
+    def check(self, options: StrategyOptions) -> None:
+        """Reject options that do not fit this strategy (UsageError)."""
+
+    def run(
+        self, question: str, session: Session, options: StrategyOptions, emit: EventSink
+    ) -> Result:
+        """Answer `question`. Ctrl-C returns the partial result with `interrupted=True`."""
+        ...
+
+
+REGISTRY: dict[str, type[Strategy]] = {}
+
+
+def register(cls: type[Strategy]) -> type[Strategy]:
+    """Class decorator: make a strategy available everywhere by its name."""
+    name = cls.info.name
+    if name in REGISTRY:
+        raise ValueError(f"strategy {name!r} registered twice")
+    REGISTRY[name] = cls
+    return cls
+
+
+def get_strategy(name: str) -> Strategy:
+    load_builtin_strategies()
+    try:
+        return REGISTRY[name]()
+    except KeyError:
+        known = ", ".join(sorted(REGISTRY))
+        raise UsageError(f"unknown strategy {name!r}; choose one of: {known}") from None
+
+
+def strategy_names(kinds: tuple[Kind, ...] | None = None) -> list[str]:
+    load_builtin_strategies()
+    return [n for n, c in REGISTRY.items() if kinds is None or c.info.kind in kinds]
+
+
+def load_builtin_strategies() -> None:
+    """Import the modules whose `@register` decorators fill the registry."""
+    from reasoncli.strategies import think, vote  # noqa: F401

@@ -1,0 +1,133 @@
+"""`think`: one chain of thought under a token budget, with s1-style budget forcing.
+
+- When the model ends its thinking before `min_tokens`, the end is suppressed and "Wait" is
+  appended, at most `max_waits` times, so it keeps thinking.
+- When the thinking budget (`max_tokens`) runs out, the end-of-thinking delimiter (for `<think>`
+  models) and "Final Answer:" are appended so the model answers instead of being cut mid-sentence.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+from reasoncli.engine.branches import Branch
+from reasoncli.events import BranchText, EventSink, Note
+from reasoncli.results import Result
+from reasoncli.session import Session
+from reasoncli.strategies.base import Kind, StrategyInfo, StrategyOptions, register
+from reasoncli.strategies.parallel import ParallelRun
+from reasoncli.voting import majority_vote
+
+FORCE_ANSWER = "\n\nFinal Answer:"
+
+
+@register
+class Think:
+    info: ClassVar[StrategyInfo] = StrategyInfo(
+        name="think",
+        kind=Kind.SERIAL,
+        summary="One chain of thought with a thinking budget; budget forcing (s1) via 'Wait'.",
+        options=("max_tokens", "min_tokens", "max_waits", "wait_text", "answer_tokens", "seed"),
+    )
+
+    def check(self, options: StrategyOptions) -> None:
+        options.check()
+        if options.max_waits < 0:
+            from reasoncli.errors import UsageError
+
+            raise UsageError("--max-waits must not be negative")
+
+    def run(
+        self, question: str, session: Session, options: StrategyOptions, emit: EventSink
+    ) -> Result:
+        sampling = (options.sampling or session.sampling).with_seed(options.seed)
+        tags = session.think_tags
+        wait_cost = (options.max_waits + 1) * (len(options.wait_text) + 8)
+        run = ParallelRun(
+            self.info.name,
+            question,
+            session,
+            emit,
+            max_tokens=options.max_tokens,
+            max_branches=1,
+            multiple_choice=options.multiple_choice,
+            slack_tokens=options.answer_tokens + wait_cost + 32,
+        )
+        try:
+            branch = run.add(sampling, extra_stop=(tags[1],) if tags else ())
+            waits, forced = self._think(run, branch, options, emit)
+            run.on_finish(branch)
+            vote = majority_vote([run.answers[branch.id]])
+            return run.result(
+                vote,
+                expect=options.expect,
+                details={
+                    "waits": waits,
+                    "forced_answer": forced,
+                    "thinking_tokens": branch.n_tokens,
+                },
+            )
+        finally:
+            run.close()
+
+    def _think(
+        self, run: ParallelRun, b: Branch, options: StrategyOptions, emit: EventSink
+    ) -> tuple[int, bool]:
+        """Drive one branch through thinking and answering; returns (waits used, forced?)."""
+        engine, session = run.engine, run.session
+        tags = session.think_tags
+        close_tag = tags[1] if tags else None
+        answer_budget = options.answer_tokens
+        waits, forced, answering = 0, False, False
+        try:
+            while True:
+                for events in engine.run():
+                    for ev in events:
+                        if ev.text:
+                            emit(BranchText(b.id, ev.text, b.n_tokens))
+                if answering:
+                    break
+                ended_thinking = b.finish_reason == "eos" or (
+                    close_tag is not None and b.stop_hit == close_tag
+                )
+                if ended_thinking and b.n_tokens < options.min_tokens and waits < options.max_waits:
+                    waits += 1
+                    sep = "" if b.text[-1:].isspace() else "\n"
+                    text = sep + options.wait_text
+                    engine.inject(b, text)
+                    emit(BranchText(b.id, text, b.n_tokens, forced=True))
+                    emit(
+                        Note(
+                            f"thought for only {b.n_tokens} tokens: appended "
+                            f"{options.wait_text!r} ({waits}/{options.max_waits})",
+                            "budget",
+                        )
+                    )
+                    continue
+                if b.finish_reason == "length":
+                    forced = True
+                    text = (f"\n{close_tag}" if close_tag else "") + FORCE_ANSWER
+                    emit(
+                        Note(
+                            f"thinking budget of {options.max_tokens} tokens spent: "
+                            "forcing the answer",
+                            "budget",
+                        )
+                    )
+                    self._answer(run, b, text, answer_budget, stop=("\n\n", *session.stop))
+                    answering = True
+                    continue
+                if close_tag is not None and b.stop_hit == close_tag:
+                    self._answer(run, b, close_tag, answer_budget, stop=session.stop)
+                    answering = True
+                    continue
+                break
+        except KeyboardInterrupt:
+            run.interrupted = True
+            emit(Note("interrupted: showing what was computed so far", "interrupt"))
+        return waits, forced
+
+    @staticmethod
+    def _answer(run: ParallelRun, b: Branch, text: str, budget: int, stop: tuple[str, ...]) -> None:
+        run.engine.inject(b, text, max_tokens=b.n_tokens + budget, stop=stop)
+        run.emit(BranchText(b.id, text, b.n_tokens, forced=True))

@@ -1,0 +1,51 @@
+"""Shared fixtures: the embedded SmolLM2 file and a tiny random Llama GGUF made from it."""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from tiny_gguf import TinyShape, write_tiny_gguf  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _stable_terminal(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """Tests must not depend on the developer's colours, width or model files."""
+    for var in ("NO_COLOR", "FORCE_COLOR", "REASON_FORCE_TTY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("COLUMNS", "120")
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.delenv("REASON_MODELS", raising=False)
+
+
+@pytest.fixture(scope="session")
+def smollm2_path() -> Path:
+    """The default model, resolved from its installed PyPI package as a user's run would."""
+    from reasoncli.catalog import load_catalog, resolve_model
+
+    return Path(resolve_model(None, load_catalog()).path)
+
+
+@pytest.fixture(scope="session")
+def tiny_gguf(smollm2_path: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    out = tmp_path_factory.mktemp("models") / "tiny.gguf"
+    return write_tiny_gguf(smollm2_path, out, TinyShape())
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tiny_gguf: Path) -> Iterator[object]:
+    from reasoncli.engine.model import LlamaModel
+
+    with LlamaModel(tiny_gguf) as model:
+        yield model
+
+
+@pytest.fixture(scope="session")
+def threads() -> int:
+    return int(os.environ.get("REASON_TEST_THREADS", "2"))

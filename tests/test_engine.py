@@ -1,0 +1,228 @@
+"""The branch engine against real llama.cpp, on a tiny random Llama model."""
+
+from __future__ import annotations
+
+import codecs
+import math
+from pathlib import Path
+
+import pytest
+
+from reasoncli.engine.branches import BranchEngine
+from reasoncli.engine.model import LlamaModel
+from reasoncli.engine.sampling import Sampling
+from reasoncli.engine.sizing import plan_context
+from reasoncli.errors import ResourceError
+
+GREEDY = Sampling(temperature=0.0)
+PROMPT = "<|im_start|>user\nWhat is 17 times 23?<|im_end|>\n<|im_start|>assistant\n"
+
+
+def make_engine(
+    model: LlamaModel, branches: int, max_tokens: int, threads: int, logprobs: int = 0
+) -> BranchEngine:
+    prompt = model.tokenize(PROMPT)
+    plan = plan_context(
+        n_prompt=len(prompt),
+        max_new_tokens=max_tokens,
+        max_branches=branches,
+        n_ctx_train=model.n_ctx_train,
+        kv_bytes_per_token=model.kv_bytes_per_token,
+    )
+    engine = BranchEngine(model, plan, n_threads=threads, logprobs=logprobs)
+    engine.set_prompt(prompt)
+    return engine
+
+
+def run_all(engine: BranchEngine) -> None:
+    for _ in engine.run():
+        pass
+
+
+def test_greedy_branch_matches_llama_cpp_high_level_api(
+    tiny_gguf: Path, tiny_model: LlamaModel, threads: int
+) -> None:
+    from llama_cpp import Llama
+
+    n = 40
+    with make_engine(tiny_model, 1, n, threads) as engine:
+        b = engine.add_branch(GREEDY, n)
+        run_all(engine)
+        ours = b.tokens
+    llm = Llama(str(tiny_gguf), n_ctx=1024, n_threads=threads, flash_attn=True, verbose=False)
+    expected: list[int] = []
+    for tok in llm.generate(tiny_model.tokenize(PROMPT), temp=0.0):
+        if tiny_model.is_eog(tok) or len(expected) == n:
+            break
+        expected.append(tok)
+    llm.close()
+    assert len(ours) > 5
+    assert ours == expected[: len(ours)]
+
+
+def test_same_seeds_reproduce_and_branches_differ(tiny_model: LlamaModel, threads: int) -> None:
+    def sample() -> list[list[int]]:
+        with make_engine(tiny_model, 4, 24, threads) as engine:
+            bs = [engine.add_branch(Sampling(temperature=1.0, seed=100 + i), 24) for i in range(4)]
+            run_all(engine)
+            return [b.tokens for b in bs]
+
+    first, second = sample(), sample()
+    assert first == second
+    assert len({tuple(t) for t in first}) == 4
+
+
+def test_per_branch_budget_and_stopping_one_branch(tiny_model: LlamaModel, threads: int) -> None:
+    with make_engine(tiny_model, 3, 30, threads) as engine:
+        short = engine.add_branch(GREEDY, 5)
+        long = engine.add_branch(GREEDY, 30)
+        stopped = engine.add_branch(GREEDY, 30)
+        steps = 0
+        while engine.live:
+            engine.step()
+            steps += 1
+            if steps == 3:
+                engine.finish(stopped)
+        assert (short.n_tokens, short.finish_reason) == (5, "length")
+        assert stopped.finish_reason == "stopped" and stopped.n_tokens == 3
+        assert long.n_tokens == 30 or long.finish_reason == "eos"
+        assert long.tokens[:5] == short.tokens  # same greedy path, shorter budget
+
+
+def test_stop_string_truncates_text(tiny_model: LlamaModel, threads: int) -> None:
+    with make_engine(tiny_model, 1, 30, threads) as engine:
+        ref = engine.add_branch(GREEDY, 30)
+        run_all(engine)
+    text = ref.text
+    assert len(text) > 10
+    stop = text[6:9]
+    cut = text.find(stop)
+    with make_engine(tiny_model, 1, 30, threads) as engine:
+        b = engine.add_branch(GREEDY, 30, stop=[stop])
+        run_all(engine)
+    assert b.finish_reason == "stop" and b.stop_hit == stop
+    assert b.text == text[:cut]
+
+
+def test_added_branch_mid_run_reuses_prompt(tiny_model: LlamaModel, threads: int) -> None:
+    with make_engine(tiny_model, 2, 20, threads) as engine:
+        first = engine.add_branch(GREEDY, 20)
+        for _ in range(7):
+            engine.step()
+        decoded_before = engine.prompt_tokens_decoded
+        late = engine.add_branch(GREEDY, 20)
+        run_all(engine)
+        assert engine.prompt_tokens_decoded == decoded_before  # the prompt was not re-decoded
+    assert late.tokens == first.tokens
+
+
+def test_fork_shares_the_past_and_continues_identically_when_greedy(
+    tiny_model: LlamaModel, threads: int
+) -> None:
+    with make_engine(tiny_model, 3, 24, threads) as engine:
+        parent = engine.add_branch(GREEDY, 24)
+        for _ in range(10):
+            engine.step()
+        child = engine.fork(parent)
+        sampled = engine.fork(parent, sampling=Sampling(temperature=1.5, seed=7))
+        at_fork = parent.text
+        assert child.tokens == parent.tokens and child.parent == parent.id
+        run_all(engine)
+        assert child.tokens == parent.tokens
+        assert sampled.tokens[:10] == parent.tokens[:10]
+        assert sampled.text.startswith(at_fork) and parent.text.startswith(at_fork)
+        assert sampled.tokens != parent.tokens
+
+
+def test_inject_continues_as_if_the_text_were_in_the_prompt(
+    tiny_model: LlamaModel, threads: int
+) -> None:
+    with make_engine(tiny_model, 1, 8, threads) as engine:
+        b = engine.add_branch(GREEDY, 8)
+        run_all(engine)
+        assert b.finish_reason == "length"
+        forced = engine.inject(b, " Wait", max_tokens=16)
+        run_all(engine)
+        after = b.tokens[8:]
+    assert b.text.count(" Wait") >= 1 and forced
+    prompt = tiny_model.tokenize(PROMPT) + b.tokens[:8] + forced
+    plan = plan_context(
+        n_prompt=len(prompt),
+        max_new_tokens=8,
+        max_branches=1,
+        n_ctx_train=tiny_model.n_ctx_train,
+        kv_bytes_per_token=tiny_model.kv_bytes_per_token,
+    )
+    with BranchEngine(tiny_model, plan, n_threads=threads) as fresh:
+        fresh.set_prompt(prompt)
+        ref = fresh.add_branch(GREEDY, 8)
+        run_all(fresh)
+    assert after == ref.tokens[: len(after)]
+
+
+def test_released_slots_are_reused(tiny_model: LlamaModel, threads: int) -> None:
+    with make_engine(tiny_model, 2, 6, threads) as engine:
+        a = engine.add_branch(GREEDY, 6)
+        engine.add_branch(GREEDY, 6)
+        with pytest.raises(ResourceError):
+            engine.add_branch(GREEDY, 6)
+        engine.release(a)
+        c = engine.add_branch(GREEDY, 6)
+        run_all(engine)
+        assert c.tokens == a.tokens[: len(c.tokens)] or c.n_tokens == 6
+
+
+def test_logprobs_are_normalized_top_k(tiny_model: LlamaModel, threads: int) -> None:
+    with make_engine(tiny_model, 1, 6, threads, logprobs=5) as engine:
+        b = engine.add_branch(GREEDY, 6)
+        run_all(engine)
+    assert len(b.logprobs) == 6
+    for lp in b.logprobs:
+        assert lp.top_tokens[0] == lp.token  # greedy picks the most likely token
+        assert list(lp.top_logprobs) == sorted(lp.top_logprobs, reverse=True)
+        assert lp.logprob <= 0 and math.isclose(lp.logprob, lp.top_logprobs[0], abs_tol=1e-5)
+        assert sum(math.exp(x) for x in lp.top_logprobs) <= 1.0 + 1e-5
+
+
+def test_incremental_utf8_decoding_of_split_characters(tiny_model: LlamaModel) -> None:
+    text = "naïve 😀 façade"
+    tokens = tiny_model.tokenize(text, add_special=False)
+    pieces = [tiny_model.token_bytes(t) for t in tokens]
+    assert any(_is_partial_utf8(p) for p in pieces)  # the vocab really splits characters
+    decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
+    assert "".join(decoder.decode(p) for p in pieces) == text
+
+
+def _is_partial_utf8(piece: bytes) -> bool:
+    try:
+        piece.decode("utf-8")
+        return False
+    except UnicodeDecodeError:
+        return True
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"max_branches": 300}, "concurrent sequences"),
+        ({"max_new_tokens": 100_000}, "context window"),
+        ({"memory_limit": 1024}, "GiB"),
+    ],
+)
+def test_impossible_requests_are_refused_before_llama_cpp(kwargs: dict, message: str) -> None:
+    args = {
+        "n_prompt": 50,
+        "max_new_tokens": 100,
+        "max_branches": 4,
+        "n_ctx_train": 8192,
+        "kv_bytes_per_token": 20_000,
+    } | kwargs
+    with pytest.raises(ResourceError, match=message):
+        plan_context(**args)
+
+
+def test_context_is_sized_per_sequence(tiny_model: LlamaModel, threads: int) -> None:
+    with make_engine(tiny_model, 4, 100, threads) as engine:
+        lib = tiny_model.lib
+        assert lib.llama_n_seq_max(engine.ctx) == 5
+        assert lib.llama_n_ctx_seq(engine.ctx) >= engine.plan.n_ctx_seq
