@@ -60,14 +60,19 @@ def _check_progress(progress: str) -> None:
         )
 
 
+PANEL_STRATEGY = "Strategy options"
+PANEL_ENGINE = "Model and engine"
+PANEL_OUTPUT = "Output"
+
+
+def _opt(*names: str, help: str, panel: str = PANEL_STRATEGY, **kw: Any) -> Any:
+    return typer.Option(*names, help=help, rich_help_panel=panel, **kw)
+
+
 def ask(
     question: Question = None,
-    branches: Annotated[
-        int, typer.Option("--branches", "-n", help="Parallel branches to sample.", min=1)
-    ] = 8,
-    strategy: Annotated[
-        str, typer.Option("--strategy", "-s", help="See `reason strategies`.")
-    ] = "vote",
+    branches: Annotated[int, _opt("--branches", "-n", help="Branches to sample.", min=1)] = 8,
+    strategy: Annotated[str, _opt("--strategy", "-s", help="See `reason strategies`.")] = "vote",
     max_tokens: MaxTokens = 512,
     model: ModelOpt = None,
     seed: Seed = 0,
@@ -77,8 +82,38 @@ def ask(
     min_p: MinP = None,
     expect: Expect = None,
     multiple_choice: Annotated[
-        bool, typer.Option("--multiple-choice", help="Extract A-E letters as answers.")
+        bool, _opt("--multiple-choice", help="Extract A-E letters as answers.")
     ] = False,
+    early_stop: Annotated[
+        bool, _opt("--early-stop", help="Stop sampling once the vote is settled.")
+    ] = False,
+    stop_rule: Annotated[
+        str, _opt("--stop-rule", help="beta (Adaptive-Consistency) or esc (window agreement).")
+    ] = "beta",
+    esc_window: Annotated[int, _opt("--esc-window", help="ESC: answers that must agree.")] = 4,
+    beta_threshold: Annotated[
+        float, _opt("--beta-threshold", help="Beta rule: P(leader wins) needed to stop.")
+    ] = 0.95,
+    verifier: Annotated[
+        str, _opt("--verifier", help="confidence, self, or a model name from the registry.")
+    ] = "confidence",
+    window: Annotated[int, _opt("--window", help="Confidence sliding window (tokens).")] = 128,
+    keep_percent: Annotated[
+        float, _opt("--keep-percent", help="weighted-vote: keep the top X% confident traces.")
+    ] = 90.0,
+    warmup: Annotated[
+        int, _opt("--warmup", help="weighted-vote: branches that calibrate the stop threshold.")
+    ] = 4,
+    beam_width: Annotated[int, _opt("--beam-width", help="Beams kept per search step.")] = 4,
+    step_tokens: Annotated[int, _opt("--step-tokens", help="Token budget of a search step.")] = 64,
+    aggregate: Annotated[
+        str, _opt("--aggregate", help="Step-score aggregation: last, min or prod.")
+    ] = "last",
+    budget_tokens: Annotated[
+        int | None, _opt("--budget-tokens", help="auto: total token budget for the question.")
+    ] = None,
+    pilot: Annotated[int, _opt("--pilot", help="auto: pilot branches to judge difficulty.")] = 4,
+    rounds: Annotated[int, _opt("--rounds", help="revise: rounds of self-revision.")] = 3,
     json_out: Json = False,
     jsonl: Jsonl = False,
     quiet: Quiet = False,
@@ -98,39 +133,53 @@ def ask(
         seed=seed,
         expect=expect,
         multiple_choice=multiple_choice,
+        early_stop=early_stop,
+        stop_rule=stop_rule,
+        esc_window=esc_window,
+        beta_threshold=beta_threshold,
+        verifier=verifier,
+        window=window,
+        keep_percent=keep_percent,
+        warmup=warmup,
+        beam_width=beam_width,
+        step_tokens=step_tokens,
+        aggregate=aggregate,
+        budget_tokens=budget_tokens,
+        pilot=pilot,
+        rounds=rounds,
     )
-    code = execute(
-        RunRequest(
-            strategy=strategy,
-            question=term.read_question(question),
-            options=options,
-            model=ModelRequest(model, threads, gpu_layers, flash_attn, verbose),
-            output=OutputRequest(json_out, jsonl, quiet, progress),
-            sampling_overrides=_sampling_overrides(
-                temperature=temperature, top_p=top_p, top_k=top_k, min_p=min_p
-            ),
-        ),
+    _run(
+        strategy,
+        term.read_question(question),
+        options,
         term,
+        ModelRequest(model, threads, gpu_layers, flash_attn, verbose),
+        OutputRequest(json_out, jsonl, quiet, progress),
+        _sampling_overrides(temperature=temperature, top_p=top_p, top_k=top_k, min_p=min_p),
     )
-    raise typer.Exit(code)
 
 
 def think(
     question: Question = None,
+    strategy: Annotated[
+        str, _opt("--strategy", "-s", help="think (budget forcing) or revise (self-revision).")
+    ] = "think",
     max_tokens: Annotated[
         int,
         typer.Option("--max-tokens", help="Thinking budget; the answer is forced at it.", min=1),
     ] = 1024,
     min_tokens: Annotated[
-        int, typer.Option("--min-tokens", help="Append 'Wait' if thinking ends before this.")
+        int, _opt("--min-tokens", help="Append 'Wait' if thinking ends before this.")
     ] = 0,
-    max_waits: Annotated[int, typer.Option("--max-waits", help="At most this many 'Wait's.")] = 2,
-    wait_text: Annotated[str, typer.Option("--wait-text", help="Text appended to continue.")] = (
-        "Wait"
-    ),
+    max_waits: Annotated[int, _opt("--max-waits", help="At most this many 'Wait's.")] = 2,
+    wait_text: Annotated[str, _opt("--wait-text", help="Text appended to continue.")] = "Wait",
     answer_tokens: Annotated[
-        int, typer.Option("--answer-tokens", help="Tokens allowed for the answer after forcing.")
+        int, _opt("--answer-tokens", help="Tokens allowed for the answer after forcing.")
     ] = 128,
+    rounds: Annotated[int, _opt("--rounds", help="revise: rounds of self-revision.")] = 3,
+    final: Annotated[
+        str, _opt("--final", help="revise: the 'last' round's answer or a 'vote' over rounds.")
+    ] = "last",
     model: ModelOpt = None,
     seed: Seed = 0,
     temperature: Temperature = None,
@@ -160,18 +209,28 @@ def think(
         answer_tokens=answer_tokens,
         seed=seed,
         expect=expect,
+        rounds=rounds,
+        final=final,
     )
-    code = execute(
-        RunRequest(
-            strategy="think",
-            question=term.read_question(question),
-            options=options,
-            model=ModelRequest(model, threads, gpu_layers, flash_attn, verbose),
-            output=OutputRequest(json_out, jsonl, quiet, progress),
-            sampling_overrides=_sampling_overrides(
-                temperature=temperature, top_p=top_p, top_k=top_k, min_p=min_p
-            ),
-        ),
+    _run(
+        strategy,
+        term.read_question(question),
+        options,
         term,
+        ModelRequest(model, threads, gpu_layers, flash_attn, verbose),
+        OutputRequest(json_out, jsonl, quiet, progress),
+        _sampling_overrides(temperature=temperature, top_p=top_p, top_k=top_k, min_p=min_p),
     )
-    raise typer.Exit(code)
+
+
+def _run(
+    strategy: str,
+    question: str,
+    options: Any,
+    term: Terminal,
+    model: ModelRequest,
+    output: OutputRequest,
+    overrides: dict[str, Any],
+) -> None:
+    request = RunRequest(strategy, question, options, model, output, overrides)
+    raise typer.Exit(execute(request, term))

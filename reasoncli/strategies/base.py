@@ -35,19 +35,43 @@ class StrategyInfo:
 
 @dataclass
 class StrategyOptions:
-    """Every knob a strategy may read; each strategy lists the ones it uses in its info."""
+    """Every knob a strategy may read; each strategy lists the ones it uses in its info.
+
+    Field names are the CLI flag names with dashes turned into underscores, so `reason
+    strategies` can show a strategy's flags straight from its `info.options`.
+    """
 
     branches: int = 8
     max_tokens: int = 512
     seed: int = 0
     sampling: Sampling | None = None  # None: the model's defaults from models.yaml
+    expect: str | None = None
+    multiple_choice: bool = False
+    # serial: budget forcing (think) and self-revision (revise)
     min_tokens: int = 0
     max_waits: int = 2
     wait_text: str = "Wait"
-    answer_tokens: int = 48
-    early_stop: str | None = None
-    expect: str | None = None
-    multiple_choice: bool = False
+    answer_tokens: int = 128
+    rounds: int = 3
+    final: str = "last"  # revise: "last" round's answer or a "vote" over rounds
+    # early stopping for vote-based strategies
+    early_stop: bool = False
+    stop_rule: str = "beta"  # "beta" (Adaptive-Consistency) | "esc" (window agreement)
+    esc_window: int = 4
+    beta_threshold: float = 0.95
+    # confidence (DeepConf)
+    window: int = 128  # tokens in a sliding confidence window
+    keep_percent: float = 90.0  # keep the top X% most confident traces
+    warmup: int = 4  # branches that calibrate the online threshold
+    top_logprobs: int = 5
+    # verifiers and search
+    verifier: str = "confidence"  # "confidence" | "self" | a catalog model name
+    beam_width: int = 4
+    step_tokens: int = 64  # a search step ends at a blank line or this many tokens
+    aggregate: str = "last"  # step scores: "last" | "min" | "prod"
+    # adaptive
+    budget_tokens: int | None = None
+    pilot: int = 4  # branches `auto` samples to estimate difficulty
 
     def check(self) -> None:
         """Validate the options every strategy shares; raises UsageError (exit 2)."""
@@ -103,5 +127,11 @@ def strategy_names(kinds: tuple[Kind, ...] | None = None) -> list[str]:
 
 
 def load_builtin_strategies() -> None:
-    """Import the modules whose `@register` decorators fill the registry."""
-    from reasoncli.strategies import think, vote  # noqa: F401
+    """Import every module in this package, so their `@register` decorators fill the registry."""
+    import importlib
+    import pkgutil
+
+    import reasoncli.strategies as package
+
+    for module in pkgutil.iter_modules(package.__path__):
+        importlib.import_module(f"{package.__name__}.{module.name}")
