@@ -177,8 +177,23 @@ def extract_answer(text: str, *, multiple_choice: bool = False) -> str | None:
         anywhere = _choice_letters(text)
         return anywhere[-1] if anywhere else None
     if stated:
-        return stated[-1]
+        return _core_of_statement(stated[-1])
     return _last_number(text)
+
+
+def _core_of_statement(answer: str) -> str:
+    """Small models often state a calculation or a sentence as the answer ("17 * 23 = 391",
+    "that the ball costs 5 cents"): keep what follows the last `=`, and the last number of prose.
+    """
+    if "=" in answer:
+        tail = answer.rsplit("=", 1)[1].strip()
+        if tail:
+            answer = tail
+    if len(answer.split()) > 3 and "\\" not in answer:
+        number = _last_number(answer)
+        if number is not None:
+            return number
+    return answer
 
 
 def normalize_answer(answer: str) -> str:

@@ -201,3 +201,16 @@ def test_final_answer_span_points_at_last_statement() -> None:
     assert span is not None
     assert text[span[0] : span[1]].endswith(r"\boxed{4}")
     assert final_answer_span("just 42") is None
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("So the answer is 331 * 23 = 7263.", "7263"),
+        ("The answer is that the ball costs 5 cents.", "5"),
+        ("The answer is \\frac{1}{2}.", "\\frac{1}{2}"),
+        ("The answer is x = 4.", "4"),
+    ],
+)
+def test_stated_calculations_and_sentences_keep_their_result(text: str, expected: str) -> None:
+    assert extract_answer(text) == expected
