@@ -142,7 +142,7 @@ def _progress(request: RunRequest, term: Terminal) -> Iterator[Any]:
             else:
                 from reasoncli.render.live import LiveView
 
-                view = stack.enter_context(LiveView(console, title=f"reason {request.strategy}"))
+                view = stack.enter_context(LiveView(console, title="reason"))
                 sinks.append(view.handle)
         elif mode == "plain":
             from reasoncli.render.plain import PlainProgress
