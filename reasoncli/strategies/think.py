@@ -94,8 +94,6 @@ class Think:
                     waits += 1
                     sep = "" if b.text[-1:].isspace() else "\n"
                     text = sep + options.wait_text
-                    engine.inject(b, text)
-                    emit(BranchText(b.id, text, b.n_tokens, forced=True))
                     emit(
                         Note(
                             f"thought for only {b.n_tokens} tokens: appended "
@@ -103,6 +101,8 @@ class Think:
                             "budget",
                         )
                     )
+                    engine.inject(b, text)
+                    emit(BranchText(b.id, text, b.n_tokens, forced=True))
                     continue
                 if b.finish_reason == "length":
                     forced = True
