@@ -189,7 +189,9 @@ def _core_of_statement(answer: str) -> str:
         tail = answer.rsplit("=", 1)[1].strip()
         if tail:
             answer = tail
-    if len(answer.split()) > 3 and "\\" not in answer:
+    words = answer.split()
+    prose = len(words) > 3 or (len(words) > 1 and words[0].isalpha() and len(words[0]) > 1)
+    if prose and "\\" not in answer:
         number = _last_number(answer)
         if number is not None:
             return number

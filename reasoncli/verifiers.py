@@ -1,18 +1,48 @@
 """Verifiers score candidate solutions (whole or partial) for best-of-n and search strategies.
 
-A verifier maps (question, candidates) to one score per candidate, higher is better, in [0, 1]
-where possible so scores from different verifiers read the same way.
+The API that `best-of-n`, `beam` and `dvts` rely on:
+
+    check_verifier(options.verifier)                  # in Strategy.check: UsageError (exit 2)
+    verifier = make_verifier(options.verifier, session, options)
+    scores = verifier.score(question, [Candidate(text, logprobs), ...])
+    verifier.close()
+
+- `score` returns one float per candidate, in [0, 1], higher is better, so scores from
+  different verifiers read the same way. It may be called many times per question, with
+  partial solutions (search calls it after every step); a judge model keeps the question's
+  prompt decoded between calls.
+- `Candidate.text` is what the policy model wrote after its prompt. `Candidate.logprobs` is
+  only read when `verifier.needs_logprobs`: open the generating engine with `logprobs=k` then.
+
+Verifiers, by `--verifier` name:
+- `confidence`: no extra compute; the candidate's mean DeepConf token confidence.
+- `self`: the generating model, asked in a fresh prompt whether the solution is correct;
+  the score is P(Yes) / (P(Yes) + P(No)) from its next-token distribution.
+- a model name or alias from the registry, or a `.gguf` path: that model as the judge,
+  loaded once and scored the same way.
 """
 
 from __future__ import annotations
 
+import difflib
 import math
-from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Protocol
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Protocol
+
+import numpy as np
 
 from reasoncli.confidence import token_confidence
-from reasoncli.engine.branches import TokenLogprobs
+from reasoncli.engine.branches import BranchEngine, TokenLogprobs
+from reasoncli.engine.sampling import Sampling
+from reasoncli.engine.sizing import plan_context
+from reasoncli.errors import ModelError, UsageError
+
+if TYPE_CHECKING:
+    from reasoncli.session import Session
+
+BUILTIN_VERIFIERS = ("confidence", "self")
 
 
 @dataclass(frozen=True)
@@ -52,3 +82,267 @@ class ConfidenceVerifier:
 
     def close(self) -> None:
         pass
+
+
+# -- a model as judge -----------------------------------------------------------------------
+JUDGE_SYSTEM = "You grade solutions to problems. Reply with Yes or No only."
+JUDGE_REQUEST = (
+    "Question:\n{question}\n\nProposed solution:\n{solution}\n\n"
+    "Is this solution correct? Answer Yes or No."
+)
+# Base models (no chat template) get a raw completion prompt that ends where Yes/No goes.
+JUDGE_RAW = (
+    "Question: {question}\nProposed solution: {solution}\n"
+    "Is this solution correct? Answer Yes or No.\nAnswer:"
+)
+_SOLUTION = "\x00SOLUTION\x00"  # where each candidate goes; everything before it is shared
+YES_WORDS = ("Yes", " Yes", "yes", " yes", "YES", " YES")
+NO_WORDS = ("No", " No", "no", " no", "NO", " NO")
+GREEDY = Sampling(temperature=0.0)
+MAX_JUDGE_BATCH = 8  # candidates decoded together; bounds the judge's KV memory
+
+
+def answer_token_ids(model: Any, words: Sequence[str]) -> tuple[int, ...]:
+    """Every token that spells one of `words` on its own ("Yes", " Yes", "▁Yes", ...).
+
+    Tokenizers differ on whether the word after a newline or colon carries a leading space,
+    so all variants are summed. A word that no single token spells falls back to its first
+    token, so that a vocabulary without a "Yes" token still gives a score.
+    """
+    exact: list[int] = []
+    first: list[int] = []
+    for word in words:
+        tokens = model.tokenize(word, add_special=False, parse_special=False)
+        if not tokens:
+            continue
+        if len(tokens) == 1 or model.token_text(tokens[0]).strip() == word.strip():
+            exact.append(tokens[0])
+        else:
+            first.append(tokens[0])
+    return tuple(dict.fromkeys(exact or first))
+
+
+class _JudgeEngine(BranchEngine):
+    """A branch engine that records, at each sampled position, the log-probabilities of the
+    judge's answer tokens under the full distribution (a top-k list may not contain them).
+
+    It overrides the engine's per-position log-probability hook, which runs while that row's
+    logits are still valid; `top_tokens` then holds the watched tokens, not a top-k.
+    """
+
+    def __init__(self, *args: Any, watch: Sequence[int], **kwargs: Any) -> None:
+        super().__init__(*args, logprobs=1, **kwargs)
+        self.watch = np.asarray(watch, dtype=np.int64)
+
+    def _logprobs(self, row: int, token: int) -> TokenLogprobs:
+        ptr = self.lib.llama_get_logits_ith(self.ctx, row)
+        logits = np.ctypeslib.as_array(ptr, shape=(self.model.n_vocab,)).astype(np.float64)
+        peak = float(logits.max())
+        lse = peak + math.log(float(np.exp(logits - peak).sum()))
+        return TokenLogprobs(
+            token=token,
+            logprob=float(logits[token]) - lse,
+            top_tokens=tuple(int(t) for t in self.watch),
+            top_logprobs=tuple(float(v) - lse for v in logits[self.watch]),
+        )
+
+
+def yes_probability(lp: TokenLogprobs, yes: Sequence[int], no: Sequence[int]) -> float:
+    """P(Yes) / (P(Yes) + P(No)) from the recorded log-probabilities; 0.5 when both vanish."""
+    probs = dict(zip(lp.top_tokens, (math.exp(v) for v in lp.top_logprobs), strict=True))
+    p_yes = math.fsum(probs.get(t, 0.0) for t in yes)
+    p_no = math.fsum(probs.get(t, 0.0) for t in no)
+    total = p_yes + p_no
+    return p_yes / total if total > 0 and math.isfinite(total) else 0.5
+
+
+class JudgeVerifier:
+    """A model asked "Is this solution correct? Answer Yes or No." for each candidate.
+
+    The judge prompt is split at the solution: the part before it (instructions and question)
+    is decoded once into an engine that is kept while the question stays the same, and each
+    candidate is a branch that copies that prefix and decodes only its own solution text.
+    Candidates are decoded together in one batch and need a single step each.
+    """
+
+    needs_logprobs = False
+
+    def __init__(self, judge: Session, *, name: str, owns_session: bool = False) -> None:
+        self.name = name
+        self.judge = judge
+        self._owns = owns_session
+        model = judge.model
+        self.yes = answer_token_ids(model, YES_WORDS)
+        self.no = answer_token_ids(model, NO_WORDS)
+        if not self.yes or not self.no or set(self.yes) & set(self.no):
+            raise ModelError(f"verifier {name!r}: cannot find Yes/No tokens in its vocabulary")
+        self._engine: BranchEngine | None = None
+        self._question: str | None = None
+        self._prompt_cache: tuple[str, list[int], str] | None = None
+        self._room = 0  # tokens a branch may inject in the current engine
+
+    # -- prompts ----------------------------------------------------------------------------
+    def _split_prompt(self, question: str) -> tuple[str, str]:
+        judge = self.judge
+        if judge.style.mode == "chat" and judge.style.chat_template:
+            request = JUDGE_REQUEST.format(question=question.strip(), solution=_SOLUTION)
+            text = judge.prompt_text(request, system=JUDGE_SYSTEM)
+        else:
+            text = JUDGE_RAW.format(question=question.strip(), solution=_SOLUTION)
+        prefix, _, suffix = text.partition(_SOLUTION)
+        return prefix, suffix
+
+    def _solution(self, text: str, limit: int) -> str:
+        """The candidate's text, keeping its end if it is too long for the judge's context."""
+        text = text.strip() or "(no solution)"
+        tokens = self.judge.model.tokenize(text, add_special=False, parse_special=False)
+        if len(tokens) <= limit:
+            return text
+        return "..." + self.judge.model.detokenize(tokens[-limit:])
+
+    # -- engine -----------------------------------------------------------------------------
+    def _engine_for(self, question: str, slots: int, room: int) -> BranchEngine:
+        """The cached engine for `question` if it fits, else a new one with some headroom, so
+        that search (growing partial solutions every step) rarely re-decodes the prefix."""
+        engine = self._engine
+        if (
+            engine is not None
+            and self._question == question
+            and engine.capacity >= slots
+            and self._room >= room
+        ):
+            return engine
+        self._close_engine()
+        tokens, _ = self._prompt(question)
+        model = self.judge.model
+        room = max(room + room // 2, 256)
+        if model.n_ctx_train:
+            room = max(1, min(room, model.n_ctx_train - len(tokens) - 8))
+        plan = plan_context(
+            n_prompt=len(tokens),
+            max_new_tokens=room,
+            max_branches=max(slots, MAX_JUDGE_BATCH if slots > 1 else 1),
+            n_ctx_train=model.n_ctx_train,
+            kv_bytes_per_token=model.kv_bytes_per_token,
+            weights_bytes=model.size_bytes,
+            slack_tokens=8,
+        )
+        # A candidate is injected whole and decoded in one step: the batch must hold it.
+        plan = replace(plan, n_batch=max(plan.n_batch, room + 2))
+        engine = _JudgeEngine(
+            model,
+            plan,
+            n_threads=self.judge.options.threads,
+            flash_attn=self.judge.options.flash_attn,
+            watch=self.yes + self.no,
+        )
+        try:
+            engine.set_prompt(tokens)
+        except BaseException:
+            engine.close()
+            raise
+        self._engine, self._question, self._room = engine, question, room
+        return engine
+
+    def _close_engine(self) -> None:
+        if self._engine is not None:
+            self._engine.close()
+            self._engine = None
+            self._question = None
+
+    # -- scoring ----------------------------------------------------------------------------
+    def score(self, question: str, candidates: Sequence[Candidate]) -> list[float]:
+        scores: list[float] = []
+        for chunk in _chunks(list(candidates), MAX_JUDGE_BATCH):
+            scores.extend(self._score_chunk(question, chunk))
+        return scores
+
+    def _score_chunk(self, question: str, chunk: Sequence[Candidate]) -> list[float]:
+        model = self.judge.model
+        prefix, suffix = self._prompt(question)
+        limit = 1 << 30
+        if model.n_ctx_train:
+            limit = max(16, model.n_ctx_train - len(prefix) - 64)
+        texts = [self._solution(c.text, limit) + suffix for c in chunk]
+        lengths = [len(model.tokenize(t, add_special=False, parse_special=True)) for t in texts]
+        engine = self._engine_for(question, len(chunk), max(lengths) + 4)
+        branches = []
+        try:
+            for text in texts:
+                b = engine.add_branch(GREEDY, max_tokens=1)
+                engine.inject(b, text)
+                branches.append(b)
+            while engine.live:  # one step: every branch samples its single token
+                engine.step()
+            return [yes_probability(b.logprobs[-1], self.yes, self.no) for b in branches]
+        finally:
+            for b in branches:
+                engine.release(b)
+
+    def _prompt(self, question: str) -> tuple[list[int], str]:
+        """(prefix tokens, suffix text) of the judge prompt for `question`, cached."""
+        if self._prompt_cache is None or self._prompt_cache[0] != question:
+            prefix, suffix = self._split_prompt(question)
+            self._prompt_cache = (question, self.judge.prompt_tokens(prefix), suffix)
+        _, tokens, suffix = self._prompt_cache
+        return tokens, suffix
+
+    def close(self) -> None:
+        self._close_engine()
+        if self._owns:
+            self.judge.close()
+
+
+def _chunks(items: list[Candidate], size: int) -> Iterator[list[Candidate]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
+
+
+# -- construction ---------------------------------------------------------------------------
+def check_verifier(name: str) -> None:
+    """Reject a `--verifier` that is neither built in, nor in the registry, nor a .gguf file.
+
+    Cheap (reads models.yaml only), so strategies call it in `check()` before any model loads.
+    """
+    if name in BUILTIN_VERIFIERS:
+        return
+    from reasoncli.catalog import load_catalog
+
+    catalog = load_catalog()
+    if catalog.find(name) is not None or Path(name).expanduser().is_file():
+        return
+    known = [*BUILTIN_VERIFIERS, *(s.name for s in catalog.specs())]
+    close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
+    hint = f" (did you mean {', '.join(close)}?)" if close else ""
+    raise UsageError(
+        f"unknown verifier {name!r}{hint}; use confidence, self, a model from "
+        "`reason models list`, or a path to a .gguf file"
+    )
+
+
+def make_verifier(name: str, session: Session, options: object | None = None) -> Verifier:
+    """The verifier `--verifier NAME` asks for; the caller closes it.
+
+    `self` shares `session`'s loaded model; another model is loaded here with the same
+    threads and GPU settings and is freed by `close()`. `options` is accepted for verifiers
+    that need strategy settings; the current ones do not.
+    """
+    if name == "confidence":
+        return ConfidenceVerifier()
+    if name == "self":
+        return JudgeVerifier(session, name="self")
+    check_verifier(name)
+    from reasoncli.catalog import load_catalog, read_gguf_info, resolve_model
+    from reasoncli.session import Session
+
+    try:
+        resolved = resolve_model(name, load_catalog())
+        read_gguf_info(resolved.path)
+        judge = Session.load(resolved, session.options)
+    except ModelError as exc:
+        raise type(exc)(f"verifier {name!r}: {exc}") from None
+    try:
+        return JudgeVerifier(judge, name=judge.name, owns_session=True)
+    except BaseException:
+        judge.close()
+        raise

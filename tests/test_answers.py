@@ -210,6 +210,8 @@ def test_final_answer_span_points_at_last_statement() -> None:
         ("The answer is that the ball costs 5 cents.", "5"),
         ("The answer is \\frac{1}{2}.", "\\frac{1}{2}"),
         ("The answer is x = 4.", "4"),
+        ("The answer is indeed 8.", "8"),
+        ("The answer is approximately 3.5 meters.", "3.5"),
     ],
 )
 def test_stated_calculations_and_sentences_keep_their_result(text: str, expected: str) -> None:

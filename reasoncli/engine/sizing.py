@@ -3,17 +3,32 @@
 llama.cpp aborts the whole process on several impossible configurations (a sequence id past
 `n_seq_max`, a batch larger than `n_batch`, KV memory it cannot allocate). We check first and
 raise `ResourceError` with a suggestion instead.
+
+The memory estimate here is the one `reason doctor` shows, so "doctor says it fits" and "ask
+runs" agree: weights + KV cache + compute buffers, split between RAM and GPU memory by the
+share of layers offloaded.
 """
 
 from __future__ import annotations
 
+import ctypes
 import os
+import re
 from dataclasses import dataclass
+from typing import Any
 
 from reasoncli.errors import ResourceError
 
 MAX_SEQUENCES = 256  # LLAMA_MAX_SEQ in llama.cpp
 CTX_ALIGN = 256  # llama.cpp pads context sizes to this
+N_UBATCH = 512  # BranchEngine's micro-batch: llama.cpp reserves compute buffers for it
+SAFETY = 0.9
+"""Plan for at most this share of free memory: the OS, fragmentation and estimate error need
+the rest."""
+BUFFER_SLACK = 64 * 2**20
+"""Activations and scratch beyond the logits buffers (measured ~3 MiB on SmolLM2; larger
+models need more)."""
+MEMORY_LIMIT_ENV = "REASON_MEMORY_LIMIT"
 
 
 @dataclass(frozen=True)
@@ -28,23 +43,412 @@ class ContextPlan:
         return self.n_seq_max * self.n_ctx_seq
 
 
-def _align(n: int) -> int:
-    return -(-n // CTX_ALIGN) * CTX_ALIGN
+@dataclass(frozen=True)
+class Offload:
+    """Where llama.cpp puts the model: `gpu_layers` of `n_layer` layers (and their KV cache)
+    on the GPU, the rest in RAM. The default is a CPU run. `n_vocab` sizes the logits
+    buffers, the largest compute buffer for small models."""
+
+    gpu_layers: int = 0
+    n_layer: int = 0
+    n_vocab: int = 0
+
+    @property
+    def gpu_fraction(self) -> float:
+        if self.gpu_layers <= 0 or self.n_layer <= 0:
+            return 0.0
+        return min(self.gpu_layers, self.n_layer) / self.n_layer
+
+
+def offload_for(model: Any) -> Offload:
+    """The placement a loaded `LlamaModel` actually got (a CPU-only build offloads nothing,
+    whatever `--gpu-layers` says)."""
+    lib = model.lib
+    n_layer = int(lib.llama_model_n_layer(model.model))
+    layers = int(model.gpu_layers)
+    if not lib.llama_supports_gpu_offload():
+        layers = 0
+    elif layers < 0:
+        layers = n_layer
+    return Offload(gpu_layers=min(layers, n_layer), n_layer=n_layer, n_vocab=int(model.n_vocab))
+
+
+# --------------------------------------------------------------------------------------------
+# What the machine has
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GpuDevice:
+    name: str
+    description: str
+    backend: str  # the ggml backend: CUDA, Metal, Vulkan, ...
+    free_bytes: int | None
+    total_bytes: int | None
+
+
+@dataclass(frozen=True)
+class MemoryInfo:
+    """Free memory to plan against; None where unknown (no check is made then)."""
+
+    ram_available: int | None
+    vram_free: int | None = None
+    limit: int | None = None
+    """`REASON_MEMORY_LIMIT` (or a test's `memory_limit`) capping both, if set."""
+
+    def usable(self, where: str) -> int | None:
+        free = self.vram_free if where == "VRAM" else self.ram_available
+        if self.limit is not None:
+            free = self.limit if free is None else min(free, self.limit)
+        return None if free is None else int(free * SAFETY)
+
+
+def parse_bytes(text: str) -> int:
+    """`8G`, `8GiB`, `512M`, `1.5GB` or a plain byte count; binary units (1G = 2**30), since
+    memory is sold and reported that way."""
+    m = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?)(?:i?B)?\s*", text, re.IGNORECASE)
+    if not m:
+        raise ValueError(f"not a size: {text!r} (try 8G or 512M)")
+    scale = 1024 ** " KMGT".index(m.group(2).upper() or " ")
+    return int(float(m.group(1)) * scale)
+
+
+def memory_limit_from_env() -> int | None:
+    value = os.environ.get(MEMORY_LIMIT_ENV)
+    if not value:
+        return None
+    try:
+        return parse_bytes(value)
+    except ValueError as exc:
+        raise ResourceError(f"{MEMORY_LIMIT_ENV}: {exc}") from None
+
+
+def _meminfo() -> dict[str, int]:
+    out: dict[str, int] = {}
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                key, _, rest = line.partition(":")
+                fields = rest.split()
+                if fields and fields[0].isdigit():
+                    out[key] = int(fields[0]) * 1024
+    except OSError:
+        pass
+    return out
 
 
 def available_memory_bytes() -> int | None:
     """Memory the OS can give us now (Linux MemAvailable, else total physical memory)."""
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
+    info = _meminfo()
+    if "MemAvailable" in info:
+        return info["MemAvailable"]
+    return total_memory_bytes()
+
+
+def total_memory_bytes() -> int | None:
+    info = _meminfo()
+    if "MemTotal" in info:
+        return info["MemTotal"]
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
         return None
+
+
+_GGML_DEVICE_GPU, _GGML_DEVICE_IGPU = 1, 2  # enum ggml_backend_dev_type
+
+
+def gpu_devices() -> list[GpuDevice]:
+    """GPUs as llama.cpp's own backends see them (CUDA, Metal, Vulkan, ...), with free memory.
+
+    Asking ggml rather than nvidia-smi covers every backend llama-cpp-python can be built with,
+    and reports exactly the devices llama.cpp will offload to. Empty for CPU-only builds, and
+    when the library lacks these symbols."""
+    try:
+        from reasoncli.engine.model import load_llama_cpp
+
+        load_llama_cpp()  # registers the backends
+        from llama_cpp._ggml import libggml as g
+    except Exception:
+        return []
+    try:
+        g.ggml_backend_dev_count.restype = ctypes.c_size_t
+        g.ggml_backend_dev_get.restype = ctypes.c_void_p
+        g.ggml_backend_dev_get.argtypes = [ctypes.c_size_t]
+        for fn in ("ggml_backend_dev_name", "ggml_backend_dev_description"):
+            getattr(g, fn).restype = ctypes.c_char_p
+            getattr(g, fn).argtypes = [ctypes.c_void_p]
+        g.ggml_backend_dev_type.restype = ctypes.c_int
+        g.ggml_backend_dev_type.argtypes = [ctypes.c_void_p]
+        g.ggml_backend_dev_memory.argtypes = [
+            ctypes.c_void_p,
+            ctypes.POINTER(ctypes.c_size_t),
+            ctypes.POINTER(ctypes.c_size_t),
+        ]
+        g.ggml_backend_dev_backend_reg.restype = ctypes.c_void_p
+        g.ggml_backend_dev_backend_reg.argtypes = [ctypes.c_void_p]
+        g.ggml_backend_reg_name.restype = ctypes.c_char_p
+        g.ggml_backend_reg_name.argtypes = [ctypes.c_void_p]
+        devices = []
+        for i in range(g.ggml_backend_dev_count()):
+            dev = g.ggml_backend_dev_get(i)
+            if g.ggml_backend_dev_type(dev) not in (_GGML_DEVICE_GPU, _GGML_DEVICE_IGPU):
+                continue
+            free, total = ctypes.c_size_t(0), ctypes.c_size_t(0)
+            g.ggml_backend_dev_memory(dev, ctypes.byref(free), ctypes.byref(total))
+            reg = g.ggml_backend_dev_backend_reg(dev)
+            devices.append(
+                GpuDevice(
+                    name=(g.ggml_backend_dev_name(dev) or b"?").decode(errors="replace"),
+                    description=(g.ggml_backend_dev_description(dev) or b"").decode(
+                        errors="replace"
+                    ),
+                    backend=(g.ggml_backend_reg_name(reg) or b"GPU").decode(errors="replace"),
+                    free_bytes=free.value or None,
+                    total_bytes=total.value or None,
+                )
+            )
+        return devices
+    except (AttributeError, OSError, ValueError):
+        return []
+
+
+def detect_memory(*, gpu: bool) -> MemoryInfo:
+    """RAM available now and, for GPU runs, the free memory summed over llama.cpp's GPUs (it
+    splits layers across all of them by default)."""
+    vram: int | None = None
+    if gpu:
+        frees = [d.free_bytes for d in gpu_devices() if d.free_bytes]
+        vram = sum(frees) if frees else None
+    return MemoryInfo(available_memory_bytes(), vram, memory_limit_from_env())
+
+
+# --------------------------------------------------------------------------------------------
+# The estimate
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    weights_bytes: int
+    kv_bytes: int
+    buffer_bytes: int
+    """Compute and output buffers: logits for a micro-batch and for each sequence."""
+    ram_bytes: int
+    vram_bytes: int
+
+    @property
+    def total_bytes(self) -> int:
+        return self.weights_bytes + self.kv_bytes + self.buffer_bytes
+
+
+def estimate_memory(
+    *,
+    weights_bytes: int,
+    kv_bytes_per_token: int,
+    n_seq: int,
+    n_ctx_seq: int,
+    offload: Offload = Offload(),
+) -> MemoryEstimate:
+    """Bytes a context of `n_seq` sequences x `n_ctx_seq` cells needs, and where they live.
+
+    Offloaded layers keep their KV cache on the GPU (llama.cpp's default `offload_kqv`), and the
+    compute buffers follow the GPU when there is one."""
+    kv = n_seq * n_ctx_seq * kv_bytes_per_token
+    buffers = 0
+    if offload.n_vocab:
+        buffers = 4 * offload.n_vocab * (N_UBATCH + n_seq) + BUFFER_SLACK
+    f = offload.gpu_fraction
+    on_gpu = int(f * (weights_bytes + kv))
+    vram = on_gpu + (buffers if f > 0 else 0)
+    ram = weights_bytes + kv - on_gpu + (0 if f > 0 else buffers)
+    return MemoryEstimate(weights_bytes, kv, buffers, ram, vram)
+
+
+@dataclass(frozen=True)
+class FitCheck:
+    fits: bool | None
+    """None when no limit is known for the memory that matters."""
+    where: str
+    """"RAM" or "VRAM": the memory that binds (or the one with less headroom)."""
+    need_bytes: int
+    usable_bytes: int | None
+
+
+def check_fit(estimate: MemoryEstimate, memory: MemoryInfo) -> FitCheck:
+    checks = []
+    for where, need in (("RAM", estimate.ram_bytes), ("VRAM", estimate.vram_bytes)):
+        if where == "VRAM" and need == 0:
+            continue
+        usable = memory.usable(where)
+        checks.append(FitCheck(None if usable is None else need <= usable, where, need, usable))
+    failed = [c for c in checks if c.fits is False]
+    if failed:  # the worst overshoot is the one to report
+        return max(failed, key=lambda c: c.need_bytes / max(c.usable_bytes or 1, 1))
+    unknown = [c for c in checks if c.fits is None]
+    if unknown:
+        return unknown[0]
+    return min(checks, key=lambda c: (c.usable_bytes or 0) - c.need_bytes)
+
+
+def _gib(n: int) -> str:
+    return f"{n / 2**30:.2f} GiB" if n < 10 * 2**30 else f"{n / 2**30:.1f} GiB"
+
+
+def _size(n: int) -> str:
+    return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
+
+
+def _align(n: int) -> int:
+    return -(-n // CTX_ALIGN) * CTX_ALIGN
+
+
+@dataclass(frozen=True)
+class Assessment:
+    """One request sized against one machine; `plan_context` raises when it does not fit and
+    `reason doctor` shows it."""
+
+    branches: int
+    n_seq_max: int
+    n_ctx_seq: int
+    n_batch: int
+    estimate: MemoryEstimate
+    fit: FitCheck
+    max_branches: int | None
+    """Most branches that fit at this token budget (None: no limit known)."""
+    max_tokens: int | None
+    """Most new tokens per branch that fit at this branch count (None: no limit known)."""
+    max_gpu_layers: int | None
+    """When the GPU is what does not fit: most layers it can hold (None otherwise)."""
+    smaller: tuple[int, int] | None = None
+    """(branches, tokens) that fit when cutting one of them alone is not enough."""
+
+    @property
+    def plan(self) -> ContextPlan:
+        return ContextPlan(self.n_seq_max, self.n_ctx_seq, self.n_batch, self.estimate.kv_bytes)
+
+    def refusal(self) -> str:
+        """Why it does not fit and what would, as one line."""
+        e, fit = self.estimate, self.fit
+        parts = f"weights {_size(e.weights_bytes)} + KV cache {_size(e.kv_bytes)}"
+        if e.buffer_bytes:
+            parts += f" + buffers {_size(e.buffer_bytes)}"
+        memory = "GPU memory" if fit.where == "VRAM" else "memory"
+        msg = (
+            f"{self.branches} branches x {self.n_ctx_seq} tokens need about "
+            f"{_gib(fit.need_bytes)} of {memory} ({parts}) but only "
+            f"{_gib(fit.usable_bytes or 0)} is available"
+        )
+        tips = []
+        if self.max_branches:
+            tips.append(f"--branches {self.max_branches}")
+        if self.max_tokens:
+            tips.append(f"--max-tokens {self.max_tokens}")
+        if self.max_gpu_layers is not None:
+            tips.append(f"--gpu-layers {self.max_gpu_layers} (keep the rest in RAM)")
+        if not tips and self.smaller is not None:
+            tips.append(f"--branches {self.smaller[0]} --max-tokens {self.smaller[1]}")
+        if tips:
+            return f"{msg}; try {' or '.join(tips)}"
+        return f"{msg}; even one short branch does not fit: use a smaller model or quantization"
+
+
+def assess_request(
+    *,
+    n_prompt: int,
+    max_new_tokens: int,
+    max_branches: int,
+    n_ctx_train: int,
+    kv_bytes_per_token: int,
+    weights_bytes: int = 0,
+    slack_tokens: int = 64,
+    offload: Offload = Offload(),
+    memory: MemoryInfo | None = None,
+) -> Assessment:
+    """Size the request and check it against memory; ResourceError only for requests no
+    machine could serve (too many sequences, past the context window)."""
+    if max_branches < 1:
+        raise ResourceError("at least one branch is needed")
+    if max_branches + 1 > MAX_SEQUENCES:
+        raise ResourceError(
+            f"{max_branches} branches exceed llama.cpp's limit of {MAX_SEQUENCES - 1} "
+            "concurrent sequences; use fewer --branches"
+        )
+    needed = n_prompt + max_new_tokens + slack_tokens
+    if n_ctx_train and needed > n_ctx_train:
+        raise ResourceError(
+            f"prompt ({n_prompt} tokens) + max tokens ({max_new_tokens}) exceeds the model's "
+            f"context window of {n_ctx_train} tokens; lower --max-tokens or shorten the question"
+        )
+    if memory is None:
+        memory = detect_memory(gpu=offload.gpu_fraction > 0)
+
+    def ctx_for(tokens: int) -> int:
+        n = _align(n_prompt + tokens + slack_tokens)
+        return min(n, _align(n_ctx_train)) if n_ctx_train else n
+
+    def fit_for(branches: int, tokens: int, layers: int = offload.gpu_layers) -> FitCheck:
+        placement = Offload(layers, offload.n_layer, offload.n_vocab)
+        est = estimate_memory(
+            weights_bytes=weights_bytes,
+            kv_bytes_per_token=kv_bytes_per_token,
+            n_seq=branches + 1,
+            n_ctx_seq=ctx_for(tokens),
+            offload=placement,
+        )
+        return check_fit(est, memory)
+
+    def largest(lo: int, hi: int, ok: Any) -> int | None:
+        """Largest n in [lo, hi] with ok(n), for ok monotone decreasing; None if none."""
+        if hi < lo or not ok(lo):
+            return None
+        while lo < hi:
+            mid = (lo + hi + 1) // 2
+            lo, hi = (mid, hi) if ok(mid) else (lo, mid - 1)
+        return lo
+
+    n_ctx_seq = ctx_for(max_new_tokens)
+    estimate = estimate_memory(
+        weights_bytes=weights_bytes,
+        kv_bytes_per_token=kv_bytes_per_token,
+        n_seq=max_branches + 1,
+        n_ctx_seq=n_ctx_seq,
+        offload=offload,
+    )
+    fit = check_fit(estimate, memory)
+    best_branches = best_tokens = best_layers = None
+    smaller: tuple[int, int] | None = None
+    if fit.fits is not None:
+        cap = MAX_SEQUENCES - 1 if fit.fits else max_branches - 1
+        best_branches = largest(1, cap, lambda b: fit_for(b, max_new_tokens).fits)
+        if fit.fits:  # how far the budget could grow, up to the context window
+            window = n_ctx_train - n_prompt - slack_tokens if n_ctx_train else 1 << 20
+            best_tokens = largest(max_new_tokens, window, lambda t: fit_for(max_branches, t).fits)
+        else:
+            best_tokens = largest(1, max_new_tokens - 1, lambda t: fit_for(max_branches, t).fits)
+            if fit.where == "VRAM" and offload.gpu_layers > 0:
+                best_layers = largest(
+                    0,
+                    offload.gpu_layers - 1,
+                    lambda k: fit_for(max_branches, max_new_tokens, k).fits,
+                )
+            if best_branches is None and best_tokens is None:
+                # Cut both: the most branches at the smallest context, then its token budget.
+                b = largest(1, max_branches, lambda b: fit_for(b, 1).fits)
+                t = largest(1, max_new_tokens, lambda t: fit_for(b, t).fits) if b else None
+                smaller = (b, t) if b and t else None
+    return Assessment(
+        branches=max_branches,
+        n_seq_max=max_branches + 1,
+        n_ctx_seq=n_ctx_seq,
+        n_batch=max(512, max_branches + 1),
+        estimate=estimate,
+        fit=fit,
+        max_branches=best_branches,
+        max_tokens=best_tokens,
+        max_gpu_layers=best_layers,
+        smaller=smaller,
+    )
 
 
 def plan_context(
@@ -57,33 +461,26 @@ def plan_context(
     weights_bytes: int = 0,
     slack_tokens: int = 64,
     memory_limit: int | None = None,
+    offload: Offload | None = None,
+    memory: MemoryInfo | None = None,
 ) -> ContextPlan:
-    """Return the smallest context that serves the request, or explain why none can."""
-    if max_branches < 1:
-        raise ResourceError("at least one branch is needed")
-    n_seq_max = max_branches + 1
-    if n_seq_max > MAX_SEQUENCES:
-        raise ResourceError(
-            f"{max_branches} branches exceed llama.cpp's limit of {MAX_SEQUENCES - 1} "
-            "concurrent sequences; use fewer --branches"
-        )
-    needed = n_prompt + max_new_tokens + slack_tokens
-    if n_ctx_train and needed > n_ctx_train:
-        raise ResourceError(
-            f"prompt ({n_prompt} tokens) + max tokens ({max_new_tokens}) exceeds the model's "
-            f"context window of {n_ctx_train} tokens; lower --max-tokens or shorten the question"
-        )
-    n_ctx_seq = _align(needed)
-    if n_ctx_train:
-        n_ctx_seq = min(n_ctx_seq, _align(n_ctx_train))
-    kv_bytes = n_seq_max * n_ctx_seq * kv_bytes_per_token
-    limit = memory_limit if memory_limit is not None else available_memory_bytes()
-    if limit is not None and kv_bytes + weights_bytes > 0.9 * limit:
-        gib = (kv_bytes + weights_bytes) / 2**30
-        raise ResourceError(
-            f"{max_branches} branches x {n_ctx_seq} tokens need about {gib:.1f} GiB "
-            f"(KV cache + weights) but only {limit / 2**30:.1f} GiB is available; "
-            "use fewer --branches or a smaller --max-tokens"
-        )
-    n_batch = max(512, n_seq_max)
-    return ContextPlan(n_seq_max=n_seq_max, n_ctx_seq=n_ctx_seq, n_batch=n_batch, kv_bytes=kv_bytes)
+    """Return the smallest context that serves the request, or explain why none can.
+
+    `memory_limit` pins the free memory (tests, benchmarks); otherwise it is measured, capped
+    by `REASON_MEMORY_LIMIT`."""
+    if memory is None and memory_limit is not None:
+        memory = MemoryInfo(ram_available=memory_limit, vram_free=memory_limit)
+    assessment = assess_request(
+        n_prompt=n_prompt,
+        max_new_tokens=max_new_tokens,
+        max_branches=max_branches,
+        n_ctx_train=n_ctx_train,
+        kv_bytes_per_token=kv_bytes_per_token,
+        weights_bytes=weights_bytes,
+        slack_tokens=slack_tokens,
+        offload=offload or Offload(),
+        memory=memory,
+    )
+    if assessment.fit.fits is False:
+        raise ResourceError(assessment.refusal())
+    return assessment.plan

@@ -1,18 +1,32 @@
 """Shared machinery for strategies that sample many branches of one prompt and combine them.
 
-`ParallelRun` owns the loop: start branches, step the engine, stream text, extract each
-finished branch's answer, keep the vote tally current, and stop on Ctrl-C with what it has.
-Strategies plug in through `should_stop` (early stopping) and `weights` (confidence, verifier).
+`ParallelRun` owns the loop: start branches (all at once, or queued and launched a few at a
+time), step the engine, stream text, track DeepConf token confidence, extract each finished
+branch's answer, keep the vote tally current, and stop on Ctrl-C with what it has.
+
+Strategies steer the loop with a `Policy` (or the older `should_stop`/`weights` callables):
+
+- `launch`: how many queued branches may start now (waves for early stopping, warm-up first);
+- `watch`: after each token of a live branch, may `cut()` it (online DeepConf);
+- `score`: scores for the branches that finished in one step, batched (verifiers);
+- `finished`: bookkeeping after a branch's answer is recorded (calibration);
+- `should_stop`: a reason to end the whole run now (early stopping);
+- `weights`: one weight per finished branch, in finish order (confidence, verifier scores).
 """
 
 from __future__ import annotations
 
+import math
 import time
-from collections.abc import Callable, Sequence
+from collections import deque
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 
 from reasoncli.answers import extract_answer
+from reasoncli.confidence import SlidingWindow, token_confidence
 from reasoncli.engine.branches import Branch, BranchEngine
 from reasoncli.engine.sampling import Sampling
+from reasoncli.errors import UsageError
 from reasoncli.events import (
     BranchFinished,
     BranchStarted,
@@ -26,7 +40,15 @@ from reasoncli.events import (
 from reasoncli.results import BranchResult, Result, Timings, VoteGroup
 from reasoncli.rewards import group_advantages, score_branch
 from reasoncli.session import Session
+from reasoncli.stopping import STOP_RULES, BetaRule, EscRule, StopRule, beta_leader_probability
+from reasoncli.strategies.base import StrategyOptions
 from reasoncli.voting import VoteResult, majority_vote
+
+StopHook = Callable[["ParallelRun"], "str | None"]
+WeightHook = Callable[["ParallelRun"], "Sequence[float] | None"]
+
+# The finish reason of a branch that an online confidence rule ended (it does not vote).
+LOW_CONFIDENCE = "low_confidence"
 
 
 def split_thinking(text: str, tags: tuple[str, str] | None) -> tuple[str | None, str]:
@@ -57,8 +79,63 @@ def vote_event(vote: VoteResult, finished: int, total: int) -> VoteUpdated:
     )
 
 
+def finite_or_none(value: float | None) -> float | None:
+    """JSON has no NaN: a missing confidence is null."""
+    return value if value is not None and math.isfinite(value) else None
+
+
+class Policy:
+    """Hooks that steer `ParallelRun.drive`; every default leaves the plain vote unchanged."""
+
+    def launch(self, run: ParallelRun) -> int:
+        """How many queued branches to start now (the run never stalls with none live)."""
+        return len(run.queued)
+
+    def watch(self, run: ParallelRun, branch: Branch) -> None:
+        """Called after each token of a still-running branch; may `run.cut()` it."""
+
+    def score(self, run: ParallelRun, branches: Sequence[Branch]) -> Mapping[int, float]:
+        """Scores by branch id for branches that finished in the same step (one batch)."""
+        return {}
+
+    def finished(self, run: ParallelRun, branch: Branch) -> None:
+        """Called once a finished branch's answer is recorded, before `should_stop`."""
+
+    def should_stop(self, run: ParallelRun) -> str | None:
+        """A human-readable reason to stop every branch now, or None to go on."""
+        return None
+
+    def weights(self, run: ParallelRun) -> Sequence[float] | None:
+        """Vote weights aligned with `run.finish_order`; None weighs every branch 1."""
+        return None
+
+
+class _Callables(Policy):
+    """Adapts the original `drive(should_stop, weights)` callables to a Policy."""
+
+    def __init__(self, should_stop: StopHook | None, weights: WeightHook | None) -> None:
+        self._stop, self._weights = should_stop, weights
+
+    def should_stop(self, run: ParallelRun) -> str | None:
+        return self._stop(run) if self._stop else None
+
+    def weights(self, run: ParallelRun) -> Sequence[float] | None:
+        return self._weights(run) if self._weights else None
+
+
+@dataclass(frozen=True)
+class _Queued:
+    sampling: Sampling
+    label: str
+    extra_stop: tuple[str, ...]
+
+
 class ParallelRun:
-    """N sampled branches of one question, combined by a (weighted) vote."""
+    """N sampled branches of one question, combined by a (weighted) vote.
+
+    Branch ids are creation order, and queued branches start in queue order, so branch i is
+    the i-th `add()`/`queue()` call whatever the launch schedule.
+    """
 
     def __init__(
         self,
@@ -72,6 +149,7 @@ class ParallelRun:
         multiple_choice: bool = False,
         logprobs: int = 0,
         slack_tokens: int = 64,
+        window: int = 128,
     ) -> None:
         self.strategy = strategy
         self.question = question
@@ -79,6 +157,7 @@ class ParallelRun:
         self.emit = emit
         self.max_tokens = max_tokens
         self.multiple_choice = multiple_choice
+        self.window = window
         self.started = time.perf_counter()
         prompt = session.prompt_tokens(session.prompt_text(question))
         self.prompt_tokens = len(prompt)
@@ -92,65 +171,163 @@ class ParallelRun:
         self.prompt_s = time.perf_counter() - self.started
         self.answers: dict[int, str | None] = {}
         self.finish_order: list[int] = []
+        self.scores: dict[int, float] = {}
+        self.queued: deque[_Queued] = deque()
+        self.skipped = 0  # queued branches never started because the run stopped early
+        self.steps = 0  # engine steps so far
         self.interrupted = False
         self.stop_reason: str | None = None
+        self._windows: dict[int, SlidingWindow] = {}
+        self._seen: dict[int, int] = {}  # log-probabilities already fed to each window
         emit(RunStarted(strategy, session.name, len(prompt), max_branches, max_tokens))
 
     # -- branch lifecycle -------------------------------------------------------------------
+    @property
+    def planned(self) -> int:
+        """Branches started plus those still queued."""
+        return len(self.engine.branches) + len(self.queued)
+
     def add(self, sampling: Sampling, label: str = "", extra_stop: tuple[str, ...] = ()) -> Branch:
+        """Start a branch now."""
         b = self.engine.add_branch(sampling, self.max_tokens, self.session.stop + extra_stop)
         self.emit(BranchStarted(b.id, None, label))
         return b
 
+    def queue(self, sampling: Sampling, label: str = "", extra_stop: tuple[str, ...] = ()) -> None:
+        """Plan a branch that `drive` starts when the policy's `launch` lets it."""
+        self.queued.append(_Queued(sampling, label, extra_stop))
+
     def finished(self) -> list[Branch]:
         return [self.engine.branches[i] for i in self.finish_order]
 
-    def on_finish(self, b: Branch) -> None:
-        answer = branch_answer(b.text, self.session.think_tags, self.multiple_choice)
+    def answer_of(self, b: Branch) -> str | None:
+        """The answer a finished branch gave (tests override this to script answers)."""
+        return branch_answer(b.text, self.session.think_tags, self.multiple_choice)
+
+    def on_finish(self, b: Branch, score: float | None = None) -> None:
+        """Record a branch that ended on its own: its answer joins the vote."""
+        answer = self.answer_of(b)
         self.answers[b.id] = answer
         self.finish_order.append(b.id)
-        self.emit(BranchFinished(b.id, answer, b.finish_reason or "stopped", b.n_tokens))
+        if score is not None:
+            self.scores[b.id] = score
+        self.emit(BranchFinished(b.id, answer, b.finish_reason or "stopped", b.n_tokens, score))
 
+    def cut(self, b: Branch, reason: str, message: str, topic: str = "early_stop") -> None:
+        """End one running branch early; it gets no answer and does not vote."""
+        self.engine.finish(b, reason)
+        self.answers[b.id] = None
+        self.emit(BranchFinished(b.id, None, reason, b.n_tokens))
+        self.emit(Note(message, topic))
+
+    # -- confidence -------------------------------------------------------------------------
+    def _track(self, b: Branch) -> None:
+        """Feed new top-k log-probabilities into the branch's sliding confidence window."""
+        if not self.engine.top_logprobs:
+            return
+        window = self._windows.get(b.id)
+        if window is None:
+            window = self._windows[b.id] = SlidingWindow(self.window)
+        for lp in b.logprobs[self._seen.get(b.id, 0) :]:
+            window.push(token_confidence(lp.top_logprobs))
+        self._seen[b.id] = len(b.logprobs)
+
+    def window_confidence(self, branch_id: int) -> tuple[float, bool]:
+        """The current window mean and whether the window is full (NaN before any token)."""
+        window = self._windows.get(branch_id)
+        return (window.mean, window.full) if window else (math.nan, False)
+
+    def confidence(self, branch_id: int) -> float:
+        """DeepConf's lowest group confidence of a branch; NaN without log-probabilities."""
+        window = self._windows.get(branch_id)
+        return window.lowest if window else math.nan
+
+    # -- the loop ---------------------------------------------------------------------------
     def drive(
         self,
-        should_stop: Callable[[ParallelRun], str | None] | None = None,
-        weights: Callable[[ParallelRun], Sequence[float] | None] | None = None,
+        should_stop: StopHook | None = None,
+        weights: WeightHook | None = None,
+        *,
+        policy: Policy | None = None,
     ) -> None:
         """Step until every branch ends, a stop rule fires, or the user presses Ctrl-C."""
+        policy = policy or _Callables(should_stop, weights)
         engine, emit = self.engine, self.emit
         started = time.perf_counter()
         try:
-            while engine.live:
-                for ev in engine.step():
+            while True:
+                self._launch(policy)
+                if not engine.live:
+                    break
+                events = engine.step()
+                self.steps += 1
+                done: list[Branch] = []
+                for ev in events:
                     b = ev.branch
                     if ev.text:
                         emit(BranchText(b.id, ev.text, b.n_tokens))
+                    self._track(b)
                     if ev.finished:
-                        self.on_finish(b)
-                        self.emit_vote(weights)
-                        if should_stop and (reason := should_stop(self)):
-                            self.stop_early(reason)
-                            break
+                        done.append(b)
+                    else:
+                        policy.watch(self, b)
+                if done:
+                    self._record(done, policy)
         except KeyboardInterrupt:
             self.interrupted = True
             emit(Note("interrupted: showing what was computed so far", "interrupt"))
         self.generate_s = time.perf_counter() - started
 
+    def _launch(self, policy: Policy) -> None:
+        if not self.queued:
+            return
+        n = min(policy.launch(self), len(self.queued))
+        if n <= 0 and not self.engine.live:
+            n = 1  # a policy must not leave the run with nothing to decode
+        for _ in range(n):
+            q = self.queued.popleft()
+            self.add(q.sampling, q.label, q.extra_stop)
+
+    def _record(self, done: list[Branch], policy: Policy) -> None:
+        """Answers for branches that finished in one step; all of them count, even when the
+        stop rule fires part-way, since their tokens are already spent."""
+        scores = policy.score(self, done)
+        for b in done:
+            self.on_finish(b, scores.get(b.id))
+            policy.finished(self, b)
+            self.emit_vote(policy.weights)
+            if self.stop_reason is None and (reason := policy.should_stop(self)):
+                self.stop_early(reason)
+
     def stop_early(self, reason: str) -> None:
+        """Stop every running branch and start no queued one; the Note says why."""
         self.stop_reason = reason
+        self.skipped += len(self.queued)
+        self.queued.clear()
         for b in self.engine.live:
             self.engine.finish(b, "stopped")
+            self.emit(BranchFinished(b.id, None, "stopped", b.n_tokens))
         self.emit(Note(reason, "early_stop"))
 
+    # -- votes ------------------------------------------------------------------------------
     def vote(
-        self, weights: Callable[[ParallelRun], Sequence[float] | None] | None = None
+        self,
+        weights: WeightHook | None = None,
+        ids: Sequence[int] | None = None,
     ) -> VoteResult:
-        ids = self.finish_order
+        """A vote over `ids` (default: every finished branch, in finish order)."""
+        ids = self.finish_order if ids is None else ids
         w = weights(self) if weights else None
+        if w is not None and ids is not self.finish_order:
+            by_id = dict(zip(self.finish_order, w, strict=True))
+            w = [by_id[i] for i in ids]
         return majority_vote([self.answers[i] for i in ids], w)
 
-    def emit_vote(self, weights: Callable[[ParallelRun], Sequence[float] | None] | None) -> None:
-        self.emit(vote_event(self.vote(weights), len(self.finish_order), len(self.engine.branches)))
+    def emit_vote(
+        self, weights: WeightHook | None, vote: VoteResult | None = None, ids: Sequence[int] = ()
+    ) -> None:
+        vote = vote or self.vote(weights, ids or None)
+        self.emit(vote_event(vote, len(self.finish_order), self.planned))
 
     # -- result -----------------------------------------------------------------------------
     def result(
@@ -158,12 +335,18 @@ class ParallelRun:
         vote: VoteResult,
         *,
         expect: str | None = None,
-        scores: dict[int, float] | None = None,
+        scores: Mapping[int, float] | None = None,
         details: dict | None = None,
+        members: Sequence[int] | None = None,
     ) -> Result:
-        """Build the result; unfinished branches (Ctrl-C, early stop) are listed as they are."""
+        """Build the result; unfinished branches (Ctrl-C, early stop) are listed as they are.
+
+        `members` are the branch ids `vote` was taken over, in its order (default: every
+        finished branch in finish order). Branches that never started are not listed.
+        """
         engine = self.engine
-        ids = self.finish_order
+        ids = list(self.finish_order if members is None else members)
+        scores = self.scores if scores is None else scores
         branches: list[BranchResult] = []
         for b in engine.branches:
             thinking, _ = split_thinking(b.text, self.session.think_tags)
@@ -180,7 +363,8 @@ class ParallelRun:
                     parent=b.parent,
                     thinking=thinking,
                     forced_tokens=b.forced_tokens,
-                    score=(scores or {}).get(b.id),
+                    confidence=finite_or_none(self.confidence(b.id)),
+                    score=finite_or_none(scores.get(b.id)),
                 )
             )
         if expect is not None:
@@ -229,3 +413,100 @@ def attach_rewards(branches: list[BranchResult], expect: str) -> None:
             "total": r.total,
             "advantage": a,
         }
+
+
+# -- early stopping for votes ---------------------------------------------------------------
+def check_early_stop(options: StrategyOptions) -> None:
+    """Reject `--stop-rule`, `--esc-window` and `--beta-threshold` values that cannot work."""
+    rule = options.stop_rule
+    if rule not in STOP_RULES:
+        raise UsageError(f"--stop-rule must be one of {', '.join(STOP_RULES)}, not {rule!r}")
+    if not options.early_stop:
+        return
+    branches = options.branches
+    if rule == "esc":
+        window = options.esc_window
+        if window < 1:
+            raise UsageError("--esc-window must be at least 1")
+        if window > branches:
+            raise UsageError(
+                f"--esc-window ({window}) is larger than --branches ({branches}), "
+                "so the vote could never stop early"
+            )
+    else:
+        threshold = options.beta_threshold
+        if not 0.5 < threshold <= 1:
+            raise UsageError(f"--beta-threshold must be in (0.5, 1], not {threshold:g}")
+
+
+@dataclass(frozen=True)
+class EarlyStop:
+    """A stop rule and the number of branches decoded at once while it watches.
+
+    Starting all N branches together would let them all run to the end before the rule sees
+    an answer, so nothing would be saved. Branches are launched a few at a time instead, as
+    many as the smallest unanimous vote that could fire the rule: once the rule fires, the
+    remaining branches are never started, and only the few in flight are cut short.
+    """
+
+    name: str
+    rule: StopRule
+    in_flight: int
+
+    @classmethod
+    def from_options(cls, options: StrategyOptions) -> EarlyStop | None:
+        if not options.early_stop:
+            return None
+        check_early_stop(options)
+        name = options.stop_rule
+        branches = options.branches
+        rule: StopRule
+        if name == "esc":
+            rule = EscRule(window=options.esc_window)
+            need = rule.window
+        else:
+            beta = BetaRule(threshold=options.beta_threshold)
+            need = beta.min_samples
+            while need < branches and beta_leader_probability(need, 0) < beta.threshold:
+                need += 1
+            rule = beta
+        return cls(name, rule, max(1, min(need, branches)))
+
+    def decide(self, run: ParallelRun) -> str | None:
+        """The Note for stopping now, from the answers of the branches finished so far."""
+        answers = [run.answers[i] for i in run.finish_order]
+        why = self.rule.decide(answers)
+        if why is None:
+            return None
+        return f"stopped after {len(answers)}/{run.planned} branches: {why}"
+
+    def details(self, run: ParallelRun) -> dict:
+        """What ran, for the JSON: started branch ids, those cut short, those never started."""
+        started = [b.id for b in run.engine.branches]
+        return {
+            "rule": self.name,
+            "in_flight": self.in_flight,
+            "stopped": run.stop_reason is not None,
+            "reason": run.stop_reason,
+            "planned": len(started) + run.skipped + len(run.queued),
+            "started": started,
+            "finished": list(run.finish_order),
+            "stopped_branches": [b.id for b in run.engine.branches if b.finish_reason == "stopped"],
+            "skipped": run.skipped,
+        }
+
+
+class VotePolicy(Policy):
+    """Plain or early-stopped voting: waves of `in_flight` branches while a rule watches."""
+
+    def __init__(self, early: EarlyStop | None = None, in_flight: int | None = None) -> None:
+        self.early = early
+        self.in_flight = in_flight or (early.in_flight if early else None)
+
+    def launch(self, run: ParallelRun) -> int:
+        if self.in_flight is None:
+            return len(run.queued)
+        return self.in_flight - len(run.engine.live)
+
+    def should_stop(self, run: ParallelRun) -> str | None:
+        return self.early.decide(run) if self.early else None

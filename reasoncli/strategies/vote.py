@@ -1,4 +1,9 @@
-"""`vote`: self-consistency. Sample N chains of thought, return the most common answer."""
+"""`vote`: self-consistency. Sample N chains of thought, return the most common answer.
+
+With `--early-stop`, branches are launched a few at a time and a stop rule (`beta`:
+Adaptive-Consistency's Beta posterior, `esc`: a window of agreeing answers) is checked as each
+one finishes; once the outcome is settled the running branches are cut and no more start.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +13,45 @@ from reasoncli.events import EventSink
 from reasoncli.results import Result
 from reasoncli.session import Session
 from reasoncli.strategies.base import Kind, StrategyInfo, StrategyOptions, register
-from reasoncli.strategies.parallel import ParallelRun
+from reasoncli.strategies.parallel import EarlyStop, ParallelRun, VotePolicy, check_early_stop
+
+EARLY_STOP_OPTIONS = ("early_stop", "stop_rule", "esc_window", "beta_threshold")
+
+
+def run_vote(
+    strategy: str,
+    question: str,
+    session: Session,
+    options: StrategyOptions,
+    emit: EventSink,
+    *,
+    early: EarlyStop | None = None,
+    in_flight: int | None = None,
+) -> Result:
+    """Self-consistency over `options.branches` branches, branch i sampled with seed + i.
+
+    `in_flight` caps how many branches decode at once (default: all, or the early-stop
+    wave). Benchmarks pass the early-stop wave size without a rule to get the full vote that
+    an early-stopped run is an exact prefix of.
+    """
+    sampling = options.sampling or session.sampling
+    run = ParallelRun(
+        strategy,
+        question,
+        session,
+        emit,
+        max_tokens=options.max_tokens,
+        max_branches=options.branches,
+        multiple_choice=options.multiple_choice,
+    )
+    try:
+        for i in range(options.branches):
+            run.queue(sampling.with_seed(options.seed + i))
+        run.drive(policy=VotePolicy(early, in_flight))
+        details = {"early_stop": early.details(run)} if early else {}
+        return run.result(run.vote(), expect=options.expect, details=details)
+    finally:
+        run.close()
 
 
 @register
@@ -17,29 +60,16 @@ class Vote:
         name="vote",
         kind=Kind.PARALLEL,
         summary="Self-consistency: N sampled chains of thought, majority vote over answers.",
-        options=("branches", "max_tokens", "seed", "temperature", "expect"),
+        options=("branches", "max_tokens", "seed", "temperature", "expect", *EARLY_STOP_OPTIONS),
     )
 
     def check(self, options: StrategyOptions) -> None:
         options.check()
+        check_early_stop(options)
 
     def run(
         self, question: str, session: Session, options: StrategyOptions, emit: EventSink
     ) -> Result:
-        sampling = options.sampling or session.sampling
-        run = ParallelRun(
-            self.info.name,
-            question,
-            session,
-            emit,
-            max_tokens=options.max_tokens,
-            max_branches=options.branches,
-            multiple_choice=options.multiple_choice,
+        return run_vote(
+            self.info.name, question, session, options, emit, early=EarlyStop.from_options(options)
         )
-        try:
-            for i in range(options.branches):
-                run.add(sampling.with_seed(options.seed + i))
-            run.drive()
-            return run.result(run.vote(), expect=options.expect)
-        finally:
-            run.close()

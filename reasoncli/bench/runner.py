@@ -1,0 +1,268 @@
+"""The bench loop: every question × strategy × budget once, each result saved as it finishes.
+
+The results file holds three kinds of lines:
+
+- `run`: written by each invocation (the first one is the run's definition: data, model, plan);
+- `sample`: one graded result, keyed by (question id, strategy, budget);
+- `end`: the invocation's wall time, so the report can give the bench's own overhead.
+
+Questions are the outer loop, so an interrupted run leaves every budget with about the same
+questions, and `--resume` runs exactly the keys that are missing.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Protocol
+
+from reasoncli.bench.datasets import Dataset, Item, load_dataset
+from reasoncli.bench.grading import grade
+from reasoncli.bench.plan import BenchPlan, Budget, budget_grid
+from reasoncli.bench.store import JsonlStore, read_records
+from reasoncli.errors import InputError, UsageError
+from reasoncli.events import discard
+from reasoncli.session import Session
+from reasoncli.strategies.base import Strategy, get_strategy
+
+__all__ = [
+    "BenchJob",
+    "BenchProgress",
+    "BenchRequest",
+    "prepare_bench",
+    "remembered_model",
+    "sample_key",
+]
+
+FORMAT_VERSION = 1
+Key = tuple[str, str, str]
+
+
+def sample_key(record: dict[str, Any]) -> Key:
+    return (str(record["id"]), str(record["strategy"]), str(record["budget"]))
+
+
+class BenchProgress(Protocol):
+    def start(self, total: int, done: list[dict[str, Any]]) -> None: ...
+
+    def advance(self, record: dict[str, Any]) -> None: ...
+
+
+@dataclass
+class BenchRequest:
+    """The CLI's flags; None means "not given" (then a resumed run keeps its own value)."""
+
+    data: str | None = None
+    strategies: list[str] | None = None
+    branches: list[int] | None = None
+    budget_tokens: list[int] | None = None
+    max_tokens: int | None = None
+    seed: int | None = None
+    temperature: float | None = None
+    limit: int | None = None
+    model: str | None = None
+    out: Path | None = None
+    resume: Path | None = None
+    save_text: bool = False
+
+
+@dataclass
+class BenchJob:
+    plan: BenchPlan
+    dataset: Dataset
+    out: Path
+    limit: int | None
+    model_arg: str | None
+    header: dict[str, Any] | None = None  # the first `run` line of a resumed file
+    done: dict[Key, dict[str, Any]] = field(default_factory=dict)
+    written: int = 0
+
+    @property
+    def resuming(self) -> bool:
+        return self.header is not None
+
+    def check_model(self, session: Session) -> None:
+        if self.header and self.header.get("model") != session.name:
+            raise UsageError(
+                f"{self.out} was run with model {self.header.get('model')!r}, not "
+                f"{session.name!r}; pass the same --model to resume it"
+            )
+
+    def pending(self) -> Iterator[tuple[Item, str, Budget]]:
+        labels = {b: b.label for b in self.plan.budgets}
+        for item in self.dataset.items:
+            for strategy, budget in self.plan.cells():
+                if (item.id, strategy, labels[budget]) not in self.done:
+                    yield item, strategy, budget
+
+    def in_scope(self) -> list[dict[str, Any]]:
+        """Saved samples that belong to this plan and data (for the progress bar)."""
+        ids = {i.id for i in self.dataset.items}
+        cells = {(s, b.label) for s, b in self.plan.cells()}
+        return [r for k, r in self.done.items() if k[0] in ids and (k[1], k[2]) in cells]
+
+    def run(self, session: Session, progress: BenchProgress) -> int:
+        """Run what is missing; returns the number of samples written. Ctrl-C propagates."""
+        self.check_model(session)
+        todo = list(self.pending())
+        strategies: dict[str, Strategy] = {s: get_strategy(s) for s in self.plan.strategies}
+        store = JsonlStore.reopen(self.out) if self.resuming else JsonlStore.create(self.out)
+        started = time.perf_counter()
+        interrupted = True
+        with store:
+            store.append(self._run_line(session))
+            try:
+                done = self.in_scope()
+                progress.start(len(todo) + len(done), done)
+                for item, name, budget in todo:
+                    record = self._sample(item, name, budget, strategies[name], session)
+                    store.append(record)
+                    self.written += 1
+                    progress.advance(record)
+                interrupted = False
+            finally:
+                wall = time.perf_counter() - started
+                end = {"type": "end", "samples": self.written, "wall_s": round(wall, 4)}
+                store.append({**end, "interrupted": interrupted})
+        return self.written
+
+    def _run_line(self, session: Session) -> dict[str, Any]:
+        return {
+            "type": "run",
+            "version": FORMAT_VERSION,
+            "started": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "resumed": self.resuming,
+            "dataset": str(self.dataset.path),
+            "format": self.dataset.format,
+            "limit": self.limit,
+            "questions": len(self.dataset.items),
+            "model": session.name,
+            "model_arg": self.model_arg,
+            "load_s": round(session.load_s, 4),
+            **self.plan.to_json(),
+        }
+
+    def _sample(
+        self, item: Item, name: str, budget: Budget, strategy: Strategy, session: Session
+    ) -> dict[str, Any]:
+        options = self.plan.options(name, budget, multiple_choice=item.multiple_choice)
+        if self.plan.temperature is not None:
+            options.sampling = replace(session.sampling, temperature=self.plan.temperature)
+        started = time.perf_counter()
+        result = strategy.run(item.question, session, options, discard)
+        if result.interrupted:  # the strategy caught Ctrl-C: its partial result is not saved
+            raise KeyboardInterrupt
+        graded_at = time.perf_counter()
+        graded = grade(result, item.expected)
+        finished = time.perf_counter()
+        record: dict[str, Any] = {
+            "type": "sample",
+            "id": item.id,
+            "line": item.line,
+            "digest": item.digest,
+            "strategy": name,
+            "budget": budget.label,
+            "branches": options.branches,
+            "budget_tokens": budget.tokens,
+            "max_tokens": options.max_tokens,
+            "expected": item.expected,
+            "answer": result.answer,
+            "share": round(result.share, 4),
+            **graded.to_json(),
+            "branch_tokens": [b.tokens for b in result.branches],
+            "finish_reasons": [b.finish_reason for b in result.branches],
+            "prompt_tokens": result.prompt_tokens,
+            "tokens": result.generated_tokens,
+            "gen_s": round(result.timings.prompt_s + result.timings.generate_s, 4),
+            "grade_s": round(finished - graded_at, 4),
+            "wall_s": round(finished - started, 4),
+            "stop_reason": result.stop_reason,
+        }
+        if self.plan.save_text:
+            record["texts"] = [b.text for b in result.branches]
+        return record
+
+
+def prepare_bench(request: BenchRequest) -> BenchJob:
+    """Check everything that can be checked before the model loads (data, plan, resume)."""
+    if request.resume and request.out:
+        raise UsageError("--resume already names the results file; drop --out")
+    if request.resume:
+        return _prepare_resume(request, request.resume)
+    if request.data is None:
+        raise UsageError("missing DATA: a JSONL file of questions (or --resume FILE)")
+    plan = BenchPlan(
+        strategies=request.strategies or ["vote"],
+        budgets=budget_grid(request.branches, request.budget_tokens),
+        max_tokens=512 if request.max_tokens is None else request.max_tokens,
+        seed=request.seed or 0,
+        temperature=request.temperature,
+        save_text=request.save_text,
+    )
+    plan.check()
+    dataset = load_dataset(request.data, limit=request.limit)
+    out = request.out or Path("results") / f"run-{datetime.now():%Y-%m-%d-%H%M%S}.jsonl"
+    JsonlStore.refuse_existing(out)
+    return BenchJob(plan, dataset, out, request.limit, remembered_model(request.model))
+
+
+def remembered_model(model: str | None) -> str | None:
+    """A model file is remembered by absolute path, so a resume from elsewhere finds it."""
+    if model is not None and Path(model).expanduser().is_file():
+        return str(Path(model).expanduser().resolve())
+    return model
+
+
+def _prepare_resume(request: BenchRequest, path: Path) -> BenchJob:
+    records = read_records(path)
+    runs = [r for r in records.items if r.get("type") == "run"]
+    if not runs:
+        raise InputError(f"{path}: not a results file of `reason bench` (no 'run' line)")
+    header = runs[0]
+    try:
+        saved = BenchPlan.from_json(header)
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InputError(f"{path}:{header['_line']}: bad 'run' line ({exc})") from None
+    for flag, given, kept in (
+        ("--max-tokens", request.max_tokens, saved.max_tokens),
+        ("--seed", request.seed, saved.seed),
+        ("--temperature", request.temperature, saved.temperature),
+    ):
+        if given is not None and given != kept:
+            raise UsageError(
+                f"{flag} {given} differs from {kept}, which {path} was started with; "
+                "results would not be comparable"
+            )
+    plan = replace(
+        saved,
+        strategies=request.strategies or saved.strategies,
+        budgets=(
+            budget_grid(request.branches, request.budget_tokens)
+            if request.branches or request.budget_tokens
+            else saved.budgets
+        ),
+        save_text=saved.save_text or request.save_text,
+    )
+    plan.check()
+    limit = request.limit if request.limit is not None else header.get("limit")
+    dataset = load_dataset(request.data or header["dataset"], limit=limit)
+    model = (
+        remembered_model(request.model) if request.model is not None else header.get("model_arg")
+    )
+    job = BenchJob(plan, dataset, path, limit, model, header=header)
+    digests = {item.id: item for item in dataset.items}
+    for record in records.items:
+        if record.get("type") != "sample":
+            continue
+        key = sample_key(record)
+        item = digests.get(key[0])
+        if item is not None and record.get("digest") != item.digest:
+            raise InputError(
+                f"{path}:{record['_line']}: question {key[0]!r} differs from line {item.line} "
+                f"of {dataset.path}: the data changed since this run started"
+            )
+        job.done.setdefault(key, record)
+    return job

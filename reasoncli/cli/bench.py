@@ -1,0 +1,277 @@
+"""`reason bench DATA`, `reason bench report FILE` and `reason rollouts DATA`.
+
+`bench` is a command group whose default command is `run`, so `reason bench data.jsonl ...` and
+`reason bench report results.jsonl` both work: an argument that is not a sub-command name is
+taken as the DATA of `run` (`reason bench run report` benchmarks a file named "report").
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import click
+import typer
+from typer.core import TyperGroup
+
+from reasoncli.cli.ask import (
+    FlashAttn,
+    GpuLayers,
+    ModelOpt,
+    Quiet,
+    Temperature,
+    Threads,
+    Verbose,
+)
+from reasoncli.cli.io import Terminal
+from reasoncli.errors import ExitCode
+
+
+class _RunByDefault(TyperGroup):
+    """A group that treats `bench DATA ...` as `bench run DATA ...`."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+bench_app = typer.Typer(
+    cls=_RunByDefault,
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    help="Measure accuracy against compute on your data: `reason bench DATA` runs a grid, "
+    "`reason bench report FILE` summarises results.",
+)
+
+Data = Annotated[
+    str | None,
+    typer.Argument(
+        help="JSONL questions: GSM8K, MATH, generic or multiple choice (or 'gsm8k-sample').",
+        show_default=False,
+    ),
+]
+MaxTokensOpt = Annotated[
+    int | None, typer.Option("--max-tokens", help="Token budget per branch [512].", min=1)
+]
+Limit = Annotated[int | None, typer.Option("--limit", help="Use the first N questions.", min=1)]
+SeedOpt = Annotated[int | None, typer.Option("--seed", help="Base seed; branch i uses seed+i [0].")]
+JsonOut = Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")]
+Plot = Annotated[
+    Path | None,
+    typer.Option("--plot", help="Write the accuracy-vs-tokens curve as a PNG (needs matplotlib)."),
+]
+
+
+@bench_app.command("run", help="Run strategies × budgets over a dataset, saving every sample.")
+def run(
+    data: Data = None,
+    strategy: Annotated[
+        str | None, typer.Option("--strategy", "-s", help="Comma-separated strategies [vote].")
+    ] = None,
+    branches: Annotated[
+        str | None, typer.Option("--branches", "-n", help="Comma-separated branch counts [8].")
+    ] = None,
+    budget_tokens: Annotated[
+        str | None,
+        typer.Option("--budget-tokens", help="Comma-separated total token budgets per question."),
+    ] = None,
+    max_tokens: MaxTokensOpt = None,
+    limit: Limit = None,
+    out: Annotated[
+        Path | None,
+        typer.Option("--out", "-o", help="Results JSONL [results/run-DATE-TIME.jsonl]."),
+    ] = None,
+    resume: Annotated[
+        Path | None, typer.Option("--resume", help="Continue this results file where it stopped.")
+    ] = None,
+    model: ModelOpt = None,
+    seed: SeedOpt = None,
+    temperature: Temperature = None,
+    save_text: Annotated[
+        bool, typer.Option("--save-text", help="Keep every branch's text in the results.")
+    ] = False,
+    plot: Plot = None,
+    json_out: JsonOut = False,
+    quiet: Quiet = False,
+    threads: Threads = None,
+    gpu_layers: GpuLayers = None,
+    flash_attn: FlashAttn = True,
+    verbose: Verbose = False,
+) -> None:
+    from reasoncli.bench.runner import BenchRequest, prepare_bench
+    from reasoncli.cli.runner import ModelRequest, load_session
+
+    term = Terminal()
+    job = prepare_bench(
+        BenchRequest(
+            data=data,
+            strategies=_names(strategy),
+            branches=_ints(branches, "--branches"),
+            budget_tokens=_ints(budget_tokens, "--budget-tokens"),
+            max_tokens=max_tokens,
+            seed=seed,
+            temperature=temperature,
+            limit=limit,
+            model=model,
+            out=out,
+            resume=resume,
+            save_text=save_text,
+        )
+    )
+    if plot:
+        from reasoncli.bench.plot import require_matplotlib
+
+        require_matplotlib()
+    session = load_session(ModelRequest(job.model_arg, threads, gpu_layers, flash_attn, verbose))
+    multi = len(job.plan.strategies) > 1
+    try:
+        with _progress(
+            term,
+            quiet,
+            title=job.dataset.path.name,
+            cell=lambda r: f"{r['strategy']} {r['budget']}" if multi else str(r["budget"]),
+            score=lambda r: float(bool(r["correct"])),
+        ) as progress:
+            job.run(session, progress)
+    except KeyboardInterrupt:
+        _interrupted(term, f"{job.written} new sample(s) saved", f"reason bench --resume {job.out}")
+        _report(job.out, json_out, plot, term)
+        raise typer.Exit(ExitCode.INTERRUPTED) from None
+    finally:
+        session.close()
+    _report(job.out, json_out, plot, term)
+
+
+@bench_app.command("report", help="Summarise a results file: tables, a text curve, --plot, --json.")
+def report(
+    file: Annotated[Path, typer.Argument(help="A results JSONL written by `reason bench`.")],
+    plot: Plot = None,
+    json_out: JsonOut = False,
+) -> None:
+    if plot:
+        from reasoncli.bench.plot import require_matplotlib
+
+        require_matplotlib()
+    _report(file, json_out, plot, Terminal())
+
+
+def rollouts(
+    data: Annotated[str, typer.Argument(help="JSONL questions with known answers.")],
+    branches: Annotated[
+        int | None, typer.Option("--branches", "-n", help="Completions per group [8].", min=2)
+    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", "-o", help="Output JSONL.")] = None,
+    resume: Annotated[
+        Path | None, typer.Option("--resume", help="Continue this output file where it stopped.")
+    ] = None,
+    max_tokens: MaxTokensOpt = None,
+    limit: Limit = None,
+    model: ModelOpt = None,
+    seed: SeedOpt = None,
+    temperature: Temperature = None,
+    json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
+    quiet: Quiet = False,
+    threads: Threads = None,
+    gpu_layers: GpuLayers = None,
+    flash_attn: FlashAttn = True,
+    verbose: Verbose = False,
+) -> None:
+    from reasoncli.bench.rollouts import RolloutRequest, prepare_rollouts, rollout_summary
+    from reasoncli.cli.runner import ModelRequest, load_session
+
+    term = Terminal()
+    job = prepare_rollouts(
+        RolloutRequest(data, branches, max_tokens, seed, temperature, limit, model, out, resume)
+    )
+    session = load_session(ModelRequest(job.model_arg, threads, gpu_layers, flash_attn, verbose))
+    code = ExitCode.OK
+    try:
+        with _progress(
+            term,
+            quiet,
+            title=f"rollouts {job.dataset.path.name}",
+            cell=lambda r: "",
+            score=lambda r: sum(r["reward_components"]["accuracy"]) / len(r["advantages"]),
+            label="accuracy",
+        ) as progress:
+            job.run(session, progress)
+    except KeyboardInterrupt:
+        _interrupted(
+            term, f"{job.written} new group(s) saved", f"reason rollouts {data} --resume {job.out}"
+        )
+        code = ExitCode.INTERRUPTED
+    finally:
+        session.close()
+    summary = rollout_summary(job.out)
+    if json_out:
+        _write(term, json.dumps(summary, indent=2))
+    else:
+        _write(
+            term,
+            f"{summary['groups']} groups ({job.branches} completions each) in {summary['file']}: "
+            f"mean accuracy {summary['mean_accuracy']:.1%}, {summary['groups_with_signal']} "
+            "group(s) with a learning signal (non-zero advantages)",
+        )
+    if code:
+        raise typer.Exit(code)
+
+
+def _report(path: Path, json_out: bool, plot: Path | None, term: Terminal) -> None:
+    from reasoncli.bench.report import build_report
+
+    report = build_report(path)
+    if plot:
+        from reasoncli.bench.plot import write_plot
+
+        write_plot(report, plot)
+    if json_out:
+        data = report.to_json()
+        data["plot"] = str(plot) if plot else None
+        _write(term, json.dumps(data, indent=2))
+        return
+    from reasoncli.bench.render import render_report
+
+    console = term.out_console()
+    console.width = max(console.width, 120)  # ten columns; pipes default to 80
+    render_report(report, console)
+    if plot:
+        console.print(f"plot: {plot}")
+
+
+def _progress(term: Terminal, quiet: bool, **kwargs: Any) -> Any:
+    from reasoncli.bench.progress import NullProgress, RichProgress
+
+    if quiet or not term.stderr_is_tty:
+        return NullProgress()
+    return RichProgress(term.err_console(), **kwargs)
+
+
+def _interrupted(term: Terminal, saved: str, again: str) -> None:
+    """Ctrl-C: say what was kept and how to go on, on stderr even when it is not a TTY."""
+    term.stderr.write(f"interrupted: {saved}; continue with: {again}\n")
+    term.stderr.flush()
+
+
+def _write(term: Terminal, text: str) -> None:
+    term.stdout.write(text + "\n")
+    term.stdout.flush()
+
+
+def _names(value: str | None) -> list[str] | None:
+    if value is None:
+        return None
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def _ints(value: str | None, flag: str) -> list[int] | None:
+    if value is None:
+        return None
+    try:
+        numbers = [int(part) for part in value.split(",") if part.strip()]
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r} is not a comma-separated list of integers", param_hint=flag
+        ) from None
+    return numbers

@@ -1,0 +1,510 @@
+"""`auto`: compute-optimal allocation of a token budget, per question (Snell et al. 2024).
+
+Snell et al. found the best use of test-time compute depends on how hard the question is for
+the model, and that agreement among a few samples is a cheap proxy for difficulty. So:
+
+1. **Pilot.** `--pilot` branches, decoded together. Agreement = the leading answer's count over
+   all pilots (a pilot with no answer agrees with nothing); difficulty = 1 - agreement.
+2. **Decide** (`plan_after_pilot`, a pure function):
+   - easy (agreement >= EASY_AGREEMENT, from at least MIN_EASY_VOTES pilots): answer now;
+   - medium (agreement >= MEDIUM_AGREEMENT): widen in parallel, with more branches added to the
+     *pilot's* engine (the prompt is not decoded again), until the vote settles (`--stop-rule`)
+     or the budget cannot pay for another branch;
+   - hard (below that, or no answers): Snell's hard questions do best with a mix of parallel and
+     sequential compute, so HARD_PARALLEL_SHARE of what is left widens in parallel, and the rest
+     goes to revision chains (`revise` rounds) that start from the best attempts so far.
+3. **Answer**: a majority vote over every answer produced (pilots, widening, revision rounds).
+
+The budget counts generated tokens. A branch or round is only started when its whole
+`--max-tokens` still fits, so a run never exceeds `--budget-tokens` (the contract allows one
+branch's `max_tokens` over). Without `--budget-tokens` the budget is `--branches x --max-tokens`,
+what `vote` would spend at most. Revision rounds run one at a time in engines of their own (their
+prompts differ), so they cost more wall time per token than the batched parallel phases.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from typing import Any, ClassVar
+
+from reasoncli.answers import answers_equivalent
+from reasoncli.engine.branches import Branch
+from reasoncli.engine.sampling import Sampling
+from reasoncli.errors import UsageError
+from reasoncli.events import EventSink, Note
+from reasoncli.results import BranchResult, Result
+from reasoncli.session import Session
+from reasoncli.stopping import BetaRule, EscRule, StopRule, beta_leader_probability
+from reasoncli.strategies.base import Kind, StrategyInfo, StrategyOptions, register
+from reasoncli.strategies.parallel import ParallelRun, Policy, attach_rewards, vote_event
+from reasoncli.strategies.revise import Round, attempt_text, run_round, vote_groups
+from reasoncli.voting import majority_vote
+
+# Agreement (leader's count / pilots) at or above which a question is easy: stop after the pilot.
+# With 4 pilots that is 3 or 4 agreeing; the Beta rule puts 3-of-4 at P(leader ahead) = 0.81.
+EASY_AGREEMENT = 0.75
+# Fewest agreeing pilots for "easy", so a single pilot's answer is never taken as agreement.
+MIN_EASY_VOTES = 2
+# Agreement at or above which a question is medium (widen in parallel); below it, hard.
+# With 4 pilots: 2 agreeing is medium, all different (or no answers) is hard.
+MEDIUM_AGREEMENT = 0.5
+# Hard questions: the share of the remaining budget spent widening in parallel before revising.
+HARD_PARALLEL_SHARE = 0.5
+# Hard questions: revision rounds per chain; a chain also ends when a round repeats its answer.
+HARD_ROUNDS = 2
+# Hard questions: at most this many revision chains (they run one at a time).
+HARD_MAX_CHAINS = 8
+# Branches alive at once in the pilot engine; finished branches free their slot for new ones.
+MAX_LIVE_BRANCHES = 16
+
+PATHS = ("easy", "medium", "hard")  # what `Plan.path` can be
+
+
+@dataclass(frozen=True)
+class Thresholds:
+    """The decision constants, as one value tests and benchmarks can vary."""
+
+    easy: float = EASY_AGREEMENT
+    medium: float = MEDIUM_AGREEMENT
+    min_easy_votes: int = MIN_EASY_VOTES
+    hard_parallel_share: float = HARD_PARALLEL_SHARE
+    hard_rounds: int = HARD_ROUNDS
+    hard_max_chains: int = HARD_MAX_CHAINS
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What to do after the pilot, and why."""
+
+    path: str  # "easy" | "medium" | "hard"
+    difficulty: float  # 1 - agreement
+    agreement: float  # leader's count / pilots
+    leader: str | None
+    votes: int  # pilots that gave the leading answer
+    pilots: int
+    reason: str
+    widen_tokens: int  # budget for widening in parallel
+    revise_tokens: int  # budget for revision rounds (at least; they get what widening leaves)
+    rounds_per_chain: int = 0
+
+
+def plan_after_pilot(
+    answers: Sequence[str | None],
+    budget_left: int,
+    max_tokens: int,
+    thresholds: Thresholds | None = None,
+) -> Plan:
+    """Classify the question from the pilots' answers and split the remaining budget.
+
+    `budget_left` is in generated tokens; the split is in whole branches of `max_tokens`.
+    """
+    t = thresholds or Thresholds()
+    n = len(answers)
+    vote = majority_vote(answers)
+    votes = vote.groups[0].count if vote.groups else 0
+    agreement = votes / n if n else 0.0
+    leader = vote.answer
+    seen = f"{votes}/{n} pilots agree on {leader}" if leader else f"none of {n} pilots answered"
+    affordable = max(0, budget_left) // max_tokens
+    if agreement >= t.easy and votes >= t.min_easy_votes:
+        path = "easy"
+        reason = f"{seen} (agreement {agreement:.0%} >= {t.easy:.0%}): easy, answering now"
+        widen = revise = 0
+    elif agreement >= t.medium:
+        path = "medium"
+        widen, revise = affordable * max_tokens, 0
+        reason = (
+            f"{seen} (agreement {agreement:.0%} < {t.easy:.0%} for easy): medium, "
+            f"widening in parallel by up to {affordable} branch(es) until the vote settles"
+        )
+    else:
+        path = "hard"
+        wide = math.floor(affordable * t.hard_parallel_share)
+        widen, revise = wide * max_tokens, (affordable - wide) * max_tokens
+        why = f"{seen} (agreement {agreement:.0%} < {t.medium:.0%})" if leader else seen
+        reason = (
+            f"{why}: hard, widening by up to {wide} branch(es), then revising the "
+            f"best attempts ({t.hard_rounds} rounds a chain) with the rest"
+        )
+    if path != "easy" and affordable == 0:
+        reason = f"{seen}: {path}, but the budget is spent; answering from the pilots"
+    return Plan(
+        path=path,
+        difficulty=1.0 - agreement,
+        agreement=agreement,
+        leader=leader,
+        votes=votes,
+        pilots=n,
+        reason=reason,
+        widen_tokens=widen,
+        revise_tokens=revise,
+        rounds_per_chain=t.hard_rounds if path == "hard" else 0,
+    )
+
+
+def best_attempts(answers: Sequence[str | None], finish_reasons: Sequence[str]) -> list[int]:
+    """Indices of the attempts worth revising, best first.
+
+    One attempt per distinct answer first, the most popular answers first; then attempts with no
+    answer that ended on their own before those cut off at the token limit; then the rest.
+    """
+    vote = majority_vote(answers)
+    natural = [r in ("eos", "stop") for r in finish_reasons]
+    heads: list[int] = []
+    for g in vote.groups:  # sorted by count; members in index order
+        heads.append(min(g.members, key=lambda i: (not natural[i], i)))
+    unanswered = sorted(
+        (i for i, a in enumerate(answers) if a is None), key=lambda i: (not natural[i], i)
+    )
+    rest = [i for i in range(len(answers)) if i not in heads and i not in unanswered]
+    return heads + unanswered + rest
+
+
+def total_budget(options: StrategyOptions) -> int:
+    """`--budget-tokens`, else what `vote` with the same `--branches` would spend at most."""
+    if options.budget_tokens is not None:
+        return options.budget_tokens
+    return options.branches * options.max_tokens
+
+
+def settle_rule(options: StrategyOptions) -> StopRule:
+    if options.stop_rule == "esc":
+        return EscRule(window=options.esc_window)
+    return BetaRule(threshold=options.beta_threshold)
+
+
+def settle_wave(rule: StopRule, answers: Sequence[str | None]) -> int:
+    """The fewest more branches that could settle the vote, were they all to join the leader.
+
+    Widening launches that many at a time rather than the whole budget at once: branches decoded
+    together finish together, so only waves give the stop rule a chance to save tokens.
+    """
+    if isinstance(rule, EscRule):
+        return rule.window
+    if not isinstance(rule, BetaRule):
+        return MAX_LIVE_BRANCHES
+    counts = [g.count for g in majority_vote(answers).groups] + [0, 0]
+    top, second = counts[0], counts[1]
+    k = max(0, rule.min_samples - len(answers))
+    while k < MAX_LIVE_BRANCHES and beta_leader_probability(top + k, second) < rule.threshold:
+        k += 1
+    return max(1, k)
+
+
+@dataclass
+class _State:
+    """Bookkeeping for one run, kept apart from the engine so revisions can join it."""
+
+    run: ParallelRun
+    budget: int
+    phases: dict[str, list[int]] = field(
+        default_factory=lambda: {"pilot": [], "widen": [], "revise": []}
+    )
+    rounds: list[Round] = field(default_factory=list)
+    stop: str | None = None  # why the run ended before spending its budget
+
+    def spent(self) -> int:
+        engine = sum(b.n_tokens for b in self.run.engine.branches)
+        return engine + sum(r.branch.tokens for r in self.rounds if r.branch)
+
+    def committed(self) -> int:
+        """Spent, plus what live branches may still generate."""
+        live = sum(b.max_tokens - b.n_tokens for b in self.run.engine.live)
+        return self.spent() + live
+
+    def tokens(self, phase: str) -> int:
+        if phase == "revise":
+            return sum(r.branch.tokens for r in self.rounds if r.branch)
+        by_id = {b.id: b for b in self.run.engine.branches}
+        return sum(by_id[i].n_tokens for i in self.phases[phase])
+
+
+class _Widen(Policy):
+    """Widening as a `ParallelRun` policy: queue what the budget pays for, launch it in waves
+    (`settle_wave`), stop once the vote settles.
+
+    A branch is queued only while `limit` covers it and every queued or live branch in full,
+    so launching never overshoots; tokens a branch leaves unused pay for the next one.
+    """
+
+    def __init__(
+        self, state: _State, limit: int, rule: StopRule, sampling: Sampling, seed: int
+    ) -> None:
+        self.state, self.limit, self.rule = state, limit, rule
+        self.sampling, self.seed = sampling, seed
+        self._wave = (-1, 1)  # (answers seen, wave size), recomputed when answers change
+
+    def top_up(self, run: ParallelRun) -> None:
+        free = self.limit - self.state.committed()
+        while (len(run.queued) + 1) * run.max_tokens <= free:
+            run.queue(self.sampling.with_seed(self.seed + run.planned), "widen")
+            self.state.phases["widen"].append(run.planned - 1)
+
+    def launch(self, run: ParallelRun) -> int:
+        seen = len(run.finish_order)
+        if self._wave[0] != seen:
+            answers = [run.answers[i] for i in run.finish_order]
+            self._wave = (seen, settle_wave(self.rule, answers))
+        wanted = self._wave[1] - len(run.engine.live)
+        return max(0, min(len(run.queued), run.engine.capacity, wanted))
+
+    def finished(self, run: ParallelRun, branch: Branch) -> None:
+        run.engine.release(branch)  # frees the slot; the text stays on the branch
+        self.top_up(run)
+
+    def should_stop(self, run: ParallelRun) -> str | None:
+        reason = self.rule.decide([run.answers[i] for i in run.finish_order])
+        return f"vote settled while widening: {reason}" if reason else None
+
+
+@register
+class Auto:
+    info: ClassVar[StrategyInfo] = StrategyInfo(
+        name="auto",
+        kind=Kind.ADAPTIVE,
+        summary="Compute-optimal: pilot branches judge difficulty, then stop, widen or revise.",
+        options=(
+            "budget_tokens",
+            "pilot",
+            "max_tokens",
+            "stop_rule",
+            "beta_threshold",
+            "esc_window",
+            "seed",
+            "expect",
+        ),
+    )
+
+    def __init__(self, thresholds: Thresholds | None = None) -> None:
+        self.thresholds = thresholds or Thresholds()
+
+    def check(self, options: StrategyOptions) -> None:
+        options.check()
+        if options.pilot < 1:
+            raise UsageError(f"--pilot must be at least 1 (got {options.pilot})")
+        if options.budget_tokens is not None and options.budget_tokens < 1:
+            raise UsageError("--budget-tokens must be at least 1")
+        budget = total_budget(options)
+        needed = options.pilot * options.max_tokens
+        if budget < needed:
+            source = "--budget-tokens" if options.budget_tokens is not None else "the budget"
+            raise UsageError(
+                f"{source} ({budget}) cannot pay for the pilot: --pilot {options.pilot} x "
+                f"--max-tokens {options.max_tokens} needs at least {needed}"
+            )
+        if options.stop_rule not in ("beta", "esc"):
+            raise UsageError(f"--stop-rule must be beta or esc (got {options.stop_rule!r})")
+        if options.stop_rule == "esc" and options.esc_window < 1:
+            raise UsageError("--esc-window must be at least 1")
+        if options.stop_rule == "beta" and not 0.5 < options.beta_threshold <= 1:
+            raise UsageError(
+                f"--beta-threshold must be in (0.5, 1] (got {options.beta_threshold:g})"
+            )
+
+    def run(
+        self, question: str, session: Session, options: StrategyOptions, emit: EventSink
+    ) -> Result:
+        budget = total_budget(options)
+        mt = options.max_tokens
+        slots = max(options.pilot, min(budget // mt, MAX_LIVE_BRANCHES))
+        run = ParallelRun(
+            self.info.name,
+            question,
+            session,
+            emit,
+            max_tokens=mt,
+            max_branches=slots,
+            multiple_choice=options.multiple_choice,
+        )
+        state = _State(run, budget)
+        plan: Plan | None = None
+        try:
+            emit(
+                Note(
+                    f"budget {budget:,} tokens: {options.pilot} pilot branch(es) of up to {mt} "
+                    "tokens judge the difficulty",
+                    "plan",
+                )
+            )
+            sampling = options.sampling or session.sampling
+            for _ in range(options.pilot):
+                b = run.add(sampling.with_seed(options.seed + len(run.engine.branches)), "pilot")
+                state.phases["pilot"].append(b.id)
+            try:
+                run.drive()
+                if not run.interrupted:
+                    answers = [run.answers.get(i) for i in state.phases["pilot"]]
+                    plan = plan_after_pilot(answers, budget - state.spent(), mt, self.thresholds)
+                    emit(Note(plan.reason, "plan"))
+                    self._follow(plan, question, session, options, sampling, state)
+            except KeyboardInterrupt:  # between phases; each phase catches its own
+                run.interrupted = True
+            return self._result(plan, options, state)
+        finally:
+            run.close()
+
+    # -- phases -----------------------------------------------------------------------------
+    def _follow(
+        self,
+        plan: Plan,
+        question: str,
+        session: Session,
+        options: StrategyOptions,
+        sampling: Sampling,
+        state: _State,
+    ) -> None:
+        run = state.run
+        if plan.path == "easy":
+            state.stop = f"easy: {plan.votes}/{plan.pilots} pilots agree"
+            return
+        if plan.widen_tokens >= options.max_tokens:
+            limit = state.spent() + plan.widen_tokens
+            settled = self._widen(state, limit, settle_rule(options), sampling, options.seed)
+            if settled or run.interrupted:
+                state.stop = settled
+                return
+        if plan.path == "hard" and plan.rounds_per_chain > 0:
+            self._revise(state, question, session, options, sampling, plan.rounds_per_chain)
+
+    def _widen(
+        self, state: _State, limit: int, rule: StopRule, sampling: Sampling, seed: int
+    ) -> str | None:
+        """More branches in the pilot's engine, while `limit` can pay for each one in full.
+
+        Returns the stop rule's reason when the vote settles, else None (budget spent).
+        """
+        run = state.run
+        answers = [run.answers[i] for i in run.finish_order]
+        if reason := rule.decide(answers):
+            run.emit(Note(f"the pilots already settle the vote: {reason}", "early_stop"))
+            return reason
+        for b in run.engine.branches:
+            if b.done:
+                run.engine.release(b)  # frees the pilots' slots; their text stays
+        policy = _Widen(state, limit, rule, sampling, seed)
+        policy.top_up(run)
+        before = getattr(run, "generate_s", 0.0)
+        run.drive(policy=policy)
+        run.generate_s += before
+        started = len(run.engine.branches)  # queued ones never started after a stop
+        state.phases["widen"] = [i for i in state.phases["widen"] if i < started]
+        n = len(state.phases["widen"])
+        run.emit(Note(f"widened by {n} branch(es); {state.spent():,} tokens spent", "plan"))
+        return run.stop_reason
+
+    def _revise(
+        self,
+        state: _State,
+        question: str,
+        session: Session,
+        options: StrategyOptions,
+        sampling: Sampling,
+        rounds_per_chain: int,
+    ) -> None:
+        """Revision chains from the best attempts, while the budget pays for whole rounds."""
+        run, emit, mt = state.run, state.run.emit, options.max_tokens
+        finished = [run.engine.branches[i] for i in run.finish_order]
+        order = best_attempts(
+            [run.answers[b.id] for b in finished], [b.finish_reason or "" for b in finished]
+        )
+        starts = [finished[i] for i in order]
+        next_id = len(run.engine.branches)
+        for chain in range(self.thresholds.hard_max_chains):
+            if not starts or state.spent() + mt > state.budget:
+                return
+            start = starts[chain % len(starts)]
+            prev_id, prev_text, prev_answer = start.id, start.text, run.answers[start.id]
+            emit(
+                Note(
+                    f"revision chain {chain + 1}: revising #{start.id} "
+                    f"({prev_answer or 'no answer'})",
+                    "plan",
+                )
+            )
+            for k in range(rounds_per_chain):
+                if state.spent() + mt > state.budget:
+                    return
+                r = run_round(
+                    session,
+                    question,
+                    attempt_text(prev_text, session.think_tags),
+                    branch_id=next_id,
+                    parent=prev_id,
+                    label=f"revise {chain + 1}.{k + 1}",
+                    sampling=sampling.with_seed(options.seed + next_id),
+                    max_tokens=mt,
+                    emit=emit,
+                    multiple_choice=options.multiple_choice,
+                )
+                next_id += 1
+                state.rounds.append(r)
+                if r.branch is not None:
+                    state.phases["revise"].append(r.branch.id)
+                if r.interrupted or r.branch is None:
+                    run.interrupted = True
+                    return
+                answers, _ = self._all_answers(state)
+                emit(vote_event(majority_vote(answers), len(answers), len(answers)))
+                repeated = r.branch.answer is not None and prev_answer is not None
+                if repeated and answers_equivalent(r.branch.answer or "", prev_answer or ""):
+                    break  # the revision confirms its attempt: start the next chain
+                prev_id, prev_text, prev_answer = r.branch.id, r.branch.text, r.branch.answer
+
+    # -- result -----------------------------------------------------------------------------
+    @staticmethod
+    def _all_answers(state: _State) -> tuple[list[str | None], list[int]]:
+        """Every finished answer in the order it arrived, and the branch ids it came from."""
+        run = state.run
+        ids = list(run.finish_order)
+        answers = [run.answers[i] for i in ids]
+        for r in state.rounds:
+            if r.branch is not None and not r.interrupted:
+                ids.append(r.branch.id)
+                answers.append(r.branch.answer)
+        return answers, ids
+
+    def _result(self, plan: Plan | None, options: StrategyOptions, state: _State) -> Result:
+        run = state.run
+        result = run.result(run.vote())
+        result.branches += [r.branch for r in state.rounds if r.branch is not None]
+        answers, ids = self._all_answers(state)
+        vote = majority_vote(answers)
+        result.answer, result.share = vote.answer, vote.share
+        result.votes = vote_groups(vote, ids)
+        labels = {i: phase for phase, members in state.phases.items() for i in members}
+        for b in result.branches:
+            b.label = b.label or labels.get(b.id, "")
+        result.generated_tokens = sum(b.tokens for b in result.branches)
+        result.prompt_tokens += sum(r.prompt_tokens for r in state.rounds)
+        result.timings.prompt_s += sum(r.prompt_s for r in state.rounds)
+        result.timings.generate_s += sum(r.generate_s for r in state.rounds)
+        result.timings.total_s = time.perf_counter() - run.started
+        result.stop_reason = state.stop
+        if options.expect is not None:
+            attach_rewards(result.branches, options.expect)
+        result.details = self._details(plan, state, result.branches)
+        return result
+
+    def _details(
+        self, plan: Plan | None, state: _State, branches: list[BranchResult]
+    ) -> dict[str, Any]:
+        tokens = {phase: state.tokens(phase) for phase in ("pilot", "widen", "revise")}
+        total = sum(tokens.values())
+        pilot_ids = set(state.phases["pilot"])
+        return {
+            "budget_tokens": state.budget,
+            "path": plan.path if plan else None,
+            "difficulty": plan.difficulty if plan else None,
+            "agreement": plan.agreement if plan else None,
+            "reason": plan.reason if plan else "interrupted during the pilot",
+            "pilot_answer": plan.leader if plan else None,
+            "pilot_answers": [b.answer for b in branches if b.id in pilot_ids],
+            "tokens": {**tokens, "total": total},
+            "unspent": state.budget - total,
+            "phases": state.phases,
+            "plan": asdict(plan) if plan else None,
+            "thresholds": asdict(self.thresholds),
+        }

@@ -1,0 +1,137 @@
+"""`best-of-n`: sample N branches, let a verifier score each, answer with the best one.
+
+Branches are scored as they finish, those that finish in the same engine step in one batch, so
+each `BranchFinished` event carries its score and the live view can show it. `--verifier` picks
+the judge (see `reasoncli.verifiers`): `confidence` costs nothing, `self` and another model
+decode each solution once more in a judge prompt.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import ClassVar
+
+from reasoncli.engine.branches import Branch
+from reasoncli.errors import UsageError
+from reasoncli.events import EventSink, Note
+from reasoncli.results import Result
+from reasoncli.session import Session
+from reasoncli.strategies.base import Kind, StrategyInfo, StrategyOptions, register
+from reasoncli.strategies.parallel import ParallelRun, Policy
+from reasoncli.verifiers import Candidate, Verifier, check_verifier, make_verifier
+from reasoncli.voting import VoteResult, majority_vote
+
+TIE = 1e-9
+
+
+class ScoringPolicy(Policy):
+    """Every branch starts at once; finished branches are scored by the verifier in batches."""
+
+    def __init__(self, verifier: Verifier, question: str) -> None:
+        self.verifier = verifier
+        self.question = question
+
+    def score(self, run: ParallelRun, branches: Sequence[Branch]) -> Mapping[int, float]:
+        candidates = [Candidate(b.text, tuple(b.logprobs)) for b in branches]
+        scores = self.verifier.score(self.question, candidates)
+        return {b.id: s for b, s in zip(branches, scores, strict=True)}
+
+    def weights(self, run: ParallelRun) -> Sequence[float]:
+        return [run.scores.get(i, 0.0) for i in run.finish_order]
+
+
+def pick_best(answers: Sequence[str | None], scores: Sequence[float]) -> list[int]:
+    """Positions of the best-scoring branches that gave an answer (several on a tie).
+
+    A branch without an answer cannot be the pick, whatever its score; NaN scores lose.
+    """
+    clean = [s if math.isfinite(s) else -math.inf for s in scores]
+    answered = [i for i, a in enumerate(answers) if a is not None and a.strip()]
+    if not answered:
+        return []
+    top = max(clean[i] for i in answered)
+    return [i for i in answered if clean[i] >= top - TIE]
+
+
+def best_of_n_vote(answers: Sequence[str | None], scores: Sequence[float]) -> VoteResult:
+    """The best branch's answer (a tie is settled by a vote among the tied branches), with
+    the score-weighted tally of all answers for display; `share` is the pick's score share."""
+    tally = majority_vote(answers, scores)  # NaN and negative scores weigh nothing
+    best = pick_best(answers, scores)
+    if not best:
+        return replace(tally, answer=None, share=0.0)
+    tied = majority_vote([answers[i] for i in best])
+    pick = best[tied.groups[0].members[0]]
+    group = next(g for g in tally.groups if pick in g.members)
+    total = math.fsum(g.weight for g in tally.groups)
+    return replace(tally, answer=answers[pick], share=group.weight / total if total > 0 else 0.0)
+
+
+@register
+class BestOfN:
+    info: ClassVar[StrategyInfo] = StrategyInfo(
+        name="best-of-n",
+        kind=Kind.PARALLEL,
+        summary="N sampled solutions scored by a verifier (confidence, self, or another "
+        "model); the best one's answer wins.",
+        options=("branches", "max_tokens", "seed", "temperature", "expect", "verifier"),
+    )
+
+    def check(self, options: StrategyOptions) -> None:
+        options.check()
+        if options.early_stop:
+            raise UsageError("--early-stop applies to vote and weighted-vote, not best-of-n")
+        if options.top_logprobs < 1:
+            raise UsageError("top-k log-probabilities must be at least 1")
+        check_verifier(options.verifier)
+
+    def run(
+        self, question: str, session: Session, options: StrategyOptions, emit: EventSink
+    ) -> Result:
+        sampling = options.sampling or session.sampling
+        verifier = make_verifier(options.verifier, session, options)
+        try:
+            run = ParallelRun(
+                self.info.name,
+                question,
+                session,
+                emit,
+                max_tokens=options.max_tokens,
+                max_branches=options.branches,
+                multiple_choice=options.multiple_choice,
+                logprobs=options.top_logprobs if verifier.needs_logprobs else 0,
+                window=options.window,
+            )
+        except BaseException:
+            verifier.close()
+            raise
+        try:
+            for i in range(options.branches):
+                run.queue(sampling.with_seed(options.seed + i))
+            run.drive(policy=ScoringPolicy(verifier, question))
+            ids = run.finish_order
+            answers = [run.answers[i] for i in ids]
+            scores = [run.scores.get(i, math.nan) for i in ids]
+            vote = best_of_n_vote(answers, scores)
+            best = [ids[k] for k in pick_best(answers, scores)]
+            if best:
+                emit(
+                    Note(
+                        f"{verifier.name} verifier: best branch #{best[0]} "
+                        f"(score {run.scores[best[0]]:.3f}) answers {vote.answer}"
+                        + (f"; {len(best)} tied, settled by vote" if len(best) > 1 else ""),
+                        "plan",
+                    )
+                )
+            run.emit_vote(None, vote)
+            details = {
+                "verifier": verifier.name,
+                "best": best,
+                "best_score": run.scores.get(best[0]) if best else None,
+            }
+            return run.result(vote, expect=options.expect, details=details)
+        finally:
+            run.close()
+            verifier.close()
