@@ -7,8 +7,8 @@ seed..seed+N-1, `--in-flight` branches decoding at once, every branch to its end
 early-stopped run with the same seeds decodes exactly the same tokens up to its stop, so each
 stop rule is *replayed* from the full run's per-branch answers and lengths, at no extra cost;
 `--rules` can list variants (`beta:0.8`, `esc:3`) to show the savings/agreement trade-off.
-The first `--validate` questions are also run for real with the first rule, and the replay must
-match them exactly (branches started, tokens, answer).
+`--validate` questions (those where the first rule stopped, first) are also run for real with
+that rule, and the replay must match them exactly (branches started, tokens, answer).
 
     python benchmarks/early_stop.py                         # gemma-3-270m few-shot, 12 questions
     python benchmarks/early_stop.py --questions 3 --branches 8 --max-tokens 64   # a smoke run
@@ -214,12 +214,17 @@ def main(argv: Sequence[str] | None = None) -> int:
                     "correct": same(r.answer, expected),
                     "saved": 1 - r.tokens / full.generated_tokens if full.generated_tokens else 0,
                 }
-            if qi < args.validate:
-                validations.append(validate(question, session, first_options, first, in_flight))
-                validations[-1] |= {"question": qi, "full_s": record["full"]["generate_s"]}
-                validations[-1]["replay"] = record["rules"][args.rules.split(",")[0]]
             records.append(record)
             print(f"  question {qi + 1}/{len(questions)} done", file=sys.stderr)
+        # Check the replay where it matters: questions where the first rule stopped early.
+        first_spec = next(iter(plans))
+        stopped = [i for i, r in enumerate(records) if r["rules"][first_spec]["reason"]]
+        others = [i for i in range(len(records)) if i not in stopped]
+        for qi in (stopped + others)[: args.validate]:
+            record = records[qi]
+            check = validate(record["question"], session, first_options, first, in_flight)
+            check |= {"question": qi, "full_s": record["full"]["generate_s"]}
+            validations.append(check | {"replay": record["rules"][first_spec]})
     finally:
         session.close()
     report(records, validations, plans, in_flight, time.perf_counter() - t0)

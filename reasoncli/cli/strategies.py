@@ -12,11 +12,12 @@ def strategies(
     json_out: Annotated[bool, typer.Option("--json", help="Print the registry as JSON.")] = False,
 ) -> None:
     from reasoncli.cli.io import Terminal
-    from reasoncli.strategies.base import REGISTRY, load_builtin_strategies
+    from reasoncli.strategies.base import REGISTRY, Kind, load_builtin_strategies
 
     load_builtin_strategies()
     term = Terminal()
-    infos = [cls.info for cls in REGISTRY.values()]
+    order = {kind: i for i, kind in enumerate(Kind)}
+    infos = sorted((cls.info for cls in REGISTRY.values()), key=lambda i: (order[i.kind], i.name))
     if json_out:
         rows = [
             {"name": i.name, "kind": i.kind.value, "summary": i.summary, "options": list(i.options)}
