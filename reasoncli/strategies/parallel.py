@@ -401,9 +401,16 @@ class ParallelRun:
         self.engine.close()
 
 
-def attach_rewards(branches: list[BranchResult], expect: str) -> None:
-    """GRPO rewards per branch and the group-relative advantage over all of them."""
-    rewards = [score_branch(b.text, b.answer, b.finish_reason, expect) for b in branches]
+def attach_rewards(
+    branches: list[BranchResult],
+    expect: str,
+    finish_reason: Callable[[BranchResult], str] = lambda b: b.finish_reason,
+) -> None:
+    """GRPO rewards per branch and the group-relative advantage over all of them.
+
+    `finish_reason` lets a strategy say which of its own endings count as stopping on its own.
+    """
+    rewards = [score_branch(b.text, b.answer, finish_reason(b), expect) for b in branches]
     advantages = group_advantages([r.total for r in rewards])
     for b, r, a in zip(branches, rewards, advantages, strict=True):
         b.reward = {

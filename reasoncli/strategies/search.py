@@ -33,10 +33,9 @@ from reasoncli.events import (
     RunStarted,
 )
 from reasoncli.results import BranchResult, Result, Timings, VoteGroup
-from reasoncli.rewards import group_advantages, score_branch
 from reasoncli.session import Session
 from reasoncli.strategies.base import StrategyOptions
-from reasoncli.strategies.parallel import branch_answer, split_thinking, vote_event
+from reasoncli.strategies.parallel import attach_rewards, branch_answer, split_thinking, vote_event
 from reasoncli.verifiers import Candidate, check_verifier, make_verifier
 from reasoncli.voting import VoteResult, majority_vote
 
@@ -364,7 +363,12 @@ class SearchRun:
                 )
             )
         if self.options.expect is not None:
-            _attach_rewards([br for br in branches if br.id in leaf_ids], self.options.expect)
+            attach_rewards(
+                [br for br in branches if br.id in leaf_ids],
+                self.options.expect,
+                # a leaf that answered and stopped at a blank line ended on its own
+                lambda b: "stop" if b.finish_reason == ANSWERED else b.finish_reason,
+            )
         members = [n.id for n in self.leaves]
         votes = [
             VoteGroup(g.answer, g.count, g.weight, [members[m] for m in g.members])
@@ -416,26 +420,6 @@ class SearchRun:
             self.engine.close()
         finally:
             self.verifier.close()
-
-
-def _attach_rewards(leaves: list[BranchResult], expect: str) -> None:
-    """GRPO rewards over the finished solutions; a leaf that answered and stopped at a blank
-    line ended on its own, as a "stop" does."""
-    rewards = [
-        score_branch(
-            b.text, b.answer, "stop" if b.finish_reason == ANSWERED else b.finish_reason, expect
-        )
-        for b in leaves
-    ]
-    advantages = group_advantages([r.total for r in rewards])
-    for b, r, a in zip(leaves, rewards, advantages, strict=True):
-        b.reward = {
-            "accuracy": r.accuracy,
-            "format": r.format,
-            "stop": r.stop,
-            "total": r.total,
-            "advantage": a,
-        }
 
 
 def share_of(vote: VoteResult, member: int) -> float:
