@@ -136,13 +136,35 @@ class HfRef(_Schema):
         return v
 
 
+SOURCE_KINDS = ("package", "path", "hf", "resolver", "openai")
+
+
+class OpenAIRef(_Schema):
+    """A model served by an OpenAI-compatible server (llama-server, vLLM, SGLang)."""
+
+    base_url: str = Field(pattern=r"^https?://")
+    """The API root, ending in /v1."""
+    model: str = Field(min_length=1)
+    """The model id the server lists under GET /models."""
+    api_key_env: str = "REASON_API_KEY"
+    """The environment variable that holds the key (the key itself never goes in this file)."""
+    api_key_file: str | None = None
+    """Or a file whose first line is the key."""
+    max_concurrency: int = Field(8, ge=1, le=1024)
+    timeout_s: float = Field(60.0, gt=0, strict=False)
+    template_from: str | None = None
+    """A registry name or .gguf path whose chat template renders prompts for this model, so
+    every strategy can continue branches from a prefix."""
+
+
 class Source(_Schema):
-    """Where the GGUF comes from: exactly one of the four fields."""
+    """Where the weights are: exactly one of the five fields."""
 
     package: PackageRef | None = None
     path: str | None = None
     hf: HfRef | None = None
     resolver: str | None = None
+    openai: OpenAIRef | None = None
 
     @field_validator("resolver")
     @classmethod
@@ -153,15 +175,15 @@ class Source(_Schema):
 
     @model_validator(mode="after")
     def _exactly_one(self) -> Source:
-        given = [k for k in ("package", "path", "hf", "resolver") if getattr(self, k) is not None]
+        given = [k for k in SOURCE_KINDS if getattr(self, k) is not None]
         if len(given) != 1:
             got = f" (got {', '.join(given)})" if given else ""
-            raise ValueError(f"give exactly one of package, path, hf, resolver{got}")
+            raise ValueError(f"give exactly one of {', '.join(SOURCE_KINDS)}{got}")
         return self
 
     @property
-    def kind(self) -> Literal["package", "path", "hf", "resolver"]:
-        for k in ("package", "path", "hf", "resolver"):
+    def kind(self) -> Literal["package", "path", "hf", "resolver", "openai"]:
+        for k in SOURCE_KINDS:
             if getattr(self, k) is not None:
                 return k  # type: ignore[return-value]
         raise AssertionError("validated Source has one field set")
@@ -175,6 +197,8 @@ class Source(_Schema):
             return f"hf {self.hf.repo}: {self.hf.file}{at}"
         if self.resolver is not None:
             return f"resolver {self.resolver}"
+        if self.openai is not None:
+            return f"openai {self.openai.base_url} ({self.openai.model})"
         return f"path {self.path}"
 
 
@@ -745,6 +769,10 @@ _RESOLVERS: dict[str, _Resolver] = {
 def _locate(spec: ModelSpec) -> tuple[Path | None, int | None]:
     """(ready file or None if it needs materializing, size); ModelError when unavailable."""
     src = spec.source
+    if src.openai is not None:
+        raise ModelError(
+            f"model {spec.name!r} is served by {src.openai.base_url}; it has no local file"
+        )
     if src.package is not None:
         path = _package_file(spec, src.package)
     elif src.hf is not None:
@@ -775,6 +803,8 @@ class Installation:
 
 
 def check_installed(spec: ModelSpec) -> Installation:
+    if spec.source.openai is not None:
+        return Installation(True, None, None, "")
     try:
         path, size = _locate(spec)
     except ModelError as exc:

@@ -16,6 +16,9 @@ class ExitCode(IntEnum):
     MODEL = 3
     INPUT = 4
     RESOURCES = 5
+    UNREACHABLE = 6
+    AUTH = 7
+    PROTOCOL = 8
     INTERRUPTED = 130
 
 
@@ -51,3 +54,21 @@ class ResourceError(ReasonError):
     """A request that cannot fit (context, sequences, memory): refused before llama.cpp aborts."""
 
     exit_code = ExitCode.RESOURCES
+
+
+class ServerUnreachable(ReasonError):
+    """A remote server that refuses connections, cannot be resolved, or does not answer in time."""
+
+    exit_code = ExitCode.UNREACHABLE
+
+
+class AuthError(ReasonError):
+    """A remote server that rejects the API key (401/403)."""
+
+    exit_code = ExitCode.AUTH
+
+
+class ProtocolError(ReasonError):
+    """Something answers at the URL, but not with the OpenAI-compatible API."""
+
+    exit_code = ExitCode.PROTOCOL

@@ -20,6 +20,7 @@ class BranchResult:
     score: float | None = None
     reward: dict[str, float] | None = None
     label: str = ""
+    error: str | None = None  # why a remote branch failed
 
 
 @dataclass

@@ -330,6 +330,11 @@ def make_verifier(name: str, session: Session, options: object | None = None) ->
     if name == "confidence":
         return ConfidenceVerifier()
     if name == "self":
+        if not hasattr(session, "model"):
+            raise UsageError(
+                "--verifier self reads the model's own next-token distribution, which a remote "
+                "server does not give; use --verifier confidence or a local model name"
+            )
         return JudgeVerifier(session, name="self")
     check_verifier(name)
     from reasoncli.catalog import load_catalog, read_gguf_info, resolve_model

@@ -115,7 +115,8 @@ def group_record(
         score_branch(b.text, b.answer, b.finish_reason, item.expected) for b in result.branches
     ]
     totals = [r.total for r in rewards]
-    chat = session.style.mode == "chat" and bool(session.style.chat_template)
+    style = session.style  # None: a remote model prompted through its server's chat API
+    chat = style is None or (style.mode == "chat" and bool(style.chat_template))
     prompt: Any = (
         [{"role": "system", "content": COT_SYSTEM}, {"role": "user", "content": item.question}]
         if chat

@@ -109,6 +109,8 @@ class BenchJob:
         self.check_model(session)
         todo = list(self.pending())
         strategies: dict[str, Strategy] = {s: get_strategy(s) for s in self.plan.strategies}
+        for strategy in strategies.values():
+            session.check_strategy(strategy.info)
         store = JsonlStore.reopen(self.out) if self.resuming else JsonlStore.create(self.out)
         started = time.perf_counter()
         interrupted = True

@@ -45,6 +45,71 @@ Expect = Annotated[
     typer.Option("--expect", help="The known answer: adds GRPO rewards and advantages per branch."),
 ]
 Verbose = Annotated[bool, typer.Option("--verbose", help="Show llama.cpp's own log.")]
+PANEL_REMOTE = "Remote server (OpenAI-compatible)"
+Backend = Annotated[
+    str,
+    typer.Option(
+        "--backend",
+        help="auto (remote when a base URL or a remote models.yaml entry is given), local, openai.",
+        rich_help_panel=PANEL_REMOTE,
+    ),
+]
+BaseUrl = Annotated[
+    str | None,
+    typer.Option(
+        "--base-url",
+        envvar="REASON_BASE_URL",
+        help="API root of llama-server, vLLM or SGLang, e.g. http://host:8000/v1.",
+        rich_help_panel=PANEL_REMOTE,
+    ),
+]
+ApiKeyFile = Annotated[
+    str | None,
+    typer.Option(
+        "--api-key-file",
+        envvar="REASON_API_KEY_FILE",
+        help="File holding the API key (else $REASON_API_KEY; never a flag).",
+        rich_help_panel=PANEL_REMOTE,
+    ),
+]
+MaxConcurrency = Annotated[
+    int | None,
+    typer.Option(
+        "--max-concurrency",
+        min=1,
+        help="Requests in flight at once [8].",
+        rich_help_panel=PANEL_REMOTE,
+    ),
+]
+Timeout = Annotated[
+    float | None,
+    typer.Option(
+        "--timeout",
+        min=0.1,
+        help="Seconds to wait for a server's next chunk before retrying [60].",
+        rich_help_panel=PANEL_REMOTE,
+    ),
+]
+
+
+def model_request(
+    model: str | None,
+    threads: int | None,
+    gpu_layers: int | None,
+    flash_attn: bool,
+    verbose: bool,
+    backend: str,
+    base_url: str | None,
+    api_key_file: str | None,
+    max_concurrency: int | None,
+    timeout: float | None,
+) -> ModelRequest:
+    """The model flags every command shares, local and remote, as one request."""
+    from reasoncli.remote.session import RemoteRequest
+
+    remote = RemoteRequest(base_url, model, api_key_file, max_concurrency, timeout)
+    return ModelRequest(model, threads, gpu_layers, flash_attn, verbose, backend, remote)
+
 
 PROGRESS_MODES = ("auto", "live", "plain", "none")
 
@@ -122,6 +187,11 @@ def ask(
     gpu_layers: GpuLayers = None,
     flash_attn: FlashAttn = True,
     verbose: Verbose = False,
+    backend: Backend = "auto",
+    base_url: BaseUrl = None,
+    api_key_file: ApiKeyFile = None,
+    max_concurrency: MaxConcurrency = None,
+    timeout: Timeout = None,
 ) -> None:
     from reasoncli.strategies.base import StrategyOptions
 
@@ -153,7 +223,18 @@ def ask(
         term.read_question(question),
         options,
         term,
-        ModelRequest(model, threads, gpu_layers, flash_attn, verbose),
+        model_request(
+            model,
+            threads,
+            gpu_layers,
+            flash_attn,
+            verbose,
+            backend,
+            base_url,
+            api_key_file,
+            max_concurrency,
+            timeout,
+        ),
         OutputRequest(json_out, jsonl, quiet, progress),
         _sampling_overrides(temperature=temperature, top_p=top_p, top_k=top_k, min_p=min_p),
     )
@@ -195,6 +276,11 @@ def think(
     gpu_layers: GpuLayers = None,
     flash_attn: FlashAttn = True,
     verbose: Verbose = False,
+    backend: Backend = "auto",
+    base_url: BaseUrl = None,
+    api_key_file: ApiKeyFile = None,
+    max_concurrency: MaxConcurrency = None,
+    timeout: Timeout = None,
 ) -> None:
     from reasoncli.strategies.base import StrategyOptions
 
@@ -217,7 +303,18 @@ def think(
         term.read_question(question),
         options,
         term,
-        ModelRequest(model, threads, gpu_layers, flash_attn, verbose),
+        model_request(
+            model,
+            threads,
+            gpu_layers,
+            flash_attn,
+            verbose,
+            backend,
+            base_url,
+            api_key_file,
+            max_concurrency,
+            timeout,
+        ),
         OutputRequest(json_out, jsonl, quiet, progress),
         _sampling_overrides(temperature=temperature, top_p=top_p, top_k=top_k, min_p=min_p),
     )

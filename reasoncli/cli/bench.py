@@ -16,13 +16,19 @@ import typer
 from typer.core import TyperGroup
 
 from reasoncli.cli.ask import (
+    ApiKeyFile,
+    Backend,
+    BaseUrl,
     FlashAttn,
     GpuLayers,
+    MaxConcurrency,
     ModelOpt,
     Quiet,
     Temperature,
     Threads,
+    Timeout,
     Verbose,
+    model_request,
 )
 from reasoncli.cli.io import Terminal
 from reasoncli.errors import ExitCode
@@ -99,9 +105,14 @@ def run(
     gpu_layers: GpuLayers = None,
     flash_attn: FlashAttn = True,
     verbose: Verbose = False,
+    backend: Backend = "auto",
+    base_url: BaseUrl = None,
+    api_key_file: ApiKeyFile = None,
+    max_concurrency: MaxConcurrency = None,
+    timeout: Timeout = None,
 ) -> None:
     from reasoncli.bench.runner import BenchRequest, prepare_bench
-    from reasoncli.cli.runner import ModelRequest, load_session
+    from reasoncli.cli.runner import load_session
 
     term = Terminal()
     job = prepare_bench(
@@ -124,7 +135,20 @@ def run(
         from reasoncli.bench.plot import require_matplotlib
 
         require_matplotlib()
-    session = load_session(ModelRequest(job.model_arg, threads, gpu_layers, flash_attn, verbose))
+    session = load_session(
+        model_request(
+            job.model_arg,
+            threads,
+            gpu_layers,
+            flash_attn,
+            verbose,
+            backend,
+            base_url,
+            api_key_file,
+            max_concurrency,
+            timeout,
+        )
+    )
     multi = len(job.plan.strategies) > 1
     try:
         with _progress(
@@ -177,15 +201,33 @@ def rollouts(
     gpu_layers: GpuLayers = None,
     flash_attn: FlashAttn = True,
     verbose: Verbose = False,
+    backend: Backend = "auto",
+    base_url: BaseUrl = None,
+    api_key_file: ApiKeyFile = None,
+    max_concurrency: MaxConcurrency = None,
+    timeout: Timeout = None,
 ) -> None:
     from reasoncli.bench.rollouts import RolloutRequest, prepare_rollouts, rollout_summary
-    from reasoncli.cli.runner import ModelRequest, load_session
+    from reasoncli.cli.runner import load_session
 
     term = Terminal()
     job = prepare_rollouts(
         RolloutRequest(data, branches, max_tokens, seed, temperature, limit, model, out, resume)
     )
-    session = load_session(ModelRequest(job.model_arg, threads, gpu_layers, flash_attn, verbose))
+    session = load_session(
+        model_request(
+            job.model_arg,
+            threads,
+            gpu_layers,
+            flash_attn,
+            verbose,
+            backend,
+            base_url,
+            api_key_file,
+            max_concurrency,
+            timeout,
+        )
+    )
     code = ExitCode.OK
     try:
         with _progress(

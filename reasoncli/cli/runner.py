@@ -9,11 +9,11 @@ from __future__ import annotations
 import contextlib
 import json
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from reasoncli.cli.io import StdoutClosed, Terminal
-from reasoncli.errors import ExitCode, ReasonError
+from reasoncli.errors import ExitCode, ReasonError, UsageError
 from reasoncli.events import Event
 from reasoncli.results import Result
 
@@ -25,6 +25,8 @@ class ModelRequest:
     gpu_layers: int | None = None
     flash_attn: bool = True
     verbose: bool = False
+    backend: str = "auto"  # auto: remote when a base URL or a remote registry entry says so
+    remote: Any = None  # reasoncli.remote.session.RemoteRequest
 
 
 @dataclass
@@ -45,12 +47,22 @@ class RunRequest:
     sampling_overrides: dict[str, Any] = field(default_factory=dict)
 
 
+BACKENDS = ("auto", "local", "openai")
+
+
 def load_session(request: ModelRequest) -> Any:
-    """Resolve a catalog name or .gguf path, check the file, and load it."""
+    """Resolve a catalog name or .gguf path, check the file, and load it; or open a session on
+    an OpenAI-compatible server when `--backend openai`, a base URL or the entry says so."""
     from reasoncli.catalog import load_catalog, read_gguf_info, resolve_model
     from reasoncli.session import Session, SessionOptions
 
-    resolved = resolve_model(request.name, load_catalog())
+    catalog = load_catalog()
+    if _wants_remote(request, catalog):
+        from reasoncli.remote.session import RemoteRequest, open_remote_session
+
+        remote = request.remote or RemoteRequest()
+        return open_remote_session(replace(remote, model=request.name), catalog)
+    resolved = resolve_model(request.name, catalog)
     read_gguf_info(resolved.path)  # one-line error for a missing, foreign or truncated file
     return Session.load(
         resolved,
@@ -63,6 +75,21 @@ def load_session(request: ModelRequest) -> Any:
     )
 
 
+def _wants_remote(request: ModelRequest, catalog: Any) -> bool:
+    if request.backend not in BACKENDS:
+        raise UsageError(f"--backend must be one of {', '.join(BACKENDS)}, not {request.backend!r}")
+    entry = catalog.find(request.name) if request.name else None
+    is_remote_entry = entry is not None and entry.source.openai is not None
+    if request.backend == "local":
+        if is_remote_entry:
+            raise UsageError(f"model {request.name!r} is served remotely; drop --backend local")
+        return False
+    has_url = request.remote is not None and request.remote.base_url
+    if request.backend == "openai" and not (has_url or is_remote_entry):
+        raise UsageError("--backend openai needs --base-url or REASON_BASE_URL")
+    return bool(request.backend == "openai" or has_url or is_remote_entry)
+
+
 def execute(request: RunRequest, term: Terminal | None = None) -> int:
     """Run the strategy and write the result; returns the exit code."""
     try:
@@ -72,8 +99,6 @@ def execute(request: RunRequest, term: Terminal | None = None) -> int:
 
 
 def _execute(request: RunRequest, term: Terminal) -> int:
-    from dataclasses import replace
-
     from reasoncli.doctor import active_backend
     from reasoncli.strategies.base import get_strategy
 
@@ -81,6 +106,7 @@ def _execute(request: RunRequest, term: Terminal) -> int:
     strategy.check(request.options)
     session = load_session(request.model)
     try:
+        session.check_strategy(strategy.info)
         if request.sampling_overrides:
             request.options.sampling = replace(session.sampling, **request.sampling_overrides)
         with _progress(request, term) as emit:

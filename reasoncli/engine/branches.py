@@ -27,6 +27,7 @@ from reasoncli.engine.sizing import ContextPlan
 from reasoncli.errors import ReasonError, ResourceError
 
 PROMPT_SEQ = 0
+FAILED = "failed"  # remote branches whose requests ran out of retries
 
 
 @dataclass(frozen=True)
@@ -52,7 +53,7 @@ class Branch:
     tokens: list[int] = field(default_factory=list)
     text: str = ""
     logprobs: list[TokenLogprobs] = field(default_factory=list)
-    finish_reason: str | None = None  # "eos" | "stop" | "length" | "stopped"
+    finish_reason: str | None = None  # "eos" | "stop" | "length" | "stopped" | "failed"
     stop_hit: str | None = None  # which stop string ended it
     n_past: int = 0
     pending: list[int] = field(default_factory=list)
@@ -161,6 +162,11 @@ class BranchEngine:
     def capacity(self) -> int:
         """How many more branches can be alive at once."""
         return len(self._free_seqs)
+
+    @property
+    def in_use(self) -> int:
+        """Branches holding a sequence (alive or finished but not released)."""
+        return self.plan.n_seq_max - 1 - len(self._free_seqs)
 
     def add_branch(self, sampling: Sampling, max_tokens: int, stop: Iterable[str] = ()) -> Branch:
         """Start a branch from the shared prompt; its KV is a copy, not a re-decode."""

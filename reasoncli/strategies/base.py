@@ -31,6 +31,8 @@ class StrategyInfo:
     kind: Kind
     summary: str
     options: tuple[str, ...] = ()
+    continues: bool = False
+    """Forks branches or appends text to them, so a remote model needs its prompt template."""
 
 
 @dataclass

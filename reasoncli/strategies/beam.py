@@ -40,6 +40,7 @@ class Beam:
         kind=Kind.SEARCH,
         summary="Step-level beam search: keep the best --beam-width partial solutions per step.",
         options=SEARCH_OPTIONS,
+        continues=True,
     )
 
     def check(self, options: StrategyOptions) -> None:

@@ -31,6 +31,7 @@ class Dvts:
         kind=Kind.SEARCH,
         summary="Diverse verifier tree search: N/M greedy subtrees, weighted vote over leaves.",
         options=SEARCH_OPTIONS,
+        continues=True,
     )
 
     def check(self, options: StrategyOptions) -> None:

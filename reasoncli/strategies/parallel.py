@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 from reasoncli.answers import extract_answer
 from reasoncli.confidence import SlidingWindow, token_confidence
-from reasoncli.engine.branches import Branch, BranchEngine
+from reasoncli.engine.branches import FAILED, Branch, BranchEngine
 from reasoncli.engine.sampling import Sampling
 from reasoncli.errors import UsageError
 from reasoncli.events import (
@@ -202,6 +202,8 @@ class ParallelRun:
 
     def answer_of(self, b: Branch) -> str | None:
         """The answer a finished branch gave (tests override this to script answers)."""
+        if b.finish_reason == FAILED:
+            return None
         return branch_answer(b.text, self.session.think_tags, self.multiple_choice)
 
     def on_finish(self, b: Branch, score: float | None = None) -> None:
@@ -212,6 +214,8 @@ class ParallelRun:
         if score is not None:
             self.scores[b.id] = score
         self.emit(BranchFinished(b.id, answer, b.finish_reason or "stopped", b.n_tokens, score))
+        if error := getattr(self.engine, "errors", {}).get(b.id):
+            self.emit(Note(f"branch {b.id} failed: {error}", "error"))
 
     def cut(self, b: Branch, reason: str, message: str, topic: str = "early_stop") -> None:
         """End one running branch early; it gets no answer and does not vote."""
@@ -365,6 +369,7 @@ class ParallelRun:
                     forced_tokens=b.forced_tokens,
                     confidence=finite_or_none(self.confidence(b.id)),
                     score=finite_or_none(scores.get(b.id)),
+                    error=getattr(engine, "errors", {}).get(b.id),
                 )
             )
         if expect is not None:

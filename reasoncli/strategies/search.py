@@ -21,7 +21,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from reasoncli.answers import final_answer_span
-from reasoncli.engine.branches import Branch, BranchEngine
+from reasoncli.engine.branches import FAILED, Branch, BranchEngine
 from reasoncli.engine.sampling import Sampling
 from reasoncli.errors import UsageError
 from reasoncli.events import (
@@ -127,7 +127,7 @@ class Node:
     def leaf_reason(self) -> str | None:
         """Why this candidate is a finished solution, or None when it should be expanded."""
         b = self.branch
-        if b.finish_reason in ("eos", "length", "stop"):
+        if b.finish_reason in ("eos", "length", "stop", FAILED):
             return b.finish_reason
         if self.ended_at_break and final_answer_span(b.text) is not None:
             return ANSWERED
@@ -197,8 +197,7 @@ class SearchRun:
     def _track(self, node: Node) -> Node:
         self.nodes.append(node)
         self.stats.candidates += 1
-        in_use = self.engine.plan.n_seq_max - 1 - self.engine.capacity
-        self.stats.peak_alive = max(self.stats.peak_alive, in_use)
+        self.stats.peak_alive = max(self.stats.peak_alive, self.engine.in_use)
         self.emit(BranchStarted(node.id, node.branch.parent, node.label))
         return node
 
@@ -278,8 +277,12 @@ class SearchRun:
     # -- decisions --------------------------------------------------------------------------
     def _settle(self, node: Node, status: str) -> None:
         node.status = status
-        node.answer = branch_answer(
-            node.branch.text, self.session.think_tags, self.options.multiple_choice
+        node.answer = (
+            None
+            if status == FAILED
+            else branch_answer(
+                node.branch.text, self.session.think_tags, self.options.multiple_choice
+            )
         )
         self.emit(
             BranchFinished(node.id, node.answer, status, node.new_tokens, round(node.score, 6))

@@ -28,6 +28,7 @@ class Think:
         kind=Kind.SERIAL,
         summary="One chain of thought with a thinking budget; budget forcing (s1) via 'Wait'.",
         options=("max_tokens", "min_tokens", "max_waits", "wait_text", "answer_tokens", "seed"),
+        continues=True,
     )
 
     def check(self, options: StrategyOptions) -> None:

@@ -1,0 +1,231 @@
+"""One connection to a server: its event loop thread, HTTP client, and request dialect.
+
+The backend outlives engines (a bench run opens one engine per question), so connections,
+the `n` discovery and the tokenize endpoint are found once per session.
+
+Two dialects: with a prompt template, `/completions` on the rendered prompt text, which can
+continue any branch from a prefix; without one, `/chat/completions` on messages, where the
+server applies its own template and branches cannot be continued.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Coroutine
+from concurrent.futures import Future
+from dataclasses import dataclass
+from typing import Any
+
+from reasoncli.engine.branches import TokenLogprobs
+from reasoncli.engine.sampling import Sampling
+from reasoncli.remote.client import RemoteConfig, timeout_for
+
+CHARS_PER_TOKEN = 4  # the estimate used when the server cannot count tokens
+
+
+@dataclass(frozen=True)
+class RemotePrompt:
+    """A prompt as the server will see it: text (completions) or messages (chat)."""
+
+    text: str | None
+    messages: tuple[dict[str, str], ...] | None
+    n_tokens: int
+    estimated: bool = False
+
+    def __len__(self) -> int:
+        return self.n_tokens
+
+
+class ChatPrompt(str):
+    """Prompt "text" in chat mode: a readable rendering that carries the messages themselves."""
+
+    messages: tuple[dict[str, str], ...]
+
+    def __new__(cls, messages: list[dict[str, str]]) -> ChatPrompt:
+        shown = "\n".join(f"{m['role']}: {m['content']}" for m in messages)
+        obj = super().__new__(cls, shown)
+        obj.messages = tuple(messages)
+        return obj
+
+
+class RemoteBackend:
+    """The event loop thread, the pooled async client, and what was learnt about the server."""
+
+    def __init__(self, config: RemoteConfig, *, chat_api: bool) -> None:
+        self.config = config
+        self.chat_api = chat_api
+        self.use_n = config.use_n is not False
+        self._tokenizer: str | None = None  # which tokenize endpoint works; "" for none
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
+        self._thread.start()
+        self.client: Any = self._call(self._open_client())
+
+    async def _open_client(self) -> Any:
+        import httpx2
+
+        limit = self.config.max_concurrency
+        return httpx2.AsyncClient(
+            timeout=timeout_for(self.config),
+            limits=httpx2.Limits(max_connections=limit, max_keepalive_connections=limit),
+        )
+
+    def _call(self, coro: Coroutine[Any, Any, Any]) -> Any:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
+
+    def submit(self, coro: Coroutine[Any, Any, None]) -> Future[None]:
+        return asyncio.run_coroutine_threadsafe(coro, self._loop)
+
+    def close(self) -> None:
+        """Cancel what is still running, let it unwind, close connections, stop the loop."""
+        if not self._thread.is_alive():
+            return
+        try:
+            self._call_with_timeout(self._shutdown(), 5.0)
+        finally:
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(timeout=5)
+            if not self._thread.is_alive():
+                self._loop.close()
+
+    def _call_with_timeout(self, coro: Coroutine[Any, Any, Any], timeout: float) -> None:
+        try:
+            asyncio.run_coroutine_threadsafe(coro, self._loop).result(timeout=timeout)
+        except Exception:
+            pass  # closing must not hide the error or interrupt that got us here
+
+    async def _shutdown(self) -> None:
+        me = asyncio.current_task()
+        tasks = [t for t in asyncio.all_tasks() if t is not me]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.client.aclose()
+        await self._loop.shutdown_asyncgens()
+
+    # -- requests ---------------------------------------------------------------------------
+    def request_body(
+        self,
+        prompt: RemotePrompt,
+        prefix: str,
+        sampling: Sampling,
+        *,
+        max_tokens: int,
+        logprobs: int,
+        n: int = 1,
+        stop: tuple[str, ...] = (),
+    ) -> tuple[str, dict[str, Any]]:
+        """(path, JSON body) for a streaming request that continues `prompt` + `prefix`."""
+        body: dict[str, Any] = {"model": self.config.model, "stream": True}
+        if prompt.text is not None:
+            path = "/completions"
+            body["prompt"] = prompt.text + prefix
+            if logprobs:
+                body["logprobs"] = logprobs
+        else:
+            path = "/chat/completions"
+            body["messages"] = list(prompt.messages or ())
+            if logprobs:
+                body.update(logprobs=True, top_logprobs=logprobs)
+        body["max_tokens"] = max(1, max_tokens)
+        body.update(sampling_fields(sampling))
+        if n > 1:
+            body["n"] = n
+        if stop:
+            body["stop"] = list(stop)
+        return path, body
+
+    def parse_choice(self, choice: dict[str, Any]) -> tuple[str, list[TokenLogprobs]]:
+        """The new text of one streamed choice and its per-token log-probabilities."""
+        lp = choice.get("logprobs")
+        if self.chat_api:
+            text = (choice.get("delta") or {}).get("content") or ""
+            return text, _chat_logprobs(lp)
+        return choice.get("text") or "", _completion_logprobs(lp)
+
+    # -- counting tokens ----------------------------------------------------------------------
+    def count_tokens(self, text: str) -> int | None:
+        """Tokens in `text` by the server's tokenizer (llama_cpp.server, llama-server, vLLM
+        endpoints, found once); None when the server has none."""
+        import httpx2
+
+        root = self.config.root.removesuffix("/v1")
+        endpoints = {
+            "llama-cpp-python": (f"{root}/extras/tokenize", {"input": text}),
+            "llama-server": (f"{root}/tokenize", {"content": text}),
+            "vllm": (f"{root}/tokenize", {"model": self.config.model, "prompt": text}),
+        }
+        order = [self._tokenizer] if self._tokenizer else list(endpoints)
+        if self._tokenizer == "":
+            return None
+        for name in order:
+            url, body = endpoints[name]
+            try:
+                response = httpx2.post(
+                    url, json=body, headers=self.config.headers(), timeout=timeout_for(self.config)
+                )
+                tokens = response.json().get("tokens") if response.status_code == 200 else None
+            except Exception:
+                tokens = None
+            if isinstance(tokens, list):
+                self._tokenizer = name
+                return len(tokens)
+        self._tokenizer = ""
+        return None
+
+    def prompt(self, text: str) -> RemotePrompt:
+        messages = getattr(text, "messages", None)
+        counted = self.count_tokens(str(text))
+        n = counted if counted is not None else max(1, len(text) // CHARS_PER_TOKEN)
+        if messages is not None:
+            return RemotePrompt(None, messages, n, estimated=True)
+        return RemotePrompt(text, None, n, estimated=counted is None)
+
+
+def sampling_fields(s: Sampling) -> dict[str, Any]:
+    """OpenAI fields plus the extensions llama.cpp, vLLM and SGLang all accept."""
+    if s.greedy:
+        fields: dict[str, Any] = {"temperature": 0.0, "seed": s.seed}
+    else:
+        fields = {"temperature": s.temperature, "top_p": s.top_p, "seed": s.seed}
+        if s.top_k > 0:
+            fields["top_k"] = s.top_k
+        if s.min_p > 0:
+            fields["min_p"] = s.min_p
+    fields["repeat_penalty"] = s.repeat_penalty  # llama_cpp.server's default is 1.1, not off
+    if s.repeat_penalty != 1.0:
+        fields["repetition_penalty"] = s.repeat_penalty  # vLLM's name
+    return fields
+
+
+def _confidences(top: dict[str, float] | list[Any] | None) -> tuple[float, ...]:
+    if isinstance(top, dict):
+        values = [float(v) for v in top.values() if v is not None]
+    else:
+        values = [float(t["logprob"]) for t in top or () if t.get("logprob") is not None]
+    return tuple(sorted(values, reverse=True))
+
+
+def _completion_logprobs(lp: Any) -> list[TokenLogprobs]:
+    if not isinstance(lp, dict):
+        return []
+    chosen = lp.get("token_logprobs") or []
+    tops = lp.get("top_logprobs") or [None] * len(chosen)
+    out = []
+    for value, top in zip(chosen, tops, strict=False):
+        values = _confidences(top)
+        out.append(TokenLogprobs(-1, float(value or 0.0), (-1,) * len(values), values))
+    return out
+
+
+def _chat_logprobs(lp: Any) -> list[TokenLogprobs]:
+    if not isinstance(lp, dict):
+        return []
+    out = []
+    for item in lp.get("content") or ():
+        values = _confidences(item.get("top_logprobs"))
+        out.append(
+            TokenLogprobs(-1, float(item.get("logprob") or 0.0), (-1,) * len(values), values)
+        )
+    return out

@@ -1,0 +1,213 @@
+"""A session on a remote server: the same face as a local `Session`, so strategies, the bench
+and the renderers do not know which one they drive.
+
+Where the prompt template comes from, in order: the models.yaml entry (`chat_template`, or
+completion mode's `prompt_template`), the GGUF named by `template_from` or by `--model` when
+it is also a local registry name or file, the server's `/props` (llama-server). Without
+one, branches go through `/chat/completions` and the server applies its own template; then
+strategies that continue a branch from a prefix (think, beam, dvts) are refused up front.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from reasoncli.engine.sampling import Sampling
+from reasoncli.errors import ModelError, ReasonError, UsageError
+from reasoncli.prompting import COT_SYSTEM, PromptStyle, render_prompt
+from reasoncli.remote.backend import ChatPrompt, RemoteBackend, RemotePrompt
+from reasoncli.remote.client import DEFAULT_TIMEOUT_S, RemoteConfig, check_server, fetch_props
+from reasoncli.remote.engine import RemoteEngine
+from reasoncli.session import SessionOptions
+
+API_KEY_ENV = "REASON_API_KEY"
+
+
+@dataclass(frozen=True)
+class RemoteRequest:
+    """What the command line says about the server; None means "from models.yaml or default"."""
+
+    base_url: str | None = None
+    model: str | None = None
+    api_key_file: str | None = None
+    max_concurrency: int | None = None
+    timeout_s: float | None = None
+
+
+@dataclass
+class RemoteSession:
+    """A model behind an OpenAI-compatible API, opened once for any number of runs."""
+
+    name: str
+    backend: RemoteBackend
+    style: PromptStyle | None  # None: the server's own chat template, via /chat/completions
+    sampling: Sampling
+    stop: tuple[str, ...] = ()
+    think_tags: tuple[str, str] | None = None
+    options: SessionOptions = field(default_factory=SessionOptions)
+    load_s: float = 0.0
+    eos_text: str = ""
+
+    def prompt_text(
+        self, question: str, *, system: str | None = COT_SYSTEM, assistant_prefix: str = ""
+    ) -> str:
+        if self.style is None:
+            if assistant_prefix:
+                raise UsageError("an assistant prefix needs a prompt template on a remote model")
+            messages = [{"role": "system", "content": system}] if system else []
+            return ChatPrompt([*messages, {"role": "user", "content": question}])
+        # BOS is left to the server, which adds it when it tokenizes the prompt.
+        return render_prompt(
+            self.style,
+            question,
+            system=system,
+            bos="",
+            eos=self.eos_text,
+            assistant_prefix=assistant_prefix,
+        )
+
+    def prompt_tokens(self, text: str) -> RemotePrompt:
+        return self.backend.prompt(text)
+
+    def open_engine(
+        self,
+        prompt: RemotePrompt,
+        *,
+        max_branches: int,
+        max_tokens: int,
+        slack_tokens: int = 64,
+        logprobs: int = 0,
+    ) -> RemoteEngine:
+        return RemoteEngine(self.backend, prompt, max_branches=max_branches, logprobs=logprobs)
+
+    def check_strategy(self, info: Any) -> None:
+        if self.style is None and getattr(info, "continues", False):
+            raise UsageError(
+                f"{info.name} continues branches from a prefix, which needs {self.name!r}'s "
+                "prompt template; set chat_template or template_from in its models.yaml entry"
+            )
+
+    def backend_info(self) -> dict[str, Any]:
+        config = self.backend.config
+        return {
+            "name": "openai",
+            "base_url": config.root,
+            "model": config.model,
+            "api": "chat" if self.style is None else "completions",
+            "max_concurrency": config.max_concurrency,
+        }
+
+    def close(self) -> None:
+        self.backend.close()
+
+
+def read_api_key(key_file: str | None, env: str = API_KEY_ENV) -> str | None:
+    """The key from a file (first line) or the environment; never from the command line."""
+    if key_file:
+        path = Path(key_file).expanduser()
+        try:
+            lines = path.read_text().splitlines()
+        except OSError as exc:
+            raise UsageError(f"--api-key-file {path}: {exc.strerror or exc}") from None
+        key = lines[0].strip() if lines else ""
+        if not key:
+            raise UsageError(f"--api-key-file {path} is empty")
+        return key
+    return os.environ.get(env) or None
+
+
+def open_remote_session(request: RemoteRequest, catalog: Any) -> RemoteSession:
+    """Check the server, pick the prompt template, and open the backend."""
+    t0 = time.perf_counter()
+    entry = catalog.find(request.model) if request.model else None
+    ref = entry.source.openai if entry is not None else None
+    local = None if ref is not None else _local_spec(request.model, catalog)
+    base_url = request.base_url or (ref.base_url if ref else None)
+    if not base_url:
+        raise UsageError("the openai backend needs --base-url or REASON_BASE_URL")
+    config = RemoteConfig(
+        base_url=base_url,
+        model=ref.model if ref else request.model,
+        api_key=read_api_key(
+            request.api_key_file or (ref.api_key_file if ref else None),
+            ref.api_key_env if ref else API_KEY_ENV,
+        ),
+        timeout_s=request.timeout_s or (ref.timeout_s if ref else DEFAULT_TIMEOUT_S),
+        max_concurrency=request.max_concurrency or (ref.max_concurrency if ref else 8),
+    )
+    served = check_server(config)
+    if config.model is None:
+        if len(served) != 1:
+            raise UsageError(
+                f"{config.root} serves {len(served)} models ({', '.join(served[:8])}); "
+                "pick one with --model"
+            )
+        config = RemoteConfig(**{**config.__dict__, "model": served[0]})
+    spec = entry if ref is not None else local
+    template_from = ref.template_from if ref else (request.model if local else None)
+    style, eos = _prompt_style(spec, template_from, config, catalog)
+    think_tags = tuple(spec.think_tags) if spec and spec.think_tags else None
+    if think_tags is None and style and style.chat_template and "<think>" in style.chat_template:
+        think_tags = ("<think>", "</think>")
+    s = spec.sampling if spec else None
+    sampling = (
+        Sampling(s.temperature, s.top_p, s.top_k, s.min_p, s.repeat_penalty) if s else Sampling()
+    )
+    return RemoteSession(
+        name=spec.name if spec else str(config.model),
+        backend=RemoteBackend(config, chat_api=style is None),
+        style=style,
+        sampling=sampling,
+        stop=tuple(spec.stop or ()) if spec else (),
+        think_tags=think_tags,  # type: ignore[arg-type]
+        load_s=time.perf_counter() - t0,
+        eos_text=eos,
+    )
+
+
+def _local_spec(name: str | None, catalog: Any) -> Any:
+    """The registry entry or ad-hoc GGUF spec `name` also names here, for prompting; None if
+    it is only a server-side id."""
+    if not name:
+        return None
+    from reasoncli.catalog import resolve_model
+
+    try:
+        return resolve_model(name, catalog).spec
+    except ModelError:
+        return None
+
+
+def _template_of(name: str, catalog: Any) -> str | None:
+    """The chat template inside the GGUF that `name` resolves to, read from its header."""
+    from reasoncli.catalog import read_gguf_info, resolve_model
+
+    try:
+        resolved = resolve_model(name, catalog)
+        return resolved.spec.chat_template or read_gguf_info(resolved.path).chat_template
+    except ReasonError as exc:
+        raise ModelError(f"template_from {name!r}: {exc}") from None
+
+
+def _prompt_style(
+    spec: Any, template_from: str | None, config: RemoteConfig, catalog: Any
+) -> tuple[PromptStyle | None, str]:
+    """(style, EOS text) from the sources in the module docstring; (None, "") for chat API."""
+    if spec is not None and spec.mode == "completion":
+        return PromptStyle("completion", prompt_template=spec.prompt_template), ""
+    template = spec.chat_template if spec is not None else None
+    if template is None and template_from:
+        template = _template_of(template_from, catalog)
+    eos = ""
+    if template is None:
+        props = fetch_props(config)
+        template = props.get("chat_template") or None
+        eos = str(props.get("eos_token") or "")
+    if not template:
+        return None, ""
+    wrapper = spec.prompt_template if spec is not None else None
+    return PromptStyle("chat", chat_template=template, prompt_template=wrapper), eos
