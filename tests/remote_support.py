@@ -335,7 +335,7 @@ class FaultProxy:
     * `"html"`: answer 200 `text/html` (a server that does not speak the API).
     * `"garbage"`: answer 200 SSE with a data line that is not JSON, then `[DONE]`.
 
-    `script([...])` queues faults consumed one per POST request, in order; once the queue is
+    `script([...])` queues faults consumed one per completion/chat POST, in order; once the queue is
     empty POSTs pass through. `always(fault)` applies one fault to every request, any method,
     until `always(None)`.
     """
@@ -359,7 +359,7 @@ class FaultProxy:
         Handler.upstream_host = host
         Handler.upstream_port = port
         Handler.upstream_prefix = prefix
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server = _QuietServer(("127.0.0.1", 0), Handler)
         self._server.daemon_threads = True
         self.port = int(self._server.server_address[1])
         self._thread = threading.Thread(
@@ -469,6 +469,22 @@ class FaultProxy:
         self.close()
 
 
+def _generates(path: str) -> bool:
+    """Completion and chat requests take scripted faults; tokenize calls and the like do not."""
+    return urlsplit(path).path.rstrip("/").endswith("completions")
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """Clients that hang up mid-request (cancelled branches) are normal here, not errors."""
+
+    daemon_threads = True
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        exc = sys.exc_info()[1]
+        if not isinstance(exc, ConnectionError | TimeoutError):
+            super().handle_error(request, client_address)
+
+
 class _ProxyHandler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     state: _ProxyState
@@ -513,7 +529,7 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             st.max_in_flight = max(st.max_in_flight, st.in_flight)
             if st.always is not None:
                 fault = st.always
-            elif self.command == "POST" and st.script:
+            elif self.command == "POST" and st.script and _generates(self.path):
                 fault = st.script.pop(0)
             else:
                 fault = _Fault("ok")

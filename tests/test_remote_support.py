@@ -145,17 +145,20 @@ def test_status_faults(proxy: FaultProxy, client: httpx2.Client, status: int) ->
     assert proxy.pending == []
 
 
-def test_script_is_consumed_in_order_by_posts_only(
+def test_script_is_consumed_in_order_by_generation_posts_only(
     proxy: FaultProxy, client: httpx2.Client
 ) -> None:
     proxy.script(["500", "ok", "429"])
     tokenize = proxy.root_url + "/extras/tokenize"
     assert client.get(proxy.base_url + "/models").status_code == 200  # GETs don't consume
-    statuses = [client.post(tokenize, json={"input": "Hello"}).status_code for _ in range(4)]
+    assert client.post(tokenize, json={"input": "Hello"}).status_code == 200  # nor tokenize
+    body = {"model": ALIAS, "prompt": "Hello", "max_tokens": 1}
+    completions = proxy.base_url + "/completions"
+    statuses = [client.post(completions, json=body).status_code for _ in range(4)]
     assert statuses == [500, 200, 429, 200]
-    assert [r.fault for r in proxy.requests] == [None, "500", None, "429", None]
-    assert proxy.counts == {"/v1/models": 1, "/extras/tokenize": 4}
-    assert proxy.bodies == [{"input": "Hello"}] * 4
+    assert [r.fault for r in proxy.requests] == [None, None, "500", None, "429", None]
+    assert proxy.counts == {"/v1/models": 1, "/extras/tokenize": 1, "/v1/completions": 4}
+    assert proxy.bodies == [{"input": "Hello"}] + [body] * 4
 
 
 def test_drop_cuts_the_stream_after_n_events(proxy: FaultProxy, client: httpx2.Client) -> None:

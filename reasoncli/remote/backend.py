@@ -19,7 +19,7 @@ from typing import Any
 
 from reasoncli.engine.branches import TokenLogprobs
 from reasoncli.engine.sampling import Sampling
-from reasoncli.remote.client import RemoteConfig, timeout_for
+from reasoncli.remote.client import RemoteConfig, stream_timeout, timeout_for
 
 CHARS_PER_TOKEN = 4  # the estimate used when the server cannot count tokens
 
@@ -52,10 +52,10 @@ class ChatPrompt(str):
 class RemoteBackend:
     """The event loop thread, the pooled async client, and what was learnt about the server."""
 
-    def __init__(self, config: RemoteConfig, *, chat_api: bool) -> None:
+    def __init__(self, config: RemoteConfig, *, chat_api: bool, honours_n: bool = False) -> None:
         self.config = config
         self.chat_api = chat_api
-        self.use_n = config.use_n is not False
+        self.use_n = honours_n if config.use_n is None else config.use_n
         self._tokenizer: str | None = None  # which tokenize endpoint works; "" for none
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -67,7 +67,7 @@ class RemoteBackend:
 
         limit = self.config.max_concurrency
         return httpx2.AsyncClient(
-            timeout=timeout_for(self.config),
+            timeout=stream_timeout(self.config),
             limits=httpx2.Limits(max_connections=limit, max_keepalive_connections=limit),
         )
 

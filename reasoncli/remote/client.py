@@ -7,6 +7,7 @@ it never reaches logs, error messages or JSON output.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 from collections.abc import AsyncIterator
@@ -17,6 +18,8 @@ from reasoncli.errors import AuthError, ModelError, ProtocolError, ServerUnreach
 
 DEFAULT_TIMEOUT_S = 60.0
 CONNECT_TIMEOUT_S = 10.0
+QUEUE_TIMEOUT_S = 600.0
+N_SERVERS = frozenset({"vllm", "sglang"})  # `owned_by` in GET /models of servers that do `n`
 RETRYABLE_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
 
 
@@ -28,9 +31,12 @@ class RemoteConfig:
     model: str | None = None
     api_key: str | None = field(default=None, repr=False)
     timeout_s: float = DEFAULT_TIMEOUT_S
+    """Longest silence allowed once a stream has started; longer is a stall, and retried."""
+    queue_timeout_s: float = QUEUE_TIMEOUT_S
+    """Longest wait for a request's first chunk: servers queue requests beyond their slots."""
     retries: int = 4
     max_concurrency: int = 8
-    use_n: bool | None = None  # None: use `n` for sibling branches until the server ignores it
+    use_n: bool | None = None  # None: when the server is one known to honour `n`
 
     @property
     def root(self) -> str:
@@ -56,8 +62,24 @@ def _http() -> Any:
 
 
 def timeout_for(config: RemoteConfig) -> Any:
-    """Connect fast, but let a busy server think: `timeout_s` bounds each wait for a chunk."""
+    """For plain calls: connect fast, then `timeout_s` for each read."""
     return _http().Timeout(config.timeout_s, connect=min(CONNECT_TIMEOUT_S, config.timeout_s))
+
+
+def stream_timeout(config: RemoteConfig) -> Any:
+    """For streams, reads are timed by `stream_chunks` itself (first chunk vs. the rest)."""
+    connect = min(CONNECT_TIMEOUT_S, config.timeout_s)
+    return _http().Timeout(None, connect=connect, write=config.timeout_s)
+
+
+@dataclass(frozen=True)
+class ServerInfo:
+    models: tuple[str, ...]
+    owned_by: str = ""  # of the chosen model: "vllm", "llamacpp", ...
+
+    @property
+    def honours_n(self) -> bool:
+        return self.owned_by.lower() in N_SERVERS
 
 
 def _error_message(response: Any) -> str:
@@ -84,7 +106,7 @@ def _retry_after(response: Any) -> float | None:
         return None
 
 
-def check_server(config: RemoteConfig) -> list[str]:
+def check_server(config: RemoteConfig) -> ServerInfo:
     """GET /models once before any work: the ids the server serves, or a one-line error that
     says which of unreachable / bad key / wrong URL / unknown model it is."""
     httpx = _http()
@@ -112,6 +134,7 @@ def check_server(config: RemoteConfig) -> list[str]:
     try:
         data = response.json()["data"]
         ids = [str(m["id"]) for m in data]
+        owners = {str(m["id"]): str(m.get("owned_by") or "") for m in data}
     except Exception:
         kind = response.headers.get("content-type", "?").split(";")[0]
         raise ProtocolError(
@@ -121,7 +144,8 @@ def check_server(config: RemoteConfig) -> list[str]:
     if config.model is not None and config.model not in ids:
         served = ", ".join(ids[:8]) or "none"
         raise ModelError(f"{config.root} has no model {config.model!r}; it serves: {served}")
-    return ids
+    chosen = config.model if config.model is not None else (ids[0] if len(ids) == 1 else "")
+    return ServerInfo(tuple(ids), owners.get(chosen, ""))
 
 
 def _reason(exc: BaseException) -> str:
@@ -146,48 +170,63 @@ async def stream_chunks(
 ) -> AsyncIterator[dict[str, Any]]:
     """POST `body` with `stream: true` and yield each parsed SSE chunk until `[DONE]`.
 
-    Raises `RequestFailed`: retryable for 429/5xx, timeouts and dropped connections; not
-    retryable for other 4xx, which the same request would get again.
+    The wait for the first chunk may be long (`queue_timeout_s`: a busy server queues the
+    request), later silences may not (`timeout_s`: a stall). Raises `RequestFailed`: retryable
+    for 429/5xx, timeouts and dropped connections; not for other 4xx, which would recur.
     """
     httpx = _http()
-    url = f"{config.root}{path}"
+    request = client.build_request(
+        "POST", f"{config.root}{path}", json=body, headers=config.headers()
+    )
+    wait = config.queue_timeout_s
     try:
-        async with client.stream("POST", url, json=body, headers=config.headers()) as response:
-            status = response.status_code
-            if status != 200:
-                await response.aread()
-                detail = _error_message(response)
-                raise RequestFailed(
-                    f"HTTP {status}{': ' + detail if detail else ''}",
-                    retryable=status in RETRYABLE_STATUS,
-                    retry_after=_retry_after(response),
-                )
-            kind = response.headers.get("content-type", "").split(";")[0].strip()
-            if kind != "text/event-stream":
-                raise RequestFailed(
-                    f"expected an event stream, got {kind or 'no content type'}", retryable=False
-                )
-            async for line in response.aiter_lines():
-                if not line.startswith("data:"):
-                    continue
-                data = line[5:].strip()
-                if data == "[DONE]":
-                    return
-                try:
-                    chunk = json.loads(data)
-                except json.JSONDecodeError:
-                    raise RequestFailed("malformed event in the stream", retryable=True) from None
-                if isinstance(chunk, dict) and "error" in chunk:
-                    err = chunk["error"]
-                    msg = err.get("message", err) if isinstance(err, dict) else err
-                    raise RequestFailed(f"server error: {msg}", retryable=True)
-                yield chunk
-    except httpx.TimeoutException:
-        raise RequestFailed(
-            f"no data for {config.timeout_s:g} s (timeout)", retryable=True
-        ) from None
+        response = await asyncio.wait_for(client.send(request, stream=True), wait)
+    except asyncio.TimeoutError:
+        raise RequestFailed(f"no answer for {wait:g} s (timeout)", retryable=True) from None
+    except httpx.TransportError as exc:
+        raise RequestFailed(f"connection failed: {_reason(exc)}", retryable=True) from None
+    try:
+        status = response.status_code
+        if status != 200:
+            await response.aread()
+            detail = _error_message(response)
+            raise RequestFailed(
+                f"HTTP {status}{': ' + detail if detail else ''}",
+                retryable=status in RETRYABLE_STATUS,
+                retry_after=_retry_after(response),
+            )
+        kind = response.headers.get("content-type", "").split(";")[0].strip()
+        if kind != "text/event-stream":
+            raise RequestFailed(
+                f"expected an event stream, got {kind or 'no content type'}", retryable=False
+            )
+        lines = response.aiter_lines()
+        while True:
+            try:
+                line = await asyncio.wait_for(lines.__anext__(), wait)
+            except StopAsyncIteration:
+                break
+            except asyncio.TimeoutError:
+                raise RequestFailed(f"no data for {wait:g} s (timeout)", retryable=True) from None
+            if not line.startswith("data:"):
+                continue  # comments (keep-alive pings), event names, blank separators
+            wait = config.timeout_s
+            data = line[5:].strip()
+            if data == "[DONE]":
+                return
+            try:
+                chunk = json.loads(data)
+            except json.JSONDecodeError:
+                raise RequestFailed("malformed event in the stream", retryable=True) from None
+            if isinstance(chunk, dict) and "error" in chunk:
+                err = chunk["error"]
+                msg = err.get("message", err) if isinstance(err, dict) else err
+                raise RequestFailed(f"server error: {msg}", retryable=True)
+            yield chunk
     except httpx.TransportError as exc:
         raise RequestFailed(f"connection lost: {_reason(exc)}", retryable=True) from None
+    finally:
+        await response.aclose()
     raise RequestFailed("the stream ended without [DONE]", retryable=True)
 
 

@@ -185,6 +185,8 @@ class RemoteEngine:
         self._launch()
         events: list[TokenEvent] = []
         if not self._inflight:
+            if self._retry_at:  # only backoffs left: sleep until the first one is over
+                time.sleep(max(0.0, min(self._retry_at.values()) - time.monotonic()))
             return events
         while True:
             try:
@@ -380,8 +382,8 @@ class RemoteEngine:
             else:
                 b.finish_reason = "eos"
             finished = True
-        if finished:
-            self._cancel(b)
+        if b.finish_reason == "stop":
+            self._cancel(b)  # matched here: the server would go on writing
         if text or finished:
             events.append(TokenEvent(b, UNKNOWN_TOKEN, text, finished))
 
@@ -389,25 +391,30 @@ class RemoteEngine:
         if len(request.branches) > 1 and not exc.retryable and not request.started:
             self._drop_n(request, range(len(request.branches)))  # e.g. 400 "only one choice"
             return
-        for i in range(len(request.branches)):
-            b = self._current(request, i)
-            if b is not None:
-                del self._inflight[b.id]
-                self._retry_or_fail(b, exc, events)
+        for b in self._served_by(request):
+            self._retry_or_fail(b, exc, events)
 
     def _on_closed(self, request: _Request, events: list[TokenEvent]) -> None:
         """The stream ended cleanly; choices it never served or never finished go again."""
-        for i in range(len(request.branches)):
-            b = self._current(request, i)
-            if b is None:
-                continue
-            del self._inflight[b.id]
+        index = {b.id: i for i, b in enumerate(request.branches)}
+        for b in self._served_by(request):
+            i = index[b.id]
             if i in request.started:
                 self._retry_or_fail(b, RequestFailed("no finish reason", retryable=True), events)
             elif len(request.branches) > 1:
-                self._drop_n(request, [i])
+                self.backend.use_n = False  # it ignored `n`: these go out on their own
             else:
                 self._fail(b, "the server returned no choice", events)
+
+    def _served_by(self, request: _Request) -> list[Branch]:
+        """Forget `request`; the live branches that were still waiting on it."""
+        waiting = []
+        for i, b in enumerate(request.branches):
+            if self._inflight.get(b.id) is request:
+                del self._inflight[b.id]
+                if not b.done and self._gen[b.id] == request.gens[i]:
+                    waiting.append(b)
+        return waiting
 
     def _drop_n(self, request: _Request, indexes: Iterable[int]) -> None:
         """The server does not do `n`: send these siblings as requests of their own."""

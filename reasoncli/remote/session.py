@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -139,14 +139,14 @@ def open_remote_session(request: RemoteRequest, catalog: Any) -> RemoteSession:
         timeout_s=request.timeout_s or (ref.timeout_s if ref else DEFAULT_TIMEOUT_S),
         max_concurrency=request.max_concurrency or (ref.max_concurrency if ref else 8),
     )
-    served = check_server(config)
+    server = check_server(config)
     if config.model is None:
-        if len(served) != 1:
+        if len(server.models) != 1:
             raise UsageError(
-                f"{config.root} serves {len(served)} models ({', '.join(served[:8])}); "
-                "pick one with --model"
+                f"{config.root} serves {len(server.models)} models "
+                f"({', '.join(server.models[:8])}); pick one with --model"
             )
-        config = RemoteConfig(**{**config.__dict__, "model": served[0]})
+        config = replace(config, model=server.models[0])
     spec = entry if ref is not None else local
     template_from = ref.template_from if ref else (request.model if local else None)
     style, eos = _prompt_style(spec, template_from, config, catalog)
@@ -159,7 +159,7 @@ def open_remote_session(request: RemoteRequest, catalog: Any) -> RemoteSession:
     )
     return RemoteSession(
         name=spec.name if spec else str(config.model),
-        backend=RemoteBackend(config, chat_api=style is None),
+        backend=RemoteBackend(config, chat_api=style is None, honours_n=server.honours_n),
         style=style,
         sampling=sampling,
         stop=tuple(spec.stop or ()) if spec else (),

@@ -20,7 +20,8 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
+from typing import Any
 
 from reasoncli.answers import extract_answer
 from reasoncli.confidence import SlidingWindow, token_confidence
@@ -399,7 +400,7 @@ class ParallelRun:
             ),
             interrupted=self.interrupted,
             stop_reason=self.stop_reason,
-            details=details or {},
+            details=_with_requests(details or {}, engine),
         )
 
     def close(self) -> None:
@@ -522,3 +523,9 @@ class VotePolicy(Policy):
 
     def should_stop(self, run: ParallelRun) -> str | None:
         return self.early.decide(run) if self.early else None
+
+
+def _with_requests(details: dict[str, Any], engine: Any) -> dict[str, Any]:
+    """A remote engine's request counts (requests, retries, failed) join the details."""
+    stats = getattr(engine, "stats", None)
+    return {**details, "requests": asdict(stats)} if stats is not None else details
