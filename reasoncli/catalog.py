@@ -804,7 +804,7 @@ class Installation:
 
 def check_installed(spec: ModelSpec) -> Installation:
     if spec.source.openai is not None:
-        return Installation(True, None, None, "")
+        return Installation(True, None, None, f"served by {spec.source.openai.base_url}")
     try:
         path, size = _locate(spec)
     except ModelError as exc:

@@ -274,7 +274,7 @@ def check_models(
         for spec in catalog:
             inst = check_installed(spec)
             if inst.installed:
-                targets.append((spec.name, inst.path, ""))
+                targets.append((spec.name, inst.path, inst.detail))
     fits = []
     for name, path, detail in targets:
         if path is None:

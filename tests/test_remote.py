@@ -446,3 +446,36 @@ def test_cli_bench_through_the_server(proxy: FaultProxy, tmp_path: Path) -> None
     lines = [json.loads(x) for x in out.read_text().splitlines()]
     samples = [x for x in lines if x["type"] == "sample"]
     assert len(samples) == 2 and all(s["branches"] == 2 for s in samples)
+
+
+# -- models.yaml ------------------------------------------------------------------------------
+def test_remote_entries_in_models_yaml(tmp_path: Path) -> None:
+    from reasoncli.catalog import check_installed
+    from reasoncli.errors import CatalogError
+
+    good = tmp_path / "good.yaml"
+    good.write_text(
+        "models:\n  big:\n    source:\n      openai:\n"
+        "        base_url: https://gpu-box:8000/v1\n        model: Qwen/Qwen2.5-7B-Instruct\n"
+    )
+    spec = load_catalog(good).get("big")
+    assert spec.source.kind == "openai" and spec.source.openai is not None
+    assert spec.source.openai.max_concurrency == 8
+    assert check_installed(spec).installed and "gpu-box" in check_installed(spec).detail
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("models:\n  big:\n    source:\n      openai:\n        base_url: gpu-box\n")
+    with pytest.raises(CatalogError, match="big"):
+        load_catalog(bad)
+    both = tmp_path / "both.yaml"
+    both.write_text(
+        "models:\n  big:\n    source:\n      path: x.gguf\n      openai:\n"
+        "        base_url: http://h/v1\n        model: m\n"
+    )
+    with pytest.raises(CatalogError, match="exactly one"):
+        load_catalog(both)
+
+
+def test_cli_models_show_remote_entry(catalog_file: Path) -> None:
+    proc = reason("models", "show", "tiny-remote", env=remote_env(catalog_file))
+    assert proc.returncode == 0, proc.stderr
+    assert "served by" in proc.stdout

@@ -147,6 +147,7 @@ def show_model(
     """Show a model's registry entry and, when installed, what its GGUF header says."""
     from reasoncli.catalog import (
         Installation,
+        check_installed,
         load_catalog,
         read_gguf_info,
         resolve_model,
@@ -161,6 +162,8 @@ def show_model(
         resolved = resolve_model(name, catalog)
         spec, info = resolved.spec, resolved.info
         inst = Installation(True, resolved.path, resolved.path.stat().st_size, "")
+    elif spec.source.openai is not None:
+        inst = check_installed(spec)
     else:
         try:
             path = resolve_spec(spec)  # may assemble a chunked package once
@@ -411,7 +414,9 @@ def _render_show(
     hf = spec.source.hf
     if hf is not None and hf.sha256:
         row("sha256", hf.sha256)
-    if inst.installed:
+    if inst.installed and inst.path is None:
+        row("remote", inst.detail)
+    elif inst.installed:
         row("file", f"{inst.path}  ({human_bytes(inst.size_bytes)})")
     else:
         row("installed", f"no: {inst.detail}")
