@@ -277,7 +277,7 @@ class RecordedRequest:
 
 @dataclass
 class _Fault:
-    kind: str  # ok | status | drop | eof | stall | delay | html | garbage
+    kind: str  # ok | status | drop | eof | stall | delay | html | garbage | nologprobs
     status: int = 200
     count: int = 0
     seconds: float = 0.0
@@ -295,7 +295,7 @@ def _parse_fault(spec: str) -> _Fault:
         return _Fault(name, count=int(arg or 0), spec=spec)
     if name in ("stall", "delay"):
         return _Fault(name, seconds=float(arg or 0), spec=spec)
-    if name in ("html", "garbage"):
+    if name in ("html", "garbage", "nologprobs"):
         return _Fault(name, spec=spec)
     raise ValueError(f"unknown fault {spec!r}")
 
@@ -325,6 +325,7 @@ class FaultProxy:
     * `"ok"`: forward normally.
     * `"500"`, `"429"`, `"401"`, ... (any status): answer that status with an OpenAI-style body
       `{"error": {"message", "type", "code"}}`; 429 also sends `Retry-After: 0`.
+    * `"nologprobs"`: forward without the request's logprobs fields, like a server without them
     * `"drop:N"`: forward, relay N SSE events, then close the socket mid chunked body (the client
       sees a protocol error: "incomplete chunked read"), never sending `[DONE]`. (A stream with
       fewer than N events passes whole, `[DONE]` included, before the cut.)
@@ -469,6 +470,18 @@ class FaultProxy:
         self.close()
 
 
+def _without_logprobs(body: bytes) -> bytes:
+    try:
+        data = json.loads(body)
+    except ValueError:
+        return body
+    if not isinstance(data, dict):
+        return body
+    for key in ("logprobs", "top_logprobs"):
+        data.pop(key, None)
+    return json.dumps(data).encode()
+
+
 def _generates(path: str) -> bool:
     """Completion and chat requests take scripted faults; tokenize calls and the like do not."""
     return urlsplit(path).path.rstrip("/").endswith("completions")
@@ -572,6 +585,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             if fault.kind == "delay" and self.state.closing.wait(fault.seconds):
                 self.close_connection = True
                 return
+            if fault.kind == "nologprobs":  # a server that ignores the logprobs fields
+                body = _without_logprobs(body)
             limit = fault.count if fault.kind in ("drop", "eof") else None
             self._forward(body, event_limit=limit, clean_eof=fault.kind == "eof")
 

@@ -479,3 +479,19 @@ def test_cli_models_show_remote_entry(catalog_file: Path) -> None:
     proc = reason("models", "show", "tiny-remote", env=remote_env(catalog_file))
     assert proc.returncode == 0, proc.stderr
     assert "served by" in proc.stdout
+
+
+def test_a_server_without_logprobs_stops_confidence_strategies(
+    proxy: FaultProxy, tiny_gguf: Path
+) -> None:
+    from reasoncli.errors import ProtocolError
+
+    session = open_session(proxy, tiny_gguf)
+    proxy.always("nologprobs")
+    try:
+        with pytest.raises(ProtocolError, match="no log-probabilities"):
+            get_strategy("weighted-vote").run("2+2?", session, small_options(), discard)
+        plain = get_strategy("vote").run("2+2?", session, small_options(), discard)
+        assert len(plain.branches) == 3  # strategies without logprobs are unaffected
+    finally:
+        session.close()
