@@ -14,6 +14,7 @@ from reasoncli.cli.doctor import doctor
 from reasoncli.cli.io import StdoutClosed
 from reasoncli.cli.models import models_app
 from reasoncli.cli.strategies import strategies
+from reasoncli.cli.train import train_app
 from reasoncli.errors import ExitCode, ReasonError
 
 app = typer.Typer(
@@ -31,6 +32,7 @@ app.add_typer(models_app, name="models")
 app.command(help="Backend, threads, RAM/VRAM, and which models fit.")(doctor)
 app.add_typer(bench_app, name="bench")
 app.command(help="Write GRPO groups: completions, rewards, advantages.")(rollouts)
+app.add_typer(train_app, name="train")
 
 
 def main(argv: list[str] | None = None) -> None:

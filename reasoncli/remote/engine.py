@@ -185,8 +185,9 @@ class RemoteEngine:
         self._launch()
         events: list[TokenEvent] = []
         if not self._inflight:
-            if self._retry_at:  # only backoffs left: sleep until the first one is over
-                time.sleep(max(0.0, min(self._retry_at.values()) - time.monotonic()))
+            backoffs = [at for i, at in self._retry_at.items() if not self._branches[i].done]
+            if backoffs:  # only backoffs left: sleep until the first one is over
+                time.sleep(max(0.0, min(backoffs) - time.monotonic()))
             return events
         while True:
             try:

@@ -1,0 +1,197 @@
+"""`reason train grpo` (train, export, register) and `reason train heldout` (evaluation data).
+
+Flags become a `TrainRequest`; `reasoncli.train` checks and runs it; this module only picks the
+reporter and writes the result: the model name (or one JSON object) on stdout, a summary on
+stderr. Everything heavy is imported inside the commands, so `reason --help` stays fast.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from reasoncli.cli.io import Terminal
+from reasoncli.errors import ExitCode
+
+train_app = typer.Typer(
+    no_args_is_help=True,
+    rich_markup_mode=None,
+    help='Train a small reasoner with GRPO (needs `pip install "reasoncli[train]"`).',
+)
+
+_DIFFICULTY_HELP = "Arithmetic difficulty: 1 add/subtract to 20, 2 one step with ×/÷, 3 two steps."
+
+
+@train_app.command("grpo")
+def grpo(
+    model: Annotated[
+        str | None,
+        typer.Option("--model", "-m", help="Registry name or .gguf path (Llama architecture)."),
+    ] = None,
+    task: Annotated[
+        str | None, typer.Option("--task", help="Built-in problems: arithmetic [default].")
+    ] = None,
+    data: Annotated[
+        str | None,
+        typer.Option("--data", help="JSONL with answers, any `reason bench` format, instead."),
+    ] = None,
+    difficulty: Annotated[int | None, typer.Option("--difficulty", help=_DIFFICULTY_HELP)] = None,
+    limit: Annotated[
+        int | None, typer.Option("--limit", help="Train on the first N questions.", min=1)
+    ] = None,
+    heldout: Annotated[
+        int | None,
+        typer.Option(
+            "--heldout",
+            help="Keep N questions out of training, written to RUN_DIR/heldout.jsonl "
+            "[100 for --task, 0 for --data].",
+            min=0,
+        ),
+    ] = None,
+    out: Annotated[
+        str | None,
+        typer.Option("--out", "-o", help="Registry name of the trained model [MODEL-grpo]."),
+    ] = None,
+    run_dir: Annotated[
+        Path | None, typer.Option("--run-dir", help="Checkpoints, logs, export [runs/OUT].")
+    ] = None,
+    resume: Annotated[
+        Path | None,
+        typer.Option("--resume", help="Continue the run in this directory from its checkpoint."),
+    ] = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace an existing model name or run directory.")
+    ] = False,
+    steps: Annotated[int | None, typer.Option("--steps", help="Optimizer steps [100].")] = None,
+    group_size: Annotated[
+        int | None,
+        typer.Option("--group-size", "-g", help="Completions per prompt, compared (≥2) [8]."),
+    ] = None,
+    prompts_per_step: Annotated[
+        int | None, typer.Option("--prompts-per-step", help="Prompts per step [2].")
+    ] = None,
+    learning_rate: Annotated[
+        float | None, typer.Option("--learning-rate", "--lr", help="Peak learning rate [1e-5].")
+    ] = None,
+    warmup_steps: Annotated[
+        int | None, typer.Option("--warmup-steps", help="Linear warmup steps [steps/10].")
+    ] = None,
+    temperature: Annotated[
+        float | None, typer.Option("--temperature", "-t", help="Sampling temperature [0.9].")
+    ] = None,
+    kl: Annotated[
+        float | None,
+        typer.Option("--kl", help="KL coefficient β against the original model [0: none]."),
+    ] = None,
+    max_tokens: Annotated[
+        int | None, typer.Option("--max-tokens", help="Tokens per completion [128].")
+    ] = None,
+    seed: Annotated[int | None, typer.Option("--seed", help="Seed for data and sampling [0].")] = (
+        None
+    ),
+    checkpoint_every: Annotated[
+        int | None, typer.Option("--checkpoint-every", help="Save a checkpoint every K steps [50].")
+    ] = None,
+    export: Annotated[
+        str | None, typer.Option("--export", help="GGUF type to export: q8_0 [default] or f16.")
+    ] = None,
+    gradient_checkpointing: Annotated[
+        bool | None,
+        typer.Option(
+            "--gradient-checkpointing/--no-gradient-checkpointing",
+            help="Recompute activations to save memory (slower on CPU) [off].",
+            show_default=False,
+        ),
+    ] = None,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print the summary as one JSON object.")
+    ] = False,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress or summary.")] = False,
+) -> None:
+    """Train with TRL's GRPOTrainer on rewards for accuracy, format and stopping, export to GGUF,
+    check the export, and register it under --out. Ctrl-C saves a checkpoint; --resume goes on."""
+    from reasoncli.train.grpo import prepare_training
+    from reasoncli.train.progress import SilentReporter, TrainReporter
+    from reasoncli.train.render import RichReporter, render_summary
+    from reasoncli.train.settings import TrainRequest
+
+    term = Terminal()
+    job = prepare_training(
+        TrainRequest(
+            model=model,
+            out=out,
+            task=task,
+            data=data,
+            difficulty=difficulty,
+            limit=limit,
+            heldout=heldout,
+            steps=steps,
+            group_size=group_size,
+            prompts_per_step=prompts_per_step,
+            learning_rate=learning_rate,
+            warmup_steps=warmup_steps,
+            temperature=temperature,
+            kl=kl,
+            max_tokens=max_tokens,
+            seed=seed,
+            checkpoint_every=checkpoint_every,
+            export=export,
+            gradient_checkpointing=gradient_checkpointing,
+            run_dir=run_dir,
+            resume=resume,
+            force=force,
+        )
+    )
+    live = term.stderr_is_tty and not quiet
+    reporter: TrainReporter = RichReporter(term.err_console()) if live else SilentReporter()
+    try:
+        outcome = job.run(reporter)
+    except KeyboardInterrupt:
+        reporter.finished()
+        term.stderr.write(
+            f"interrupted: continue from the last checkpoint with: reason train grpo --resume "
+            f"{job.run_dir}\n"
+        )
+        raise typer.Exit(ExitCode.INTERRUPTED) from None
+    finally:
+        reporter.finished()
+    result = outcome.to_json()
+    if json_out:
+        term.stdout.write(json.dumps(result, indent=2) + "\n")
+    elif not outcome.interrupted:
+        term.stdout.write(outcome.name + "\n")
+    term.stdout.flush()
+    if not quiet and not json_out:
+        render_summary(term.err_console(), result)
+    elif outcome.interrupted and not json_out:
+        term.stderr.write(f"interrupted: continue with: reason train grpo --resume {job.run_dir}\n")
+    if outcome.interrupted:
+        raise typer.Exit(ExitCode.INTERRUPTED)
+
+
+@train_app.command("heldout")
+def heldout_problems(
+    task: Annotated[str, typer.Option("--task", help="Built-in problems: arithmetic.")] = (
+        "arithmetic"
+    ),
+    count: Annotated[int, typer.Option("--count", "-n", help="How many problems.", min=1)] = 100,
+    difficulty: Annotated[int, typer.Option("--difficulty", help=_DIFFICULTY_HELP)] = 1,
+    seed: Annotated[int, typer.Option("--seed", help="Seed, as given to `train grpo`.")] = 0,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write here instead of stdout.")
+    ] = None,
+) -> None:
+    """Write held-out problems (never trained on) as generic JSONL for `reason bench`. With the
+    same --seed and --difficulty they are the ones `train grpo` writes to RUN_DIR/heldout.jsonl."""
+    from reasoncli.train.data import heldout_line, task_data, write_heldout
+
+    problems = task_data(task, difficulty=difficulty, seed=seed, limit=1, heldout=count).heldout
+    if out is not None:
+        write_heldout(problems, out)
+        sys.stderr.write(f"wrote {len(problems)} held-out problems to {out}\n")
+        return
+    sys.stdout.write("".join(heldout_line(p) + "\n" for p in problems))

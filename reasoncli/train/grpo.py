@@ -1,0 +1,353 @@
+"""`reason train grpo` as a library: prepare (every cheap check), then run (train, export,
+verify, register, plot).
+
+Training itself is TRL's GRPOTrainer; this module only wires it to the registry, the rewards of
+`reasoncli.rewards`, the run directory and a reporter. Everything that can be refused is refused
+in `prepare_training`, before torch is even imported.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import warnings
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any
+
+from reasoncli.catalog import GGUFInfo, ResolvedModel, load_catalog, read_gguf_info, resolve_model
+from reasoncli.errors import InputError, UsageError
+from reasoncli.train.data import TrainData, file_data, task_data, write_heldout
+from reasoncli.train.deps import check_train_deps, import_stack
+from reasoncli.train.export import export_gguf
+from reasoncli.train.plot import PLOT_FILE, plot_available, write_reward_plot
+from reasoncli.train.policy import Policy, check_trainable, load_checkpoint, load_gguf
+from reasoncli.train.progress import TrainReporter
+from reasoncli.train.prompts import is_chat, training_prompt
+from reasoncli.train.registry import check_out_name, trained_spec, write_entry
+from reasoncli.train.rewards import REWARD_WEIGHTS, RewardAdapter
+from reasoncli.train.runlog import LOG_FILE, RewardLog, read_log
+from reasoncli.train.settings import (
+    RUN_FILE,
+    RunPlan,
+    TrainRequest,
+    TrainSettings,
+    clear_run_dir,
+    latest_checkpoint,
+    resolve_settings,
+)
+from reasoncli.train.verify import GreedyCheck, greedy_check
+
+__all__ = ["TrainJob", "TrainOutcome", "prepare_training"]
+
+HELDOUT_FILE = "heldout.jsonl"
+SUMMARY_FILE = "summary.json"
+REFERENCE_DIR = "reference"
+_NOISY = ("transformers", "trl", "torch", "accelerate", "datasets", "huggingface_hub")
+
+
+@dataclass
+class TrainOutcome:
+    name: str
+    source: str
+    data: str
+    run_dir: Path
+    device: str
+    start_step: int
+    step: int
+    total_steps: int
+    interrupted: bool
+    seconds_per_step: float | None
+    reward_log: Path
+    start: dict[str, float] | None = None
+    end: dict[str, float] | None = None
+    gguf: Path | None = None
+    greedy: GreedyCheck | None = None
+    registry: Path | None = None
+    plot: Path | None = None
+    heldout: Path | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        def path(p: Path | None) -> str | None:
+            return str(p) if p is not None else None
+
+        return {
+            "model": self.name,
+            "source": self.source,
+            "data": self.data,
+            "run_dir": str(self.run_dir),
+            "device": self.device,
+            "start_step": self.start_step,
+            "step": self.step,
+            "steps": self.total_steps,
+            "interrupted": self.interrupted,
+            "seconds_per_step": round(self.seconds_per_step, 3) if self.seconds_per_step else None,
+            "start": self.start,
+            "end": self.end,
+            "gguf": path(self.gguf),
+            "greedy_check": self.greedy.to_json() if self.greedy else None,
+            "registered_in": path(self.registry),
+            "reward_log": str(self.reward_log),
+            "plot": path(self.plot),
+            "heldout": path(self.heldout),
+        }
+
+
+def prepare_training(request: TrainRequest) -> TrainJob:
+    """Validate flags, model, name and data; nothing heavy is imported or loaded."""
+    check_train_deps()
+    catalog = load_catalog()
+    plan = resolve_settings(request, catalog.default.name)
+    s = plan.settings
+    resolved = resolve_model(s.model, catalog)
+    info = read_gguf_info(resolved.path)
+    check_trainable(info, s.model)
+    check_out_name(s.out, catalog, force=request.force, run_dir=plan.run_dir)
+    if s.data is not None:
+        data = file_data(s.data, limit=s.limit, heldout=s.heldout)
+    else:
+        assert s.task is not None
+        data = task_data(
+            s.task, difficulty=s.difficulty, seed=s.seed, limit=s.limit, heldout=s.heldout
+        )
+    if len(data.train) < s.prompts_per_step:
+        raise UsageError(
+            f"--prompts-per-step {s.prompts_per_step} exceeds the {len(data.train)} training "
+            "question(s)"
+        )
+    return TrainJob(plan, resolved, info, data, request.force)
+
+
+def _quiet_libraries() -> None:
+    """Library warnings and log lines would break the one-line-error, clean-stderr contract."""
+    for name in _NOISY:
+        logging.getLogger(name).setLevel(logging.ERROR)
+        warnings.filterwarnings("ignore", module=rf"{name}(\.|$)")
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    datasets.logging.set_verbosity_error()
+    transformers.utils.logging.set_verbosity_error()
+    transformers.utils.logging.disable_progress_bar()
+
+
+def _summary_window(records: list[dict[str, Any]], last: bool) -> dict[str, float] | None:
+    if not records:
+        return None
+    k = max(1, min(10, len(records) // 4))
+    window = records[-k:] if last else records[:k]
+    keys = ("reward", "accuracy", "format", "stop", "completion_tokens")
+    out = {key: round(sum(float(r.get(key) or 0) for r in window) / k, 4) for key in keys}
+    return {"steps": k, **out}
+
+
+@dataclass
+class TrainJob:
+    plan: RunPlan
+    resolved: ResolvedModel
+    info: GGUFInfo
+    data: TrainData
+    force: bool
+
+    @property
+    def settings(self) -> TrainSettings:
+        return self.plan.settings
+
+    @property
+    def run_dir(self) -> Path:
+        return self.plan.run_dir
+
+    def run(self, reporter: TrainReporter) -> TrainOutcome:
+        """Train to the step target, then export, check, register and plot; Ctrl-C stops
+        after the running step with a checkpoint (the outcome says `interrupted`)."""
+        import_stack()
+        _quiet_libraries()
+        import torch
+
+        s, run_dir = self.settings, self.run_dir
+        if self.plan.clear_run_dir:
+            clear_run_dir(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / RUN_FILE).write_text(json.dumps(s.to_json(), indent=2) + "\n", "utf-8")
+        heldout = run_dir / HELDOUT_FILE if self.data.heldout else None
+        if heldout is not None:
+            write_heldout(self.data.heldout, heldout)
+        checkpoint = latest_checkpoint(run_dir) if self.plan.resuming else None
+        start_step = _checkpoint_step(checkpoint)
+        log = RewardLog(run_dir / LOG_FILE)
+        log.keep_until(start_step)
+
+        spec = self.resolved.spec
+        cuda = torch.cuda.is_available()
+        if checkpoint is not None:
+            reporter.status(f"loading checkpoint {checkpoint.name}")
+            policy = load_checkpoint(checkpoint, spec.chat_template)
+        else:
+            reporter.status(f"loading {self.resolved.path.name} into transformers")
+            policy = load_gguf(self.resolved.path, spec.chat_template)
+        if s.kl > 0:
+            _point_reference(policy, run_dir, resumed=checkpoint is not None)
+        chat = is_chat(spec, self.info.chat_template)
+        adapter = RewardAdapter(_eos_ids(policy), think_tags=spec.think_tags, stop=spec.stop)
+        trainer, callback, interrupt = self._trainer(policy, adapter, chat, cuda, reporter, log)
+        adapter.eos_ids = frozenset(trainer.eos_token_ids)
+        with interrupt.installed():
+            trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+        step = int(trainer.state.global_step)
+        records = read_log(log.path)
+        outcome = TrainOutcome(
+            name=s.out,
+            source=spec.name,
+            data=self.data.source,
+            run_dir=run_dir,
+            device="cuda" if cuda else "cpu",
+            start_step=start_step,
+            step=step,
+            total_steps=s.steps,
+            interrupted=interrupt.requested and step < s.steps,
+            seconds_per_step=(
+                sum(callback.durations) / len(callback.durations) if callback.durations else None
+            ),
+            reward_log=log.path,
+            start=_summary_window(records, last=False),
+            end=_summary_window(records, last=True),
+            heldout=heldout,
+        )
+        if outcome.interrupted:
+            return outcome
+        policy = replace(policy, model=trainer.accelerator.unwrap_model(trainer.model))
+        self._finish(policy, outcome, chat, reporter)
+        if plot_available() and records:
+            reporter.status("drawing the reward curve")
+            title = f"{s.out}: GRPO on {self.data.source} from {spec.name}"
+            outcome.plot = write_reward_plot(records, run_dir / PLOT_FILE, title)
+        summary = json.dumps(outcome.to_json(), indent=2) + "\n"
+        (run_dir / SUMMARY_FILE).write_text(summary, "utf-8")
+        return outcome
+
+    def _trainer(
+        self,
+        policy: Policy,
+        adapter: RewardAdapter,
+        chat: bool,
+        cuda: bool,
+        reporter: TrainReporter,
+        log: RewardLog,
+    ) -> tuple[Any, Any, Any]:
+        import torch
+        from datasets import Dataset
+        from transformers import PrinterCallback, ProgressCallback
+        from trl import GRPOConfig, GRPOTrainer
+
+        from reasoncli.train.callbacks import GracefulInterrupt, StepCallback
+
+        s, spec = self.settings, self.resolved.spec
+        rows = [
+            {
+                "prompt": training_prompt(p.question, spec, chat),
+                "answer": p.answer,
+                "multiple_choice": p.multiple_choice,
+            }
+            for p in self.data.train
+        ]
+        config = GRPOConfig(
+            output_dir=str(self.run_dir),
+            max_steps=s.steps,
+            per_device_train_batch_size=s.group_size * s.prompts_per_step,
+            gradient_accumulation_steps=1,
+            num_generations=s.group_size,
+            max_completion_length=s.max_tokens,
+            temperature=s.temperature,
+            learning_rate=s.learning_rate,
+            lr_scheduler_type="constant_with_warmup",
+            warmup_steps=s.warmup_steps,
+            beta=s.kl,
+            seed=s.seed,
+            reward_weights=list(REWARD_WEIGHTS.values()),
+            remove_unused_columns=False,
+            logging_steps=1,
+            save_strategy="steps",
+            save_steps=s.checkpoint_every,
+            save_total_limit=1,
+            report_to="none",
+            disable_tqdm=True,
+            log_completions=False,
+            gradient_checkpointing=s.gradient_checkpointing,
+            use_cpu=not cuda,
+            bf16=cuda and torch.cuda.is_bf16_supported(),
+            dataloader_pin_memory=cuda,
+        )
+        interrupt = GracefulInterrupt(reporter)
+        callback = StepCallback(reporter, log, interrupt)
+        trainer = GRPOTrainer(
+            model=policy.model,
+            reward_funcs=adapter.functions(),
+            args=config,
+            train_dataset=Dataset.from_list(rows),
+            processing_class=policy.tokenizer,
+            callbacks=[callback],
+        )
+        for noisy in (PrinterCallback, ProgressCallback):  # they print to stdout/stderr
+            trainer.remove_callback(noisy)
+        return trainer, callback, interrupt
+
+    def _finish(
+        self, policy: Policy, outcome: TrainOutcome, chat: bool, reporter: TrainReporter
+    ) -> None:
+        """Export, compare greedy tokens with the export, and register it."""
+        s, spec = self.settings, self.resolved.spec
+        gguf = self.run_dir / f"{s.out}-{s.export.upper()}.gguf"
+        reporter.status(f"exporting {s.export.upper()} GGUF")
+        export_gguf(
+            policy.model.state_dict(),
+            policy.model.config,
+            self.resolved.path,
+            gguf,
+            file_type=s.export,
+            name=s.out,
+        )
+        outcome.gguf = gguf
+        reporter.status("checking the export against the trained model (greedy decoding)")
+        probe = (self.data.heldout or self.data.train)[0].question
+        outcome.greedy = greedy_check(
+            policy, gguf, spec, probe, chat=chat, eos_ids=set(_eos_ids(policy))
+        )
+        catalog = load_catalog()
+        check_out_name(s.out, catalog, force=self.force, run_dir=self.run_dir)
+        description = (
+            f"GRPO-trained from {spec.name} on {self.data.source}, {outcome.step} steps "
+            "(reason train grpo)"
+        )
+        outcome.registry = write_entry(trained_spec(s.out, spec, gguf, description))
+
+
+def _checkpoint_step(checkpoint: Path | None) -> int:
+    if checkpoint is None:
+        return 0
+    state = json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
+    return int(state.get("global_step", 0))
+
+
+def _eos_ids(policy: Policy) -> list[int]:
+    """Every id that ends a completion, as GRPOTrainer counts them."""
+    configured = policy.model.generation_config.eos_token_id
+    ids = [configured] if isinstance(configured, int) else list(configured or [])
+    if policy.tokenizer.eos_token_id is not None and policy.tokenizer.eos_token_id not in ids:
+        ids.insert(0, policy.tokenizer.eos_token_id)
+    return ids
+
+
+def _point_reference(policy: Policy, run_dir: Path, *, resumed: bool) -> None:
+    """With a KL term GRPOTrainer loads a reference model from `config._name_or_path`, which
+    for a GGUF is a model name, not a path: save the untrained weights once and point there."""
+    reference = run_dir / REFERENCE_DIR
+    if not (reference / "config.json").is_file():
+        if resumed:  # the policy is a checkpoint now: it cannot stand in for the original
+            raise InputError(f"{reference} is missing: the run cannot resume with --kl")
+        tmp = run_dir / f".{REFERENCE_DIR}.{os.getpid()}.tmp"
+        policy.model.save_pretrained(str(tmp))
+        policy.tokenizer.save_pretrained(str(tmp))
+        os.replace(tmp, reference)
+    policy.model.config._name_or_path = str(reference)
