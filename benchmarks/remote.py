@@ -35,12 +35,14 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+import httpx2
+
 from reasoncli.catalog import load_catalog, resolve_model
 from reasoncli.remote.session import RemoteRequest, RemoteSession, open_remote_session
 from reasoncli.strategies.base import StrategyOptions, get_strategy
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from remote_support import LlamaServer  # noqa: E402
+from remote_support import LlamaServer, free_port  # noqa: E402
 
 QUESTION = (
     "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips "
@@ -142,6 +144,48 @@ def concurrency_section(
     return out
 
 
+class SlotServer:
+    """llama.cpp's own llama-server with parallel slots, on loopback, for the duration."""
+
+    def __init__(self, binary: Path, model: Path, threads: int) -> None:
+        self.port = free_port()
+        self.base_url = f"http://127.0.0.1:{self.port}/v1"
+        self.cmd = [
+            str(binary), "-m", str(model), "--alias", ALIAS, "-np", str(BRANCHES),
+            "-c", str(4096 * BRANCHES), "-t", str(threads), "--host", "127.0.0.1",
+            "--port", str(self.port),
+        ]  # fmt: skip
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    def __enter__(self) -> SlotServer:
+        self.proc = subprocess.Popen(
+            self.cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise SystemExit(f"llama-server exited with {self.proc.returncode}")
+            try:
+                if httpx2.get(self.base_url + "/models", timeout=2).status_code == 200:
+                    return self
+            except httpx2.HTTPError:
+                pass
+            time.sleep(0.5)
+        raise SystemExit("llama-server did not come up in 120 s")
+
+    def __exit__(self, *exc: object) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+
 def _terminate(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt  # unwinds through the server's context manager, which stops it
 
@@ -155,6 +199,12 @@ def main() -> None:
     ap.add_argument("--concurrency", default="1,4,8", help="--max-concurrency levels (first: 1x)")
     ap.add_argument("--skip-cli", action="store_true", help="skip part 1 (reason ask wall time)")
     ap.add_argument("--skip-concurrency", action="store_true", help="skip part 2 (throughput)")
+    ap.add_argument(
+        "--llama-server",
+        metavar="PATH",
+        help="benchmark this llama.cpp llama-server binary (-np 8 parallel slots) instead of "
+        "llama-cpp-python's llama_cpp.server",
+    )
     args = ap.parse_args()
     levels = [int(x) for x in args.concurrency.split(",")]
     signal.signal(signal.SIGTERM, _terminate)
@@ -170,8 +220,12 @@ def main() -> None:
     conc: dict[int, tuple[float, float, float, int]] = {}
     t_start = time.perf_counter()
     try:
-        server = LlamaServer(
-            path, alias=ALIAS, n_ctx=4096, n_threads=args.threads, startup_timeout=180.0
+        server: Any = (
+            SlotServer(Path(args.llama_server), path, args.threads)
+            if args.llama_server
+            else LlamaServer(
+                path, alias=ALIAS, n_ctx=4096, n_threads=args.threads, startup_timeout=180.0
+            )
         )
         with server:
             print(f"server up at {server.base_url} (pid {server.pid}); warming up", flush=True)
@@ -186,14 +240,19 @@ def main() -> None:
         print("\ninterrupted; server stopped", file=sys.stderr)
         raise SystemExit(130) from None
 
-    print("\nnote: llama_cpp.server serves one request at a time (global lock), so it is")
-    print("expected to be slower than the batched in-process engine; concurrency can only")
-    print("overlap HTTP/Python overhead with decoding, not decode branches together.")
+    if args.llama_server:
+        print("\nnote: llama-server runs -np 8 slots and batches them in one decode, like the")
+        print("in-process engine, so concurrency should raise throughput.")
+    else:
+        print("\nnote: llama_cpp.server serves one request at a time (global lock), so it is")
+        print("expected to be slower than the batched in-process engine; concurrency can only")
+        print("overlap HTTP/Python overhead with decoding, not decode branches together.")
     if cli is not None:
         remote, local = cli
         print(f"\n{'reason ask --branches 8':<26} {'wall s':>8} {'vs local':>9}")
         print(f"{'in-process engine':<26} {local:>8.2f} {1.0:>8.2f}x")
-        print(f"{'llama_cpp.server':<26} {remote:>8.2f} {remote / local:>8.2f}x")
+        label = "llama-server -np 8" if args.llama_server else "llama_cpp.server"
+        print(f"{label:<26} {remote:>8.2f} {remote / local:>8.2f}x")
     if conc:
         base_rate, base_wall = conc[levels[0]][0], conc[levels[0]][1]
         print(

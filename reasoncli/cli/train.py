@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -116,7 +116,7 @@ def grpo(
     check the export, and register it under --out. Ctrl-C saves a checkpoint; --resume goes on."""
     from reasoncli.train.grpo import prepare_training
     from reasoncli.train.progress import SilentReporter, TrainReporter
-    from reasoncli.train.render import RichReporter, render_summary
+    from reasoncli.train.render import RichReporter
     from reasoncli.train.settings import TrainRequest
 
     term = Terminal()
@@ -159,18 +159,27 @@ def grpo(
         raise typer.Exit(ExitCode.INTERRUPTED) from None
     finally:
         reporter.finished()
-    result = outcome.to_json()
+    _write_outcome(term, outcome.to_json(), json_out=json_out, quiet=quiet)
+    if outcome.interrupted:
+        raise typer.Exit(ExitCode.INTERRUPTED)
+
+
+def _write_outcome(term: Terminal, result: dict[str, Any], *, json_out: bool, quiet: bool) -> None:
+    """stdout: one JSON object, or the model name (nothing if interrupted: there is no model
+    yet); stderr: the summary, or at least how to continue an interrupted run."""
+    from reasoncli.train.render import render_summary
+
     if json_out:
         term.stdout.write(json.dumps(result, indent=2) + "\n")
-    elif not outcome.interrupted:
-        term.stdout.write(outcome.name + "\n")
+    elif not result["interrupted"]:
+        term.stdout.write(result["model"] + "\n")
     term.stdout.flush()
     if not quiet and not json_out:
         render_summary(term.err_console(), result)
-    elif outcome.interrupted and not json_out:
-        term.stderr.write(f"interrupted: continue with: reason train grpo --resume {job.run_dir}\n")
-    if outcome.interrupted:
-        raise typer.Exit(ExitCode.INTERRUPTED)
+    elif result["interrupted"]:
+        term.stderr.write(
+            f"interrupted: continue with: reason train grpo --resume {result['run_dir']}\n"
+        )
 
 
 @train_app.command("heldout")

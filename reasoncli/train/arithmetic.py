@@ -22,7 +22,8 @@ Split = Literal["train", "heldout"]
 DIFFICULTIES = (1, 2, 3)
 HELDOUT_EVERY = 8
 """One problem text in HELDOUT_EVERY (by hash) is reserved for evaluation."""
-_MAX_TRIES_PER_PROBLEM = 200
+_MAX_MISSES = 5000
+"""Consecutive draws that were repeats or of the other split before giving up."""
 
 _NAMES = ("Ava", "Ben", "Mia", "Leo", "Zoe", "Sam", "Nora", "Omar", "Ivy", "Raj", "Lena", "Tom")
 _ITEMS = ("apples", "marbles", "stickers", "books", "coins", "pencils", "cookies", "shells")
@@ -169,12 +170,13 @@ def generate(
     rng = random.Random(f"{seed}:{difficulty}:{split}")
     seen: set[str] = set()
     out: list[Problem] = []
-    for _ in range(max(n, 1) * _MAX_TRIES_PER_PROBLEM):
-        if len(out) >= n:
-            break
+    misses = 0
+    while len(out) < n and misses < _MAX_MISSES:
         problem = _problem(rng, _LEVELS[difficulty])
         if problem.question in seen or split_of(problem.question) != split:
+            misses += 1
             continue
+        misses = 0
         seen.add(problem.question)
         out.append(problem)
     if len(out) < n:

@@ -4,14 +4,12 @@ Everything but the weights comes from the source GGUF (tokenizer, chat template,
 licence), so llama.cpp prompts and stops the trained model exactly as it did the original. Only
 Q8_0 and F16 are written: re-quantizing to 4 bits snapped a probe's trained weights back to the
 original codes and erased the training. The Q and K projections are permuted back into
-llama.cpp's rotary layout (convert_hf_to_gguf's `permute`), which transformers' GGUF loader undid.
+llama.cpp's rotary layout (convert_hf_to_gguf's `permute`), which loading undid (`llama_layout`).
 """
 
 from __future__ import annotations
 
 import os
-import re
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -19,52 +17,13 @@ import numpy as np
 
 from reasoncli.errors import ModelError
 from reasoncli.train.gguf_file import GGUFHeader, read_header
+from reasoncli.train.llama_layout import gguf_to_hf_name, permute_qk, qk_heads
 
-__all__ = ["export_gguf", "gguf_to_hf_name", "permute_qk"]
+__all__ = ["export_gguf"]
 
 # Source keys that describe the old file rather than the model.
 _DROP_PREFIXES = ("quantize.", "split.")
 _REPLACED = ("general.architecture", "general.alignment", "general.file_type", "general.name")
-
-_LAYER = {
-    "attn_norm": "input_layernorm",
-    "attn_q": "self_attn.q_proj",
-    "attn_k": "self_attn.k_proj",
-    "attn_v": "self_attn.v_proj",
-    "attn_output": "self_attn.o_proj",
-    "ffn_norm": "post_attention_layernorm",
-    "ffn_gate": "mlp.gate_proj",
-    "ffn_up": "mlp.up_proj",
-    "ffn_down": "mlp.down_proj",
-}
-_GLOBAL = {
-    "token_embd.weight": "model.embed_tokens.weight",
-    "output_norm.weight": "model.norm.weight",
-    "output.weight": "lm_head.weight",
-}
-_BLOCK_RE = re.compile(r"blk\.(\d+)\.(\w+)\.weight")
-
-
-def gguf_to_hf_name(name: str) -> str | None:
-    """The transformers parameter behind a Llama GGUF tensor; None for derived tensors
-    (such as Llama 3's `rope_freqs`) that are copied unchanged."""
-    if name in _GLOBAL:
-        return _GLOBAL[name]
-    m = _BLOCK_RE.fullmatch(name)
-    if m and m.group(2) in _LAYER:
-        return f"model.layers.{m.group(1)}.{_LAYER[m.group(2)]}.weight"
-    return None
-
-
-def permute_qk(weights: np.ndarray, n_head: int, n_head_kv: int | None = None) -> np.ndarray:
-    """convert_hf_to_gguf's Llama permutation: HF's rotary halves -> llama.cpp's interleaving."""
-    if n_head_kv is not None and n_head != n_head_kv:
-        n_head = n_head_kv
-    return (
-        weights.reshape(n_head, 2, weights.shape[0] // n_head // 2, *weights.shape[1:])
-        .swapaxes(1, 2)
-        .reshape(weights.shape)
-    )
 
 
 def _encode(data: np.ndarray, file_type: str) -> tuple[np.ndarray, Any]:
@@ -90,7 +49,6 @@ def export_gguf(
     *,
     file_type: str,
     name: str,
-    progress: Callable[[str], None] | None = None,
 ) -> Path:
     """Write `state` (a transformers Llama state dict) as `out`, shaped like `source`."""
     import gguf
@@ -119,10 +77,9 @@ def export_gguf(
             data = weights[hf]
             if data.shape != info.shape:
                 raise ModelError(f"cannot export {info.name}: shape {data.shape} != {info.shape}")
-            if info.name.endswith("attn_q.weight"):
-                data = permute_qk(data, n_head, n_head)
-            elif info.name.endswith("attn_k.weight"):
-                data = permute_qk(data, n_head, n_head_kv)
+            heads = qk_heads(info.name, n_head, n_head_kv)
+            if heads is not None:
+                data = permute_qk(data, heads)
             array, raw_type = _encode(data, file_type)
             writer.add_tensor(info.name, array, raw_dtype=raw_type)
             used.add(hf)
@@ -134,8 +91,6 @@ def export_gguf(
         left = sorted(set(weights) - used - ({"lm_head.weight"} if tied else set()))
         if left:
             raise ModelError(f"cannot export: no GGUF tensor for {', '.join(left[:3])}")
-        if progress:
-            progress(f"writing {out.name}")
         writer.write_header_to_file()
         writer.write_kv_data_to_file()
         writer.write_tensors_to_file()

@@ -26,7 +26,7 @@ from reasoncli.train.policy import Policy, check_trainable, load_checkpoint, loa
 from reasoncli.train.progress import TrainReporter
 from reasoncli.train.prompts import is_chat, training_prompt
 from reasoncli.train.registry import check_out_name, trained_spec, write_entry
-from reasoncli.train.rewards import REWARD_WEIGHTS, RewardAdapter
+from reasoncli.train.rewards import RewardAdapter
 from reasoncli.train.runlog import LOG_FILE, RewardLog, read_log
 from reasoncli.train.settings import (
     RUN_FILE,
@@ -166,50 +166,45 @@ class TrainJob:
         _quiet_libraries()
         import torch
 
-        s, run_dir = self.settings, self.run_dir
-        if self.plan.clear_run_dir:
-            clear_run_dir(run_dir)
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / RUN_FILE).write_text(json.dumps(s.to_json(), indent=2) + "\n", "utf-8")
-        heldout = run_dir / HELDOUT_FILE if self.data.heldout else None
-        if heldout is not None:
-            write_heldout(self.data.heldout, heldout)
-        checkpoint = latest_checkpoint(run_dir) if self.plan.resuming else None
-        start_step = _checkpoint_step(checkpoint)
-        log = RewardLog(run_dir / LOG_FILE)
-        log.keep_until(start_step)
+        from reasoncli.train.callbacks import GracefulInterrupt, StepCallback
+        from reasoncli.train.trainer import build_trainer
 
-        spec = self.resolved.spec
-        cuda = torch.cuda.is_available()
-        if checkpoint is not None:
-            reporter.status(f"loading checkpoint {checkpoint.name}")
-            policy = load_checkpoint(checkpoint, spec.chat_template)
-        else:
-            reporter.status(f"loading {self.resolved.path.name} into transformers")
-            policy = load_gguf(self.resolved.path, spec.chat_template)
-        if s.kl > 0:
-            _point_reference(policy, run_dir, resumed=checkpoint is not None)
+        s, spec = self.settings, self.resolved.spec
+        checkpoint, heldout = self._prepare_run_dir()
+        start_step = _checkpoint_step(checkpoint)
+        log = RewardLog(self.run_dir / LOG_FILE)
+        log.keep_until(start_step)
+        policy = self._load_policy(checkpoint, reporter)
         chat = is_chat(spec, self.info.chat_template)
+        rows = [
+            {
+                "prompt": training_prompt(p.question, spec, chat),
+                "answer": p.answer,
+                "multiple_choice": p.multiple_choice,
+            }
+            for p in self.data.train
+        ]
         adapter = RewardAdapter(_eos_ids(policy), think_tags=spec.think_tags, stop=spec.stop)
-        trainer, callback, interrupt = self._trainer(policy, adapter, chat, cuda, reporter, log)
-        adapter.eos_ids = frozenset(trainer.eos_token_ids)
+        interrupt = GracefulInterrupt(reporter)
+        callback = StepCallback(reporter, log, interrupt)
+        trainer = build_trainer(policy, rows, adapter, s, self.run_dir, callback)
         with interrupt.installed():
             trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+
         step = int(trainer.state.global_step)
         records = read_log(log.path)
+        durations = callback.durations
         outcome = TrainOutcome(
             name=s.out,
             source=spec.name,
             data=self.data.source,
-            run_dir=run_dir,
-            device="cuda" if cuda else "cpu",
+            run_dir=self.run_dir,
+            device="cuda" if torch.cuda.is_available() else "cpu",
             start_step=start_step,
             step=step,
             total_steps=s.steps,
             interrupted=interrupt.requested and step < s.steps,
-            seconds_per_step=(
-                sum(callback.durations) / len(callback.durations) if callback.durations else None
-            ),
+            seconds_per_step=sum(durations) / len(durations) if durations else None,
             reward_log=log.path,
             start=_summary_window(records, last=False),
             end=_summary_window(records, last=True),
@@ -222,76 +217,34 @@ class TrainJob:
         if plot_available() and records:
             reporter.status("drawing the reward curve")
             title = f"{s.out}: GRPO on {self.data.source} from {spec.name}"
-            outcome.plot = write_reward_plot(records, run_dir / PLOT_FILE, title)
+            outcome.plot = write_reward_plot(records, self.run_dir / PLOT_FILE, title)
         summary = json.dumps(outcome.to_json(), indent=2) + "\n"
-        (run_dir / SUMMARY_FILE).write_text(summary, "utf-8")
+        (self.run_dir / SUMMARY_FILE).write_text(summary, "utf-8")
         return outcome
 
-    def _trainer(
-        self,
-        policy: Policy,
-        adapter: RewardAdapter,
-        chat: bool,
-        cuda: bool,
-        reporter: TrainReporter,
-        log: RewardLog,
-    ) -> tuple[Any, Any, Any]:
-        import torch
-        from datasets import Dataset
-        from transformers import PrinterCallback, ProgressCallback
-        from trl import GRPOConfig, GRPOTrainer
+    def _prepare_run_dir(self) -> tuple[Path | None, Path | None]:
+        """(checkpoint to resume from, held-out file) with the run file written."""
+        run_dir = self.run_dir
+        if self.plan.clear_run_dir:
+            clear_run_dir(run_dir)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        (run_dir / RUN_FILE).write_text(json.dumps(self.settings.to_json(), indent=2) + "\n")
+        heldout = run_dir / HELDOUT_FILE if self.data.heldout else None
+        if heldout is not None:
+            write_heldout(self.data.heldout, heldout)
+        return (latest_checkpoint(run_dir) if self.plan.resuming else None), heldout
 
-        from reasoncli.train.callbacks import GracefulInterrupt, StepCallback
-
-        s, spec = self.settings, self.resolved.spec
-        rows = [
-            {
-                "prompt": training_prompt(p.question, spec, chat),
-                "answer": p.answer,
-                "multiple_choice": p.multiple_choice,
-            }
-            for p in self.data.train
-        ]
-        config = GRPOConfig(
-            output_dir=str(self.run_dir),
-            max_steps=s.steps,
-            per_device_train_batch_size=s.group_size * s.prompts_per_step,
-            gradient_accumulation_steps=1,
-            num_generations=s.group_size,
-            max_completion_length=s.max_tokens,
-            temperature=s.temperature,
-            learning_rate=s.learning_rate,
-            lr_scheduler_type="constant_with_warmup",
-            warmup_steps=s.warmup_steps,
-            beta=s.kl,
-            seed=s.seed,
-            reward_weights=list(REWARD_WEIGHTS.values()),
-            remove_unused_columns=False,
-            logging_steps=1,
-            save_strategy="steps",
-            save_steps=s.checkpoint_every,
-            save_total_limit=1,
-            report_to="none",
-            disable_tqdm=True,
-            log_completions=False,
-            gradient_checkpointing=s.gradient_checkpointing,
-            use_cpu=not cuda,
-            bf16=cuda and torch.cuda.is_bf16_supported(),
-            dataloader_pin_memory=cuda,
-        )
-        interrupt = GracefulInterrupt(reporter)
-        callback = StepCallback(reporter, log, interrupt)
-        trainer = GRPOTrainer(
-            model=policy.model,
-            reward_funcs=adapter.functions(),
-            args=config,
-            train_dataset=Dataset.from_list(rows),
-            processing_class=policy.tokenizer,
-            callbacks=[callback],
-        )
-        for noisy in (PrinterCallback, ProgressCallback):  # they print to stdout/stderr
-            trainer.remove_callback(noisy)
-        return trainer, callback, interrupt
+    def _load_policy(self, checkpoint: Path | None, reporter: TrainReporter) -> Policy:
+        spec = self.resolved.spec
+        if checkpoint is not None:
+            reporter.status(f"loading {checkpoint.name}")
+            policy = load_checkpoint(checkpoint, spec.chat_template)
+        else:
+            reporter.status(f"loading {self.resolved.path.name}")
+            policy = load_gguf(self.resolved.path, spec.chat_template)
+        if self.settings.kl > 0:
+            _point_reference(policy, self.run_dir, resumed=checkpoint is not None)
+        return policy
 
     def _finish(
         self, policy: Policy, outcome: TrainOutcome, chat: bool, reporter: TrainReporter

@@ -1,9 +1,8 @@
-"""The model being trained: a GGUF turned into a plain, trainable transformers Llama.
+"""The model being trained: a GGUF (or a checkpoint) as a plain, trainable transformers Llama.
 
-transformers dequantizes a GGUF into fp32 but keeps it flagged as quantized, which makes
-GRPOTrainer refuse to train it and `save_pretrained` refuse to save it. Rebuilding a plain
-`LlamaForCausalLM` from the same config and state dict gives identical logits without the flag.
-Only the Llama architecture is supported, because the exporter writes Llama tensors back.
+Weights come from `gguf_model` (see there why not transformers' GGUF loader), the tokenizer
+from transformers' GGUF tokenizer conversion. Only the Llama architecture is supported, because
+the exporter writes Llama tensors back.
 """
 
 from __future__ import annotations
@@ -45,24 +44,6 @@ def _quiet_transformers() -> None:
     transformers.utils.logging.disable_progress_bar()
 
 
-def _plain_llama(model: Any) -> Any:
-    import torch
-    from transformers import LlamaForCausalLM
-
-    config = model.config
-    if hasattr(config, "quantization_config"):
-        del config.quantization_config
-    plain = LlamaForCausalLM(config).to(torch.float32)
-    missing, unexpected = plain.load_state_dict(model.state_dict(), strict=False)
-    tied = {"lm_head.weight"} if config.tie_word_embeddings else set()
-    if set(missing) - tied or unexpected:
-        raise ModelError(f"cannot rebuild the model: missing {missing}, unexpected {unexpected}")
-    if config.tie_word_embeddings:
-        plain.tie_weights()
-    plain.generation_config = model.generation_config
-    return plain
-
-
 def _prepare_tokenizer(tokenizer: Any, chat_template: str | None) -> Any:
     tokenizer.padding_side = "left"  # generation continues prompts from their right end
     if tokenizer.pad_token is None:
@@ -75,18 +56,23 @@ def _prepare_tokenizer(tokenizer: Any, chat_template: str | None) -> Any:
 def load_gguf(path: Path, chat_template: str | None = None) -> Policy:
     """The GGUF's weights in fp32 and its tokenizer; `chat_template` overrides the file's."""
     import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoTokenizer, LlamaForCausalLM
+
+    from reasoncli.train.gguf_model import read_llama
 
     _quiet_transformers()
+    config, state = read_llama(path)
+    model = LlamaForCausalLM(config).to(torch.float32)
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    tied = {"lm_head.weight"} if config.tie_word_embeddings else set()
+    if set(missing) - tied or unexpected:
+        raise ModelError(f"{path}: cannot load: missing {missing}, unexpected {unexpected}")
+    if config.tie_word_embeddings:
+        model.tie_weights()
     try:
-        loaded = AutoModelForCausalLM.from_pretrained(
-            str(path.parent), gguf_file=path.name, dtype=torch.float32
-        )
         tokenizer = AutoTokenizer.from_pretrained(str(path.parent), gguf_file=path.name)
     except (OSError, ValueError, KeyError, RuntimeError) as exc:
-        raise ModelError(f"{path}: transformers cannot load it: {exc}") from None
-    model = _plain_llama(loaded)
-    del loaded
+        raise ModelError(f"{path}: transformers cannot read its tokenizer: {exc}") from None
     return Policy(model, _prepare_tokenizer(tokenizer, chat_template))
 
 

@@ -1,9 +1,9 @@
 """Register a trained model in the user's models.yaml, keeping the rest of the file as written.
 
-The user's file is theirs: entries, comments and order stay put. A new entry is inserted as
-text right under `models:`; replacing one (`--force`) swaps only that entry's lines. Only a
-file PyYAML must rewrite (flow style, `models: {}`) loses its comments. The result is validated
-as a catalog before it replaces the original, atomically.
+The user's file is theirs: entries, comments and order stay put. A new entry is appended as text
+after the last one under `models:`; replacing one (`--force`) swaps only that entry's lines. Only
+a file PyYAML must rewrite (a flow-style mapping) loses its comments. The result is validated as
+a catalog before it replaces the original, atomically.
 """
 
 from __future__ import annotations
@@ -62,12 +62,15 @@ def trained_spec(name: str, source: ModelSpec, gguf: Path, description: str) -> 
 def _entry_yaml(spec: ModelSpec, indent: str) -> str:
     entry = spec.model_dump(mode="json", exclude_defaults=True, exclude={"name"})
     entry["source"] = spec.source.model_dump(mode="json", exclude_none=True)
-    entry["mode"] = spec.mode  # say it explicitly: a reader should not need the defaults
+    # Say these explicitly: whoever edits the entry should not need to know the defaults.
+    entry["mode"] = spec.mode
+    entry["sampling"] = spec.sampling.model_dump(mode="json")
     body = yaml.safe_dump({spec.name: entry}, sort_keys=False, allow_unicode=True, width=1000)
     return "".join(indent + line + "\n" for line in body.splitlines())
 
 
 _MODELS_RE = re.compile(r"^models:[ \t]*(#.*)?$", re.MULTILINE)
+_EMPTY_MODELS_RE = re.compile(r"^models:[ \t]*\{[ \t]*\}[ \t]*(#.*)?$", re.MULTILINE)
 
 
 def _child_indent(lines: list[str], start: int) -> str:
@@ -103,6 +106,11 @@ def _entry_span(lines: list[str], start: int, indent: str, name: str) -> tuple[i
 
 
 def _edited_text(text: str, spec: ModelSpec) -> str:
+    empty = _EMPTY_MODELS_RE.search(text)
+    if empty is not None:  # `models: {}`: the new entry becomes the first of a block mapping
+        comment = f"  {empty.group(1)}" if empty.group(1) else ""
+        block = f"models:{comment}\n" + _entry_yaml(spec, "  ").rstrip("\n")
+        return text[: empty.start()] + block + text[empty.end() :]
     match = _MODELS_RE.search(text)
     doc = yaml.safe_load(text) if text.strip() else None
     models = doc.get("models") if isinstance(doc, dict) else None
@@ -115,9 +123,27 @@ def _edited_text(text: str, spec: ModelSpec) -> str:
     span = _entry_span(lines, start, indent, spec.name)
     if span is not None:
         lines[span[0] : span[1]] = [block]
-    else:
-        lines.insert(start, block)
+        return "".join(lines)
+    end = _mapping_end(lines, start)
+    if end > start:  # after the last entry, a blank line apart as entries usually are
+        block = "\n" + block
+        if not lines[end - 1].endswith("\n"):
+            lines[end - 1] += "\n"
+    lines.insert(end, block)
     return "".join(lines)
+
+
+def _mapping_end(lines: list[str], start: int) -> int:
+    """The index just after the last indented line of the `models:` mapping."""
+    end = start
+    for i in range(start, len(lines)):
+        line = lines[i]
+        if not line.strip():
+            continue
+        if not line[0].isspace():
+            break  # a top-level key or a column-0 comment: the mapping is over
+        end = i + 1
+    return end
 
 
 def _rewritten(doc: Any, spec: ModelSpec) -> str:

@@ -11,11 +11,12 @@ from typing import Any
 
 from reasoncli.train.progress import StepStats
 
-__all__ = ["RichReporter", "render_summary", "summary_lines"]
+__all__ = ["RichReporter", "render_summary", "step_line", "summary_lines"]
 
 
 class RichReporter:
-    """A Rich progress bar with the latest step's reward, accuracy, format rate, length, time."""
+    """One line per step (reward, accuracy, format and stop rates, length, time), under which a
+    progress bar with the ETA stays at the bottom of the terminal."""
 
     def __init__(self, console: Any) -> None:
         self.console = console
@@ -36,33 +37,35 @@ class RichReporter:
         )
 
         self.progress = Progress(
-            TextColumn("GRPO"),
-            BarColumn(bar_width=24),
+            TextColumn("GRPO step"),
             MofNCompleteColumn(),
+            BarColumn(bar_width=30),
             TimeElapsedColumn(),
             TextColumn("ETA"),
             TimeRemainingColumn(),
-            TextColumn("{task.fields[stats]}", markup=False),
             console=self.console,
         )
         self.progress.start()
-        self.task = self.progress.add_task(
-            "train", total=total_steps, completed=start_step, stats="generating..."
-        )
+        self.task = self.progress.add_task("train", total=total_steps, completed=start_step)
 
     def step(self, stats: StepStats) -> None:
-        if self.progress is None:
-            return
-        text = (
-            f"reward {stats.reward:.2f}  acc {stats.accuracy:.0%}  format {stats.format:.0%}  "
-            f"stop {stats.stop:.0%}  len {stats.completion_tokens:.0f}  {stats.step_s:.1f} s/step"
-        )
-        self.progress.update(self.task, completed=stats.step, stats=text)
+        self.console.print(step_line(stats), markup=False, highlight=False)
+        if self.progress is not None:
+            self.progress.update(self.task, completed=stats.step)
 
     def finished(self) -> None:
         if self.progress is not None:
             self.progress.stop()
             self.progress = None
+
+
+def step_line(stats: StepStats) -> str:
+    width = len(str(stats.total_steps))
+    return (
+        f"step {stats.step:>{width}}/{stats.total_steps}  reward {stats.reward:.2f}  "
+        f"acc {stats.accuracy:4.0%}  format {stats.format:4.0%}  stop {stats.stop:4.0%}  "
+        f"len {stats.completion_tokens:3.0f}  {stats.step_s:.1f} s"
+    )
 
 
 def _rel(path: Path | None) -> str:
@@ -108,9 +111,14 @@ def summary_lines(outcome: dict[str, Any]) -> list[tuple[str, str]]:
     check = outcome["greedy_check"]
     if check:
         verdict = f"greedy check: {check['matching']}/{check['tokens']} tokens match llama.cpp"
+        if check["near_tie"]:
+            verdict += f", then a near tie (logit gap {check['divergence_gap']:.3f})"
+        elif check["divergence_gap"] is not None:
+            verdict += f"; WARNING: diverged by {check['divergence_gap']:.2f} logits"
         if not check["prompt_tokens_match"]:
             verdict += "; WARNING: `reason ask` tokenizes the prompt differently"
-        style = "green" if check["equal"] and check["prompt_tokens_match"] else "yellow"
+        good = (check["equal"] or check["near_tie"]) and check["prompt_tokens_match"]
+        style = "green" if good else "yellow"
         lines.append((f"export {_rel(Path(outcome['gguf']))} ({verdict})", style))
     lines.append((f"registered as {name} in {outcome['registered_in']}", ""))
     files = f"reward log {_rel(Path(outcome['reward_log']))}"

@@ -149,7 +149,7 @@ def _fresh(request: TrainRequest, default_model: str) -> TrainSettings:
         raise UsageError("give --task or --data, not both")
     if request.data is not None:
         given.setdefault("task", None)
-        given["data"] = str(Path(request.data).expanduser().absolute())
+        given["data"] = _data_arg(request.data)
         if request.difficulty is not None:
             raise UsageError("--difficulty applies to --task arithmetic, not to --data")
         given.setdefault("heldout", 0)
@@ -161,6 +161,13 @@ def _fresh(request: TrainRequest, default_model: str) -> TrainSettings:
     given.setdefault("out", _default_out(model))
     given.setdefault("warmup_steps", given.get("steps", TrainSettings.steps) // 10)
     return TrainSettings(**given)
+
+
+def _data_arg(data: str) -> str:
+    """An existing file as an absolute path (a resumed run may start elsewhere); anything else,
+    such as the name of a shipped sample, as given."""
+    path = Path(data).expanduser()
+    return str(path.absolute()) if path.exists() else data
 
 
 def _default_out(model: str) -> str:
@@ -182,7 +189,7 @@ def _resumed(request: TrainRequest) -> tuple[TrainSettings, Path]:
         raise InputError(f"{run_file}: cannot read: {exc}") from None
     given = _given(request)
     if "data" in given:
-        given["data"] = str(Path(given["data"]).expanduser().absolute())
+        given["data"] = _data_arg(given["data"])
     if "model" in given and given["model"] != saved.model:
         path = Path(given["model"]).expanduser()
         if path.exists() and str(path.absolute()) == saved.model:

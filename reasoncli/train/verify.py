@@ -15,9 +15,10 @@ from typing import Any
 from reasoncli.catalog import ModelSpec, ResolvedModel
 from reasoncli.train.prompts import prompt_ids, training_prompt
 
-__all__ = ["CHECK_TOKENS", "GreedyCheck", "gguf_greedy", "greedy_check", "hf_greedy"]
+__all__ = ["CHECK_TOKENS", "NEAR_TIE", "GreedyCheck", "gguf_greedy", "greedy_check", "hf_greedy"]
 
 CHECK_TOKENS = 16
+NEAR_TIE = 0.1
 
 
 @dataclass(frozen=True)
@@ -28,13 +29,27 @@ class GreedyCheck:
     """Leading tokens on which llama.cpp agrees."""
     prompt_tokens_match: bool
     """`reason ask` tokenizes the prompt exactly as training did."""
+    divergence_gap: float | None = None
+    """Where the two first disagree: how far (in transformers' logits) the trained model's
+    choice led llama.cpp's. A gap near 0 is a near tie that quantization noise can flip; a
+    large one means the export differs from the trained model."""
 
     @property
     def equal(self) -> bool:
         return self.matching == self.tokens
 
+    @property
+    def near_tie(self) -> bool:
+        return self.divergence_gap is not None and self.divergence_gap < NEAR_TIE
+
     def to_json(self) -> dict[str, Any]:
-        return {**asdict(self), "equal": self.equal}
+        gap = self.divergence_gap
+        return {
+            **asdict(self),
+            "divergence_gap": round(gap, 4) if gap is not None else None,
+            "equal": self.equal,
+            "near_tie": self.near_tie,
+        }
 
 
 def hf_greedy(model: Any, ids: list[int], n: int, eos_ids: set[int]) -> list[int]:
@@ -101,8 +116,20 @@ def greedy_check(
         (i for i, (a, b) in enumerate(zip(expected, got, strict=False)) if a != b),
         min(len(expected), len(got)),
     )
+    gap = None
+    if matching < min(len(expected), len(got)):
+        gap = _logit_gap(policy.model, ids + expected[:matching], expected[matching], got[matching])
     return GreedyCheck(
         tokens=len(expected),
         matching=matching,
         prompt_tokens_match=_inference_prompt_ids(gguf, spec, question) == ids,
+        divergence_gap=gap,
     )
+
+
+def _logit_gap(model: Any, ids: list[int], chosen: int, other: int) -> float:
+    import torch
+
+    with torch.no_grad():
+        logits = model(torch.tensor([ids], device=model.device), logits_to_keep=1).logits[0, -1]
+    return float(logits[chosen] - logits[other])
