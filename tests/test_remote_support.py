@@ -242,7 +242,8 @@ def test_max_in_flight_counts_concurrent_requests(proxy: FaultProxy) -> None:
 
     def post() -> None:
         with httpx2.Client(timeout=30.0) as c:
-            r = c.post(proxy.root_url + "/extras/tokenize", json={"input": "Hi"})
+            body = {"model": ALIAS, "prompt": "Hi", "max_tokens": 1}
+            r = c.post(proxy.base_url + "/completions", json=body)  # scripted faults hit these
             statuses.append(r.status_code)
 
     threads = [threading.Thread(target=post) for _ in range(3)]
