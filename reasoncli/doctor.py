@@ -350,8 +350,6 @@ def run_doctor(request: FitRequest, names: list[str] | None = None) -> DoctorRep
 
 def active_backend(session: Any) -> dict[str, Any]:
     """What a finished run used, for `--json` output: backend, offloaded layers, threads."""
-    if hasattr(session, "backend_info"):  # a remote server: its URL and model, never the key
-        return session.backend_info()
     from reasoncli.engine.branches import default_threads
     from reasoncli.engine.sizing import offload_for
 

@@ -127,6 +127,12 @@ class Session:
             raise
         return engine
 
+    def backend_info(self) -> dict[str, Any]:
+        """For `--json`: llama.cpp's backend, offloaded layers and threads."""
+        from reasoncli.doctor import active_backend
+
+        return active_backend(self)
+
     def check_strategy(self, info: object) -> None:
         """A local model can run every strategy."""
 

@@ -92,23 +92,27 @@ Timeout = Annotated[
 ]
 
 
-def model_request(
-    model: str | None,
-    threads: int | None,
-    gpu_layers: int | None,
-    flash_attn: bool,
-    verbose: bool,
-    backend: str,
-    base_url: str | None,
-    api_key_file: str | None,
-    max_concurrency: int | None,
-    timeout: float | None,
-) -> ModelRequest:
-    """The model flags every command shares, local and remote, as one request."""
+def model_request(params: dict[str, Any], model: str | None) -> ModelRequest:
+    """The model flags every command shares, local and remote, from the command's parsed
+    parameters (`ctx.params`), so each command does not repeat the list."""
     from reasoncli.remote.session import RemoteRequest
 
-    remote = RemoteRequest(base_url, model, api_key_file, max_concurrency, timeout)
-    return ModelRequest(model, threads, gpu_layers, flash_attn, verbose, backend, remote)
+    remote = RemoteRequest(
+        params["base_url"],
+        model,
+        params["api_key_file"],
+        params["max_concurrency"],
+        params["timeout"],
+    )
+    return ModelRequest(
+        model,
+        params["threads"],
+        params["gpu_layers"],
+        params["flash_attn"],
+        params["verbose"],
+        params["backend"],
+        remote,
+    )
 
 
 PROGRESS_MODES = ("auto", "live", "plain", "none")
@@ -135,6 +139,7 @@ def _opt(*names: str, help: str, panel: str = PANEL_STRATEGY, **kw: Any) -> Any:
 
 
 def ask(
+    ctx: typer.Context,
     question: Question = None,
     branches: Annotated[int, _opt("--branches", "-n", help="Branches to sample.", min=1)] = 8,
     strategy: Annotated[str, _opt("--strategy", "-s", help="See `reason strategies`.")] = "vote",
@@ -223,24 +228,14 @@ def ask(
         term.read_question(question),
         options,
         term,
-        model_request(
-            model,
-            threads,
-            gpu_layers,
-            flash_attn,
-            verbose,
-            backend,
-            base_url,
-            api_key_file,
-            max_concurrency,
-            timeout,
-        ),
+        model_request(ctx.params, model),
         OutputRequest(json_out, jsonl, quiet, progress),
         _sampling_overrides(temperature=temperature, top_p=top_p, top_k=top_k, min_p=min_p),
     )
 
 
 def think(
+    ctx: typer.Context,
     question: Question = None,
     strategy: Annotated[
         str, _opt("--strategy", "-s", help="think (budget forcing) or revise (self-revision).")
@@ -303,18 +298,7 @@ def think(
         term.read_question(question),
         options,
         term,
-        model_request(
-            model,
-            threads,
-            gpu_layers,
-            flash_attn,
-            verbose,
-            backend,
-            base_url,
-            api_key_file,
-            max_concurrency,
-            timeout,
-        ),
+        model_request(ctx.params, model),
         OutputRequest(json_out, jsonl, quiet, progress),
         _sampling_overrides(temperature=temperature, top_p=top_p, top_k=top_k, min_p=min_p),
     )

@@ -72,6 +72,7 @@ Plot = Annotated[
 
 @bench_app.command("run", help="Run strategies × budgets over a dataset, saving every sample.")
 def run(
+    ctx: typer.Context,
     data: Data = None,
     strategy: Annotated[
         str | None, typer.Option("--strategy", "-s", help="Comma-separated strategies [vote].")
@@ -135,20 +136,7 @@ def run(
         from reasoncli.bench.plot import require_matplotlib
 
         require_matplotlib()
-    session = load_session(
-        model_request(
-            job.model_arg,
-            threads,
-            gpu_layers,
-            flash_attn,
-            verbose,
-            backend,
-            base_url,
-            api_key_file,
-            max_concurrency,
-            timeout,
-        )
-    )
+    session = load_session(model_request(ctx.params, job.model_arg))
     multi = len(job.plan.strategies) > 1
     try:
         with _progress(
@@ -182,6 +170,7 @@ def report(
 
 
 def rollouts(
+    ctx: typer.Context,
     data: Annotated[str, typer.Argument(help="JSONL questions with known answers.")],
     branches: Annotated[
         int | None, typer.Option("--branches", "-n", help="Completions per group [8].", min=2)
@@ -214,20 +203,7 @@ def rollouts(
     job = prepare_rollouts(
         RolloutRequest(data, branches, max_tokens, seed, temperature, limit, model, out, resume)
     )
-    session = load_session(
-        model_request(
-            job.model_arg,
-            threads,
-            gpu_layers,
-            flash_attn,
-            verbose,
-            backend,
-            base_url,
-            api_key_file,
-            max_concurrency,
-            timeout,
-        )
-    )
+    session = load_session(model_request(ctx.params, job.model_arg))
     code = ExitCode.OK
     try:
         with _progress(

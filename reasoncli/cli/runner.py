@@ -99,7 +99,6 @@ def execute(request: RunRequest, term: Terminal | None = None) -> int:
 
 
 def _execute(request: RunRequest, term: Terminal) -> int:
-    from reasoncli.doctor import active_backend
     from reasoncli.strategies.base import get_strategy
 
     strategy = get_strategy(request.strategy)
@@ -111,7 +110,7 @@ def _execute(request: RunRequest, term: Terminal) -> int:
             request.options.sampling = replace(session.sampling, **request.sampling_overrides)
         with _progress(request, term) as emit:
             result = strategy.run(request.question, session, request.options, emit)
-        result.backend = active_backend(session)
+        result.backend = session.backend_info()
     finally:
         session.close()
     return write_result(result, request.output, term)

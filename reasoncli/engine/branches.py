@@ -70,6 +70,30 @@ class Branch:
         """Tokens this branch generated (forced text not counted)."""
         return len(self.tokens)
 
+    def child(
+        self,
+        id: int,
+        seq: int,
+        sampling: Sampling | None,
+        max_tokens: int | None,
+        stop: Iterable[str] | None,
+    ) -> Branch:
+        """A fork: everything produced so far, under its own id and settings (None: inherit)."""
+        return Branch(
+            id=id,
+            seq=seq,
+            sampling=sampling or self.sampling,
+            max_tokens=self.max_tokens if max_tokens is None else max_tokens,
+            stop=self.stop if stop is None else tuple(stop),
+            parent=self.id,
+            tokens=list(self.tokens),
+            text=self.text,
+            logprobs=list(self.logprobs),
+            n_past=self.n_past,
+            pending=list(self.pending),
+            forced_tokens=self.forced_tokens,
+        )
+
 
 @dataclass(frozen=True)
 class TokenEvent:
@@ -126,6 +150,7 @@ class BranchEngine:
         self._prompt_tokens: list[int] = []
         self.prompt_tokens_decoded = 0
         self.decode_calls = 0
+        self.errors: dict[int, str] = {}  # branch id -> why it failed (remote engines only)
 
     # -- prompt -----------------------------------------------------------------------------
     def set_prompt(self, tokens: Sequence[int]) -> None:
@@ -197,20 +222,7 @@ class BranchEngine:
             raise ReasonError(f"branch {parent.id} was released and cannot be forked")
         seq = self._take_seq()
         self.lib.llama_memory_seq_cp(self.memory, parent.seq, seq, -1, -1)
-        child = Branch(
-            id=len(self._branches),
-            seq=seq,
-            sampling=sampling or parent.sampling,
-            max_tokens=parent.max_tokens if max_tokens is None else max_tokens,
-            stop=parent.stop if stop is None else tuple(stop),
-            parent=parent.id,
-            tokens=list(parent.tokens),
-            text=parent.text,
-            logprobs=list(parent.logprobs),
-            n_past=parent.n_past,
-            pending=list(parent.pending),
-            forced_tokens=parent.forced_tokens,
-        )
+        child = parent.child(len(self._branches), seq, sampling, max_tokens, stop)
         child._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         state = parent._decoder.getstate() if parent._decoder else (b"", 0)
         child._decoder.setstate(state)

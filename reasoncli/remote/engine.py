@@ -130,18 +130,8 @@ class RemoteEngine:
             raise ReasonError(f"branch {parent.id} was released and cannot be forked")
         self._need_text("continuing a branch from a prefix")
         self._take_slot()
-        child = Branch(
-            id=len(self._branches),
-            seq=len(self._branches),
-            sampling=sampling or parent.sampling,
-            max_tokens=parent.max_tokens if max_tokens is None else max_tokens,
-            stop=parent.stop if stop is None else tuple(stop),
-            parent=parent.id,
-            tokens=list(parent.tokens),
-            text=parent.text,
-            logprobs=list(parent.logprobs),
-            forced_tokens=parent.forced_tokens,
-        )
+        n = len(self._branches)
+        child = parent.child(n, n, sampling, max_tokens, stop)
         if parent.finish_reason in ("eos", FAILED):
             child.finish_reason = parent.finish_reason  # nothing left to continue
         return self._register(child)

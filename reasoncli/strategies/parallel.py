@@ -215,7 +215,7 @@ class ParallelRun:
         if score is not None:
             self.scores[b.id] = score
         self.emit(BranchFinished(b.id, answer, b.finish_reason or "stopped", b.n_tokens, score))
-        if error := getattr(self.engine, "errors", {}).get(b.id):
+        if error := self.engine.errors.get(b.id):
             self.emit(Note(f"branch {b.id} failed: {error}", "error"))
 
     def cut(self, b: Branch, reason: str, message: str, topic: str = "early_stop") -> None:
@@ -370,7 +370,7 @@ class ParallelRun:
                     forced_tokens=b.forced_tokens,
                     confidence=finite_or_none(self.confidence(b.id)),
                     score=finite_or_none(scores.get(b.id)),
-                    error=getattr(engine, "errors", {}).get(b.id),
+                    error=engine.errors.get(b.id),
                 )
             )
         if expect is not None:
