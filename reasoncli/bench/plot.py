@@ -8,10 +8,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from reasoncli.bench.compare import Comparison
 from reasoncli.bench.report import Report, largest_runs
 from reasoncli.errors import ReasonError
 
-__all__ = ["PlotUnavailable", "require_matplotlib", "write_plot"]
+__all__ = ["PlotUnavailable", "require_matplotlib", "write_compare_plot", "write_plot"]
 
 
 class PlotUnavailable(ReasonError):
@@ -74,6 +75,60 @@ def write_plot(report: Report, path: Path) -> Path:
         ax.set_title(f"{report.model or '?'} on {Path(report.dataset or '?').name}", fontsize=10)
         if report.cells:
             ax.legend(fontsize=8)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.tight_layout()
+        fig.savefig(path)
+    finally:
+        plt.close(fig)
+    return path
+
+
+def write_compare_plot(comparison: Comparison, path: Path) -> Path:
+    """One panel per compared strategy and budget: each file's maj@k (solid, with its bootstrap
+    band) and pass@k (dashed) against k, so the gap between the lines is what voting leaves on
+    the table and the gap between colours is what the model change bought."""
+    require_matplotlib()
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    from matplotlib.ticker import FuncFormatter
+
+    cells = comparison.cells
+    cols = min(len(cells), 3)
+    rows = -(-len(cells) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 4 * rows), dpi=120, squeeze=False)
+    try:
+        colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+        for ax, cell in zip(axes.flat, cells, strict=False):
+            for i, (label, curve) in enumerate(zip(comparison.labels, cell.curves, strict=True)):
+                color = colors[i % len(colors)]
+                ks = [p.k for p in curve]
+                maj = [p.maj_at for p in curve]
+                ax.plot(ks, [e.value for e in maj], marker="o", color=color, label=f"{label} maj@k")
+                ax.fill_between(
+                    ks, [e.low for e in maj], [e.high for e in maj], color=color, alpha=0.15
+                )
+                ax.plot(
+                    ks,
+                    [p.pass_at.value for p in curve],
+                    linestyle="--",
+                    marker=".",
+                    color=color,
+                    alpha=0.8,
+                    label=f"{label} pass@k",
+                )
+            ax.set_xscale("log", base=2)
+            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0%}"))
+            ax.set_xlabel("k (branches)")
+            ax.set_ylabel("accuracy")
+            ax.set_ylim(bottom=0)
+            ax.grid(True, alpha=0.3)
+            ax.set_title(f"{cell.strategy} {cell.budget}, {cell.questions} questions", fontsize=10)
+            ax.legend(fontsize=7)
+        for ax in list(axes.flat)[len(cells) :]:
+            ax.set_visible(False)
         path.parent.mkdir(parents=True, exist_ok=True)
         fig.tight_layout()
         fig.savefig(path)

@@ -9,9 +9,10 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from reasoncli.bench.compare import CellComparison, Comparison, Estimate, gain_metric
 from reasoncli.bench.report import Report, largest_runs
 
-__all__ = ["MARKERS", "curve_lines", "render_report"]
+__all__ = ["MARKERS", "curve_lines", "render_comparison", "render_report", "verdicts"]
 
 MARKERS = "●▲■◆★✚"
 SUBSET_MARKER = "·"
@@ -77,6 +78,70 @@ def render_report(report: Report, console: Any) -> None:
     )
     for note in report.notes:
         console.print(f"note: {note}")
+
+
+def render_comparison(comparison: Comparison, console: Any) -> None:
+    """One table per strategy and budget: each file's estimate, then each file minus the first."""
+    from rich.table import Table
+
+    base = comparison.labels[0]
+    for cell in comparison.cells:
+        table = Table(
+            title=f"{cell.strategy} {cell.budget}: {cell.questions} questions in every file",
+            title_justify="left",
+        )
+        table.add_column("metric")
+        for label in comparison.labels:
+            table.add_column(label, justify="right")
+        for label in comparison.labels[1:]:
+            table.add_column(f"Δ {label} − {base}", justify="right")
+        for row in cell.rows:
+            deltas = [_signed(d) for d in row.deltas[1:] if d is not None]
+            table.add_row(row.metric, *(_interval(v) for v in row.values), *deltas)
+        tokens = [f"{t:,.0f}" for t in cell.mean_tokens]
+        table.add_row("tokens/q", *tokens, *("" for _ in comparison.labels[1:]))
+        console.print(table)
+        for line in verdicts(comparison, cell):
+            console.print(line, markup=False, highlight=False)
+    console.print(
+        "note: accuracy intervals are Wilson 95%; the others are bootstrap 95% over questions "
+        f"({comparison.resamples} resamples), paired for the differences"
+    )
+    for note in comparison.notes:
+        console.print(f"note: {note}")
+
+
+def verdicts(comparison: Comparison, cell: CellComparison) -> list[str]:
+    """Plain words for the voting-gain row: does voting help each model more or less than the
+    first one, beyond the noise of these questions?"""
+    metric = gain_metric(cell.n)
+    row = next((r for r in cell.rows if r.metric == metric), None)
+    if row is None:
+        return []
+    base = comparison.labels[0]
+    lines = [
+        f"voting gain ({metric}) on {label}: {_signed(v)}"
+        for label, v in zip(comparison.labels, row.values, strict=True)
+    ]
+    for label, delta in zip(comparison.labels[1:], row.deltas[1:], strict=True):
+        assert delta is not None
+        if delta.excludes_zero():
+            word = "more" if delta.value > 0 else "less"
+            lines.append(f"voting gains {word} on {label} than on {base} ({_signed(delta)})")
+        else:
+            lines.append(
+                f"voting gains about as much on {label} as on {base}: the difference "
+                f"{_signed(delta)} is within the noise"
+            )
+    return lines
+
+
+def _interval(e: Estimate) -> str:
+    return f"{e.value:.1%} ({e.low:.1%}–{e.high:.1%})"
+
+
+def _signed(e: Estimate) -> str:
+    return f"{e.value * 100:+.1f} pts ({e.low * 100:+.1f} to {e.high * 100:+.1f})"
 
 
 def curve_lines(report: Report, width: int = 48, height: int = 10) -> list[str]:

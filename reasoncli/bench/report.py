@@ -16,7 +16,16 @@ from reasoncli.bench.metrics import maj_at_k, pass_at_k, subset_ks, wilson
 from reasoncli.bench.store import read_records
 from reasoncli.errors import InputError
 
-__all__ = ["SUBSETS_NOTE", "Cell", "Report", "SubsetPoint", "build_report", "largest_runs"]
+__all__ = [
+    "SUBSETS_NOTE",
+    "Cell",
+    "Report",
+    "SubsetPoint",
+    "build_report",
+    "largest_runs",
+    "question_scores",
+    "unique_samples",
+]
 
 SUBSETS_NOTE = (
     "pass@k and maj@k for k < N are estimated from random k-subsets of each N-branch run "
@@ -81,7 +90,7 @@ def build_report(path: Path) -> Report:
     """Read and summarise a results file; InputError names a line that is not a result."""
     records = read_records(path)
     runs = [r for r in records.items if r.get("type") == "run"]
-    samples, duplicates = _unique_samples(records.items, path)
+    samples, duplicates = unique_samples(records.items, path)
     if not samples and not runs:
         raise InputError(f"{path}: no bench results in this file")
     notes = []
@@ -108,7 +117,9 @@ def build_report(path: Path) -> Report:
     )
 
 
-def _unique_samples(items: list[dict[str, Any]], path: Path) -> tuple[list[dict[str, Any]], int]:
+def unique_samples(items: list[dict[str, Any]], path: Path) -> tuple[list[dict[str, Any]], int]:
+    """The sample records, checked, first of each (question, strategy, budget); and how many
+    repeats were dropped (a resumed run can write a sample twice)."""
     seen: set[tuple[str, str, str]] = set()
     samples, duplicates = [], 0
     for record in items:
@@ -193,16 +204,21 @@ def _cell(rows: list[dict[str, Any]]) -> Cell:
 
 def _subset(rows: list[dict[str, Any]], k: int) -> SubsetPoint:
     """Average over questions of each question's own k-of-n estimate."""
-    passes, majs, tokens = [], [], []
-    for r in rows:
-        labels: list[int | None] = r["labels"]
-        right = [bool(g["correct"]) for g in r["groups"]]
-        n = len(labels)
-        c = sum(1 for label in labels if label is not None and right[label])
-        passes.append(pass_at_k(n, c, k))
-        majs.append(maj_at_k(labels, right, k))
-        tokens.append(int(r["tokens"]) * k / n)
-    return SubsetPoint(k=k, pass_at=_mean(passes), maj_at=_mean(majs), tokens=_mean(tokens))
+    scores = [question_scores(r, k) for r in rows]
+    return SubsetPoint(
+        k=k,
+        pass_at=_mean(p for p, _ in scores),
+        maj_at=_mean(m for _, m in scores),
+        tokens=_mean(int(r["tokens"]) * k / len(r["labels"]) for r in rows),
+    )
+
+
+def question_scores(sample: dict[str, Any], k: int) -> tuple[float, float]:
+    """One question's pass@k and maj@k, estimated from the subsets of its own branches."""
+    labels: list[int | None] = sample["labels"]
+    right = [bool(g["correct"]) for g in sample["groups"]]
+    c = sum(1 for label in labels if label is not None and right[label])
+    return pass_at_k(len(labels), c, k), maj_at_k(labels, right, k)
 
 
 def _mean(values: Iterable[float]) -> float:

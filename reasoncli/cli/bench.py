@@ -1,4 +1,4 @@
-"""`reason bench DATA`, `reason bench report FILE` and `reason rollouts DATA`.
+"""`reason bench DATA`, `bench report FILE`, `bench compare A B` and `reason rollouts DATA`.
 
 `bench` is a command group whose default command is `run`, so `reason bench data.jsonl ...` and
 `reason bench report results.jsonl` both work: an argument that is not a sub-command name is
@@ -48,7 +48,7 @@ bench_app = typer.Typer(
     no_args_is_help=True,
     rich_markup_mode=None,
     help="Measure accuracy against compute on your data: `reason bench DATA` runs a grid, "
-    "`reason bench report FILE` summarises results.",
+    "`reason bench report FILE` summarises results, `reason bench compare A B` pairs them.",
 )
 
 Data = Annotated[
@@ -167,6 +167,50 @@ def report(
 
         require_matplotlib()
     _report(file, json_out, plot, Terminal())
+
+
+@bench_app.command(
+    "compare",
+    help="Put results files side by side, paired by question: each metric with its 95% "
+    "interval, each file minus the first, and whether voting gains more or less.",
+)
+def compare(
+    files: Annotated[
+        list[Path],
+        typer.Argument(help="Two or more results JSONL files; the first is the baseline."),
+    ],
+    plot: Annotated[
+        Path | None,
+        typer.Option("--plot", help="Write pass@k and maj@k against k as a PNG (matplotlib)."),
+    ] = None,
+    json_out: Annotated[
+        bool, typer.Option("--json", help="Print the comparison as JSON on stdout.")
+    ] = False,
+) -> None:
+    from reasoncli.bench.compare import compare_files
+
+    if plot:
+        from reasoncli.bench.plot import require_matplotlib
+
+        require_matplotlib()
+    term = Terminal()
+    comparison = compare_files(files)
+    if plot:
+        from reasoncli.bench.plot import write_compare_plot
+
+        write_compare_plot(comparison, plot)
+    if json_out:
+        data = comparison.to_json()
+        data["plot"] = str(plot) if plot else None
+        _write(term, json.dumps(data, indent=2))
+        return
+    from reasoncli.bench.render import render_comparison
+
+    console = term.out_console()
+    console.width = max(console.width, 120)
+    render_comparison(comparison, console)
+    if plot:
+        console.print(f"plot: {plot}")
 
 
 def rollouts(
