@@ -146,6 +146,8 @@ def test_report_from_a_hand_written_results_file(tmp_path: Path) -> None:
     assert four.subsets[0].maj_at == pytest.approx((2 / 4 + 1 / 4) / 2)
     assert four.maj_at_n == pytest.approx((1.0 + 0.0) / 2)
     assert four.subsets[1].tokens == pytest.approx(20.0)
+    for p in four.subsets:
+        assert p.pass_ci[0] <= p.pass_at <= p.pass_ci[1] and p.maj_ci[0] <= p.maj_at <= p.maj_ci[1]
     assert report.overhead == pytest.approx(1 - 5 * 0.8 / 5.0)  # every sample run took time
     assert any("repeated" in n for n in report.notes)
     assert any("unfinished last line" in n for n in report.notes)
@@ -159,3 +161,19 @@ def test_report_from_a_hand_written_results_file(tmp_path: Path) -> None:
     assert "95% CI (Wilson)" in rendered and "50.0%" in rendered
     assert "subsets" in rendered and "bench overhead: 20.0%" in rendered
     assert json.loads(json.dumps(report.to_json()))["cells"][1]["n"] == 4
+
+
+def test_bootstrap_interval_of_a_mean() -> None:
+    import numpy as np
+
+    from reasoncli.bench.metrics import bootstrap_mean, resample_indices
+
+    coin = np.array([0.0, 1.0] * 100)
+    mean, low, high = bootstrap_mean(coin, resample_indices(len(coin)))
+    # the normal interval for p = 0.5, n = 200 is 0.5 ± 0.069
+    assert mean == 0.5 and low == pytest.approx(0.431, abs=0.01)
+    assert high == pytest.approx(0.569, abs=0.01)
+    same = np.full(50, 0.25)
+    assert bootstrap_mean(same, resample_indices(50)) == pytest.approx((0.25, 0.25, 0.25))
+    # one draw of indices, reused: reproducible
+    assert np.array_equal(resample_indices(7, seed=3), resample_indices(7, seed=3))

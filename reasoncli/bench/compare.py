@@ -18,13 +18,12 @@ from typing import Any
 
 import numpy as np
 
-from reasoncli.bench.metrics import subset_ks, wilson
+from reasoncli.bench.metrics import RESAMPLES, bootstrap_mean, resample_indices, subset_ks, wilson
 from reasoncli.bench.report import question_scores, unique_samples
 from reasoncli.bench.store import read_records
 from reasoncli.errors import InputError, UsageError
 
 __all__ = [
-    "RESAMPLES",
     "CellComparison",
     "Comparison",
     "CurvePoint",
@@ -34,8 +33,6 @@ __all__ = [
     "gain_metric",
 ]
 
-RESAMPLES = 4000
-SEED = 0
 ACCURACY = "accuracy"
 
 
@@ -121,7 +118,6 @@ def compare_files(paths: Sequence[Path]) -> Comparison:
     if len(datasets) > 1:
         notes.append(f"the files ran different datasets ({', '.join(sorted(datasets))}); "
                      "questions are paired by id")  # fmt: skip
-    rng = np.random.default_rng(SEED)
     cells = []
     for key in keys:
         ids, changed = _shared_ids([f.cells[key] for f in files])
@@ -132,7 +128,7 @@ def compare_files(paths: Sequence[Path]) -> Comparison:
         if dropped:
             notes.append(f"{label}: left out {dropped} question(s) missing from some file")
         if ids:
-            cells.append(_compare_cell(key, [[f.cells[key][q] for q in ids] for f in files], rng))
+            cells.append(_compare_cell(key, [[f.cells[key][q] for q in ids] for f in files]))
     if not cells:
         raise InputError("no question was run in every file")
     return Comparison(
@@ -178,12 +174,10 @@ def _shared_ids(cells: list[dict[str, dict[str, Any]]]) -> tuple[list[str], int]
     return kept, len(shared) - len(kept)
 
 
-def _compare_cell(
-    key: tuple[str, str], samples: list[list[dict[str, Any]]], rng: np.random.Generator
-) -> CellComparison:
+def _compare_cell(key: tuple[str, str], samples: list[list[dict[str, Any]]]) -> CellComparison:
     questions = len(samples[0])
     n = min(len(s["labels"]) for file in samples for s in file)
-    resample = rng.integers(0, questions, size=(RESAMPLES, questions))
+    resample = resample_indices(questions)
     ks = subset_ks(n) if n >= 1 else []
     per_k = [
         {k: np.array([question_scores(s, k) for s in file], dtype=float) for k in ks}
@@ -220,9 +214,7 @@ def _compare_cell(
 
 
 def _bootstrap(values: np.ndarray, resample: np.ndarray) -> Estimate:
-    means = values[resample].mean(axis=1)
-    low, high = np.percentile(means, [2.5, 97.5])
-    return Estimate(float(values.mean()), float(low), float(high))
+    return Estimate(*bootstrap_mean(values, resample))
 
 
 def _wilson(correct: np.ndarray) -> Estimate:

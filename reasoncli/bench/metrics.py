@@ -20,11 +20,25 @@ from collections import Counter
 from collections.abc import Iterator, Sequence
 from itertools import combinations
 
-__all__ = ["EXACT_LIMIT", "SAMPLES", "Z95", "maj_at_k", "pass_at_k", "subset_ks", "wilson"]
+import numpy as np
+
+__all__ = [
+    "EXACT_LIMIT",
+    "RESAMPLES",
+    "SAMPLES",
+    "Z95",
+    "bootstrap_mean",
+    "maj_at_k",
+    "pass_at_k",
+    "resample_indices",
+    "subset_ks",
+    "wilson",
+]
 
 Z95 = 1.959963984540054  # the 97.5% normal quantile
 EXACT_LIMIT = 50_000
 SAMPLES = 2_000  # per question and k; averaging over questions shrinks the error further
+RESAMPLES = 4_000  # bootstrap resamples of the questions
 
 
 def wilson(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
@@ -140,3 +154,20 @@ def subset_ks(n: int) -> list[int]:
         ks.append(k)
         k *= 2
     return [*ks, n] if n >= 1 else []
+
+
+def resample_indices(questions: int, seed: int = 0) -> np.ndarray:
+    """`RESAMPLES` bootstrap draws of question indices. Reusing one draw for several score
+    vectors of the same questions keeps their intervals, and their differences, paired."""
+    return np.random.default_rng(seed).integers(0, questions, size=(RESAMPLES, questions))
+
+
+def bootstrap_mean(values: np.ndarray, resample: np.ndarray) -> tuple[float, float, float]:
+    """The mean of per-question scores and its percentile 95% interval over `resample`.
+
+    Used for pass@k and maj@k estimates, which are means of fractional per-question scores, so
+    no binomial interval applies to them.
+    """
+    means = values[resample].mean(axis=1)
+    low, high = np.percentile(means, [2.5, 97.5])
+    return float(values.mean()), float(low), float(high)

@@ -59,13 +59,14 @@ def render_report(report: Report, console: Any) -> None:
     largest = largest_runs(report.cells)
     if any(c.n > 1 for c in largest):
         sub = Table(title="from subsets of one run (no new generation)", title_justify="left")
-        for name in ("strategy", "run", "k", "tokens/q", "pass@k", "maj@k"):
+        for name in ("strategy", "run", "k", "tokens/q", "pass@k (95% CI)", "maj@k (95% CI)"):
             sub.add_column(name, justify="left" if name in ("strategy", "run") else "right")
         for c in largest:
             for p in c.subsets:
                 sub.add_row(
-                    c.strategy, c.budget, str(p.k), f"{p.tokens:,.0f}", _pct(p.pass_at),
-                    _pct(p.maj_at),
+                    c.strategy, c.budget, str(p.k), f"{p.tokens:,.0f}",
+                    _interval(Estimate(p.pass_at, *p.pass_ci)),
+                    _interval(Estimate(p.maj_at, *p.maj_ci)),
                 )  # fmt: skip
         console.print(sub)
     for line in curve_lines(report):

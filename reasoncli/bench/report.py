@@ -12,7 +12,17 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from reasoncli.bench.metrics import maj_at_k, pass_at_k, subset_ks, wilson
+import numpy as np
+
+from reasoncli.bench.metrics import (
+    RESAMPLES,
+    bootstrap_mean,
+    maj_at_k,
+    pass_at_k,
+    resample_indices,
+    subset_ks,
+    wilson,
+)
 from reasoncli.bench.store import read_records
 from reasoncli.errors import InputError
 
@@ -29,7 +39,8 @@ __all__ = [
 
 SUBSETS_NOTE = (
     "pass@k and maj@k for k < N are estimated from random k-subsets of each N-branch run "
-    "(no new generation); tokens at k are k/N of the run's."
+    "(no new generation); tokens at k are k/N of the run's; their 95% intervals are bootstrap "
+    f"over questions ({RESAMPLES} seeded resamples)."
 )
 _REQUIRED = ("id", "strategy", "budget", "correct", "labels", "groups", "tokens")
 
@@ -40,6 +51,8 @@ class SubsetPoint:
     pass_at: float
     maj_at: float
     tokens: float  # expected generated tokens per question of a k-branch run
+    pass_ci: tuple[float, float] = (0.0, 1.0)  # bootstrap 95% over questions
+    maj_ci: tuple[float, float] = (0.0, 1.0)
 
 
 @dataclass
@@ -175,7 +188,8 @@ def _cell(rows: list[dict[str, Any]]) -> Cell:
     correct = sum(bool(r["correct"]) for r in rows)
     low, high = wilson(correct, q)
     n = min(len(r["labels"]) for r in rows)
-    subsets = [_subset(rows, k) for k in subset_ks(n)] if n >= 1 else []
+    resample = resample_indices(q)
+    subsets = [_subset(rows, k, resample) for k in subset_ks(n)] if n >= 1 else []
     wall = sum(float(r.get("wall_s", 0.0)) for r in rows)
     tokens = sum(int(r["tokens"]) for r in rows)
     last = subsets[-1] if subsets else None
@@ -202,14 +216,18 @@ def _cell(rows: list[dict[str, Any]]) -> Cell:
     )
 
 
-def _subset(rows: list[dict[str, Any]], k: int) -> SubsetPoint:
-    """Average over questions of each question's own k-of-n estimate."""
-    scores = [question_scores(r, k) for r in rows]
+def _subset(rows: list[dict[str, Any]], k: int, resample: np.ndarray) -> SubsetPoint:
+    """Average over questions of each question's own k-of-n estimate, with its interval."""
+    scores = np.array([question_scores(r, k) for r in rows], dtype=float)
+    pass_at, *pass_ci = bootstrap_mean(scores[:, 0], resample)
+    maj_at, *maj_ci = bootstrap_mean(scores[:, 1], resample)
     return SubsetPoint(
         k=k,
-        pass_at=_mean(p for p, _ in scores),
-        maj_at=_mean(m for _, m in scores),
+        pass_at=pass_at,
+        maj_at=maj_at,
         tokens=_mean(int(r["tokens"]) * k / len(r["labels"]) for r in rows),
+        pass_ci=(pass_ci[0], pass_ci[1]),
+        maj_ci=(maj_ci[0], maj_ci[1]),
     )
 
 
