@@ -443,7 +443,8 @@ class FaultProxy:
 
     @property
     def max_in_flight(self) -> int:
-        """Most requests handled at the same time since start or `reset()`."""
+        """Most generation requests (POST …completions) handled at once since start or
+        `reset()`; one stops counting when its `[DONE]` goes out."""
         with self._state.lock:
             return self._state.max_in_flight
 
@@ -534,11 +535,12 @@ class _ProxyHandler(BaseHTTPRequestHandler):
 
     def _handle(self) -> None:
         st = self.state
-        self._counted = True
+        # Only generation counts: --max-concurrency bounds those, not /models or /tokenize.
+        self._counted = self.command == "POST" and _generates(self.path)
         length = int(self.headers.get("Content-Length") or 0)
         body = self.rfile.read(length) if length else b""
         with st.lock:
-            st.in_flight += 1
+            st.in_flight += int(self._counted)
             st.max_in_flight = max(st.max_in_flight, st.in_flight)
             if st.always is not None:
                 fault = st.always
@@ -738,8 +740,12 @@ class _ProxyHandler(BaseHTTPRequestHandler):
                 line = upstream.readline()
                 if not line:
                     break
-                write(line)
                 stripped = line.strip()
+                if stripped in (b"data: [DONE]", b"data:[DONE]"):
+                    # The server's last event: the client may send its next request as soon as
+                    # it reads this, before the upstream connection reaches EOF here.
+                    self._request_done()
+                write(line)
                 if stripped.startswith(b"data:"):
                     pending = True
                 elif not stripped and pending:
