@@ -163,17 +163,25 @@ def test_report_from_a_hand_written_results_file(tmp_path: Path) -> None:
     assert json.loads(json.dumps(report.to_json()))["cells"][1]["n"] == 4
 
 
-def test_bootstrap_interval_of_a_mean() -> None:
+def test_bootstrap_interval_of_a_mean(monkeypatch: pytest.MonkeyPatch) -> None:
     import numpy as np
 
-    from reasoncli.bench.metrics import bootstrap_mean, resample_indices
+    from reasoncli.bench import metrics
+    from reasoncli.bench.metrics import bootstrap_mean
 
     coin = np.array([0.0, 1.0] * 100)
-    mean, low, high = bootstrap_mean(coin, resample_indices(len(coin)))
+    mean, low, high = bootstrap_mean(coin)
     # the normal interval for p = 0.5, n = 200 is 0.5 ± 0.069
     assert mean == 0.5 and low == pytest.approx(0.431, abs=0.01)
     assert high == pytest.approx(0.569, abs=0.01)
     same = np.full(50, 0.25)
-    assert bootstrap_mean(same, resample_indices(50)) == pytest.approx((0.25, 0.25, 0.25))
-    # one draw of indices, reused: reproducible
-    assert np.array_equal(resample_indices(7, seed=3), resample_indices(7, seed=3))
+    assert bootstrap_mean(same) == pytest.approx((0.25, 0.25, 0.25))
+    # the draws depend on the seed and the length only: vectors over the same questions pair
+    varied = np.linspace(0.0, 1.0, 37) ** 2
+    assert bootstrap_mean(varied, seed=3) == bootstrap_mean(varied, seed=3)
+    assert bootstrap_mean(varied, seed=3) != bootstrap_mean(varied, seed=4)
+    # drawing in small blocks (large sets) is still the same bootstrap
+    monkeypatch.setattr(metrics, "_BOOTSTRAP_BLOCK", 200 * 7)  # 7 resamples per block
+    assert bootstrap_mean(coin) == pytest.approx((mean, low, high), abs=0.01)
+    paired = bootstrap_mean(coin - coin)
+    assert paired == (0.0, 0.0, 0.0)

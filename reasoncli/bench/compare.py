@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from reasoncli.bench.metrics import RESAMPLES, bootstrap_mean, resample_indices, subset_ks, wilson
+from reasoncli.bench.metrics import RESAMPLES, bootstrap_mean, subset_ks, wilson
 from reasoncli.bench.report import question_scores, unique_samples
 from reasoncli.bench.store import read_records
 from reasoncli.errors import InputError, UsageError
@@ -177,7 +177,6 @@ def _shared_ids(cells: list[dict[str, dict[str, Any]]]) -> tuple[list[str], int]
 def _compare_cell(key: tuple[str, str], samples: list[list[dict[str, Any]]]) -> CellComparison:
     questions = len(samples[0])
     n = min(len(s["labels"]) for file in samples for s in file)
-    resample = resample_indices(questions)
     ks = subset_ks(n) if n >= 1 else []
     per_k = [
         {k: np.array([question_scores(s, k) for s in file], dtype=float) for k in ks}
@@ -194,16 +193,16 @@ def _compare_cell(key: tuple[str, str], samples: list[list[dict[str, Any]]]) -> 
             scores[gain_metric(n)] = [f[n][:, 1] - f[1][:, 0] for f in per_k]
     rows = []
     for metric, vectors in scores.items():
-        values = [_wilson(v) if metric == ACCURACY else _bootstrap(v, resample) for v in vectors]
-        deltas = [None, *(_bootstrap(v - vectors[0], resample) for v in vectors[1:])]
+        values = [_wilson(v) if metric == ACCURACY else _bootstrap(v) for v in vectors]
+        deltas = [None, *(_bootstrap(v - vectors[0]) for v in vectors[1:])]
         rows.append(MetricRow(metric, values, deltas))
     tokens = [float(np.mean([int(s["tokens"]) for s in file])) for file in samples]
     curves = [
         [
             CurvePoint(
                 k=k,
-                pass_at=_bootstrap(f[k][:, 0], resample),
-                maj_at=_bootstrap(f[k][:, 1], resample),
+                pass_at=_bootstrap(f[k][:, 0]),
+                maj_at=_bootstrap(f[k][:, 1]),
                 tokens=tok * k / n,
             )
             for k in ks
@@ -213,8 +212,8 @@ def _compare_cell(key: tuple[str, str], samples: list[list[dict[str, Any]]]) -> 
     return CellComparison(key[0], key[1], questions, n, tokens, rows, curves)
 
 
-def _bootstrap(values: np.ndarray, resample: np.ndarray) -> Estimate:
-    return Estimate(*bootstrap_mean(values, resample))
+def _bootstrap(values: np.ndarray) -> Estimate:
+    return Estimate(*bootstrap_mean(values))
 
 
 def _wilson(correct: np.ndarray) -> Estimate:

@@ -30,7 +30,6 @@ __all__ = [
     "bootstrap_mean",
     "maj_at_k",
     "pass_at_k",
-    "resample_indices",
     "subset_ks",
     "wilson",
 ]
@@ -39,6 +38,7 @@ Z95 = 1.959963984540054  # the 97.5% normal quantile
 EXACT_LIMIT = 50_000
 SAMPLES = 2_000  # per question and k; averaging over questions shrinks the error further
 RESAMPLES = 4_000  # bootstrap resamples of the questions
+_BOOTSTRAP_BLOCK = 1_000_000  # question indices drawn at once (8 MB)
 
 
 def wilson(successes: int, n: int, z: float = Z95) -> tuple[float, float]:
@@ -156,18 +156,21 @@ def subset_ks(n: int) -> list[int]:
     return [*ks, n] if n >= 1 else []
 
 
-def resample_indices(questions: int, seed: int = 0) -> np.ndarray:
-    """`RESAMPLES` bootstrap draws of question indices. Reusing one draw for several score
-    vectors of the same questions keeps their intervals, and their differences, paired."""
-    return np.random.default_rng(seed).integers(0, questions, size=(RESAMPLES, questions))
+def bootstrap_mean(values: np.ndarray, seed: int = 0) -> tuple[float, float, float]:
+    """The mean of per-question scores and its percentile 95% interval over `RESAMPLES`
+    bootstrap draws of the questions.
 
-
-def bootstrap_mean(values: np.ndarray, resample: np.ndarray) -> tuple[float, float, float]:
-    """The mean of per-question scores and its percentile 95% interval over `resample`.
-
-    Used for pass@k and maj@k estimates, which are means of fractional per-question scores, so
-    no binomial interval applies to them.
+    For pass@k and maj@k, which are means of fractional per-question scores, so no binomial
+    interval applies. The draws depend only on `seed` and the number of questions, so vectors
+    over the same questions see the same resamples: the interval of a difference vector
+    (`after - before`) is a paired one. Draws are made in blocks to bound memory on large sets.
     """
-    means = values[resample].mean(axis=1)
+    q = len(values)
+    rng = np.random.default_rng(seed)
+    block = max(1, _BOOTSTRAP_BLOCK // q)
+    means = np.empty(RESAMPLES)
+    for start in range(0, RESAMPLES, block):
+        stop = min(RESAMPLES, start + block)
+        means[start:stop] = values[rng.integers(0, q, size=(stop - start, q))].mean(axis=1)
     low, high = np.percentile(means, [2.5, 97.5])
     return float(values.mean()), float(low), float(high)

@@ -1,4 +1,4 @@
-"""The accuracy-versus-tokens figure as a PNG, with matplotlib from the `plot` extra.
+"""The accuracy figures as PNGs, with matplotlib from the `plot` extra.
 
 matplotlib is imported only here and only when a plot is asked for: it is an optional extra,
 and importing it costs about a second that `reason --help` should not pay.
@@ -6,13 +6,24 @@ and importing it costs about a second that `reason --help` should not pay.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
-from reasoncli.bench.compare import Comparison
 from reasoncli.bench.report import Report, largest_runs
 from reasoncli.errors import ReasonError
 
-__all__ = ["PlotUnavailable", "require_matplotlib", "write_compare_plot", "write_plot"]
+if TYPE_CHECKING:
+    from reasoncli.bench.compare import Comparison
+
+__all__ = [
+    "PlotUnavailable",
+    "figure",
+    "require_matplotlib",
+    "write_compare_plot",
+    "write_plot",
+]
 
 
 class PlotUnavailable(ReasonError):
@@ -29,19 +40,46 @@ def require_matplotlib() -> None:
         ) from None
 
 
-def write_plot(report: Report, path: Path) -> Path:
-    """Draw each strategy's cells (with Wilson 95% bars) and its subset maj@k estimates."""
+@contextmanager
+def figure(
+    path: Path, rows: int = 1, cols: int = 1, size: tuple[float, float] = (7, 4.5)
+) -> Iterator[tuple[Any, list[str]]]:
+    """A grid of axes (a 2-D array) and the colour cycle; the figure is saved to `path` when
+    the block ends without error, and closed either way."""
     require_matplotlib()
     import matplotlib
 
     matplotlib.use("Agg")  # no display needed, and no GUI backend probing
     import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(rows, cols, figsize=size, dpi=120, squeeze=False)
+    try:
+        yield axes, plt.rcParams["axes.prop_cycle"].by_key()["color"]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fig.tight_layout()
+        fig.savefig(path)
+    finally:
+        plt.close(fig)
+
+
+def _accuracy_axis(ax: Any, xlabel: str) -> None:
+    """Accuracy in percent from 0 against a log-2 count (tokens or branches)."""
     from matplotlib.ticker import FuncFormatter
 
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
-    try:
+    ax.set_xscale("log", base=2)
+    ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
+    ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0%}"))
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("accuracy")
+    ax.set_ylim(bottom=0)
+    ax.grid(True, alpha=0.3)
+
+
+def write_plot(report: Report, path: Path) -> Path:
+    """Draw each strategy's cells (with Wilson 95% bars) and its subset maj@k estimates."""
+    with figure(path) as (axes, colors):
+        ax = axes[0][0]
         strategies = list(dict.fromkeys(c.strategy for c in report.cells))
-        colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
         for i, name in enumerate(strategies):
             color = colors[i % len(colors)]
             cells = sorted(
@@ -65,21 +103,10 @@ def write_plot(report: Report, path: Path) -> Path:
                     alpha=0.6,
                     label=f"{c.strategy} maj@k (subsets of {c.budget})",
                 )
-        ax.set_xscale("log", base=2)
-        ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
-        ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0%}"))
-        ax.set_xlabel("mean generated tokens per question")
-        ax.set_ylabel("accuracy")
-        ax.set_ylim(bottom=0)
-        ax.grid(True, alpha=0.3)
+        _accuracy_axis(ax, "mean generated tokens per question")
         ax.set_title(f"{report.model or '?'} on {Path(report.dataset or '?').name}", fontsize=10)
         if report.cells:
             ax.legend(fontsize=8)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.tight_layout()
-        fig.savefig(path)
-    finally:
-        plt.close(fig)
     return path
 
 
@@ -87,19 +114,10 @@ def write_compare_plot(comparison: Comparison, path: Path) -> Path:
     """One panel per compared strategy and budget: each file's maj@k (solid, with its bootstrap
     band) and pass@k (dashed) against k, so the gap between the lines is what voting leaves on
     the table and the gap between colours is what the model change bought."""
-    require_matplotlib()
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    from matplotlib.ticker import FuncFormatter
-
     cells = comparison.cells
     cols = min(len(cells), 3)
     rows = -(-len(cells) // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(5 * cols, 4 * rows), dpi=120, squeeze=False)
-    try:
-        colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    with figure(path, rows, cols, size=(5 * cols, 4 * rows)) as (axes, colors):
         for ax, cell in zip(axes.flat, cells, strict=False):
             for i, (label, curve) in enumerate(zip(comparison.labels, cell.curves, strict=True)):
                 color = colors[i % len(colors)]
@@ -118,20 +136,9 @@ def write_compare_plot(comparison: Comparison, path: Path) -> Path:
                     alpha=0.8,
                     label=f"{label} pass@k",
                 )
-            ax.set_xscale("log", base=2)
-            ax.xaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:,.0f}"))
-            ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:.0%}"))
-            ax.set_xlabel("k (branches)")
-            ax.set_ylabel("accuracy")
-            ax.set_ylim(bottom=0)
-            ax.grid(True, alpha=0.3)
+            _accuracy_axis(ax, "k (branches)")
             ax.set_title(f"{cell.strategy} {cell.budget}, {cell.questions} questions", fontsize=10)
             ax.legend(fontsize=7)
         for ax in list(axes.flat)[len(cells) :]:
             ax.set_visible(False)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.tight_layout()
-        fig.savefig(path)
-    finally:
-        plt.close(fig)
     return path

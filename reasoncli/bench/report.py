@@ -19,7 +19,6 @@ from reasoncli.bench.metrics import (
     bootstrap_mean,
     maj_at_k,
     pass_at_k,
-    resample_indices,
     subset_ks,
     wilson,
 )
@@ -188,8 +187,7 @@ def _cell(rows: list[dict[str, Any]]) -> Cell:
     correct = sum(bool(r["correct"]) for r in rows)
     low, high = wilson(correct, q)
     n = min(len(r["labels"]) for r in rows)
-    resample = resample_indices(q)
-    subsets = [_subset(rows, k, resample) for k in subset_ks(n)] if n >= 1 else []
+    subsets = [_subset(rows, k) for k in subset_ks(n)] if n >= 1 else []
     wall = sum(float(r.get("wall_s", 0.0)) for r in rows)
     tokens = sum(int(r["tokens"]) for r in rows)
     last = subsets[-1] if subsets else None
@@ -216,11 +214,11 @@ def _cell(rows: list[dict[str, Any]]) -> Cell:
     )
 
 
-def _subset(rows: list[dict[str, Any]], k: int, resample: np.ndarray) -> SubsetPoint:
+def _subset(rows: list[dict[str, Any]], k: int) -> SubsetPoint:
     """Average over questions of each question's own k-of-n estimate, with its interval."""
     scores = np.array([question_scores(r, k) for r in rows], dtype=float)
-    pass_at, *pass_ci = bootstrap_mean(scores[:, 0], resample)
-    maj_at, *maj_ci = bootstrap_mean(scores[:, 1], resample)
+    pass_at, *pass_ci = bootstrap_mean(scores[:, 0])
+    maj_at, *maj_ci = bootstrap_mean(scores[:, 1])
     return SubsetPoint(
         k=k,
         pass_at=pass_at,

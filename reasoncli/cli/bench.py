@@ -8,6 +8,7 @@ taken as the DATA of `run` (`reason bench run report` benchmarks a file named "r
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -199,18 +200,9 @@ def compare(
         from reasoncli.bench.plot import write_compare_plot
 
         write_compare_plot(comparison, plot)
-    if json_out:
-        data = comparison.to_json()
-        data["plot"] = str(plot) if plot else None
-        _write(term, json.dumps(data, indent=2))
-        return
     from reasoncli.bench.render import render_comparison
 
-    console = term.out_console()
-    console.width = max(console.width, 120)
-    render_comparison(comparison, console)
-    if plot:
-        console.print(f"plot: {plot}")
+    _show(term, comparison, render_comparison, json_out, plot)
 
 
 def rollouts(
@@ -288,16 +280,24 @@ def _report(path: Path, json_out: bool, plot: Path | None, term: Terminal) -> No
         from reasoncli.bench.plot import write_plot
 
         write_plot(report, plot)
+    from reasoncli.bench.render import render_report
+
+    _show(term, report, render_report, json_out, plot)
+
+
+def _show(
+    term: Terminal, result: Any, render: Callable[[Any, Any], None], json_out: bool,
+    plot: Path | None,
+) -> None:  # fmt: skip
+    """A report or comparison on stdout: one JSON object with --json, else Rich tables."""
     if json_out:
-        data = report.to_json()
+        data = result.to_json()
         data["plot"] = str(plot) if plot else None
         _write(term, json.dumps(data, indent=2))
         return
-    from reasoncli.bench.render import render_report
-
     console = term.out_console()
     console.width = max(console.width, 120)  # ten columns; pipes default to 80
-    render_report(report, console)
+    render(result, console)
     if plot:
         console.print(f"plot: {plot}")
 

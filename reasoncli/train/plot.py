@@ -1,7 +1,7 @@
 """The reward curve of a run as a PNG, drawn only when matplotlib (the `plot` extra) is there.
 
 Per-step rewards are noisy with a handful of prompts per step, so each series is drawn faintly
-with a moving average on top; the style follows `reasoncli.bench.plot`.
+with a moving average on top, on `reasoncli.bench.plot`'s figure.
 """
 
 from __future__ import annotations
@@ -34,16 +34,12 @@ def _moving_average(values: Sequence[float], window: int) -> list[float]:
 
 def write_reward_plot(records: Sequence[dict[str, Any]], path: Path, title: str) -> Path:
     """Draw reward and its components per step (from the reward log's records)."""
-    import matplotlib
+    from reasoncli.bench.plot import figure
 
-    matplotlib.use("Agg")  # no display needed, and no GUI backend probing
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 4.5), dpi=120)
-    try:
+    with figure(path) as (axes, colors):
+        ax = axes[0][0]
         steps = [r["step"] for r in records]
         window = max(1, len(records) // 20)
-        colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
         for i, (key, label) in enumerate(_SERIES):
             values = [float(r.get(key) or 0.0) for r in records]
             color = colors[i % len(colors)]
@@ -56,9 +52,4 @@ def write_reward_plot(records: Sequence[dict[str, Any]], path: Path, title: str)
         ax.set_title(title, fontsize=10)
         if records:
             ax.legend(fontsize=8)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fig.tight_layout()
-        fig.savefig(path)
-    finally:
-        plt.close(fig)
     return path
