@@ -23,9 +23,11 @@ from reasoncli.strategies import revise as revise_module
 from reasoncli.strategies.auto import (
     EASY_AGREEMENT,
     MEDIUM_AGREEMENT,
+    MIN_BRANCH_TOKENS,
     Auto,
     Thresholds,
     best_attempts,
+    branch_cap,
     plan_after_pilot,
     settle_wave,
 )
@@ -354,8 +356,47 @@ def test_cli_ask_auto_json(tiny_gguf: Path) -> None:
 
 
 @pytest.mark.parametrize(
+    ("budget", "pilot", "cap"),
+    [(200, 4, MIN_BRANCH_TOKENS), (800, 4, 100), (4000, 4, 500), (40_000, 4, 512), (800, 2, 200)],
+)
+def test_branch_cap_divides_the_budget_when_max_tokens_is_not_given(
+    budget: int, pilot: int, cap: int
+) -> None:
+    options = StrategyOptions(budget_tokens=budget, pilot=pilot, max_tokens_explicit=False)
+    got = branch_cap(options)
+    assert got.tokens == cap and got.derived
+    assert pilot * got.tokens <= budget
+
+
+def test_branch_cap_keeps_an_explicit_max_tokens() -> None:
+    options = StrategyOptions(budget_tokens=4000, pilot=4, max_tokens=300)
+    assert branch_cap(options).tokens == 300 and not branch_cap(options).derived
+
+
+@pytest.mark.parametrize("budget", [200, 800, 4000])
+def test_cli_auto_fits_its_plan_into_the_budget(tiny_gguf: Path, budget: int) -> None:
+    proc = reason(
+        "ask", "What is 12 + 30?", "-m", str(tiny_gguf), "--strategy", "auto",
+        "--budget-tokens", str(budget), "--json",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    d = data["details"]
+    assert d["max_tokens_derived"] and d["max_tokens"] == branch_cap(
+        StrategyOptions(budget_tokens=budget, max_tokens_explicit=False)
+    ).tokens
+    assert all(b["tokens"] <= d["max_tokens"] for b in data["branches"])
+    assert data["generated_tokens"] == d["tokens"]["total"] <= budget
+
+
+@pytest.mark.parametrize(
     ("args", "message"),
     [
+        (
+            ["ask", "q", "-s", "auto", "--budget-tokens", "800", "--max-tokens", "512"],
+            "fits: --max-tokens 200 or less, --pilot 1 or less, no --max-tokens",
+        ),
+        (["ask", "q", "-s", "auto", "--budget-tokens", "100"], "is too small: 4 pilot branch"),
         (["think", "q", "--strategy", "revise", "--rounds", "0"], "--rounds"),
         (["think", "q", "--strategy", "revise", "--final", "best"], "--final"),
         (["ask", "q", "--strategy", "auto", "--pilot", "0"], "--pilot"),

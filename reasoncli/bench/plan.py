@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from reasoncli.errors import UsageError
-from reasoncli.strategies.base import Kind, StrategyOptions, get_strategy
+from reasoncli.strategies.base import DEFAULT_MAX_TOKENS, Kind, StrategyOptions, get_strategy
 
 __all__ = ["DEFAULT_BRANCHES", "BenchPlan", "Budget", "budget_grid"]
 
@@ -65,7 +65,8 @@ def budget_grid(branches: list[int] | None, tokens: list[int] | None) -> list[Bu
 class BenchPlan:
     strategies: list[str]
     budgets: list[Budget]
-    max_tokens: int = 512
+    max_tokens: int = DEFAULT_MAX_TOKENS
+    max_tokens_explicit: bool = True  # False: a strategy planning a token budget picks its cap
     seed: int = 0
     temperature: float | None = None
     save_text: bool = False
@@ -79,6 +80,7 @@ class BenchPlan:
         options = StrategyOptions(
             branches=budget.branches or DEFAULT_BRANCHES,
             max_tokens=self.max_tokens,
+            max_tokens_explicit=self.max_tokens_explicit,
             seed=self.seed,
             multiple_choice=multiple_choice,
         )
@@ -105,6 +107,7 @@ class BenchPlan:
             "strategies": self.strategies,
             "budgets": [b.to_json() for b in self.budgets],
             "max_tokens": self.max_tokens,
+            "max_tokens_explicit": self.max_tokens_explicit,
             "seed": self.seed,
             "temperature": self.temperature,
             "save_text": self.save_text,
@@ -116,6 +119,7 @@ class BenchPlan:
             strategies=list(data["strategies"]),
             budgets=[Budget.from_json(b) for b in data["budgets"]],
             max_tokens=int(data["max_tokens"]),
+            max_tokens_explicit=bool(data.get("max_tokens_explicit", True)),
             seed=int(data["seed"]),
             temperature=data.get("temperature"),
             save_text=bool(data.get("save_text", False)),

@@ -26,7 +26,7 @@ from reasoncli.bench.store import JsonlStore, read_records
 from reasoncli.errors import InputError, UsageError
 from reasoncli.events import discard
 from reasoncli.session import Session
-from reasoncli.strategies.base import Strategy, get_strategy
+from reasoncli.strategies.base import DEFAULT_MAX_TOKENS, Strategy, get_strategy
 
 __all__ = [
     "BenchJob",
@@ -199,7 +199,8 @@ def prepare_bench(request: BenchRequest) -> BenchJob:
     plan = BenchPlan(
         strategies=request.strategies or ["vote"],
         budgets=budget_grid(request.branches, request.budget_tokens),
-        max_tokens=512 if request.max_tokens is None else request.max_tokens,
+        max_tokens=DEFAULT_MAX_TOKENS if request.max_tokens is None else request.max_tokens,
+        max_tokens_explicit=request.max_tokens is not None,
         seed=request.seed or 0,
         temperature=request.temperature,
         save_text=request.save_text,

@@ -16,7 +16,6 @@ ModelOpt = Annotated[
     str | None,
     typer.Option("--model", "-m", help="Catalog name or alias, or a path to a .gguf file."),
 ]
-MaxTokens = Annotated[int, typer.Option("--max-tokens", help="Token budget per branch.", min=1)]
 Seed = Annotated[int, typer.Option("--seed", help="Base seed; branch i uses seed+i.")]
 Temperature = Annotated[
     float | None, typer.Option("--temperature", "-t", help="Override the model's temperature.")
@@ -143,7 +142,14 @@ def ask(
     question: Question = None,
     branches: Annotated[int, _opt("--branches", "-n", help="Branches to sample.", min=1)] = 8,
     strategy: Annotated[str, _opt("--strategy", "-s", help="See `reason strategies`.")] = "vote",
-    max_tokens: MaxTokens = 512,
+    max_tokens: Annotated[
+        int | None,
+        typer.Option(
+            "--max-tokens",
+            help="Token budget per branch [512; auto with --budget-tokens: divided from it].",
+            min=1,
+        ),
+    ] = None,
     model: ModelOpt = None,
     seed: Seed = 0,
     temperature: Temperature = None,
@@ -198,13 +204,14 @@ def ask(
     max_concurrency: MaxConcurrency = None,
     timeout: Timeout = None,
 ) -> None:
-    from reasoncli.strategies.base import StrategyOptions
+    from reasoncli.strategies.base import DEFAULT_MAX_TOKENS, StrategyOptions
 
     _check_progress(progress)
     term = Terminal()
     options = StrategyOptions(
         branches=branches,
-        max_tokens=max_tokens,
+        max_tokens=DEFAULT_MAX_TOKENS if max_tokens is None else max_tokens,
+        max_tokens_explicit=max_tokens is not None,
         seed=seed,
         expect=expect,
         multiple_choice=multiple_choice,

@@ -16,10 +16,12 @@ the model, and that agreement among a few samples is a cheap proxy for difficult
 3. **Answer**: a majority vote over every answer produced (pilots, widening, revision rounds).
 
 The budget counts generated tokens. A branch or round is only started when its whole
-`--max-tokens` still fits, so a run never exceeds `--budget-tokens` (the contract allows one
-branch's `max_tokens` over). Without `--budget-tokens` the budget is `--branches x --max-tokens`,
-what `vote` would spend at most. Revision rounds run one at a time in engines of their own (their
-prompts differ), so they cost more wall time per token than the batched parallel phases.
+per-branch cap still fits, so a run never exceeds `--budget-tokens`. Without `--max-tokens` the
+cap is derived from the budget (`branch_cap`): the pilot may spend PILOT_BUDGET_SHARE of it, the
+rest pays for widening or revision, and no branch gets fewer than MIN_BRANCH_TOKENS. Without
+`--budget-tokens` the budget is `--branches x --max-tokens`, what `vote` would spend at most.
+Revision rounds run one at a time in engines of their own (their prompts differ), so they cost
+more wall time per token than the batched parallel phases.
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from typing import Any, ClassVar
 
 from reasoncli.answers import answers_equivalent
@@ -59,6 +61,12 @@ HARD_ROUNDS = 2
 HARD_MAX_CHAINS = 8
 # Branches alive at once in the pilot engine; finished branches free their slot for new ones.
 MAX_LIVE_BRANCHES = 16
+# Without --max-tokens: the share of --budget-tokens the pilot may spend; the rest is left for
+# widening or revision, where a hard question needs it.
+PILOT_BUDGET_SHARE = 0.5
+# Without --max-tokens: the smallest per-branch cap, room for a short worked answer. A budget that
+# cannot give every pilot branch this much is a usage error.
+MIN_BRANCH_TOKENS = 32
 
 PATHS = ("easy", "medium", "hard")  # what `Plan.path` can be
 
@@ -168,6 +176,51 @@ def total_budget(options: StrategyOptions) -> int:
     if options.budget_tokens is not None:
         return options.budget_tokens
     return options.branches * options.max_tokens
+
+
+@dataclass(frozen=True)
+class BranchCap:
+    """The per-branch token cap a run uses, and where it came from (shown in the plan note)."""
+
+    tokens: int
+    derived: bool  # True: divided from --budget-tokens; False: --max-tokens (given or default)
+
+    def describe(self) -> str:
+        if self.derived:
+            return f"up to {self.tokens} tokens (derived from the budget)"
+        return f"up to {self.tokens} tokens"
+
+
+def branch_cap(options: StrategyOptions) -> BranchCap:
+    """The per-branch cap: `--max-tokens` if given, else a share of `--budget-tokens`.
+
+    Raises UsageError when the pilot cannot be paid for, suggesting values that fit.
+    """
+    budget, pilot = total_budget(options), options.pilot
+    if options.budget_tokens is not None and not options.max_tokens_explicit:
+        share = int(budget * PILOT_BUDGET_SHARE) // pilot
+        cap = min(options.max_tokens, max(share, MIN_BRANCH_TOKENS))
+        if pilot * cap > budget:
+            raise UsageError(
+                f"--budget-tokens ({budget}) is too small: {pilot} pilot branch(es) of at least "
+                f"{MIN_BRANCH_TOKENS} tokens need {pilot * MIN_BRANCH_TOKENS}; raise "
+                "--budget-tokens or lower --pilot"
+            )
+        return BranchCap(cap, derived=True)
+    cap = options.max_tokens
+    if budget < pilot * cap:
+        source = "--budget-tokens" if options.budget_tokens is not None else "the budget"
+        fits = [f"--max-tokens {budget // pilot} or less"] if budget >= pilot else []
+        if budget >= cap:
+            fits.append(f"--pilot {budget // cap} or less")
+        if options.budget_tokens is not None:
+            fits.append("no --max-tokens, so auto divides the budget itself")
+        hint = f"; fits: {', '.join(fits)}" if fits else ""
+        raise UsageError(
+            f"{source} ({budget}) cannot pay for the pilot: --pilot {pilot} x --max-tokens "
+            f"{cap} needs at least {pilot * cap}{hint}"
+        )
+    return BranchCap(cap, derived=False)
 
 
 def settle_rule(options: StrategyOptions) -> StopRule:
@@ -287,14 +340,7 @@ class Auto:
             raise UsageError(f"--pilot must be at least 1 (got {options.pilot})")
         if options.budget_tokens is not None and options.budget_tokens < 1:
             raise UsageError("--budget-tokens must be at least 1")
-        budget = total_budget(options)
-        needed = options.pilot * options.max_tokens
-        if budget < needed:
-            source = "--budget-tokens" if options.budget_tokens is not None else "the budget"
-            raise UsageError(
-                f"{source} ({budget}) cannot pay for the pilot: --pilot {options.pilot} x "
-                f"--max-tokens {options.max_tokens} needs at least {needed}"
-            )
+        branch_cap(options)
         if options.stop_rule not in ("beta", "esc"):
             raise UsageError(f"--stop-rule must be beta or esc (got {options.stop_rule!r})")
         if options.stop_rule == "esc" and options.esc_window < 1:
@@ -308,7 +354,9 @@ class Auto:
         self, question: str, session: Session, options: StrategyOptions, emit: EventSink
     ) -> Result:
         budget = total_budget(options)
-        mt = options.max_tokens
+        cap = branch_cap(options)
+        options = replace(options, max_tokens=cap.tokens)
+        mt = cap.tokens
         slots = max(options.pilot, min(budget // mt, MAX_LIVE_BRANCHES))
         run = ParallelRun(
             self.info.name,
@@ -324,8 +372,8 @@ class Auto:
         try:
             emit(
                 Note(
-                    f"budget {budget:,} tokens: {options.pilot} pilot branch(es) of up to {mt} "
-                    "tokens judge the difficulty",
+                    f"budget {budget:,} tokens: {options.pilot} pilot branch(es) of "
+                    f"{cap.describe()} judge the difficulty",
                     "plan",
                 )
             )
@@ -486,6 +534,10 @@ class Auto:
         if options.expect is not None:
             attach_rewards(result.branches, options.expect)
         result.details = self._details(plan, state, result.branches)
+        result.details["max_tokens"] = options.max_tokens
+        result.details["max_tokens_derived"] = not options.max_tokens_explicit and (
+            options.budget_tokens is not None
+        )
         return result
 
     def _details(

@@ -17,6 +17,8 @@ from reasoncli.events import EventSink
 from reasoncli.results import Result
 from reasoncli.session import Session
 
+DEFAULT_MAX_TOKENS = 512  # per-branch cap when --max-tokens is not given
+
 
 class Kind(str, Enum):
     SERIAL = "serial"
@@ -44,7 +46,10 @@ class StrategyOptions:
     """
 
     branches: int = 8
-    max_tokens: int = 512
+    max_tokens: int = DEFAULT_MAX_TOKENS
+    # False when the user gave no --max-tokens: a strategy that plans a --budget-tokens may then
+    # choose the per-branch cap itself (`auto` does).
+    max_tokens_explicit: bool = True
     seed: int = 0
     sampling: Sampling | None = None  # None: the model's defaults from models.yaml
     expect: str | None = None
