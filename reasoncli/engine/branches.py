@@ -117,34 +117,15 @@ class BranchEngine:
         flash_attn: bool = True,
         logprobs: int = 0,
     ) -> None:
-        lib = model.lib
-        self.lib = lib
+        self.lib = model.lib
         self.model = model
         self.plan = plan
         self.top_logprobs = logprobs
-        params = lib.llama_context_default_params()
-        params.n_ctx = plan.n_ctx
-        params.n_batch = plan.n_batch
-        params.n_ubatch = min(plan.n_batch, 512)
-        params.n_seq_max = plan.n_seq_max
-        params.kv_unified = False
-        threads = n_threads or default_threads()
-        params.n_threads = threads
-        params.n_threads_batch = threads
-        params.flash_attn_type = (
-            lib.LLAMA_FLASH_ATTN_TYPE_ENABLED if flash_attn else lib.LLAMA_FLASH_ATTN_TYPE_DISABLED
-        )
-        params.no_perf = True
-        ctx = lib.llama_init_from_model(model.model, params)
-        if not ctx:
-            raise ResourceError(
-                f"llama.cpp could not create a context of {plan.n_ctx} tokens for "
-                f"{plan.n_seq_max - 1} branches; use fewer branches or fewer tokens"
-            )
-        self.ctx = ctx
-        self.memory = lib.llama_get_memory(ctx)
-        self.n_threads = threads
-        self._batch = lib.llama_batch_init(plan.n_batch, 0, 1)
+        self.ctx = open_context(model, plan, n_threads=n_threads, flash_attn=flash_attn)
+        self.memory = self.lib.llama_get_memory(self.ctx)
+        self.n_threads = n_threads or default_threads()
+        self._batch = self.lib.llama_batch_init(plan.n_batch, 0, 1)
+        self.prompt_seq = PROMPT_SEQ
         self._branches: list[Branch] = []
         self._free_seqs = list(range(plan.n_seq_max - 1, PROMPT_SEQ, -1))
         self._prompt_tokens: list[int] = []
@@ -161,12 +142,13 @@ class BranchEngine:
             raise ResourceError(
                 f"prompt of {len(tokens)} tokens does not fit a context of {self.plan.n_ctx_seq}"
             )
-        self.lib.llama_memory_seq_rm(self.memory, PROMPT_SEQ, -1, -1)
+        self.lib.llama_memory_seq_rm(self.memory, self.prompt_seq, -1, -1)
         self._prompt_tokens = list(tokens)
         body = self._prompt_tokens[:-1]
         for start in range(0, len(body), self.plan.n_batch):
             chunk = body[start : start + self.plan.n_batch]
-            self._fill_batch((tok, start + i, PROMPT_SEQ, False) for i, tok in enumerate(chunk))
+            rows = ((tok, start + i, self.prompt_seq, False) for i, tok in enumerate(chunk))
+            self._fill_batch(rows)
             self._decode()
         self.prompt_tokens_decoded += len(body)
 
@@ -198,7 +180,7 @@ class BranchEngine:
         if not self._prompt_tokens:
             raise ReasonError("set_prompt() must come before add_branch()")
         seq = self._take_seq()
-        self.lib.llama_memory_seq_cp(self.memory, PROMPT_SEQ, seq, -1, -1)
+        self.lib.llama_memory_seq_cp(self.memory, self.prompt_seq, seq, -1, -1)
         branch = Branch(
             id=len(self._branches),
             seq=seq,
@@ -276,22 +258,29 @@ class BranchEngine:
     # -- decoding ---------------------------------------------------------------------------
     def step(self) -> list[TokenEvent]:
         """Decode every live branch's pending tokens together and sample one token for each."""
-        live = [b for b in self._branches if not b.done and b.pending]
-        events: list[TokenEvent] = []
+        return self.step_together([self])[0]
+
+    def step_together(self, engines: Sequence[BranchEngine]) -> list[list[TokenEvent]]:
+        """One step for several engines on this engine's context (the server's shared one):
+        their branches go into the same `llama_decode` batches. Returns each engine's events."""
+        live = [
+            (k, b) for k, e in enumerate(engines) for b in e._branches if not b.done and b.pending
+        ]
+        events: list[list[TokenEvent]] = [[] for _ in engines]
         for group in self._pack(live):
             rows: list[tuple[int, int, int, bool]] = []
             out_rows: list[int] = []
-            for b in group:
+            for _, b in group:
                 last = len(b.pending) - 1
                 for j, tok in enumerate(b.pending):
                     rows.append((tok, b.n_past + j, b.seq, j == last))
                 out_rows.append(len(rows) - 1)
             self._fill_batch(rows)
             self._decode()
-            for b, row in zip(group, out_rows, strict=True):
+            for (k, b), row in zip(group, out_rows, strict=True):
                 b.n_past += len(b.pending)
                 b.pending = []
-                events.append(self._sample(b, row))
+                events[k].append(engines[k]._sample(b, row))
         return events
 
     def run(self) -> Iterable[list[TokenEvent]]:
@@ -337,18 +326,18 @@ class BranchEngine:
         self._branches.append(branch)
         return branch
 
-    def _pack(self, live: list[Branch]) -> list[list[Branch]]:
-        """Group branches so that each decode call stays within n_batch rows."""
-        groups: list[list[Branch]] = [[]]
+    def _pack(self, live: list[tuple[int, Branch]]) -> list[list[tuple[int, Branch]]]:
+        """Group (engine index, branch) pairs so that each decode call stays within n_batch rows."""
+        groups: list[list[tuple[int, Branch]]] = [[]]
         used = 0
-        for b in live:
-            size = len(b.pending)
+        for item in live:
+            size = len(item[1].pending)
             if size > self.plan.n_batch:
-                raise ResourceError(f"branch {b.id} has {size} pending tokens > n_batch")
+                raise ResourceError(f"branch {item[1].id} has {size} pending tokens > n_batch")
             if used + size > self.plan.n_batch:
                 groups.append([])
                 used = 0
-            groups[-1].append(b)
+            groups[-1].append(item)
             used += size
         return [g for g in groups if g]
 
@@ -425,6 +414,33 @@ class BranchEngine:
             top_tokens=tuple(int(t) for t in top),
             top_logprobs=tuple(float(logits[t]) - lse for t in top),
         )
+
+
+def open_context(
+    model: LlamaModel, plan: ContextPlan, *, n_threads: int | None = None, flash_attn: bool = True
+) -> Any:
+    """A llama.cpp context with one KV stream per sequence, as `plan` sizes it."""
+    lib = model.lib
+    params = lib.llama_context_default_params()
+    params.n_ctx = plan.n_ctx
+    params.n_batch = plan.n_batch
+    params.n_ubatch = min(plan.n_batch, 512)
+    params.n_seq_max = plan.n_seq_max
+    params.kv_unified = False
+    threads = n_threads or default_threads()
+    params.n_threads = threads
+    params.n_threads_batch = threads
+    params.flash_attn_type = (
+        lib.LLAMA_FLASH_ATTN_TYPE_ENABLED if flash_attn else lib.LLAMA_FLASH_ATTN_TYPE_DISABLED
+    )
+    params.no_perf = True
+    ctx = lib.llama_init_from_model(model.model, params)
+    if not ctx:
+        raise ResourceError(
+            f"llama.cpp could not create a context of {plan.n_ctx} tokens for "
+            f"{plan.n_seq_max - 1} branches; use fewer branches or fewer tokens"
+        )
+    return ctx
 
 
 def default_threads() -> int:
