@@ -19,11 +19,12 @@ import textwrap
 import time
 from pathlib import Path
 
-from reasoncli.catalog import load_catalog, resolve_model
 from reasoncli.engine.branches import BranchEngine
 from reasoncli.engine.model import LlamaModel
 from reasoncli.engine.sampling import Sampling
 from reasoncli.engine.sizing import plan_context
+from reasoncli.models.catalog import load_catalog
+from reasoncli.models.resolve import resolve_model
 from reasoncli.prompting import COT_SYSTEM, PromptStyle, render_prompt
 
 QUESTION = (

@@ -37,7 +37,8 @@ from typing import Any
 
 import httpx2
 
-from reasoncli.catalog import load_catalog, resolve_model
+from reasoncli.models.catalog import load_catalog
+from reasoncli.models.resolve import resolve_model
 from reasoncli.remote.session import RemoteRequest, RemoteSession, open_remote_session
 from reasoncli.strategies.base import StrategyOptions, get_strategy
 

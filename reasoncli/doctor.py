@@ -230,7 +230,7 @@ def offload_from_gguf(info: Any, backend: BackendInfo, gpu_layers: int | None) -
 def assess_file(
     name: str, path: Path, request: FitRequest, backend: BackendInfo, memory: MemoryInfo
 ) -> ModelFit:
-    from reasoncli.catalog import kv_bytes_per_token, read_gguf_info
+    from reasoncli.models.gguf_file import kv_bytes_per_token, read_gguf_info
 
     try:
         info = read_gguf_info(path)
@@ -257,7 +257,9 @@ def check_models(
     request: FitRequest, hardware: Hardware, names: list[str] | None = None
 ) -> list[ModelFit]:
     """Assess every installed model (or just `names`: registry names or .gguf paths)."""
-    from reasoncli.catalog import check_installed, load_catalog, resolve_model
+    from reasoncli.models.catalog import load_catalog
+    from reasoncli.models.install import check_installed
+    from reasoncli.models.resolve import resolve_model
 
     catalog = load_catalog()
     targets: list[tuple[str, Path | None, str]] = []

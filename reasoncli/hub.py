@@ -25,28 +25,14 @@ from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
-from reasoncli.catalog import (
-    HF_TARGET_RE,
-    NAME_RE,
-    Catalog,
-    GGUFInfo,
-    HfRef,
-    ModelSpec,
-    adhoc_spec,
-    check_repo_file,
-    check_repo_id,
-    find_hf_entry,
-    hf_local_path,
-    load_catalog,
-    models_dir,
-    pulled_names,
-    quant_from_filename,
-    read_gguf_info,
-    register_pulled,
-    split_part,
-    unregister_pulled,
-)
 from reasoncli.errors import ModelError, ReasonError, ResourceError, UsageError
+from reasoncli.models.catalog import Catalog, load_catalog
+from reasoncli.models.filenames import quant_from_filename, split_part
+from reasoncli.models.gguf_file import GGUFInfo, read_gguf_info
+from reasoncli.models.install import hf_local_path, models_dir
+from reasoncli.models.pulled import pulled_names, register_pulled, unregister_pulled
+from reasoncli.models.resolve import HF_TARGET_RE, adhoc_spec, find_hf_entry
+from reasoncli.models.schema import NAME_RE, HfRef, ModelSpec, check_repo_file, check_repo_id
 
 DEFAULT_ENDPOINT = "https://huggingface.co"
 DEFAULT_QUANT = "Q4_K_M"

@@ -41,7 +41,7 @@ class Session:
 
     @classmethod
     def load(cls, resolved: Any, options: SessionOptions | None = None) -> Session:
-        """Load a `catalog.ResolvedModel` (spec + path)."""
+        """Load a `models.resolve.ResolvedModel` (spec + path)."""
         options = options or SessionOptions()
         spec = resolved.spec
         t0 = time.perf_counter()

@@ -306,7 +306,7 @@ def check_verifier(name: str) -> None:
     """
     if name in BUILTIN_VERIFIERS:
         return
-    from reasoncli.catalog import load_catalog
+    from reasoncli.models.catalog import load_catalog
 
     catalog = load_catalog()
     if catalog.find(name) is not None or Path(name).expanduser().is_file():
@@ -337,7 +337,9 @@ def make_verifier(name: str, session: Session, options: object | None = None) ->
             )
         return JudgeVerifier(session, name="self")
     check_verifier(name)
-    from reasoncli.catalog import load_catalog, read_gguf_info, resolve_model
+    from reasoncli.models.catalog import load_catalog
+    from reasoncli.models.gguf_file import read_gguf_info
+    from reasoncli.models.resolve import resolve_model
     from reasoncli.session import Session
 
     try:

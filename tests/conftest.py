@@ -27,7 +27,8 @@ def _stable_terminal(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
 @pytest.fixture(scope="session")
 def smollm2_path() -> Path:
     """The default model, resolved from its installed PyPI package as a user's run would."""
-    from reasoncli.catalog import load_catalog, resolve_model
+    from reasoncli.models.catalog import load_catalog
+    from reasoncli.models.resolve import resolve_model
 
     return Path(resolve_model(None, load_catalog()).path)
 

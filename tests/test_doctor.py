@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 
-from reasoncli.catalog import kv_bytes_per_token, read_gguf_info
 from reasoncli.cli.app import main
 from reasoncli.doctor import (
     FitRequest,
@@ -36,6 +35,7 @@ from reasoncli.engine.sizing import (
     plan_context,
 )
 from reasoncli.errors import ResourceError
+from reasoncli.models.gguf_file import kv_bytes_per_token, read_gguf_info
 
 GIB = 2**30
 

@@ -14,17 +14,14 @@ from types import SimpleNamespace
 import pytest
 from fake_hub import COMMIT, FakeHub, serve
 
-from reasoncli.catalog import (
-    check_installed,
-    load_catalog,
-    pulled_catalog_path,
-    quant_from_filename,
-    read_gguf_info,
-    resolve_model,
-    split_part,
-)
 from reasoncli.errors import CatalogError, ModelError, ReasonError, UsageError
 from reasoncli.hub import choose_file, default_name, pull, remove
+from reasoncli.models.catalog import load_catalog
+from reasoncli.models.filenames import quant_from_filename, split_part
+from reasoncli.models.gguf_file import read_gguf_info
+from reasoncli.models.install import check_installed
+from reasoncli.models.pulled import pulled_catalog_path
+from reasoncli.models.resolve import resolve_model
 
 REPO = "acme/Tiny-GGUF"
 CHUNK = 10 * 2**20  # huggingface_hub.constants.DOWNLOAD_CHUNK_SIZE: its write granularity

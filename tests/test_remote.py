@@ -17,9 +17,9 @@ import pytest
 from remote_support import FaultProxy, LlamaServer, free_port
 from test_cli import one_error_line, reason
 
-from reasoncli.catalog import load_catalog
 from reasoncli.errors import ExitCode, UsageError
 from reasoncli.events import discard
+from reasoncli.models.catalog import load_catalog
 from reasoncli.remote.backend import sampling_fields
 from reasoncli.remote.session import RemoteRequest, RemoteSession, open_remote_session
 from reasoncli.strategies.base import REGISTRY, StrategyOptions, get_strategy, strategy_names
@@ -450,8 +450,8 @@ def test_cli_bench_through_the_server(proxy: FaultProxy, tmp_path: Path) -> None
 
 # -- models.yaml ------------------------------------------------------------------------------
 def test_remote_entries_in_models_yaml(tmp_path: Path) -> None:
-    from reasoncli.catalog import check_installed
     from reasoncli.errors import CatalogError
+    from reasoncli.models.install import check_installed
 
     good = tmp_path / "good.yaml"
     good.write_text(

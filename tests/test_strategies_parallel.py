@@ -35,7 +35,8 @@ GREEDY = Sampling(temperature=0.0)
 
 @pytest.fixture(scope="module")
 def session(tiny_gguf: Path, threads: int) -> Iterator[Session]:
-    from reasoncli.catalog import load_catalog, resolve_model
+    from reasoncli.models.catalog import load_catalog
+    from reasoncli.models.resolve import resolve_model
 
     s = Session.load(resolve_model(str(tiny_gguf), load_catalog()), SessionOptions(threads=threads))
     yield s

@@ -195,7 +195,7 @@ def test_resume_keeps_settings_and_refuses_changes(tmp_path: Path) -> None:
 
 
 def test_registry_edit_keeps_the_users_file(tmp_path: Path) -> None:
-    from reasoncli.catalog import load_catalog
+    from reasoncli.models.catalog import load_catalog
     from reasoncli.train.registry import check_out_name, trained_spec, write_entry
 
     user = tmp_path / "models.yaml"
@@ -331,8 +331,8 @@ def test_gguf_round_trip_is_exact(tmp_path: Path, tiny_gguf: Path) -> None:
     pytest.importorskip("transformers")
     from transformers import LlamaForCausalLM
 
+    from reasoncli.models.gguf_file import read_header
     from reasoncli.train.export import export_gguf
-    from reasoncli.train.gguf_file import read_header
     from reasoncli.train.gguf_model import read_llama
 
     config, state = read_llama(tiny_gguf)
@@ -422,7 +422,8 @@ def test_trained_model_answers_through_reason_ask(trained: dict[str, Any]) -> No
 
 
 def test_export_greedy_tokens_equal_transformers(trained: dict[str, Any]) -> None:
-    from reasoncli.catalog import load_catalog, resolve_model
+    from reasoncli.models.catalog import load_catalog
+    from reasoncli.models.resolve import resolve_model
     from reasoncli.train.policy import load_checkpoint
     from reasoncli.train.prompts import prompt_ids, training_prompt
     from reasoncli.train.verify import gguf_greedy, hf_greedy

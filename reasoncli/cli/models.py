@@ -14,8 +14,11 @@ from typing import TYPE_CHECKING, Annotated, Any
 import typer
 
 if TYPE_CHECKING:
-    from reasoncli.catalog import Catalog, GGUFInfo, Installation, ModelSpec
     from reasoncli.cli.io import Terminal
+    from reasoncli.models.catalog import Catalog
+    from reasoncli.models.gguf_file import GGUFInfo
+    from reasoncli.models.install import Installation
+    from reasoncli.models.schema import ModelSpec
 
 models_app = typer.Typer(
     no_args_is_help=True,
@@ -37,8 +40,9 @@ class _Row:
 def _rows(catalog: Catalog) -> list[_Row]:
     """Each entry with its install state and, when the file is there, its GGUF header (read
     without the weights: milliseconds per model)."""
-    from reasoncli.catalog import check_installed, read_gguf_info
     from reasoncli.errors import ModelError
+    from reasoncli.models.gguf_file import read_gguf_info
+    from reasoncli.models.install import check_installed
 
     rows = []
     for spec in catalog.specs():
@@ -54,7 +58,7 @@ def _rows(catalog: Catalog) -> list[_Row]:
 
 
 def _quant(row: _Row) -> str | None:
-    from reasoncli.catalog import quant_from_filename
+    from reasoncli.models.filenames import quant_from_filename
 
     if row.info is not None:
         return row.info.file_type or row.info.quant_type
@@ -71,7 +75,7 @@ def _context(row: _Row) -> int | None:
 @models_app.command("list")
 def list_models(as_json: JsonOpt = False) -> None:
     """List every registered model: installed or available to pull, size, quant, context."""
-    from reasoncli.catalog import load_catalog
+    from reasoncli.models.catalog import load_catalog
 
     catalog = load_catalog()
     rows = _rows(catalog)
@@ -145,15 +149,11 @@ def show_model(
     as_json: JsonOpt = False,
 ) -> None:
     """Show a model's registry entry and, when installed, what its GGUF header says."""
-    from reasoncli.catalog import (
-        Installation,
-        check_installed,
-        load_catalog,
-        read_gguf_info,
-        resolve_model,
-        resolve_spec,
-    )
     from reasoncli.errors import ModelError
+    from reasoncli.models.catalog import load_catalog
+    from reasoncli.models.gguf_file import read_gguf_info
+    from reasoncli.models.install import Installation, check_installed, resolve_spec
+    from reasoncli.models.resolve import resolve_model
 
     catalog = load_catalog()
     spec = catalog.find(name)
@@ -376,7 +376,7 @@ def _list_json(row: _Row, catalog: Catalog) -> dict[str, Any]:
 def _info_json(info: GGUFInfo, spec: ModelSpec) -> dict[str, Any]:
     from dataclasses import asdict
 
-    from reasoncli.catalog import kv_bytes_per_token
+    from reasoncli.models.gguf_file import kv_bytes_per_token
 
     data = {k: v for k, v in asdict(info).items() if k != "metadata"}
     data["path"] = str(info.path)
@@ -395,7 +395,7 @@ def _render_show(
     from rich.table import Table
     from rich.text import Text
 
-    from reasoncli.catalog import kv_bytes_per_token
+    from reasoncli.models.gguf_file import kv_bytes_per_token
 
     grid = Table.grid(padding=(0, 2))
     grid.add_column(style="bold", no_wrap=True)

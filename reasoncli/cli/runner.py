@@ -53,7 +53,9 @@ BACKENDS = ("auto", "local", "openai")
 def load_session(request: ModelRequest) -> Any:
     """Resolve a catalog name or .gguf path, check the file, and load it; or open a session on
     an OpenAI-compatible server when `--backend openai`, a base URL or the entry says so."""
-    from reasoncli.catalog import load_catalog, read_gguf_info, resolve_model
+    from reasoncli.models.catalog import load_catalog
+    from reasoncli.models.gguf_file import read_gguf_info
+    from reasoncli.models.resolve import resolve_model
     from reasoncli.session import Session, SessionOptions
 
     catalog = load_catalog()

@@ -174,7 +174,7 @@ def _local_spec(name: str | None, catalog: Any) -> Any:
     it is only a server-side id."""
     if not name:
         return None
-    from reasoncli.catalog import resolve_model
+    from reasoncli.models.resolve import resolve_model
 
     try:
         return resolve_model(name, catalog).spec
@@ -184,7 +184,8 @@ def _local_spec(name: str | None, catalog: Any) -> Any:
 
 def _template_of(name: str, catalog: Any) -> str | None:
     """The chat template inside the GGUF that `name` resolves to, read from its header."""
-    from reasoncli.catalog import read_gguf_info, resolve_model
+    from reasoncli.models.gguf_file import read_gguf_info
+    from reasoncli.models.resolve import resolve_model
 
     try:
         resolved = resolve_model(name, catalog)

@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from reasoncli.errors import ModelError
-from reasoncli.train.gguf_file import GGUFHeader, read_header
+from reasoncli.models.gguf_file import GGUFHeader, read_header
 from reasoncli.train.llama_layout import gguf_to_hf_name, permute_qk, qk_heads
 
 __all__ = ["export_gguf"]

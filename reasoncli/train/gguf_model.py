@@ -3,9 +3,9 @@ GGUF loader.
 
 transformers' loader parses the whole GGUF header with `gguf.GGUFReader` twice (config, then
 weights), about 6 s each for SmolLM2's vocabulary on this CPU, and leaves the model flagged as
-quantized, so that GRPOTrainer refuses it. This reads the header once (`gguf_file`), dequantizes
-with the same `gguf.quants` code and undoes the same permutation (`llama_layout`), giving an
-ordinary trainable `LlamaForCausalLM` in a fraction of the time.
+quantized, so that GRPOTrainer refuses it. This reads the header once (`models.gguf_file`),
+dequantizes with the same `gguf.quants` code and undoes the same permutation (`llama_layout`),
+giving an ordinary trainable `LlamaForCausalLM` in a fraction of the time.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from reasoncli.errors import ModelError
-from reasoncli.train.gguf_file import GGUFHeader, read_header
+from reasoncli.models.gguf_file import GGUFHeader, read_header
 from reasoncli.train.llama_layout import gguf_to_hf_name, qk_heads, unpermute_qk
 
 __all__ = ["llama_config", "read_llama"]

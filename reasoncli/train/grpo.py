@@ -16,8 +16,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from reasoncli.catalog import GGUFInfo, ResolvedModel, load_catalog, read_gguf_info, resolve_model
 from reasoncli.errors import InputError, UsageError
+from reasoncli.models.catalog import load_catalog
+from reasoncli.models.gguf_file import GGUFInfo, read_gguf_info
+from reasoncli.models.resolve import ResolvedModel, resolve_model
 from reasoncli.train.data import TrainData, file_data, task_data, write_heldout
 from reasoncli.train.deps import check_train_deps, import_stack
 from reasoncli.train.export import export_gguf

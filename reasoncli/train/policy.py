@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reasoncli.catalog import GGUFInfo
 from reasoncli.errors import ModelError
+from reasoncli.models.gguf_file import GGUFInfo
 
 __all__ = ["SUPPORTED_ARCHITECTURES", "Policy", "check_trainable", "load_checkpoint", "load_gguf"]
 

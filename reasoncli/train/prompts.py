@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from reasoncli.catalog import ModelSpec
+from reasoncli.models.schema import ModelSpec
 from reasoncli.prompting import COT_SYSTEM, PromptStyle, render_prompt
 
 __all__ = ["is_chat", "prompt_ids", "training_prompt"]

@@ -15,8 +15,9 @@ from typing import Any
 
 import yaml
 
-from reasoncli.catalog import Catalog, ModelSpec, load_catalog, user_catalog_path
 from reasoncli.errors import CatalogError, UsageError
+from reasoncli.models.catalog import Catalog, load_catalog, user_catalog_path
+from reasoncli.models.schema import ModelSpec
 
 __all__ = ["check_out_name", "registry_path", "trained_spec", "write_entry"]
 

@@ -15,8 +15,8 @@ from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from reasoncli.catalog import NAME_RE
 from reasoncli.errors import InputError, UsageError
+from reasoncli.models.schema import NAME_RE
 from reasoncli.train.arithmetic import DIFFICULTIES
 from reasoncli.train.data import TASKS
 

