@@ -10,6 +10,7 @@ import dataclasses
 import importlib.metadata
 import importlib.util
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -435,6 +436,49 @@ def test_read_gguf_info_agrees_with_gguf_reader(tmp_path: Path) -> None:
     assert info.data_end == max(t.data_offset + t.n_bytes for t in reader.tensors)
     assert info.chat_template == "{{ x }}"
     assert (info.context_length, info.head_count_kv, info.file_type) == (4096, 1, "F32")
+
+
+def test_read_header_agrees_with_gguf_reader(tmp_path: Path) -> None:
+    """Arrays are kept as one view each (not one per element): values must still be upstream's."""
+    from gguf import GGUFReader
+
+    from reasoncli.models.gguf_file import read_header
+
+    path = tmp_path / "a.gguf"
+    w = gguf_writer(path)
+    w.add_token_list(["a", "\u00e9t\u00e9", "", "<s>"] * 100)
+    w.add_token_scores([0.5, -1.0] * 200)
+    w.add_tensor("token_embd.weight", np.arange(32, dtype=np.float32).reshape(4, 8))
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_tensors_to_file()
+    w.close()
+    header, reader = read_header(path), GGUFReader(str(path))
+    assert [kv.key for kv in header.kv] == [k for k in reader.fields if not k.startswith("GGUF.")]
+    tokens = reader.fields["tokenizer.ggml.tokens"].contents()
+    assert [t.decode() for t in header.get("tokenizer.ggml.tokens")] == tokens
+    assert header.get("tokenizer.ggml.scores") == reader.fields["tokenizer.ggml.scores"].contents()
+    assert read_gguf_info(path).vocab_size == 400
+    (t,) = header.tensors
+    assert t.shape == (4, 8) and np.array_equal(header.raw(t), reader.tensors[0].data)
+
+
+def gguf_writer(path: Path) -> Any:
+    import gguf
+
+    w = gguf.GGUFWriter(str(path), "llama")
+    w.add_block_count(1)
+    return w
+
+
+def test_corrupt_alignment(tmp_path: Path) -> None:
+    w = gguf_writer(tmp_path / "x.gguf")
+    w.add_uint32("general.alignment", 3)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.close()
+    with pytest.raises(ModelError, match=r"^corrupt GGUF header \(alignment 3\): "):
+        read_gguf_info(tmp_path / "x.gguf")
 
 
 def test_kv_bytes_unknown_shapes_is_zero(smol_path: Path) -> None:
