@@ -15,7 +15,9 @@ import pytest
 from fake_hub import COMMIT, FakeHub, serve
 
 from reasoncli.errors import CatalogError, ModelError, ReasonError, UsageError
-from reasoncli.hub import choose_file, default_name, pull, remove
+from reasoncli.hub.pull import pull
+from reasoncli.hub.remove import remove
+from reasoncli.hub.targets import choose_file, default_name
 from reasoncli.models.catalog import load_catalog
 from reasoncli.models.filenames import quant_from_filename, split_part
 from reasoncli.models.gguf_file import read_gguf_info

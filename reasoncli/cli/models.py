@@ -212,7 +212,7 @@ def pull_model(
     """Download a GGUF from the Hugging Face Hub, check it (size, sha256, GGUF header) and
     register it so `--model NAME` finds it. An interrupted pull resumes when run again."""
     from reasoncli.cli.io import Terminal
-    from reasoncli.hub import pull
+    from reasoncli.hub.pull import pull
 
     term = Terminal()
     # --json keeps a non-terminal stderr clean too; a terminal still gets its progress bar.
@@ -242,7 +242,7 @@ def remove_model(
     as_json: ResultJsonOpt = False,
 ) -> None:
     """Delete a pulled model's file and its registration (curated entries stay listed)."""
-    from reasoncli.hub import remove
+    from reasoncli.hub.remove import remove
 
     result = remove(name)
     if as_json:
