@@ -11,30 +11,15 @@ reported alongside.
 
 from __future__ import annotations
 
-import time
 from typing import ClassVar
 
-from reasoncli.events import EventSink
 from reasoncli.results import Result
-from reasoncli.session import Session
 from reasoncli.strategies.base import Kind, StrategyInfo, StrategyOptions, register
-from reasoncli.strategies.search import Node, SearchRun, check_search_options, share_of
-
-SEARCH_OPTIONS = (
-    "branches",
-    "beam_width",
-    "step_tokens",
-    "aggregate",
-    "verifier",
-    "max_tokens",
-    "seed",
-    "temperature",
-    "expect",
-)
+from reasoncli.strategies.search import SEARCH_OPTIONS, Node, SearchRun, SearchStrategy, share_of
 
 
 @register
-class Beam:
+class Beam(SearchStrategy):
     info: ClassVar[StrategyInfo] = StrategyInfo(
         name="beam",
         kind=Kind.SEARCH,
@@ -43,26 +28,8 @@ class Beam:
         continues=True,
     )
 
-    def check(self, options: StrategyOptions) -> None:
-        check_search_options(options)
-
-    def run(
-        self, question: str, session: Session, options: StrategyOptions, emit: EventSink
-    ) -> Result:
-        run = SearchRun(self.info.name, question, session, options, emit)
-        try:
-            started = time.perf_counter()
-            try:
-                self._search(run, options.branches, options.beam_width)
-            except KeyboardInterrupt:
-                run.interrupt()
-            run.generate_s = time.perf_counter() - started
-            return self._result(run, options)
-        finally:
-            run.close()
-
-    @staticmethod
-    def _search(run: SearchRun, n: int, width: int) -> None:
+    def _search(self, run: SearchRun, options: StrategyOptions) -> None:
+        n, width = options.branches, options.beam_width
         frontier = run.start(["step 1"] * n)
         while frontier:
             step = frontier[0].step
@@ -90,8 +57,7 @@ class Beam:
                 k = n // len(active) + (1 if i < n % len(active) else 0)
                 frontier += run.expand(beam, k)
 
-    @staticmethod
-    def _result(run: SearchRun, options: StrategyOptions) -> Result:
+    def _result(self, run: SearchRun, options: StrategyOptions) -> Result:
         vote = run.vote()
         weighted = run.vote(weighted=True)
         answered = [n for n in run.leaves if n.answer is not None] or run.leaves

@@ -13,19 +13,15 @@ is simply the best-scoring leaf, which is reported as well.
 
 from __future__ import annotations
 
-import time
 from typing import ClassVar
 
-from reasoncli.events import EventSink
 from reasoncli.results import Result
-from reasoncli.session import Session
 from reasoncli.strategies.base import Kind, StrategyInfo, StrategyOptions, register
-from reasoncli.strategies.beam import SEARCH_OPTIONS
-from reasoncli.strategies.search import Node, SearchRun, check_search_options
+from reasoncli.strategies.search import SEARCH_OPTIONS, Node, SearchRun, SearchStrategy
 
 
 @register
-class Dvts:
+class Dvts(SearchStrategy):
     info: ClassVar[StrategyInfo] = StrategyInfo(
         name="dvts",
         kind=Kind.SEARCH,
@@ -34,26 +30,8 @@ class Dvts:
         continues=True,
     )
 
-    def check(self, options: StrategyOptions) -> None:
-        check_search_options(options)
-
-    def run(
-        self, question: str, session: Session, options: StrategyOptions, emit: EventSink
-    ) -> Result:
-        run = SearchRun(self.info.name, question, session, options, emit)
-        try:
-            started = time.perf_counter()
-            try:
-                self._search(run, options.branches // options.beam_width, options.beam_width)
-            except KeyboardInterrupt:
-                run.interrupt()
-            run.generate_s = time.perf_counter() - started
-            return self._result(run, options)
-        finally:
-            run.close()
-
-    @staticmethod
-    def _search(run: SearchRun, trees: int, width: int) -> None:
+    def _search(self, run: SearchRun, options: StrategyOptions) -> None:
+        trees, width = options.branches // options.beam_width, options.beam_width
         labels = [f"tree {t + 1} step 1" for t in range(trees) for _ in range(width)]
         first = run.start(labels)
         groups = [(t, first[t * width : (t + 1) * width]) for t in range(trees)]
@@ -82,8 +60,7 @@ class Dvts:
                 for tree, best in survivors
             ]
 
-    @staticmethod
-    def _result(run: SearchRun, options: StrategyOptions) -> Result:
+    def _result(self, run: SearchRun, options: StrategyOptions) -> Result:
         weighted = run.vote(weighted=True)
         plain = run.vote()
         best = run.ranked(run.leaves)[0] if run.leaves else None

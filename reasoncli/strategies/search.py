@@ -19,6 +19,7 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from reasoncli.answers import final_answer_span
 from reasoncli.engine.branches import FAILED, Branch, BranchEngine
@@ -34,7 +35,7 @@ from reasoncli.events import (
 )
 from reasoncli.results import BranchResult, Result, Timings, VoteGroup
 from reasoncli.session import Session
-from reasoncli.strategies.base import StrategyOptions
+from reasoncli.strategies.base import StrategyInfo, StrategyOptions
 from reasoncli.strategies.parallel import attach_rewards, branch_answer, split_thinking, vote_event
 from reasoncli.verifiers import Candidate, check_verifier, make_verifier
 from reasoncli.voting import VoteResult, majority_vote
@@ -432,3 +433,49 @@ def share_of(vote: VoteResult, member: int) -> float:
         if member in g.members:
             return g.weight / total if total > 0 else 0.0
     return 0.0
+
+
+SEARCH_OPTIONS = (
+    "branches",
+    "beam_width",
+    "step_tokens",
+    "aggregate",
+    "verifier",
+    "max_tokens",
+    "seed",
+    "temperature",
+    "expect",
+)
+"""The options every step-level search takes; each spends `branches` and `beam_width` its way."""
+
+
+class SearchStrategy:
+    """What `beam` and `dvts` share: option checks and a run's lifecycle (time the search, keep
+    what it found on Ctrl-C, free the engine and verifier). A subclass says which candidates
+    survive each step (`_search`) and which leaf answers (`_result`)."""
+
+    info: ClassVar[StrategyInfo]
+
+    def check(self, options: StrategyOptions) -> None:
+        check_search_options(options)
+
+    def run(
+        self, question: str, session: Session, options: StrategyOptions, emit: EventSink
+    ) -> Result:
+        run = SearchRun(self.info.name, question, session, options, emit)
+        try:
+            started = time.perf_counter()
+            try:
+                self._search(run, options)
+            except KeyboardInterrupt:
+                run.interrupt()
+            run.generate_s = time.perf_counter() - started
+            return self._result(run, options)
+        finally:
+            run.close()
+
+    def _search(self, run: SearchRun, options: StrategyOptions) -> None:
+        raise NotImplementedError
+
+    def _result(self, run: SearchRun, options: StrategyOptions) -> Result:
+        raise NotImplementedError
