@@ -12,6 +12,7 @@ from reasoncli.cli.ask import ask, think
 from reasoncli.cli.bench import bench_app, rollouts
 from reasoncli.cli.doctor import doctor
 from reasoncli.cli.io import StdoutClosed
+from reasoncli.cli.logs import logs_app
 from reasoncli.cli.models import models_app
 from reasoncli.cli.strategies import strategies
 from reasoncli.cli.train import train_app
@@ -33,6 +34,7 @@ app.command(help="Backend, threads, RAM/VRAM, and which models fit.")(doctor)
 app.add_typer(bench_app, name="bench")
 app.command(help="Write GRPO groups: completions, rewards, advantages.")(rollouts)
 app.add_typer(train_app, name="train")
+app.add_typer(logs_app, name="logs")
 
 
 def main(argv: list[str] | None = None) -> None:

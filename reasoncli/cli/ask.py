@@ -44,6 +44,9 @@ Expect = Annotated[
     typer.Option("--expect", help="The known answer: adds GRPO rewards and advantages per branch."),
 ]
 Verbose = Annotated[bool, typer.Option("--verbose", help="Show llama.cpp's own log.")]
+NoLog = Annotated[
+    bool, typer.Option("--no-log", help="Keep this run out of `reason logs` (or REASON_NO_LOG=1).")
+]
 PANEL_REMOTE = "Remote server (OpenAI-compatible)"
 Backend = Annotated[
     str,
@@ -203,6 +206,7 @@ def ask(
     api_key_file: ApiKeyFile = None,
     max_concurrency: MaxConcurrency = None,
     timeout: Timeout = None,
+    no_log: NoLog = False,
 ) -> None:
     from reasoncli.strategies.base import DEFAULT_MAX_TOKENS, StrategyOptions
 
@@ -238,6 +242,7 @@ def ask(
         model_request(ctx.params, model),
         OutputRequest(json_out, jsonl, quiet, progress),
         _sampling_overrides(temperature=temperature, top_p=top_p, top_k=top_k, min_p=min_p),
+        log=not no_log,
     )
 
 
@@ -283,6 +288,7 @@ def think(
     api_key_file: ApiKeyFile = None,
     max_concurrency: MaxConcurrency = None,
     timeout: Timeout = None,
+    no_log: NoLog = False,
 ) -> None:
     from reasoncli.strategies.base import StrategyOptions
 
@@ -308,6 +314,7 @@ def think(
         model_request(ctx.params, model),
         OutputRequest(json_out, jsonl, quiet, progress),
         _sampling_overrides(temperature=temperature, top_p=top_p, top_k=top_k, min_p=min_p),
+        log=not no_log,
     )
 
 
@@ -319,6 +326,7 @@ def _run(
     model: ModelRequest,
     output: OutputRequest,
     overrides: dict[str, Any],
+    log: bool = True,
 ) -> None:
-    request = RunRequest(strategy, question, options, model, output, overrides)
+    request = RunRequest(strategy, question, options, model, output, overrides, log)
     raise typer.Exit(execute(request, term))

@@ -45,6 +45,7 @@ class RunRequest:
     model: ModelRequest = field(default_factory=ModelRequest)
     output: OutputRequest = field(default_factory=OutputRequest)
     sampling_overrides: dict[str, Any] = field(default_factory=dict)
+    log: bool = True  # keep the run in `reason logs` (also off with REASON_NO_LOG=1)
 
 
 BACKENDS = ("auto", "local", "openai")
@@ -110,12 +111,60 @@ def _execute(request: RunRequest, term: Terminal) -> int:
         session.check_strategy(strategy.info)
         if request.sampling_overrides:
             request.options.sampling = replace(session.sampling, **request.sampling_overrides)
-        with _progress(request, term) as emit:
-            result = strategy.run(request.question, session, request.options, emit)
+        try:
+            with _progress(request, term) as emit:
+                result = strategy.run(request.question, session, request.options, emit)
+        except ReasonError as exc:
+            _log_run(request, session.name, None, exc.exit_code, exc, term)
+            raise
         result.backend = session.backend_info()
     finally:
         session.close()
-    return write_result(result, request.output, term)
+    status: int = ExitCode.ERROR
+    error: ReasonError | None = None
+    try:
+        status = write_result(result, request.output, term)
+        return status
+    except ReasonError as exc:
+        status, error = exc.exit_code, exc
+        raise
+    except BrokenPipeError:
+        status = ExitCode.OK  # the answer was produced; its reader left early
+        raise
+    finally:
+        _log_run(request, result.model, result, status, error, term)
+
+
+def _log_run(
+    request: RunRequest,
+    model: str,
+    result: Result | None,
+    status: int,
+    error: ReasonError | None,
+    term: Terminal,
+) -> None:
+    """Keep the run in the history after its answer is out; a history that cannot be written
+    costs one warning line on stderr, never the answer or the exit code."""
+    from reasoncli.history import HistoryError, logging_disabled, record_run
+
+    if not request.log or logging_disabled():
+        return
+    try:
+        record_run(
+            request.question,
+            model,
+            request.strategy,
+            request.options,
+            result,
+            status,
+            error=error,
+        )
+    except Exception as exc:  # HistoryError, a full disk, or a bug: the answer is already out
+        if not isinstance(exc, HistoryError):
+            exc = HistoryError(f"{type(exc).__name__}: {exc}")
+        with contextlib.suppress(OSError):
+            term.stderr.write(f"Warning: this run was not logged: {exc}\n")
+            term.stderr.flush()
 
 
 def write_result(result: Result, output: OutputRequest, term: Terminal) -> int:
