@@ -24,6 +24,15 @@ def _stable_terminal(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("REASON_MODELS", raising=False)
 
 
+@pytest.fixture(autouse=True)
+def _private_history(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """Runs (in-process and subprocess) log to a per-test file, never the user's history."""
+    path = tmp_path / "history.sqlite3"
+    monkeypatch.setenv("REASON_LOGS_PATH", str(path))
+    monkeypatch.delenv("REASON_NO_LOG", raising=False)
+    return path
+
+
 @pytest.fixture(scope="session")
 def smollm2_path() -> Path:
     """The default model, resolved from its installed PyPI package as a user's run would."""

@@ -257,7 +257,8 @@ def test_a_branch_that_keeps_failing_is_reported_and_the_vote_goes_on(
 
 # -- the command line ------------------------------------------------------------------------
 def remote_env(catalog_file: Path | None = None, **extra: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REASON_")}
+    keep = ("REASON_LOGS_PATH",)  # the test's private run history (conftest)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("REASON_") or k in keep}
     if catalog_file is not None:
         env["REASON_MODELS"] = str(catalog_file)
     return {**env, **extra}
