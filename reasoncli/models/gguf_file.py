@@ -220,15 +220,20 @@ def _value(fld: Any, order: str, *, limit: int | None) -> Any:
         return bytes(fld.parts[-1])
     if vtype != _ARRAY:
         return fld.parts[-1][0].item()
+    if _nested(fld):
+        raise ModelError("nested metadata arrays are not supported")
     count = int(fld.parts[4][0])
     if limit is not None and count > limit:
         return None
-    sub = int(fld.types[1])
-    if sub == _STRING:
+    if int(fld.types[1]) == _STRING:
         return _strings(fld.parts[5], count, order)
-    if sub == _ARRAY:
-        raise ModelError("nested metadata arrays are not supported")
     return fld.parts[5].tolist()
+
+
+def _nested(fld: Any) -> bool:
+    """An array of arrays: `_Reader` leaves those to GGUFReader, item by item, and no model
+    reason knows has one."""
+    return int(fld.types[0]) == _ARRAY and (len(fld.types) < 2 or int(fld.types[1]) == _ARRAY)
 
 
 # --------------------------------------------------------------------------------------------
@@ -299,7 +304,9 @@ def _as_int(v: Any) -> int | None:
 
 
 def _info_value(fld: Any, order: str) -> Any:
-    """As `GGUFInfo.metadata` holds it: str, number, tuple, or GGUFArray when long."""
+    """As `GGUFInfo.metadata` holds it: str, number, tuple, or GGUFArray when long or nested."""
+    if _nested(fld):
+        return GGUFArray(_ARRAY, int(fld.parts[4][0]))
     value = _value(fld, order, limit=_KEEP_ARRAY)
     if int(fld.types[0]) == _STRING:
         return value.decode("utf-8", errors="replace")
@@ -320,10 +327,7 @@ def read_gguf_info(path: Path) -> GGUFInfo:
     path = Path(path).expanduser()
     reader, size = _open(path)
     order = _order(reader.byte_order)
-    try:
-        meta = {key: _info_value(fld, order) for key, fld in _fields(reader)}
-    except ModelError as exc:
-        raise ModelError(f"{exc}: {path}") from None
+    meta = {key: _info_value(fld, order) for key, fld in _fields(reader)}
     n_params = 0
     by_type: dict[str, int] = {}
     for t in reader.tensors:
@@ -454,9 +458,9 @@ def read_header(path: Path) -> GGUFHeader:
     kv: list[KeyValue] = []
     try:
         for key, fld in _fields(reader):
-            vtype = int(fld.types[0])
+            value, vtype = _value(fld, order, limit=None), int(fld.types[0])
             item = int(fld.types[1]) if vtype == _ARRAY else None
-            kv.append(KeyValue(key, vtype, _value(fld, order, limit=None), item))
+            kv.append(KeyValue(key, vtype, value, item))
     except ModelError as exc:
         raise ModelError(f"{exc}: {path}") from None
     tensors = [
