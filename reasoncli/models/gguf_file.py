@@ -49,6 +49,10 @@ class _Unreadable(Exception):
     """A specific problem found while parsing, worded for the user (the path is added later)."""
 
 
+class _Truncated(_Unreadable):
+    """The tensor data runs past the end of the file: an interrupted copy or download."""
+
+
 @functools.cache
 def _reader_class() -> type:
     """`_Reader`, built on first use so that importing this module does not import gguf."""
@@ -61,7 +65,8 @@ def _reader_class() -> type:
         A numeric array's field has the usual parts with all items in one (so `contents()`
         still works); a string array's holds its raw bytes, split by `_strings`. Also turns
         the header's counts, dimensions, alignment, tensor types and data extent into
-        `_Unreadable` before GGUFReader trips over them with a less telling error."""
+        `_Unreadable` before GGUFReader trips over them with a less telling error. Tensor data
+        stays memory-mapped, as in GGUFReader: nothing here reads the weights."""
 
         def _get(
             self,
@@ -134,7 +139,7 @@ def _reader_class() -> type:
                 end = max(end, start_offs + int(offset[0]) + n_bytes)
             self.data_end = end
             if size < end:
-                raise _Unreadable(f"has {size} bytes but its tensor data ends at {end}")
+                raise _Truncated(f"has {size} bytes but its tensor data ends at {end}")
             super()._build_tensors(start_offs, fields)
 
     return _Reader
@@ -198,9 +203,9 @@ def _open(path: Path) -> tuple[Any, int]:
         raise ModelError(f"corrupt GGUF header (counts {n_tensors}/{n_kv}): {path}")
     try:
         return _reader_class()(path), size
+    except _Truncated as exc:
+        raise ModelError(f"truncated GGUF: {path} {exc}") from None
     except _Unreadable as exc:
-        if str(exc).startswith("has "):
-            raise ModelError(f"truncated GGUF: {path} {exc}") from None
         raise ModelError(f"{exc}: {path}") from None
     except (IndexError, ValueError, KeyError, struct.error, UnicodeDecodeError):
         raise ModelError(f"truncated or corrupt GGUF header: {path}") from None
