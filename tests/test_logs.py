@@ -12,6 +12,7 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -163,6 +164,26 @@ def test_two_processes_writing_at_once_lose_nothing(_private_history: Path) -> N
     assert {r.question for r in runs} == {f"{n}-{i}" for n in "ab" for i in range(150)}
     with sqlite3.connect(_private_history) as conn:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def test_threads_of_one_server_writing_at_once_lose_nothing() -> None:
+    def write(name: str) -> None:
+        for i in range(50):
+            record_served_run("m", f"{name}-{i}", "vote", None, a_result(f"{name}-{i}"), None)
+
+    threads = [threading.Thread(target=write, args=(str(n),)) for n in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    runs = list_runs(RunFilter(limit=1000))
+    assert len(runs) == 200 and {r.source for r in runs} == {"serve"}
+
+
+def test_an_empty_file_becomes_a_history(_private_history: Path) -> None:
+    _private_history.touch()
+    run_id = record_run("q", "m", "vote", None, a_result("q"))
+    assert logs_json("show", str(run_id))["result"] == a_result("q").to_json()
 
 
 def _text_file(path: Path) -> None:

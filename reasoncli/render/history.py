@@ -6,7 +6,7 @@ rebuilt from the database, so a stored run reads like the run did.
 
 from __future__ import annotations
 
-from rich.console import Group, RenderableType
+from rich.console import Group, JustifyMethod, RenderableType
 from rich.table import Table
 from rich.text import Text
 
@@ -16,13 +16,14 @@ from reasoncli.render.summary import summary_renderable
 __all__ = ["run_renderable", "runs_table"]
 
 QUESTION_WIDTH = 48
+ANSWER_WIDTH = 24
 
 
 def runs_table(runs: list[RunSummary]) -> RenderableType:
     if not runs:
         return Text("no runs logged yet", style="dim")
     table = Table(box=None, pad_edge=False)
-    for name, justify in (
+    columns: tuple[tuple[str, JustifyMethod], ...] = (
         ("id", "right"),
         ("created", "left"),
         ("strategy", "left"),
@@ -32,15 +33,18 @@ def runs_table(runs: list[RunSummary]) -> RenderableType:
         ("tokens", "right"),
         ("status", "right"),
         ("question", "left"),
-    ):
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    )
+    for name, justify in columns:
+        table.add_column(name, justify=justify, no_wrap=name in ("id", "created"))
     for run in runs:
         table.add_row(
             str(run.id),
             run.created_at[:19].replace("T", " "),
             run.strategy,
             run.model,
-            Text("none", style="red") if run.answer is None else Text(run.answer, style="green"),
+            Text("none", style="red")
+            if run.answer is None
+            else Text(_one_line(run.answer, ANSWER_WIDTH), style="green"),
             f"{run.share:.0%}",
             f"{run.generated_tokens:,}",
             _status(run),
