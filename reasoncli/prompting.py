@@ -43,12 +43,19 @@ def render_chat(
     template: str, question: str, *, system: str | None, bos: str = "", eos: str = ""
 ) -> str:
     """Render a GGUF Jinja chat template with an assistant turn opened."""
-    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
-
     messages: list[dict[str, str]] = []
     if system:
         messages.append({"role": "system", "content": system})
     messages.append({"role": "user", "content": question})
+    return render_messages(template, messages, bos=bos, eos=eos)
+
+
+def render_messages(
+    template: str, messages: list[dict[str, str]], *, bos: str = "", eos: str = ""
+) -> str:
+    """A whole conversation through the chat template (sandboxed Jinja), assistant turn open."""
+    from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
     formatter = Jinja2ChatFormatter(
         template=template, eos_token=eos, bos_token=bos, add_generation_prompt=True
     )

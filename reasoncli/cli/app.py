@@ -14,6 +14,7 @@ from reasoncli.cli.doctor import doctor
 from reasoncli.cli.io import StdoutClosed
 from reasoncli.cli.logs import logs_app
 from reasoncli.cli.models import models_app
+from reasoncli.cli.serve import serve
 from reasoncli.cli.strategies import strategies
 from reasoncli.cli.train import train_app
 from reasoncli.errors import ExitCode, ReasonError
@@ -35,6 +36,7 @@ app.add_typer(bench_app, name="bench")
 app.command(help="Write GRPO groups: completions, rewards, advantages.")(rollouts)
 app.add_typer(train_app, name="train")
 app.add_typer(logs_app, name="logs")
+app.command(help="Serve every strategy behind an OpenAI-compatible HTTP API.")(serve)
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -1,0 +1,199 @@
+"""`reason serve`: one model, every strategy, behind an OpenAI-compatible HTTP API."""
+
+from __future__ import annotations
+
+import signal
+import sys
+from typing import Annotated, Any
+
+import typer
+
+from reasoncli.cli.ask import FlashAttn, GpuLayers, ModelOpt, Threads, Verbose
+from reasoncli.errors import ExitCode, UsageError
+
+PANEL_LIMITS = "Limits"
+
+
+def serve(
+    model: ModelOpt = None,
+    host: Annotated[str, typer.Option("--host", help="Address to bind (loopback by default).")] = (
+        "127.0.0.1"
+    ),
+    port: Annotated[int, typer.Option("--port", help="TCP port.", min=0, max=65535)] = 8080,
+    api_key: Annotated[
+        str | None,
+        typer.Option(
+            "--api-key",
+            envvar="REASON_API_KEY",
+            help="Require `Authorization: Bearer KEY` on /v1/ routes [$REASON_API_KEY].",
+            show_default=False,
+        ),
+    ] = None,
+    strategy: Annotated[
+        str, typer.Option("--strategy", "-s", help="Strategy for requests naming the bare model.")
+    ] = "vote",
+    branches: Annotated[
+        int | None,
+        typer.Option(
+            "--branches",
+            "-n",
+            help="Default branches per request [8, at most --max-branches].",
+            min=1,
+        ),
+    ] = None,
+    max_branches: Annotated[
+        int,
+        typer.Option(
+            "--max-branches",
+            help="Branches decoding at once, over all requests.",
+            min=1,
+            rich_help_panel=PANEL_LIMITS,
+        ),
+    ] = 16,
+    max_requests: Annotated[
+        int,
+        typer.Option(
+            "--max-requests",
+            help="Runs holding the engine at once; more wait in the queue.",
+            min=1,
+            rich_help_panel=PANEL_LIMITS,
+        ),
+    ] = 8,
+    queue: Annotated[
+        int,
+        typer.Option(
+            "--queue",
+            help="Requests that may wait for branch slots; beyond it: HTTP 429.",
+            min=0,
+            rich_help_panel=PANEL_LIMITS,
+        ),
+    ] = 16,
+    queue_timeout: Annotated[
+        float,
+        typer.Option(
+            "--queue-timeout",
+            help="Seconds a request waits for branch slots before HTTP 503.",
+            min=0.0,
+            rich_help_panel=PANEL_LIMITS,
+        ),
+    ] = 60.0,
+    ctx: Annotated[
+        int,
+        typer.Option(
+            "--ctx",
+            help="Context per branch (prompt + generated tokens).",
+            min=64,
+            rich_help_panel=PANEL_LIMITS,
+        ),
+    ] = 2048,
+    threads: Threads = None,
+    gpu_layers: GpuLayers = None,
+    flash_attn: FlashAttn = True,
+    verbose: Verbose = False,
+    log: Annotated[
+        bool, typer.Option("--log/--no-log", help="Keep every served run in `reason logs`.")
+    ] = True,
+) -> None:
+    import uvicorn
+
+    from reasoncli.cli.runner import ModelRequest, load_session
+    from reasoncli.engine.pool import SharedContext
+    from reasoncli.serve.app import ServerState, create_app
+    from reasoncli.strategies.base import get_strategy
+
+    get_strategy(strategy)  # unknown names fail before the model loads
+    if branches is None:
+        branches = min(8, max_branches)
+    if branches > max_branches:
+        raise UsageError(f"--branches ({branches}) is more than --max-branches ({max_branches})")
+    session = load_session(
+        ModelRequest(model, threads, gpu_layers, flash_attn, verbose, backend="local")
+    )
+    shared = SharedContext(
+        session.model,
+        max_branches=max_branches,
+        max_runs=max_requests,
+        ctx_per_branch=ctx,
+        n_threads=threads,
+        flash_attn=flash_attn,
+        max_waiting=queue,
+        acquire_timeout_s=queue_timeout,
+    )
+    state = ServerState(
+        session=session,
+        shared=shared,
+        defaults={"strategy": strategy, "branches": branches},
+        api_key=api_key or None,
+        record=_recorder(session.name, log),
+    )
+    config = uvicorn.Config(
+        create_app(state),
+        host=host,
+        port=port,
+        log_level="info" if verbose else "warning",
+        access_log=verbose,
+        timeout_graceful_shutdown=10,
+        lifespan="off",
+    )
+    server = _Server(config, state)
+    try:
+        server.run()
+    finally:
+        shared.close()
+        session.close()
+    if server.failed:
+        raise UsageError(f"could not serve on {host}:{port} (is the port in use?)")
+    if server.signal == signal.SIGINT:
+        raise typer.Exit(ExitCode.INTERRUPTED)
+
+
+class _Server:
+    """uvicorn's server, told to cancel running requests at Ctrl-C / SIGTERM.
+
+    Cancelled runs return what they have at once (the strategies' Ctrl-C path), so the graceful
+    shutdown that uvicorn then does finishes quickly instead of waiting for whole generations.
+    """
+
+    def __init__(self, config: Any, state: Any) -> None:
+        import uvicorn
+
+        outer = self
+
+        class Server(uvicorn.Server):
+            def handle_exit(self, sig: int, frame: Any) -> None:
+                state.cancel_all()
+                outer.signal = sig
+                super().handle_exit(sig, frame)
+                self._captured_signals.clear()  # exit with our code, not by re-raising it
+
+            async def startup(self, sockets: Any = None) -> None:
+                await super().startup(sockets)
+                if self.started:
+                    outer.announce(config)
+
+        self._server = Server(config)
+        self.state = state
+        self.failed = False
+        self.signal: int | None = None
+
+    def announce(self, config: Any) -> None:
+        host, port = config.host, config.port
+        for server in getattr(self._server, "servers", []):
+            for sock in server.sockets:
+                port = sock.getsockname()[1]
+        name = self.state.session.name
+        key = " (API key required)" if self.state.api_key else ""
+        print(f"reason serve: {name} on http://{host}:{port}/v1{key}", file=sys.stderr, flush=True)
+
+    def run(self) -> None:
+        self._server.run()
+        self.failed = not self._server.started
+
+
+def _recorder(model: str, enabled: bool) -> Any:
+    """Served runs go to the run history (`reason logs`) unless --no-log / REASON_NO_LOG."""
+    from reasoncli.history import logging_disabled, record_served_run
+
+    if not enabled or logging_disabled():
+        return None
+    return lambda *args: record_served_run(model, *args)

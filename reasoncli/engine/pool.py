@@ -1,0 +1,312 @@
+"""One llama.cpp context shared by many runs at once: continuous batching for `reason serve`.
+
+Every run still gets a `BranchEngine` of its own (its prompt, its branches, its counters), but
+all of them live on one context and take their sequences from one pool. When a run's strategy
+calls `step()`, the `StepScheduler` waits briefly for the other busy runs to want a step too,
+then one of the callers decodes every run's pending tokens in the same `llama_decode` batches
+(`BranchEngine.step_together`). Branches of different requests therefore share batches, which
+is where the throughput of batched decoding comes from.
+
+Every llama.cpp call on the context (decode, sequence copy and removal) holds `SharedContext.lock`,
+because a context is not thread-safe. A run that asks for more sequences than are free waits up to
+`acquire_timeout_s`, and at most `max_waiting` runs wait at once; beyond that `PoolBusy` is raised,
+which the server turns into 503/429 with Retry-After.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from reasoncli.engine.branches import Branch, BranchEngine, TokenEvent, open_context
+from reasoncli.engine.model import LlamaModel
+from reasoncli.engine.sampling import Sampling
+from reasoncli.engine.sizing import ContextPlan
+from reasoncli.errors import ResourceError, UsageError
+
+# How long a step waits for other busy runs to join its batch, measured from the end of the
+# previous decode: long enough for a run to handle its events and ask again, short against a step.
+GATHER_S = 0.004
+
+
+class PoolBusy(ResourceError):
+    """No sequences became free in time, or too many runs are already waiting for them."""
+
+    def __init__(self, message: str, *, queue_full: bool, retry_after_s: int) -> None:
+        super().__init__(message)
+        self.queue_full = queue_full
+        self.retry_after_s = retry_after_s
+
+
+class StepScheduler:
+    """Gathers the `step()` calls of concurrent engines into one decode round."""
+
+    def __init__(self, lock: threading.RLock) -> None:
+        self._lock = lock
+        self._cond = threading.Condition()
+        self._engines: set[PooledEngine] = set()
+        self._waiting: list[PooledEngine] = []
+        self._results: dict[int, list[TokenEvent] | BaseException] = {}
+        self._decoding = False
+        self._idle_since = time.monotonic()
+        self.rounds = 0  # decode rounds run (each covers one or more engines)
+        self.shared_rounds = 0  # rounds that decoded more than one engine's branches
+
+    def join(self, engine: PooledEngine) -> None:
+        with self._cond:
+            self._engines.add(engine)
+
+    def leave(self, engine: PooledEngine) -> None:
+        with self._cond:
+            self._engines.discard(engine)
+            self._cond.notify_all()  # a gatherer may be waiting for this engine
+
+    def step(self, engine: PooledEngine) -> list[TokenEvent]:
+        with self._cond:
+            self._waiting.append(engine)
+            self._cond.notify_all()
+            while id(engine) not in self._results:
+                if self._decoding:
+                    self._cond.wait()
+                    continue
+                busy = sum(1 for e in self._engines if e.wants_step())
+                wait = self._idle_since + GATHER_S - time.monotonic()
+                if len(self._waiting) < busy and wait > 0:
+                    self._cond.wait(wait)
+                    continue
+                self._run_round()
+            result = self._results.pop(id(engine))
+        if isinstance(result, BaseException):
+            raise result
+        return result
+
+    def _run_round(self) -> None:
+        """Decode for every waiting engine; called holding the condition, released meanwhile."""
+        batch, self._waiting = self._waiting, []
+        self._decoding = True
+        self._cond.release()
+        try:
+            try:
+                with self._lock:
+                    events = batch[0].step_together(batch)
+                results: list[list[TokenEvent] | BaseException] = list(events)
+            except BaseException as exc:  # every waiter gets the error, not just the decoder
+                results = [exc] * len(batch)
+        finally:
+            self._cond.acquire()
+        self._decoding = False
+        self._idle_since = time.monotonic()
+        self.rounds += 1
+        self.shared_rounds += len(batch) > 1
+        for e, r in zip(batch, results, strict=True):
+            self._results[id(e)] = r
+        self._cond.notify_all()
+
+
+class SharedContext:
+    """The server's one context, its pool of sequences and the scheduler that batches steps."""
+
+    def __init__(
+        self,
+        model: LlamaModel,
+        *,
+        max_branches: int,
+        max_runs: int,
+        ctx_per_branch: int,
+        n_batch: int = 512,
+        n_threads: int | None = None,
+        flash_attn: bool = True,
+        max_waiting: int = 16,
+        acquire_timeout_s: float = 60.0,
+    ) -> None:
+        if max_branches < 1 or max_runs < 1:
+            raise UsageError("--max-branches and --max-requests must be at least 1")
+        self.model = model
+        self.max_branches = max_branches
+        n_seq_max = max_branches + max_runs  # one prompt sequence per run in flight
+        self.plan = ContextPlan(
+            n_seq_max=n_seq_max,
+            n_ctx_seq=ctx_per_branch,
+            n_batch=max(n_batch, max_branches),
+            kv_bytes=n_seq_max * ctx_per_branch * model.kv_bytes_per_token,
+        )
+        self.lock = threading.RLock()
+        self.ctx = open_context(model, self.plan, n_threads=n_threads, flash_attn=flash_attn)
+        self.memory = model.lib.llama_get_memory(self.ctx)
+        self.batch = model.lib.llama_batch_init(self.plan.n_batch, 0, 1)
+        self.n_threads = n_threads
+        self.scheduler = StepScheduler(self.lock)
+        self.max_waiting = max_waiting
+        self.acquire_timeout_s = acquire_timeout_s
+        self._prompt_free = list(range(max_runs))
+        self._branch_free = list(range(max_runs, n_seq_max))
+        self._seqs = threading.Condition()
+        self._waiters = 0
+
+    @property
+    def free_branches(self) -> int:
+        return len(self._branch_free)
+
+    def acquire(self, branches: int) -> tuple[int, list[int]]:
+        """A prompt sequence and `branches` branch sequences, waiting while others hold them."""
+        if branches > self.max_branches:
+            raise UsageError(
+                f"the run needs {branches} branches at once; this server decodes at most "
+                f"{self.max_branches} (reason serve --max-branches)"
+            )
+        with self._seqs:
+            if not self._fits(branches) and self._waiters >= self.max_waiting:
+                raise PoolBusy(
+                    f"{self._waiters} requests are already waiting for branch slots",
+                    queue_full=True,
+                    retry_after_s=5,
+                )
+            self._waiters += 1
+            try:
+                deadline = time.monotonic() + self.acquire_timeout_s
+                while not self._fits(branches):
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        raise PoolBusy(
+                            f"no {branches} branch slots came free in {self.acquire_timeout_s:g} s",
+                            queue_full=False,
+                            retry_after_s=max(1, int(self.acquire_timeout_s // 4)),
+                        )
+                    self._seqs.wait(left)
+            finally:
+                self._waiters -= 1
+            prompt = self._prompt_free.pop()
+            taken = [self._branch_free.pop() for _ in range(branches)]
+        return prompt, taken
+
+    def give_back(self, seqs: Iterable[int], prompt: int) -> None:
+        with self.lock:
+            for seq in [prompt, *seqs]:
+                self.model.lib.llama_memory_seq_rm(self.memory, seq, -1, -1)
+        with self._seqs:
+            self._prompt_free.append(prompt)
+            self._branch_free.extend(seqs)
+            self._seqs.notify_all()
+
+    def _fits(self, branches: int) -> bool:
+        return bool(self._prompt_free) and len(self._branch_free) >= branches
+
+    def open_engine(
+        self,
+        prompt_tokens: list[int],
+        *,
+        max_branches: int,
+        max_tokens: int,
+        slack_tokens: int = 64,
+        logprobs: int = 0,
+    ) -> PooledEngine:
+        """What `Session.open_engine` gives a run on the server: an engine on this context."""
+        need = len(prompt_tokens) + max_tokens + slack_tokens
+        if need > self.plan.n_ctx_seq:
+            raise UsageError(
+                f"the prompt ({len(prompt_tokens)} tokens) plus max_tokens ({max_tokens}) needs "
+                f"{need} context cells a branch; this server has {self.plan.n_ctx_seq} "
+                "(reason serve --ctx)"
+            )
+        engine = PooledEngine(self, max_branches=max_branches, logprobs=logprobs)
+        try:
+            engine.set_prompt(prompt_tokens)
+        except BaseException:
+            engine.close()
+            raise
+        return engine
+
+    def close(self) -> None:
+        lib = self.model.lib
+        if self.batch is not None:
+            lib.llama_batch_free(self.batch)
+            self.batch = None
+        if self.ctx:
+            lib.llama_free(self.ctx)
+            self.ctx = None
+
+
+class PooledEngine(BranchEngine):
+    """A run's engine on the shared context: its own prompt and branch sequences from the pool."""
+
+    def __init__(self, shared: SharedContext, *, max_branches: int, logprobs: int = 0) -> None:
+        prompt_seq, seqs = shared.acquire(max_branches)
+        model = shared.model
+        self.shared = shared
+        self.lib = model.lib
+        self.model = model
+        self.plan = ContextPlan(
+            n_seq_max=max_branches + 1,
+            n_ctx_seq=shared.plan.n_ctx_seq,
+            n_batch=shared.plan.n_batch,
+            kv_bytes=0,
+        )
+        self.top_logprobs = logprobs
+        self.ctx = shared.ctx
+        self.memory = shared.memory
+        self.n_threads = shared.n_threads
+        self._batch = shared.batch
+        self.prompt_seq = prompt_seq
+        self._owned = list(seqs)
+        self._branches: list[Branch] = []
+        self._free_seqs = list(reversed(seqs))
+        self._prompt_tokens: list[int] = []
+        self.prompt_tokens_decoded = 0
+        self.decode_calls = 0
+        self.errors: dict[int, str] = {}
+        self._closed = False
+        shared.scheduler.join(self)
+
+    def wants_step(self) -> bool:
+        return not self._closed and any(not b.done and b.pending for b in self._branches)
+
+    # Every call that touches the context's memory holds the shared lock.
+    def set_prompt(self, tokens: Sequence[int]) -> None:
+        with self.shared.lock:
+            super().set_prompt(tokens)
+
+    def add_branch(self, sampling: Sampling, max_tokens: int, stop: Iterable[str] = ()) -> Branch:
+        with self.shared.lock:
+            return super().add_branch(sampling, max_tokens, stop)
+
+    def fork(
+        self,
+        parent: Branch,
+        sampling: Sampling | None = None,
+        max_tokens: int | None = None,
+        stop: Iterable[str] | None = None,
+    ) -> Branch:
+        with self.shared.lock:
+            return super().fork(parent, sampling, max_tokens, stop)
+
+    def release(self, branch: Branch) -> None:
+        with self.shared.lock:
+            super().release(branch)
+
+    def step(self) -> list[TokenEvent]:
+        return self.shared.scheduler.step(self)
+
+    def close(self) -> None:
+        """Give every sequence back to the pool at once (a cancelled request frees its slots)."""
+        if self._closed:
+            return
+        self._closed = True
+        self.shared.scheduler.leave(self)
+        for b in self._branches:
+            b.finish_reason = b.finish_reason or "stopped"
+            if b._sampler is not None:
+                self.lib.llama_sampler_free(b._sampler)
+                b._sampler = None
+            b.seq = -1
+        self.shared.give_back(self._owned, self.prompt_seq)
+
+    def __enter__(self) -> PooledEngine:
+        return self
+
+    def __hash__(self) -> int:
+        return id(self)
+
+    def __eq__(self, other: Any) -> bool:
+        return self is other

@@ -1,0 +1,304 @@
+"""The FastAPI app: OpenAI routes over the shared engine.
+
+Errors are OpenAI-shaped: bad input 400, a wrong key 401, an unknown model 404, a full queue 429
+and no free branch slots in time 503 (both with Retry-After); anything unexpected is a 500 whose
+body says what failed. Nothing here prints: the CLI command prints the one startup line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, StreamingResponse
+
+from reasoncli.engine.pool import PoolBusy, SharedContext
+from reasoncli.errors import ReasonError, UsageError
+from reasoncli.events import Event
+from reasoncli.results import Result
+from reasoncli.serve import responses as oai
+from reasoncli.serve.jobs import Cancelled, Job, is_done_marker
+from reasoncli.serve.request import (
+    ModelNotFound,
+    RunSpec,
+    chat_messages,
+    completion_prompt,
+    parse_run,
+    served_model_names,
+)
+from reasoncli.serve.session import RequestSession
+from reasoncli.session import Session
+
+# Called after every served run: (question, strategy, options, result or None, error or None).
+RunRecorder = Callable[[str, str, Any, Result | None, BaseException | None], None]
+# How often a non-streaming request checks whether its client is still there.
+DISCONNECT_POLL_S = 0.25
+
+
+@dataclass
+class ServerState:
+    session: Session
+    shared: SharedContext
+    defaults: dict[str, Any] = field(default_factory=dict)  # strategy and its options
+    api_key: str | None = None
+    record: RunRecorder | None = None
+    jobs: set[Job] = field(default_factory=set)
+    started: float = field(default_factory=time.time)
+
+    def cancel_all(self) -> None:
+        for job in list(self.jobs):
+            job.cancel()
+
+
+class ApiError(Exception):
+    def __init__(
+        self, status: int, message: str, *, kind: str, code: str | None = None, retry: int = 0
+    ) -> None:
+        super().__init__(message)
+        self.status, self.message, self.kind, self.code, self.retry = (
+            status,
+            message,
+            kind,
+            code,
+            retry,
+        )
+
+    def response(self) -> JSONResponse:
+        headers = {"Retry-After": str(self.retry)} if self.retry else None
+        body = oai.error_body(self.message, kind=self.kind, code=self.code)
+        return JSONResponse(body, status_code=self.status, headers=headers)
+
+
+def api_error(exc: BaseException) -> ApiError:
+    """The HTTP error for an exception from parsing or running a request."""
+    if isinstance(exc, ApiError):
+        return exc
+    if isinstance(exc, ModelNotFound):
+        return ApiError(404, str(exc), kind="invalid_request_error", code="model_not_found")
+    if isinstance(exc, UsageError):
+        return ApiError(400, str(exc), kind="invalid_request_error", code="invalid_option")
+    if isinstance(exc, PoolBusy):
+        status = 429 if exc.queue_full else 503
+        return ApiError(status, str(exc), kind="server_busy", code="busy", retry=exc.retry_after_s)
+    if isinstance(exc, Cancelled):
+        return ApiError(503, str(exc), kind="server_busy", code="cancelled", retry=1)
+    if isinstance(exc, ReasonError):
+        return ApiError(500, str(exc), kind="server_error", code="run_failed")
+    return ApiError(500, f"internal error: {type(exc).__name__}: {exc}", kind="server_error")
+
+
+def create_app(state: ServerState) -> FastAPI:
+    app = FastAPI(title="reason serve", docs_url=None, redoc_url=None, openapi_url=None)
+    app.state.reason = state
+    served = state.session.name
+
+    @app.exception_handler(ApiError)
+    async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
+        return exc.response()
+
+    @app.middleware("http")
+    async def _auth(request: Request, call_next: Any) -> Any:
+        if state.api_key and request.url.path.startswith("/v1/"):
+            header = request.headers.get("authorization", "")
+            scheme, _, token = header.partition(" ")
+            ok = scheme.lower() == "bearer" and secrets.compare_digest(
+                token.strip().encode(), state.api_key.encode()
+            )
+            if not ok:
+                return ApiError(
+                    401, "invalid or missing API key", kind="invalid_request_error",
+                    code="invalid_api_key",
+                ).response()  # fmt: skip
+        return await call_next(request)
+
+    @app.get("/health")
+    async def health() -> dict[str, Any]:
+        shared = state.shared
+        return {
+            "status": "ok",
+            "model": served,
+            "requests_in_flight": len(state.jobs),
+            "branch_slots_free": shared.free_branches,
+            "branch_slots": shared.max_branches,
+            "decode_rounds": shared.scheduler.rounds,
+            "shared_rounds": shared.scheduler.shared_rounds,  # rounds with >1 request's branches
+        }
+
+    @app.get("/v1/models")
+    async def models() -> dict[str, Any]:
+        created = int(state.started)
+        return {
+            "object": "list",
+            "data": [
+                {"id": name, "object": "model", "created": created, "owned_by": "reason"}
+                for name in served_model_names(served)
+            ],
+        }
+
+    @app.post("/v1/chat/completions")
+    async def chat(request: Request) -> Any:
+        body = await _json(request)
+        try:
+            question, history = chat_messages(body)
+            spec = parse_run(body, served=served, defaults=state.defaults)
+        except Exception as exc:
+            raise api_error(exc) from None
+        return await _serve(request, body, spec, question, history, chat=True)
+
+    @app.post("/v1/completions")
+    async def completions(request: Request) -> Any:
+        body = await _json(request)
+        try:
+            question = completion_prompt(body)
+            spec = parse_run(body, served=served, defaults=state.defaults)
+        except Exception as exc:
+            raise api_error(exc) from None
+        return await _serve(request, body, spec, question, [], chat=False)
+
+    async def _serve(
+        request: Request,
+        body: dict[str, Any],
+        spec: RunSpec,
+        question: str,
+        history: list[dict[str, str]],
+        *,
+        chat: bool,
+    ) -> Any:
+        loop = asyncio.get_running_loop()
+        session = RequestSession.of(state.session, state.shared, history)
+        jobs = [
+            Job(
+                spec.strategy,
+                question,
+                session,
+                replace(spec.options, seed=spec.options.seed + i * 10_000),
+                spec.sampling,
+                loop,
+                record=state.record,
+            )
+            for i in range(spec.n)
+        ]
+        for job in jobs:
+            state.jobs.add(job)
+            job.on_finished = state.jobs.discard  # in flight until its thread is done
+            job.start()
+        model = body["model"]
+        rid = oai.new_id("chatcmpl" if chat else "cmpl")
+        if spec.stream:
+            first = await _first_event(jobs)
+            if first is not None:  # failed before it started (busy, too long): a plain error
+                for j in jobs:
+                    j.cancel()
+                raise api_error(first)
+            return StreamingResponse(
+                _stream(request, jobs, spec, rid, model, chat=chat),
+                media_type="text/event-stream",
+                headers={"Cache-Control": "no-cache"},
+            )
+        try:
+            results = await _results(request, jobs)
+        except Exception as exc:
+            for j in jobs:
+                j.cancel()
+            raise api_error(exc) from None
+        build = oai.chat_completion if chat else oai.text_completion
+        return build(rid, model, spec.strategy, results)
+
+    async def _results(request: Request, jobs: list[Job]) -> list[Result]:
+        pending = {asyncio.ensure_future(j.finished.wait()) for j in jobs}
+        while pending:
+            _, pending = await asyncio.wait(pending, timeout=DISCONNECT_POLL_S)
+            if pending and await request.is_disconnected():
+                for j in jobs:
+                    j.cancel()
+        return [await j.wait() for j in jobs]
+
+    async def _first_event(jobs: list[Job]) -> BaseException | None:
+        """Wait until every run has started (or one has failed), so errors keep their status."""
+        for job in jobs:
+            await job.started.wait()
+            if job.finished.is_set() and job.error is not None and job.result is None:
+                return job.error
+        return None
+
+    async def _stream(
+        request: Request,
+        jobs: list[Job],
+        spec: RunSpec,
+        rid: str,
+        model: str,
+        *,
+        chat: bool,
+    ) -> AsyncIterator[str]:
+        results: list[Result] = []
+        watcher = asyncio.ensure_future(_watch_disconnect(request, jobs))
+        try:
+            yield oai.sse(oai.chunk(rid, model, chat=chat, role=chat, text="" if chat else None))
+            merged: asyncio.Queue[tuple[int, Any]] = asyncio.Queue()
+            pumps = [asyncio.ensure_future(_pump(i, j, merged)) for i, j in enumerate(jobs)]
+            done = 0
+            by_index: dict[int, Result] = {}
+            while done < len(jobs):
+                index, item = await merged.get()
+                if isinstance(item, Event):
+                    yield oai.sse_comment({"choice": index, **item.to_json()})
+                    continue
+                done += 1
+                job = jobs[index]
+                if job.error is not None:
+                    err = api_error(job.error)
+                    yield oai.sse(oai.error_body(err.message, kind=err.kind, code=err.code))
+                    continue
+                assert job.result is not None
+                by_index[index] = job.result
+                text = oai.content(job.result)
+                yield oai.sse(oai.chunk(rid, model, chat=chat, index=index, text=text))
+                extra = {"reason": {"strategy": spec.strategy, **job.result.to_json()}}
+                finish = oai.finish_reason(job.result)
+                yield oai.sse(
+                    oai.chunk(rid, model, chat=chat, index=index, finish=finish, extra=extra)
+                )
+            for p in pumps:
+                await p
+            results = [by_index[i] for i in sorted(by_index)]
+            if spec.include_usage:
+                yield oai.sse(oai.usage_chunk(rid, model, chat=chat, results=results))
+            yield oai.sse("[DONE]")
+        finally:  # also when the client disconnects: the runs stop and free their slots
+            watcher.cancel()
+            for j in jobs:
+                j.cancel()
+
+    async def _watch_disconnect(request: Request, jobs: list[Job]) -> None:
+        """Cancel the runs as soon as the client goes away, not at the next failed write."""
+        while not all(j.finished.is_set() for j in jobs):
+            if await request.is_disconnected():
+                for j in jobs:
+                    j.cancel()
+                return
+            await asyncio.sleep(DISCONNECT_POLL_S)
+
+    async def _pump(index: int, job: Job, merged: asyncio.Queue[tuple[int, Any]]) -> None:
+        while True:
+            item = await job.events.get()
+            if is_done_marker(item):
+                await merged.put((index, None))
+                return
+            await merged.put((index, item))
+
+    return app
+
+
+async def _json(request: Request) -> dict[str, Any]:
+    try:
+        body = await request.json()
+    except Exception:
+        raise ApiError(400, "the request body must be JSON", kind="invalid_request_error") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "the request body must be a JSON object", kind="invalid_request_error")
+    return body

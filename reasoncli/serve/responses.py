@@ -1,0 +1,153 @@
+"""Results as OpenAI-shaped JSON: completions, chat completions, stream chunks and errors.
+
+`content` is the final answer, what `reason ask` prints on stdout; when no answer could be
+extracted (an open-ended question) it is the text of the branch the strategy kept. Usage counts
+every branch's tokens, and the whole result (votes, branches, timings) rides along in `reason`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Sequence
+from typing import Any
+
+from reasoncli.results import BranchResult, Result
+
+
+def new_id(prefix: str) -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:24]}"
+
+
+def winner(result: Result) -> BranchResult | None:
+    """The branch whose answer won (the first to give it), else the first that ended on its own."""
+    if result.answer is not None:
+        for b in result.branches:
+            if b.answer == result.answer:
+                return b
+    natural = [b for b in result.branches if b.finish_reason in ("eos", "stop")]
+    return (natural or result.branches or [None])[0]
+
+
+def content(result: Result) -> str:
+    if result.answer is not None:
+        return result.answer
+    best = winner(result)
+    return best.text.strip() if best else ""
+
+
+def finish_reason(result: Result) -> str:
+    best = winner(result)
+    return "length" if best is not None and best.finish_reason == "length" else "stop"
+
+
+def usage(results: Sequence[Result]) -> dict[str, int]:
+    prompt = sum(r.prompt_tokens for r in results)
+    generated = sum(r.generated_tokens for r in results)
+    return {
+        "prompt_tokens": prompt,
+        "completion_tokens": generated,
+        "total_tokens": prompt + generated,
+    }
+
+
+def reason_field(strategy: str, results: Sequence[Result]) -> dict[str, Any]:
+    return {"strategy": strategy, "results": [r.to_json() for r in results]}
+
+
+def chat_completion(
+    rid: str, model: str, strategy: str, results: Sequence[Result]
+) -> dict[str, Any]:
+    return {
+        "id": rid,
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [
+            {
+                "index": i,
+                "message": {"role": "assistant", "content": content(r)},
+                "finish_reason": finish_reason(r),
+                "logprobs": None,
+            }
+            for i, r in enumerate(results)
+        ],
+        "usage": usage(results),
+        "reason": reason_field(strategy, results),
+    }
+
+
+def text_completion(
+    rid: str, model: str, strategy: str, results: Sequence[Result]
+) -> dict[str, Any]:
+    return {
+        "id": rid,
+        "object": "text_completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [
+            {"index": i, "text": content(r), "finish_reason": finish_reason(r), "logprobs": None}
+            for i, r in enumerate(results)
+        ],
+        "usage": usage(results),
+        "reason": reason_field(strategy, results),
+    }
+
+
+def chunk(
+    rid: str,
+    model: str,
+    *,
+    chat: bool,
+    index: int = 0,
+    text: str | None = None,
+    role: bool = False,
+    finish: str | None = None,
+    extra: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """One streamed chunk; chat chunks carry a `delta`, completion chunks `text`."""
+    if chat:
+        delta: dict[str, Any] = {"role": "assistant"} if role else {}
+        if text is not None:
+            delta["content"] = text
+        choice: dict[str, Any] = {"index": index, "delta": delta, "finish_reason": finish}
+    else:
+        choice = {"index": index, "text": text or "", "finish_reason": finish, "logprobs": None}
+    data: dict[str, Any] = {
+        "id": rid,
+        "object": "chat.completion.chunk" if chat else "text_completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [choice],
+    }
+    if extra:
+        data.update(extra)
+    return data
+
+
+def usage_chunk(rid: str, model: str, *, chat: bool, results: Sequence[Result]) -> dict[str, Any]:
+    return {
+        "id": rid,
+        "object": "chat.completion.chunk" if chat else "text_completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [],
+        "usage": usage(results),
+    }
+
+
+def sse(data: dict[str, Any] | str) -> str:
+    payload = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)
+    return f"data: {payload}\n\n"
+
+
+def sse_comment(data: dict[str, Any]) -> str:
+    """Branch progress as an SSE comment: SSE clients (the openai package too) skip comments."""
+    return f": {json.dumps(data, ensure_ascii=False)}\n\n"
+
+
+def error_body(
+    message: str, *, kind: str, code: str | None = None, param: str | None = None
+) -> dict[str, Any]:
+    return {"error": {"message": message, "type": kind, "param": param, "code": code}}

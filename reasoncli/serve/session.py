@@ -1,0 +1,69 @@
+"""The per-request view of the server's one loaded model.
+
+A `RequestSession` is the loaded `Session` with two things changed for one request: engines come
+from the shared context's pool (so requests batch together), and prompts render the request's
+own conversation. Strategies see an ordinary `Session`, so they run unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+from reasoncli.engine.pool import PooledEngine, SharedContext
+from reasoncli.prompting import COT_SYSTEM, render_messages, render_prompt
+from reasoncli.session import Session
+
+
+@dataclass
+class RequestSession(Session):
+    shared: Any = None  # SharedContext
+    history: list[dict[str, str]] = field(default_factory=list)
+
+    @classmethod
+    def of(
+        cls, base: Session, shared: SharedContext, history: list[dict[str, str]] | None = None
+    ) -> RequestSession:
+        values = {f.name: getattr(base, f.name) for f in fields(Session)}
+        return cls(**values, shared=shared, history=list(history or []))
+
+    def prompt_text(
+        self, question: str, *, system: str | None = COT_SYSTEM, assistant_prefix: str = ""
+    ) -> str:
+        if not self.history:
+            return super().prompt_text(question, system=system, assistant_prefix=assistant_prefix)
+        systems = [m["content"] for m in self.history if m["role"] == "system"]
+        turns = [m for m in self.history if m["role"] != "system"]
+        system_text = "\n\n".join(s for s in [system, *systems] if s)
+        style = self.style
+        if style.mode == "completion" or not style.chat_template:
+            lines = [f"{m['role'].capitalize()}: {m['content']}" for m in turns]
+            context = "\n".join([*(s for s in systems if s), *lines])
+            body = render_prompt(style, question, system=None, assistant_prefix=assistant_prefix)
+            return f"{context}\n{body}" if context else body
+        messages = [{"role": "system", "content": system_text}] if system_text else []
+        messages += [*turns, {"role": "user", "content": question}]
+        prompt = render_messages(
+            style.chat_template, messages, bos=self.model.bos_text, eos=self.model.eos_text
+        )
+        return prompt + assistant_prefix
+
+    def open_engine(
+        self,
+        prompt_tokens: list[int],
+        *,
+        max_branches: int,
+        max_tokens: int,
+        slack_tokens: int = 64,
+        logprobs: int = 0,
+    ) -> PooledEngine:
+        return self.shared.open_engine(
+            prompt_tokens,
+            max_branches=max_branches,
+            max_tokens=max_tokens,
+            slack_tokens=slack_tokens,
+            logprobs=logprobs,
+        )
+
+    def close(self) -> None:
+        """The model belongs to the server, not to the request."""

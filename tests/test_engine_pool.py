@@ -1,0 +1,82 @@
+"""The server's shared context on real llama.cpp: runs on different threads decode in the same
+batches and get the tokens they would have got alone; the sequence pool waits, then refuses."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from test_engine import GREEDY, PROMPT, make_engine, run_all
+
+from reasoncli.engine.model import LlamaModel
+from reasoncli.engine.pool import PoolBusy, SharedContext
+from reasoncli.engine.sampling import Sampling
+from reasoncli.errors import UsageError
+
+QUESTIONS = [PROMPT, PROMPT.replace("17 times 23", "the capital of France")]
+
+
+def alone(model: LlamaModel, prompt: str, threads: int) -> list[list[int]]:
+    with make_engine(model, 2, 24, threads) as engine:
+        engine.set_prompt(model.tokenize(prompt))
+        bs = [engine.add_branch(s, 24) for s in (GREEDY, Sampling(temperature=1.0, seed=7))]
+        run_all(engine)
+        return [b.tokens for b in bs]
+
+
+def test_concurrent_runs_share_batches_and_match_running_alone(
+    tiny_model: LlamaModel, threads: int
+) -> None:
+    expected = [alone(tiny_model, q, threads) for q in QUESTIONS]
+    shared = SharedContext(
+        tiny_model, max_branches=4, max_runs=2, ctx_per_branch=256, n_threads=threads
+    )
+    got: dict[int, list[list[int]]] = {}
+    decoded: dict[int, int] = {}
+    barrier = threading.Barrier(2)
+
+    def run(i: int) -> None:
+        tokens = tiny_model.tokenize(QUESTIONS[i])
+        with shared.open_engine(tokens, max_branches=2, max_tokens=24) as engine:
+            bs = [engine.add_branch(s, 24) for s in (GREEDY, Sampling(temperature=1.0, seed=7))]
+            barrier.wait()
+            run_all(engine)
+            got[i] = [b.tokens for b in bs]
+            decoded[i] = engine.prompt_tokens_decoded
+            assert decoded[i] == len(tokens) - 1  # the prompt once, the branches copy it
+
+    workers = [threading.Thread(target=run, args=(i,)) for i in range(2)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join(60)
+    try:
+        assert got == dict(enumerate(expected))
+        assert shared.scheduler.shared_rounds > 0  # both runs' branches in one llama_decode
+        assert shared.scheduler.rounds < 2 * 24  # fewer rounds than running one after the other
+        assert shared.free_branches == 4  # closing an engine gives its sequences back
+    finally:
+        shared.close()
+
+
+def test_the_pool_refuses_what_it_can_never_hold_and_times_out_when_full(
+    tiny_model: LlamaModel, threads: int
+) -> None:
+    shared = SharedContext(
+        tiny_model, max_branches=2, max_runs=2, ctx_per_branch=128, n_threads=threads,
+        max_waiting=1, acquire_timeout_s=0.2,
+    )  # fmt: skip
+    tokens = tiny_model.tokenize(PROMPT)
+    try:
+        with pytest.raises(UsageError, match="at most 2"):
+            shared.open_engine(tokens, max_branches=3, max_tokens=8)
+        with pytest.raises(UsageError, match="context cells"):
+            shared.open_engine(tokens, max_branches=1, max_tokens=500)
+        with shared.open_engine(tokens, max_branches=2, max_tokens=8):
+            with pytest.raises(PoolBusy) as busy:
+                shared.open_engine(tokens, max_branches=1, max_tokens=8)
+            assert not busy.value.queue_full and busy.value.retry_after_s >= 1
+        with shared.open_engine(tokens, max_branches=1, max_tokens=8):  # free again
+            assert shared.free_branches == 1
+    finally:
+        shared.close()

@@ -1,0 +1,346 @@
+"""`reason serve` for real: the CLI starts the server on loopback with the tiny GGUF, and the real
+`openai` client (plus raw httpx where the client hides the wire) drives it."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx2 as httpx
+import openai
+import pytest
+
+API_KEY = "sk-serve-test-secret-42"
+
+
+class ServeProcess:
+    """`python -m reasoncli serve ... --port 0`, up once its startup line names the port."""
+
+    def __init__(
+        self,
+        tiny_gguf: Path,
+        *args: str,
+        api_key: str | None = API_KEY,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        env = {**os.environ, "REASON_NO_LOG": "1", **(env or {})}
+        cmd = [sys.executable, "-m", "reasoncli", "serve", "-m", str(tiny_gguf), "--port", "0"]
+        if api_key:
+            cmd += ["--api-key", api_key]
+        self.proc = subprocess.Popen(
+            [*cmd, *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        assert self.proc.stderr is not None
+        line = self.proc.stderr.readline()
+        m = re.search(r"http://[\d.]+:(\d+)/v1", line)
+        if not m:
+            self.proc.kill()
+            raise AssertionError(f"no startup line: {line!r} {self.proc.stderr.read()}")
+        self.url = f"http://127.0.0.1:{m.group(1)}"
+        self.stderr_lines = [line]
+        self._reader = threading.Thread(target=self._drain, daemon=True)
+        self._reader.start()
+        self.api_key = api_key
+
+    def _drain(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.stderr_lines.append(line)
+
+    def client(self, **kw: Any) -> openai.OpenAI:
+        return openai.OpenAI(
+            base_url=f"{self.url}/v1", api_key=self.api_key or "none", max_retries=0, **kw
+        )
+
+    def health(self) -> dict[str, Any]:
+        return httpx.get(f"{self.url}/health", timeout=5).json()
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self._reader.join(5)
+        return self.proc.returncode
+
+
+@pytest.fixture(scope="module")
+def server(tiny_gguf: Path) -> Iterator[ServeProcess]:
+    s = ServeProcess(tiny_gguf, "--branches", "2", "--max-branches", "8", "--ctx", "512")
+    yield s
+    s.stop()
+
+
+@pytest.fixture(scope="module")
+def model(server: ServeProcess) -> str:
+    return server.client().models.list().data[0].id
+
+
+def wait_until(check: Any, timeout: float = 10.0) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if check():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def test_models_lists_the_model_and_a_name_per_strategy(server: ServeProcess, model: str) -> None:
+    ids = [m.id for m in server.client().models.list().data]
+    assert ids[0] == model == "tiny"
+    assert {"vote-tiny", "best-of-n-tiny", "think-tiny", "auto-tiny"} <= set(ids)
+
+
+def test_chat_runs_the_default_strategy_and_counts_every_branch(
+    server: ServeProcess, model: str
+) -> None:
+    r = server.client().chat.completions.create(
+        model=model, messages=[{"role": "user", "content": "What is 2+2?"}], max_tokens=8
+    )
+    reason = r.model_extra["reason"]  # type: ignore[index]
+    result = reason["results"][0]
+    assert reason["strategy"] == "vote" and len(result["branches"]) == 2
+    assert r.choices[0].message.role == "assistant"
+    assert isinstance(r.choices[0].message.content, str) and r.choices[0].message.content
+    assert r.usage is not None
+    assert r.usage.completion_tokens == sum(b["tokens"] for b in result["branches"])
+    assert r.usage.prompt_tokens == result["prompt_tokens"] > 0
+    assert r.choices[0].finish_reason in ("stop", "length")
+
+
+def test_completions_with_strategy_and_count_in_the_model_name(
+    server: ServeProcess, model: str
+) -> None:
+    r = server.client().completions.create(model=f"vote-3-{model}", prompt="2+2?", max_tokens=5)
+    result = r.model_extra["reason"]["results"][0]  # type: ignore[index]
+    assert result["strategy"] == "vote" and len(result["branches"]) == 3
+    assert all(b["tokens"] <= 5 for b in result["branches"])
+    assert r.object == "text_completion" and isinstance(r.choices[0].text, str)
+
+
+def test_strategy_and_options_from_the_reason_field(server: ServeProcess, model: str) -> None:
+    r = server.client().chat.completions.create(
+        model=model,
+        messages=[
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "What is 3+3?"},
+        ],
+        max_tokens=6,
+        extra_body={"reason": {"strategy": "best-of-n", "branches": 3, "verifier": "confidence"}},
+    )
+    result = r.model_extra["reason"]["results"][0]  # type: ignore[index]
+    assert result["strategy"] == "best-of-n" and len(result["branches"]) == 3
+
+
+def test_n_returns_independent_results(server: ServeProcess, model: str) -> None:
+    r = server.client().chat.completions.create(
+        model=f"vote-2-{model}",
+        messages=[{"role": "user", "content": "Name a colour."}],
+        max_tokens=6,
+        n=2,
+    )
+    results = r.model_extra["reason"]["results"]  # type: ignore[index]
+    assert [c.index for c in r.choices] == [0, 1] and len(results) == 2
+    texts = [[b["text"] for b in res["branches"]] for res in results]
+    assert texts[0] != texts[1]  # different seeds
+    assert r.usage is not None
+    assert r.usage.completion_tokens == sum(res["generated_tokens"] for res in results)
+
+
+def test_streaming_sends_progress_comments_then_the_answer_and_done(
+    server: ServeProcess, model: str
+) -> None:
+    stream = server.client().chat.completions.create(
+        model=f"vote-2-{model}",
+        messages=[{"role": "user", "content": "What is 5+5?"}],
+        max_tokens=6,
+        stream=True,
+        stream_options={"include_usage": True},
+    )
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    finals = [c for c in chunks if c.choices and c.choices[0].finish_reason]
+    assert len(finals) == 1 and finals[0].model_extra["reason"]["strategy"] == "vote"  # type: ignore[index]
+    result = finals[0].model_extra["reason"]  # type: ignore[index]
+    kept = [result["answer"], *(b["text"].strip() for b in result["branches"])]
+    assert text and text in kept  # the answer, or the kept branch's text when there is none
+    assert chunks[-1].usage is not None and chunks[-1].usage.completion_tokens > 0
+    with httpx.stream(
+        "POST",
+        f"{server.url}/v1/chat/completions",
+        headers={"Authorization": f"Bearer {API_KEY}"},
+        json={
+            "model": f"vote-2-{model}",
+            "messages": [{"role": "user", "content": "hi"}],
+            "max_tokens": 4,
+            "stream": True,
+        },
+        timeout=60,
+    ) as resp:
+        lines = [line for line in resp.iter_lines() if line]
+    comments = [json.loads(line[2:]) for line in lines if line.startswith(": ")]
+    assert {"start", "branch_start", "branch_end"} <= {c["event"] for c in comments}
+    assert lines[-1] == "data: [DONE]"
+
+
+def test_wrong_or_missing_key_is_401_and_the_key_is_never_logged(
+    server: ServeProcess, model: str
+) -> None:
+    bad = openai.OpenAI(base_url=f"{server.url}/v1", api_key="wrong", max_retries=0)
+    with pytest.raises(openai.AuthenticationError) as err:
+        bad.chat.completions.create(model=model, messages=[{"role": "user", "content": "q"}])
+    assert err.value.status_code == 401 and "wrong" not in str(err.value.body)
+    assert httpx.get(f"{server.url}/v1/models").status_code == 401
+    assert httpx.get(f"{server.url}/health").status_code == 200
+    assert not any(API_KEY in line for line in server.stderr_lines)
+
+
+@pytest.mark.parametrize(
+    ("extra", "message"),
+    [
+        ({"branches": "eight"}, "reason.branches must be int"),
+        ({"bogus": 1}, "unknown option reason.bogus"),
+        ({"strategy": "nope"}, "unknown strategy 'nope'"),
+        ({"strategy": "auto", "budget_tokens": 100, "max_tokens": 512}, "cannot pay for the pilot"),
+        ({"branches": 99}, "at most 8"),
+    ],
+)
+def test_bad_options_are_400_with_an_openai_error_body(
+    server: ServeProcess, model: str, extra: dict[str, Any], message: str
+) -> None:
+    with pytest.raises(openai.BadRequestError) as err:
+        server.client().chat.completions.create(
+            model=model,
+            messages=[{"role": "user", "content": "q"}],
+            max_tokens=4,
+            extra_body={"reason": extra},
+        )
+    body = err.value.body
+    assert isinstance(body, dict) and message in body["message"], body
+    assert body["type"] == "invalid_request_error"
+
+
+def test_unknown_model_is_404(server: ServeProcess) -> None:
+    with pytest.raises(openai.NotFoundError) as err:
+        server.client().chat.completions.create(
+            model="vote-8-gpt-5", messages=[{"role": "user", "content": "q"}]
+        )
+    assert isinstance(err.value.body, dict) and err.value.body["code"] == "model_not_found"
+
+
+def test_concurrent_requests_share_decode_batches(server: ServeProcess, model: str) -> None:
+    before = server.health()["shared_rounds"]
+    results: list[Any] = []
+
+    def ask(i: int) -> None:
+        r = server.client().chat.completions.create(
+            model=f"vote-2-{model}",
+            messages=[{"role": "user", "content": f"What is {i}+{i}?"}],
+            max_tokens=24,
+            seed=i,
+        )
+        results.append(r)
+
+    threads = [threading.Thread(target=ask, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert len(results) == 4
+    assert all(len(r.model_extra["reason"]["results"][0]["branches"]) == 2 for r in results)
+    assert server.health()["shared_rounds"] > before  # branches of different requests, one batch
+
+
+def test_client_disconnect_mid_stream_frees_its_branches(tiny_gguf: Path) -> None:
+    s = ServeProcess(tiny_gguf, "--max-branches", "4", "--ctx", "8192", api_key=None)
+    try:
+        body = {
+            "model": "vote-4-tiny",
+            "messages": [{"role": "user", "content": "Count to a million."}],
+            "max_tokens": 8000,
+            "stream": True,
+        }
+        with httpx.stream("POST", f"{s.url}/v1/chat/completions", json=body, timeout=60) as r:
+            lines = r.iter_lines()  # kept open: leaving a for loop would close the response
+            while '"event": "token"' not in next(lines):
+                pass
+            assert s.health()["branch_slots_free"] == 0
+            r.close()
+            closed = time.monotonic()
+        assert wait_until(lambda: s.health()["branch_slots_free"] == 4, timeout=10)
+        assert time.monotonic() - closed < 5
+        assert s.health()["requests_in_flight"] == 0
+    finally:
+        assert s.stop() == 0
+
+
+def test_full_queue_is_429_with_retry_after_and_sigterm_cancels_cleanly(tiny_gguf: Path) -> None:
+    s = ServeProcess(
+        tiny_gguf, "--max-branches", "2", "--queue", "0", "--ctx", "8192", api_key=None
+    )
+    answers: list[httpx.Response] = []
+    body = {
+        "model": "vote-2-tiny",
+        "messages": [{"role": "user", "content": "Count to a million."}],
+        "max_tokens": 8000,
+    }
+    long_run = threading.Thread(
+        target=lambda: answers.append(
+            httpx.post(f"{s.url}/v1/chat/completions", json=body, timeout=60)
+        )
+    )
+    try:
+        long_run.start()
+        assert wait_until(lambda: s.health()["branch_slots_free"] == 0)
+        busy = httpx.post(f"{s.url}/v1/chat/completions", json=body, timeout=60)
+        assert busy.status_code == 429 and int(busy.headers["retry-after"]) > 0
+        assert busy.json()["error"]["code"] == "busy"
+        stopped = time.monotonic()
+    finally:
+        rc = s.stop()
+    long_run.join(30)
+    assert rc == 0 and time.monotonic() - stopped < 20
+    assert answers and answers[0].status_code == 200
+    result = answers[0].json()["reason"]["results"][0]
+    assert result["interrupted"] is True  # cancelled by SIGTERM, with what it had computed
+    assert 0 < result["generated_tokens"] < 2 * 8000
+
+
+def test_served_runs_are_kept_in_the_history(tiny_gguf: Path, tmp_path: Path) -> None:
+    logs = tmp_path / "history.sqlite3"
+    env = {"REASON_NO_LOG": "", "REASON_LOGS_PATH": str(logs)}
+    s = ServeProcess(tiny_gguf, "--max-branches", "4", api_key=None, env=env)
+    try:
+        r = s.client().chat.completions.create(
+            model="vote-3-tiny",
+            messages=[{"role": "user", "content": "What is 1+1?"}],
+            max_tokens=5,
+        )
+        served = r.model_extra["reason"]["results"][0]  # type: ignore[index]
+    finally:
+        assert s.stop() == 0
+    run_env = {**os.environ, "REASON_LOGS_PATH": str(logs)}
+    listed = subprocess.run(
+        [sys.executable, "-m", "reasoncli", "logs", "list", "--json"],
+        env=run_env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    runs = json.loads(listed.stdout)
+    assert len(runs) == 1 and runs[0]["strategy"] == "vote" and runs[0]["source"] == "serve"
+    shown = subprocess.run(
+        [sys.executable, "-m", "reasoncli", "logs", "show", str(runs[0]["id"]), "--json"],
+        env=run_env, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    kept = json.loads(shown.stdout)["result"]
+    assert [b["text"] for b in kept["branches"]] == [b["text"] for b in served["branches"]]
