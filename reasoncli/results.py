@@ -37,6 +37,11 @@ class Timings:
     prompt_s: float = 0.0
     generate_s: float = 0.0
     total_s: float = 0.0
+    # Prompt tokens this process fed to llama_decode, and decode calls, summed over engines:
+    # shows the prompt is decoded once, not once per branch. 0 for remote engines (the server
+    # decodes) and for runs read back from the history, which does not store them.
+    prompt_tokens_decoded: int = 0
+    decode_calls: int = 0
 
 
 @dataclass

@@ -60,7 +60,11 @@ def test_ask_json_schema(tiny_gguf: Path) -> None:
         assert 0 < b["tokens"] <= 12
         assert b["finish_reason"] in {"eos", "length", "stop"}
     assert data["generated_tokens"] == sum(b["tokens"] for b in data["branches"])
-    assert set(data["timings"]) == {"load_s", "prompt_s", "generate_s", "total_s"}
+    assert set(data["timings"]) == {
+        *("load_s", "prompt_s", "generate_s", "total_s"),
+        *("prompt_tokens_decoded", "decode_calls"),
+    }
+    assert data["timings"]["prompt_tokens_decoded"] == data["prompt_tokens"] - 1  # once, not 3x
     assert sum(v["count"] for v in data["votes"]) <= 3
     assert data["interrupted"] is False
 

@@ -366,3 +366,31 @@ def test_embedded_best_of_n_self_verifier() -> None:
         assert data["branches"][best]["score"] == max(
             b["score"] for b in data["branches"] if b["answer"] is not None
         )
+
+
+# -- prefill sharing ------------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("name", "extra"),
+    [
+        ("vote", {}),
+        ("best-of-n", {}),
+        ("beam", {"beam_width": 2, "step_tokens": 4}),
+        ("dvts", {"beam_width": 2, "step_tokens": 4}),
+    ],
+)
+def test_the_prompt_is_decoded_once_for_all_branches(
+    session: Session, name: str, extra: dict[str, object]
+) -> None:
+    result, _ = run(name, session, branches=8, max_tokens=8, **extra)
+    t = result.timings
+    # set_prompt decodes all but the last prompt token; that one goes with each branch's first
+    # step. So one prompt's worth, not 8.
+    assert t.prompt_tokens_decoded == result.prompt_tokens - 1
+    assert t.decode_calls > 1
+    assert result.to_json()["timings"]["prompt_tokens_decoded"] == t.prompt_tokens_decoded
+
+
+def test_revise_sums_the_counters_over_its_engines(session: Session) -> None:
+    result, _ = run("revise", session, rounds=2, max_tokens=4)
+    per_round = result.details["prompt_tokens_per_round"]
+    assert result.timings.prompt_tokens_decoded == sum(p - 1 for p in per_round)

@@ -75,7 +75,9 @@ class RemoteEngine:
         self.top_logprobs = logprobs
         self.max_branches = max_branches
         self.stats = RemoteStats()
+        # The server decodes the prompt, not this process: both counters stay 0.
         self.prompt_tokens_decoded = 0
+        self.decode_calls = 0
         self.errors: dict[int, str] = {}
         self._branches: list[Branch] = []
         self._slots = max_branches

@@ -529,6 +529,8 @@ class Auto:
         result.prompt_tokens += sum(r.prompt_tokens for r in state.rounds)
         result.timings.prompt_s += sum(r.prompt_s for r in state.rounds)
         result.timings.generate_s += sum(r.generate_s for r in state.rounds)
+        result.timings.prompt_tokens_decoded += sum(r.prompt_tokens_decoded for r in state.rounds)
+        result.timings.decode_calls += sum(r.decode_calls for r in state.rounds)
         result.timings.total_s = time.perf_counter() - run.started
         result.stop_reason = state.stop
         if options.expect is not None:

@@ -397,6 +397,8 @@ class ParallelRun:
                 prompt_s=self.prompt_s,
                 generate_s=getattr(self, "generate_s", 0.0),
                 total_s=total_s,
+                prompt_tokens_decoded=engine.prompt_tokens_decoded,
+                decode_calls=getattr(engine, "decode_calls", 0),
             ),
             interrupted=self.interrupted,
             stop_reason=self.stop_reason,

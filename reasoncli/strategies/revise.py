@@ -73,6 +73,8 @@ class Round:
     prompt_s: float = 0.0
     generate_s: float = 0.0
     interrupted: bool = False
+    prompt_tokens_decoded: int = 0  # the engine's counters, read before it is closed
+    decode_calls: int = 0
 
 
 def run_round(
@@ -114,6 +116,8 @@ def run_round(
     finally:
         out.generate_s = time.perf_counter() - started - out.prompt_s
         if engine is not None:
+            out.prompt_tokens_decoded = engine.prompt_tokens_decoded
+            out.decode_calls = getattr(engine, "decode_calls", 0)
             engine.close()
     if b is not None:
         answer = branch_answer(b.text, session.think_tags, multiple_choice)
@@ -252,6 +256,8 @@ class Revise:
                 prompt_s=sum(r.prompt_s for r in rounds),
                 generate_s=sum(r.generate_s for r in rounds),
                 total_s=time.perf_counter() - started,
+                prompt_tokens_decoded=sum(r.prompt_tokens_decoded for r in rounds),
+                decode_calls=sum(r.decode_calls for r in rounds),
             ),
             interrupted=interrupted,
             details={

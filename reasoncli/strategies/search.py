@@ -398,6 +398,8 @@ class SearchRun:
                 prompt_s=self.prompt_s,
                 generate_s=self.generate_s,
                 total_s=time.perf_counter() - self.started,
+                prompt_tokens_decoded=self.engine.prompt_tokens_decoded,
+                decode_calls=getattr(self.engine, "decode_calls", 0),
             ),
             interrupted=self.interrupted,
             details={
