@@ -1,28 +1,38 @@
-"""Batched branches vs N sequential `create_completion` calls, on the embedded model.
+"""Batched branches vs N sequential `create_completion` calls (issue #13).
 
-Prints medians of interleaved runs and their ratios:
-  1. aggregate decode tokens/s at N = 1, 4, 8, 16 for the engine and the baseline;
-  2. the engine at N=16 as a fraction of the model's prompt-processing speed (the ceiling);
-  3. wall time of `reason ask --branches 8` against a plain loop of 8 `create_chat_completion`;
-  4. `reason --help` wall time.
+One command prints, as medians of `--reps` interleaved repetitions (engine and baseline swap
+order every rep, so drift from a busy machine hits both alike):
+  1. for each N in `--sizes`: engine tok/s, sequential tok/s, their ratio, and the engine as a
+     fraction of prompt-processing tok/s (PP, measured in the same reps: the compute ceiling);
+  2. wall time of `reason ask --branches 8` against a plain loop of 8 `create_chat_completion`
+     (whole processes, model load included) and `reason --help`.
 
-    python benchmarks/branches.py [--reps 5] [--max-tokens 128] [--threads 2]
+The lever flags (`--n-batch`, `--n-ubatch`, `--threads-batch`, `--type-k/--type-v`,
+`--no-flash-attn`, `--kv-unified`) go to the engine's context and, where the high-level API
+has them, to the baseline too; `reason ask` runs with its defaults. `--quant q4_0`
+requantizes the model once into `--cache-dir` and benchmarks that file instead.
+
+    python benchmarks/branches.py [--reps 5] [--max-tokens 128] [--threads 2] [--sizes 1,4,8]
+    python benchmarks/branches.py --model big.gguf --gpu-layers -1 --sizes 1,8,32,64 --skip-cli
 """
 
 from __future__ import annotations
 
 import argparse
+import ctypes
+import dataclasses
 import statistics
 import subprocess
 import sys
 import textwrap
 import time
 from pathlib import Path
+from typing import Any
 
-from reasoncli.engine.branches import BranchEngine
-from reasoncli.engine.model import LlamaModel
+from reasoncli.engine.branches import BranchEngine, ContextTuning, ggml_type
+from reasoncli.engine.model import LlamaModel, ModelLoadOptions, load_llama_cpp
 from reasoncli.engine.sampling import Sampling
-from reasoncli.engine.sizing import plan_context
+from reasoncli.engine.sizing import ContextPlan, offload_for, plan_context
 from reasoncli.models.catalog import load_catalog
 from reasoncli.models.resolve import resolve_model
 from reasoncli.prompting import COT_SYSTEM, PromptStyle, render_prompt
@@ -32,36 +42,61 @@ QUESTION = (
     "How many litres does the farm produce in a week?"
 )
 SAMPLING = Sampling(temperature=0.8, top_p=0.95, top_k=40, min_p=0.05)
+CACHE_DIR = Path.home() / ".cache" / "reasoncli-bench"
 
 
-def engine_run(
-    model: LlamaModel, prompt: list[int], n: int, max_tokens: int, threads: int
-) -> tuple[int, float]:
-    """Tokens generated and seconds, prefill included, context creation excluded."""
+@dataclasses.dataclass(frozen=True)
+class Setup:
+    """Everything one engine or baseline call needs besides N."""
+
+    model: LlamaModel
+    threads: int
+    max_tokens: int
+    flash_attn: bool
+    tuning: ContextTuning
+    n_batch: int | None
+
+
+def plan_for(setup: Setup, n_prompt: int, n: int, max_tokens: int) -> ContextPlan:
+    model = setup.model
     plan = plan_context(
-        n_prompt=len(prompt),
+        n_prompt=n_prompt,
         max_new_tokens=max_tokens,
         max_branches=n,
         n_ctx_train=model.n_ctx_train,
         kv_bytes_per_token=model.kv_bytes_per_token,
+        weights_bytes=model.size_bytes,
+        offload=offload_for(model),
     )
-    with BranchEngine(model, plan, n_threads=threads, flash_attn=True) as engine:
+    # The engine chunks the prompt and packs branches into n_batch rows, so any size works.
+    return dataclasses.replace(plan, n_batch=setup.n_batch) if setup.n_batch else plan
+
+
+def engine(setup: Setup, plan: ContextPlan) -> BranchEngine:
+    return BranchEngine(
+        setup.model, plan, n_threads=setup.threads, flash_attn=setup.flash_attn, tuning=setup.tuning
+    )
+
+
+def engine_run(setup: Setup, prompt: list[int], n: int) -> tuple[int, float]:
+    """Tokens generated and seconds, prefill included, context creation excluded."""
+    with engine(setup, plan_for(setup, len(prompt), n, setup.max_tokens)) as e:
         t0 = time.perf_counter()
-        engine.set_prompt(prompt)
-        branches = [engine.add_branch(SAMPLING.with_seed(i), max_tokens) for i in range(n)]
-        for _ in engine.run():
+        e.set_prompt(prompt)
+        branches = [e.add_branch(SAMPLING.with_seed(i), setup.max_tokens) for i in range(n)]
+        for _ in e.run():
             pass
         dt = time.perf_counter() - t0
     return sum(b.n_tokens for b in branches), dt
 
 
-def baseline_run(llm: object, prompt_text: str, n: int, max_tokens: int) -> tuple[int, float]:
+def baseline_run(llm: Any, prompt_text: str, n: int, max_tokens: int) -> tuple[int, float]:
     """N sequential high-level calls; after the first, each reuses the cached prompt."""
-    llm.reset()  # type: ignore[attr-defined]  # pay one prefill per run, as the engine does
+    llm.reset()  # pay one prefill per run, as the engine does
     t0 = time.perf_counter()
     tokens = 0
     for i in range(n):
-        out = llm.create_completion(  # type: ignore[attr-defined]
+        out = llm.create_completion(
             prompt_text,
             max_tokens=max_tokens,
             temperature=SAMPLING.temperature,
@@ -74,28 +109,44 @@ def baseline_run(llm: object, prompt_text: str, n: int, max_tokens: int) -> tupl
     return tokens, time.perf_counter() - t0
 
 
-def prompt_speed(model: LlamaModel, threads: int, n_tokens: int = 256) -> float:
-    """Prompt-processing tokens/s: the compute ceiling for batched decoding."""
-    tokens = (model.tokenize(QUESTION * 20, add_special=False) * 4)[:n_tokens]
-    plan = plan_context(
-        n_prompt=n_tokens,
-        max_new_tokens=1,
-        max_branches=1,
-        n_ctx_train=model.n_ctx_train,
-        kv_bytes_per_token=model.kv_bytes_per_token,
-    )
-    best = []
-    for _ in range(3):
-        with BranchEngine(model, plan, n_threads=threads, flash_attn=True) as engine:
-            t0 = time.perf_counter()
-            engine.set_prompt(tokens + [tokens[0]])
-            best.append(n_tokens / (time.perf_counter() - t0))
-    return statistics.median(best)
+def prompt_speed(setup: Setup, n_tokens: int) -> float:
+    """Prompt-processing tokens/s with the same context settings: the ceiling for batching."""
+    model = setup.model
+    tokens = (model.tokenize(QUESTION * 40, add_special=False) * 4)[:n_tokens]
+    with engine(setup, plan_for(setup, n_tokens + 1, 1, 1)) as e:
+        t0 = time.perf_counter()
+        e.set_prompt(tokens + [tokens[0]])  # decodes exactly `n_tokens`
+        return n_tokens / (time.perf_counter() - t0)
 
 
-def timed(cmd: list[str], stdin: str | None = None) -> float:
+def quantize(src: Path, ftype: str, cache: Path, threads: int) -> Path:
+    """`src` requantized to `ftype` (e.g. q4_0, q8_0, iq4_nl) once; later runs reuse the file."""
+    out = cache / f"{src.stem}.{ftype.lower()}.gguf"
+    if out.exists():
+        return out
+    lib = load_llama_cpp()
+    code = getattr(lib, f"LLAMA_FTYPE_MOSTLY_{ftype.upper()}", None)
+    if code is None:
+        sys.exit(f"unknown --quant {ftype!r}: use a LLAMA_FTYPE_MOSTLY_* suffix such as q4_0")
+    params = lib.llama_model_quantize_default_params()
+    params.ftype = code
+    params.nthread = threads
+    params.allow_requantize = True  # the embedded model is already quantized
+    cache.mkdir(parents=True, exist_ok=True)
+    tmp = out.with_suffix(".part")
     t0 = time.perf_counter()
-    subprocess.run(cmd, input=stdin, text=True, check=True, capture_output=True)
+    rc = lib.llama_model_quantize(str(src).encode(), str(tmp).encode(), ctypes.byref(params))
+    if rc != 0:
+        tmp.unlink(missing_ok=True)
+        sys.exit(f"llama_model_quantize failed with code {rc}")
+    tmp.rename(out)
+    print(f"quantized {src.name} -> {out} in {time.perf_counter() - t0:.1f}s", flush=True)
+    return out
+
+
+def timed(cmd: list[str]) -> float:
+    t0 = time.perf_counter()
+    subprocess.run(cmd, text=True, check=True, capture_output=True)
     return time.perf_counter() - t0
 
 
@@ -103,8 +154,8 @@ CHAT_LOOP = textwrap.dedent(
     """
     import sys
     from llama_cpp import Llama
-    llm = Llama(sys.argv[1], n_ctx=2048, n_threads=int(sys.argv[2]), flash_attn=True,
-                verbose=False)
+    llm = Llama(sys.argv[1], n_ctx=2048, n_threads=int(sys.argv[2]),
+                flash_attn=sys.argv[6] == "1", n_gpu_layers=int(sys.argv[7]), verbose=False)
     for i in range(8):
         llm.create_chat_completion(
             [{"role": "system", "content": sys.argv[4]}, {"role": "user", "content": sys.argv[5]}],
@@ -114,98 +165,143 @@ CHAT_LOOP = textwrap.dedent(
 )
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--max-tokens", type=int, default=128)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--branches", default="1,4,8,16")
-    ap.add_argument("--skip-cli", action="store_true")
+    ap.add_argument("--sizes", "--branches", default="1,4,8,16,32", help="values of N")
+    ap.add_argument("--skip-cli", action="store_true", help="no `reason ask`/--help timings")
+    ap.add_argument("--model", type=Path, help="a .gguf (default: the embedded model)")
+    ap.add_argument("--gpu-layers", type=int, help="layers to offload, -1 all (default: auto)")
+    ap.add_argument("--quant", help="requantize first: q4_0, q8_0, iq4_nl, ... (cached)")
+    ap.add_argument("--cache-dir", type=Path, default=CACHE_DIR, help="for --quant files")
+    ap.add_argument("--pp-tokens", type=int, default=256, help="prompt length for PP tok/s")
+    lever = ap.add_argument_group("levers (default: what `reason` uses)")
+    lever.add_argument("--n-batch", type=int, help="logical batch (default: max(prompt, N))")
+    lever.add_argument("--n-ubatch", type=int, help="physical micro-batch (default 512)")
+    lever.add_argument("--threads-batch", type=int, help="threads for batches (default --threads)")
+    lever.add_argument("--type-k", help="K cache type: f16 (default), q8_0, q4_0")
+    lever.add_argument("--type-v", help="V cache type (quantized needs flash attention)")
+    lever.add_argument("--no-flash-attn", action="store_true", help="engine and baseline")
+    lever.add_argument("--kv-unified", action="store_true", help="one KV stream for all branches")
     ap.add_argument(
         "--baseline-no-flash-attn",
         action="store_true",
-        help="run the sequential baseline without flash attention (its faster setting at N=1)",
+        help="run only the sequential baseline without flash attention",
     )
-    args = ap.parse_args()
+    return ap.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
     from llama_cpp import Llama
 
-    path = Path(resolve_model(None, load_catalog()).path)
-    model = LlamaModel(path)
+    path = args.model or Path(resolve_model(None, load_catalog()).path)
+    if args.quant:
+        path = quantize(path, args.quant, args.cache_dir, args.threads)
+    model = LlamaModel(path, ModelLoadOptions(gpu_layers=args.gpu_layers))
+    tuning = ContextTuning(
+        n_ubatch=args.n_ubatch,
+        n_threads_batch=args.threads_batch,
+        type_k=args.type_k,
+        type_v=args.type_v,
+        kv_unified=args.kv_unified,
+    )
+    flash = not args.no_flash_attn
+    setup = Setup(model, args.threads, args.max_tokens, flash, tuning, args.n_batch)
     prompt_text = render_prompt(
         PromptStyle("chat", model.chat_template), QUESTION, system=COT_SYSTEM
     )
     prompt = model.tokenize(prompt_text)
+    lib = model.lib
+    high_level: dict[str, Any] = {
+        k: v
+        for k, v in {
+            "n_batch": args.n_batch,
+            "n_ubatch": args.n_ubatch,
+            "type_k": ggml_type(lib, args.type_k) if args.type_k else None,
+            "type_v": ggml_type(lib, args.type_v) if args.type_v else None,
+        }.items()
+        if v is not None
+    }
     llm = Llama(
         str(path),
         n_ctx=4096,
         n_threads=args.threads,
-        n_threads_batch=args.threads,
-        flash_attn=not args.baseline_no_flash_attn,
+        n_threads_batch=args.threads_batch or args.threads,
+        n_gpu_layers=model.gpu_layers,
+        flash_attn=flash and not args.baseline_no_flash_attn,
         verbose=False,
+        **high_level,
     )
-    ns = [int(x) for x in args.branches.split(",")]
-    rates: dict[tuple[str, int], list[float]] = {}
+    ns = [int(x) for x in args.sizes.split(",")]
+    levers = {k: v for k, v in dataclasses.asdict(tuning).items() if v not in (None, False)}
     print(
-        f"model {path.name}, {args.threads} threads, {args.max_tokens} tokens/branch, "
-        f"{args.reps} interleaved reps, medians",
+        f"model {path.name}, gpu layers {offload_for(model).gpu_layers}, {args.threads} threads, "
+        f"flash attn {'on' if flash else 'off'}, {args.max_tokens} tokens/branch, "
+        f"prompt {len(prompt)} tokens, {args.reps} interleaved reps, medians"
+        + (f"; levers {levers}" if levers else "")
+        + (f", n_batch {args.n_batch}" if args.n_batch else ""),
         flush=True,
     )
+
+    custom = args.model is not None or args.quant is not None  # else: the catalog default
+    cli = None if args.skip_cli else cli_commands(args, path, custom, model.gpu_layers, flash)
+    # Warm-up, untimed: first calls pay for page faults and weight repacking.
+    engine_run(dataclasses.replace(setup, max_tokens=4), prompt, 1)
+    baseline_run(llm, prompt_text, 1, 4)
+    rates: dict[tuple[str, int], list[float]] = {}
+    pp: list[float] = []
+    walls: dict[str, list[float]] = {"ask": [], "loop": [], "help": []}
     for rep in range(args.reps):
         for n in ns:
             for name in ("engine", "baseline") if rep % 2 == 0 else ("baseline", "engine"):
                 if name == "engine":
-                    tok, dt = engine_run(model, prompt, n, args.max_tokens, args.threads)
+                    tok, dt = engine_run(setup, prompt, n)
                 else:
                     tok, dt = baseline_run(llm, prompt_text, n, args.max_tokens)
                 rates.setdefault((name, n), []).append(tok / dt)
-    print(f"\n{'N':>3} {'engine tok/s':>13} {'sequential tok/s':>17} {'ratio':>6}")
+        pp.append(prompt_speed(setup, args.pp_tokens))
+        if cli is not None:
+            order = ["ask", "loop"] if rep % 2 == 0 else ["loop", "ask"]
+            for key in [*order, "help"]:
+                walls[key].append(timed(cli[key]))
+        print(f"  rep {rep + 1}/{args.reps} done", file=sys.stderr, flush=True)
+    llm.close()
+
+    pp_rate = statistics.median(pp)
+    print(f"\n{'N':>3} {'engine tok/s':>13} {'sequential tok/s':>17} {'ratio':>6} {'of PP':>6}")
     for n in ns:
         e = statistics.median(rates[("engine", n)])
         b = statistics.median(rates[("baseline", n)])
-        print(f"{n:>3} {e:>13.1f} {b:>17.1f} {e / b:>5.2f}x")
-    pp = prompt_speed(model, args.threads)
-    top = max(ns)
-    e_top = statistics.median(rates[("engine", top)])
-    print(f"\nprompt processing {pp:.1f} tok/s; engine at N={top} reaches {e_top / pp:.0%} of it")
-    llm.close()
+        print(f"{n:>3} {e:>13.1f} {b:>17.1f} {e / b:>5.2f}x {e / pp_rate:>6.0%}")
+    print(f"prompt processing (PP, {args.pp_tokens} tokens): {pp_rate:.1f} tok/s")
+    if cli is not None:
+        a, lp = statistics.median(walls["ask"]), statistics.median(walls["loop"])
+        print(
+            f"reason ask --branches 8: {a:.2f}s; loop of 8 create_chat_completion: {lp:.2f}s; "
+            f"ratio {lp / a:.2f}x (whole processes, model load included)"
+        )
+        print(f"reason --help: {statistics.median(walls['help']) * 1000:.0f} ms")
 
-    if args.skip_cli:
-        return
-    reason = [sys.executable, "-m", "reasoncli"]
-    ask_cmd = reason + [
-        "ask",
-        QUESTION,
-        "--branches",
-        "8",
-        "--max-tokens",
-        str(args.max_tokens),
-        "--quiet",
-        "--threads",
-        str(args.threads),
-    ]
-    loop_cmd = [
-        sys.executable,
-        "-c",
-        CHAT_LOOP,
-        str(path),
-        str(args.threads),
-        str(args.max_tokens),
-        COT_SYSTEM,
-        QUESTION,
-    ]
-    ask_t, loop_t = [], []
-    for rep in range(max(3, args.reps // 2)):
-        order = [(ask_cmd, ask_t), (loop_cmd, loop_t)]
-        for cmd, sink in order if rep % 2 == 0 else order[::-1]:
-            sink.append(timed(cmd))
-    a, lp = statistics.median(ask_t), statistics.median(loop_t)
-    print(
-        f"\nreason ask --branches 8: {a:.2f}s; loop of 8 create_chat_completion: {lp:.2f}s; "
-        f"speedup {lp / a:.2f}x (both include model load)"
-    )
-    reason_bin = str(Path(sys.executable).with_name("reason"))
-    help_t = [timed([reason_bin, "--help"]) for _ in range(7)]
-    print(f"reason --help: median {statistics.median(help_t) * 1000:.0f} ms")
+
+def cli_commands(
+    args: argparse.Namespace, path: Path, custom: bool, gpu_layers: int, flash: bool
+) -> dict[str, list[str]]:
+    """`reason ask --branches 8`, the equivalent plain loop, and `reason --help`."""
+    ask = [sys.executable, "-m", "reasoncli", "ask", QUESTION, "--branches", "8"]
+    ask += ["--max-tokens", str(args.max_tokens), "--quiet", "--no-log"]
+    ask += ["--threads", str(args.threads), "--gpu-layers", str(gpu_layers)]
+    ask += ["-m", str(path)] if custom else []
+    ask += [] if flash else ["--no-flash-attn"]
+    loop = [sys.executable, "-c", CHAT_LOOP, str(path), str(args.threads), str(args.max_tokens)]
+    loop += [COT_SYSTEM, QUESTION, "1" if flash else "0", str(gpu_layers)]
+    return {
+        "ask": ask,
+        "loop": loop,
+        "help": [str(Path(sys.executable).with_name("reason")), "--help"],
+    }
 
 
 if __name__ == "__main__":

@@ -226,3 +226,33 @@ def test_context_is_sized_per_sequence(tiny_model: LlamaModel, threads: int) -> 
         lib = tiny_model.lib
         assert lib.llama_n_seq_max(engine.ctx) == 5
         assert lib.llama_n_ctx_seq(engine.ctx) >= engine.plan.n_ctx_seq
+
+
+def test_context_tuning_levers_run_and_chunk_the_prompt(
+    tiny_model: LlamaModel, threads: int
+) -> None:
+    import dataclasses
+
+    from reasoncli.engine.branches import ContextTuning
+    from reasoncli.errors import ReasonError
+
+    prompt = tiny_model.tokenize(PROMPT)
+    plan = plan_context(
+        n_prompt=len(prompt),
+        max_new_tokens=6,
+        max_branches=4,
+        n_ctx_train=tiny_model.n_ctx_train,
+        kv_bytes_per_token=tiny_model.kv_bytes_per_token,
+    )
+    plan = dataclasses.replace(plan, n_batch=8)  # smaller than the prompt and than 4 rows
+    # f16 by name: q8_0 needs a head size that is a multiple of 32, and the tiny model's is 16.
+    tuning = ContextTuning(n_ubatch=4, type_k="f16", type_v="f16", kv_unified=True)
+    with BranchEngine(tiny_model, plan, n_threads=threads, tuning=tuning) as engine:
+        engine.set_prompt(prompt)
+        assert engine.decode_calls == math.ceil((len(prompt) - 1) / 8)
+        branches = [engine.add_branch(Sampling(seed=i), 6) for i in range(4)]
+        run_all(engine)
+    assert all(b.done and b.n_tokens > 0 for b in branches)
+    assert engine.prompt_tokens_decoded == len(prompt) - 1
+    with pytest.raises(ReasonError, match="unknown ggml type"):
+        BranchEngine(tiny_model, plan, n_threads=threads, tuning=ContextTuning(type_k="q9"))

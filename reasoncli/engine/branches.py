@@ -105,6 +105,20 @@ class TokenEvent:
     finished: bool
 
 
+@dataclass(frozen=True)
+class ContextTuning:
+    """Context knobs that benchmarks try (issue #13); the defaults are what `reason` runs with.
+
+    `n_batch` is not here: it comes from the `ContextPlan`, which checks that batches fit.
+    """
+
+    n_ubatch: int | None = None  # None: min(n_batch, 512), the size sizing.py budgets for
+    n_threads_batch: int | None = None  # None: the decode thread count
+    type_k: str | None = None  # KV cache types by ggml name ("f16", "q8_0"); None: f16
+    type_v: str | None = None  # a quantized V cache needs flash attention
+    kv_unified: bool = False  # True: one KV stream shared by every sequence
+
+
 class BranchEngine:
     """Shared-prefix batched decoding over one llama.cpp context."""
 
@@ -116,12 +130,15 @@ class BranchEngine:
         n_threads: int | None = None,
         flash_attn: bool = True,
         logprobs: int = 0,
+        tuning: ContextTuning | None = None,
     ) -> None:
         self.lib = model.lib
         self.model = model
         self.plan = plan
         self.top_logprobs = logprobs
-        self.ctx = open_context(model, plan, n_threads=n_threads, flash_attn=flash_attn)
+        self.ctx = open_context(
+            model, plan, n_threads=n_threads, flash_attn=flash_attn, tuning=tuning
+        )
         self.memory = self.lib.llama_get_memory(self.ctx)
         self.n_threads = n_threads or default_threads()
         self._batch = self.lib.llama_batch_init(plan.n_batch, 0, 1)
@@ -417,19 +434,29 @@ class BranchEngine:
 
 
 def open_context(
-    model: LlamaModel, plan: ContextPlan, *, n_threads: int | None = None, flash_attn: bool = True
+    model: LlamaModel,
+    plan: ContextPlan,
+    *,
+    n_threads: int | None = None,
+    flash_attn: bool = True,
+    tuning: ContextTuning | None = None,
 ) -> Any:
     """A llama.cpp context with one KV stream per sequence, as `plan` sizes it."""
     lib = model.lib
+    tuning = tuning or ContextTuning()
     params = lib.llama_context_default_params()
     params.n_ctx = plan.n_ctx
     params.n_batch = plan.n_batch
-    params.n_ubatch = min(plan.n_batch, 512)
+    params.n_ubatch = min(plan.n_batch, tuning.n_ubatch or 512)
     params.n_seq_max = plan.n_seq_max
-    params.kv_unified = False
+    params.kv_unified = tuning.kv_unified
     threads = n_threads or default_threads()
     params.n_threads = threads
-    params.n_threads_batch = threads
+    params.n_threads_batch = tuning.n_threads_batch or threads
+    if tuning.type_k:
+        params.type_k = ggml_type(lib, tuning.type_k)
+    if tuning.type_v:
+        params.type_v = ggml_type(lib, tuning.type_v)
     params.flash_attn_type = (
         lib.LLAMA_FLASH_ATTN_TYPE_ENABLED if flash_attn else lib.LLAMA_FLASH_ATTN_TYPE_DISABLED
     )
@@ -441,6 +468,14 @@ def open_context(
             f"{plan.n_seq_max - 1} branches; use fewer branches or fewer tokens"
         )
     return ctx
+
+
+def ggml_type(lib: Any, name: str) -> int:
+    """A ggml tensor type from its name ("q8_0" -> GGML_TYPE_Q8_0)."""
+    value = getattr(lib, f"GGML_TYPE_{name.upper()}", None)
+    if value is None:
+        raise ReasonError(f"unknown ggml type {name!r} (try f16, q8_0, q4_0)")
+    return int(value)
 
 
 def default_threads() -> int:
