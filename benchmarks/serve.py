@@ -60,8 +60,14 @@ def request(url: str, question: str, branches: int, seed: int, max_tokens: int) 
     return r.json()
 
 
+def rounds(url: str) -> tuple[int, int]:
+    h = httpx.get(url.removesuffix("/v1") + "/health", timeout=10).json()
+    return h["decode_rounds"], h["shared_rounds"]
+
+
 def concurrent(url: str, max_tokens: int) -> tuple[int, float]:
     out: list[dict[str, Any]] = []
+    before = rounds(url)
     threads = [
         threading.Thread(
             target=lambda i=i, q=q: out.append(request(url, q, 4, i * 100, max_tokens))
@@ -74,6 +80,9 @@ def concurrent(url: str, max_tokens: int) -> tuple[int, float]:
     for t in threads:
         t.join()
     dt = time.perf_counter() - t0
+    after = rounds(url)
+    total, shared = after[0] - before[0], after[1] - before[1]
+    print(f"  concurrent: {total} decode rounds, {shared} with several requests", file=sys.stderr)
     return sum(r["usage"]["completion_tokens"] for r in out), dt
 
 

@@ -382,9 +382,11 @@ def test_cli_auto_fits_its_plan_into_the_budget(tiny_gguf: Path, budget: int) ->
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     d = data["details"]
-    assert d["max_tokens_derived"] and d["max_tokens"] == branch_cap(
-        StrategyOptions(budget_tokens=budget, max_tokens_explicit=False)
-    ).tokens
+    assert (
+        d["max_tokens_derived"]
+        and d["max_tokens"]
+        == branch_cap(StrategyOptions(budget_tokens=budget, max_tokens_explicit=False)).tokens
+    )
     assert all(b["tokens"] <= d["max_tokens"] for b in data["branches"])
     assert data["generated_tokens"] == d["tokens"]["total"] <= budget
 

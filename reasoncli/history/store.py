@@ -80,6 +80,11 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (run_id, position)
     );
     """,
+    # 2: the engine's prefill-sharing counters (timings.prompt_tokens_decoded, decode_calls)
+    """
+    ALTER TABLE runs ADD COLUMN prompt_tokens_decoded INTEGER NOT NULL DEFAULT 0;
+    ALTER TABLE runs ADD COLUMN decode_calls INTEGER NOT NULL DEFAULT 0;
+    """,
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 

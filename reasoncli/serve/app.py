@@ -180,6 +180,7 @@ def create_app(state: ServerState) -> FastAPI:
                 spec.sampling,
                 loop,
                 record=state.record,
+                forward_events=spec.stream,
             )
             for i in range(spec.n)
         ]

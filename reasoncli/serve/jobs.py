@@ -40,6 +40,7 @@ class Job:
         loop: asyncio.AbstractEventLoop,
         *,
         record: Callable[..., None] | None = None,
+        forward_events: bool = True,
     ) -> None:
         self.strategy = strategy
         self.question = question
@@ -49,6 +50,9 @@ class Job:
             self.options = replace(options, sampling=replace(session.sampling, **sampling))
         self.loop = loop
         self.record = record
+        # Only streams need the events; not forwarding them spares the event loop a wake-up
+        # per token per branch, which competes with the decoding threads for the GIL.
+        self.forward_events = forward_events
         self.on_finished: Callable[[Job], None] | None = None  # called on the event loop
         self.events: asyncio.Queue[Any] = asyncio.Queue()
         self.result: Result | None = None
@@ -85,7 +89,8 @@ class Job:
         if not self._emitted:
             self._emitted = True
             self.loop.call_soon_threadsafe(self.started.set)
-        self.loop.call_soon_threadsafe(self.events.put_nowait, event)
+        if self.forward_events:
+            self.loop.call_soon_threadsafe(self.events.put_nowait, event)
 
     def _work(self) -> None:
         try:
