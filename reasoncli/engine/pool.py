@@ -18,7 +18,6 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterable, Sequence
-from typing import Any
 
 from reasoncli.engine.branches import Branch, BranchEngine, TokenEvent, open_context
 from reasoncli.engine.model import LlamaModel
@@ -304,9 +303,3 @@ class PooledEngine(BranchEngine):
 
     def __enter__(self) -> PooledEngine:
         return self
-
-    def __hash__(self) -> int:
-        return id(self)
-
-    def __eq__(self, other: Any) -> bool:
-        return self is other

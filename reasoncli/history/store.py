@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from reasoncli.errors import ExitCode, ReasonError
+from reasoncli.paths import data_home
 
 APPLICATION_ID = 0x52534E4C  # "RSNL": a reason run log
 BUSY_TIMEOUT_MS = 10_000
@@ -104,9 +105,7 @@ def default_path() -> Path:
     env = os.environ.get("REASON_LOGS_PATH")
     if env:
         return Path(env).expanduser()
-    xdg = os.environ.get("XDG_DATA_HOME")
-    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".local" / "share"
-    return base / "reason" / "history.sqlite3"
+    return data_home() / "history.sqlite3"
 
 
 def logging_disabled() -> bool:

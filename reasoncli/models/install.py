@@ -11,6 +11,7 @@ from pathlib import Path
 from reasoncli.errors import ModelError
 from reasoncli.models.packaged import RESOLVERS, package_file
 from reasoncli.models.schema import HfRef, ModelSpec
+from reasoncli.paths import data_home
 
 
 def models_dir() -> Path:
@@ -18,9 +19,7 @@ def models_dir() -> Path:
     env = os.environ.get("REASON_MODELS_DIR")
     if env:
         return Path(env).expanduser()
-    xdg = os.environ.get("XDG_DATA_HOME")
-    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".local" / "share"
-    return base / "reason" / "models"
+    return data_home() / "models"
 
 
 def hf_local_path(ref: HfRef) -> Path:
