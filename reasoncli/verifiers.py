@@ -20,6 +20,14 @@ Verifiers, by `--verifier` name:
   the score is P(Yes) / (P(Yes) + P(No)) from its next-token distribution.
 - a model name or alias from the registry, or a `.gguf` path: that model as the judge,
   loaded once and scored the same way.
+- `orm:NAME`: the same judge, named for what it is, an outcome reward model (e.g. one that
+  `reason train verifier` fine-tuned on this exact prompt) scoring a whole solution.
+- `prm:NAME`: a process reward model: the same judge, but `per_step` is set, so `best-of-n`
+  scores every step prefix of a finished solution (`solution_steps.step_prefixes`) and combines
+  them with `--aggregate` (`aggregate_scores`). Search already scores a partial solution after
+  every step, so there a PRM scores the text it is given.
+`NAME` may also be `self` after a prefix. A trained verifier is a judge model: only how it is
+applied differs, and it must see exactly the prompt it was trained on (`judge_prompt_parts`).
 """
 
 from __future__ import annotations
@@ -40,9 +48,12 @@ from reasoncli.engine.sizing import plan_context
 from reasoncli.errors import ModelError, UsageError
 
 if TYPE_CHECKING:
+    from reasoncli.models.catalog import Catalog
     from reasoncli.session import Session
 
 BUILTIN_VERIFIERS = ("confidence", "self")
+VERIFIER_KINDS = ("orm", "prm")  # `KIND:NAME` prefixes: outcome or process reward model
+AGGREGATES = ("last", "min", "prod")
 
 
 @dataclass(frozen=True)
@@ -56,6 +67,7 @@ class Candidate:
 class Verifier(Protocol):
     name: str
     needs_logprobs: bool
+    per_step: bool  # a PRM: score every step prefix of a whole solution, then aggregate
 
     def score(self, question: str, candidates: Sequence[Candidate]) -> list[float]: ...
 
@@ -67,6 +79,7 @@ class ConfidenceVerifier:
 
     name = "confidence"
     needs_logprobs = True
+    per_step = False
 
     def score(self, question: str, candidates: Sequence[Candidate]) -> list[float]:
         return [self._one(c) for c in candidates]
@@ -147,6 +160,45 @@ class _JudgeEngine(BranchEngine):
         )
 
 
+def aggregate_scores(scores: Sequence[float], how: str) -> float:
+    """One number for a path's step scores: the last, the weakest, or their product.
+
+    `min` and `prod` punish a path for any weak step (a PRM's view of a chain); `last` trusts
+    the verifier's judgement of the whole partial solution. Non-finite scores count as 0.
+    """
+    clean = [s if math.isfinite(s) else 0.0 for s in scores]
+    if not clean:
+        return 0.0
+    if how == "last":
+        return clean[-1]
+    if how == "min":
+        return min(clean)
+    if how == "prod":
+        return math.prod(clean)
+    raise ValueError(f"unknown aggregation {how!r}; choose one of {', '.join(AGGREGATES)}")
+
+
+def check_aggregate(how: str) -> None:
+    """Reject an `--aggregate` that `aggregate_scores` does not know (UsageError, exit 2)."""
+    if how not in AGGREGATES:
+        raise UsageError(f"--aggregate must be one of {', '.join(AGGREGATES)}, not {how!r}")
+
+
+def judge_prompt_parts(session: Session, question: str) -> tuple[str, str]:
+    """The judge prompt's text before and after the solution, for `session`'s model.
+
+    Public so that `reason train verifier` builds the very prompt this module scores: a chat
+    model gets its chat template around `JUDGE_REQUEST`, a base model the raw `JUDGE_RAW`.
+    """
+    if session.style.mode == "chat" and session.style.chat_template:
+        request = JUDGE_REQUEST.format(question=question.strip(), solution=_SOLUTION)
+        text = session.prompt_text(request, system=JUDGE_SYSTEM)
+    else:
+        text = JUDGE_RAW.format(question=question.strip(), solution=_SOLUTION)
+    prefix, _, suffix = text.partition(_SOLUTION)
+    return prefix, suffix
+
+
 def yes_probability(lp: TokenLogprobs, yes: Sequence[int], no: Sequence[int]) -> float:
     """P(Yes) / (P(Yes) + P(No)) from the recorded log-probabilities; 0.5 when both vanish."""
     probs = dict(zip(lp.top_tokens, (math.exp(v) for v in lp.top_logprobs), strict=True))
@@ -163,12 +215,16 @@ class JudgeVerifier:
     is decoded once into an engine that is kept while the question stays the same, and each
     candidate is a branch that copies that prefix and decodes only its own solution text.
     Candidates are decoded together in one batch and need a single step each.
+    `per_step` marks a PRM; scoring is the same, the strategy decides what text to send.
     """
 
     needs_logprobs = False
 
-    def __init__(self, judge: Session, *, name: str, owns_session: bool = False) -> None:
+    def __init__(
+        self, judge: Session, *, name: str, owns_session: bool = False, per_step: bool = False
+    ) -> None:
         self.name = name
+        self.per_step = per_step
         self.judge = judge
         self._owns = owns_session
         model = judge.model
@@ -183,14 +239,7 @@ class JudgeVerifier:
 
     # -- prompts ----------------------------------------------------------------------------
     def _split_prompt(self, question: str) -> tuple[str, str]:
-        judge = self.judge
-        if judge.style.mode == "chat" and judge.style.chat_template:
-            request = JUDGE_REQUEST.format(question=question.strip(), solution=_SOLUTION)
-            text = judge.prompt_text(request, system=JUDGE_SYSTEM)
-        else:
-            text = JUDGE_RAW.format(question=question.strip(), solution=_SOLUTION)
-        prefix, _, suffix = text.partition(_SOLUTION)
-        return prefix, suffix
+        return judge_prompt_parts(self.judge, question)
 
     def _solution(self, text: str, limit: int) -> str:
         """The candidate's text, keeping its end if it is too long for the judge's context."""
@@ -299,24 +348,58 @@ def _chunks(items: list[Candidate], size: int) -> Iterator[list[Candidate]]:
 
 
 # -- construction ---------------------------------------------------------------------------
+def split_verifier(name: str, catalog: Catalog | None = None) -> tuple[str | None, str]:
+    """(kind, model) of a `--verifier`: ("prm", "x") for `prm:x`, (None, name) otherwise.
+
+    A name that is itself a file or a registry entry is never split, so a path or model name
+    with a colon in it keeps working. Raises UsageError for `prm:` with nothing after it and
+    for a prefix that is not a kind.
+    """
+    head, sep, rest = name.partition(":")
+    if not sep or Path(name).expanduser().is_file():
+        return None, name
+    if (catalog or _catalog()).find(name) is not None:
+        return None, name
+    if head not in VERIFIER_KINDS:
+        raise UsageError(
+            f"unknown verifier kind {head!r} in {name!r}; use {', '.join(VERIFIER_KINDS)} "
+            "(e.g. prm:MODEL) or a plain model name"
+        )
+    if not rest.strip():
+        raise UsageError(f"--verifier {name} needs a model after {head}: (a name or .gguf path)")
+    if rest == "confidence":
+        raise UsageError(f"--verifier {name}: {head}: takes a judge model, not confidence")
+    return head, rest
+
+
+def _catalog() -> Catalog:
+    from reasoncli.models.catalog import load_catalog
+
+    return load_catalog()
+
+
 def check_verifier(name: str) -> None:
-    """Reject a `--verifier` that is neither built in, nor in the registry, nor a .gguf file.
+    """Reject a `--verifier` that is neither built in, nor in the registry, nor a .gguf file,
+    optionally after `orm:`/`prm:`.
 
     Cheap (reads models.yaml only), so strategies call it in `check()` before any model loads.
     """
     if name in BUILTIN_VERIFIERS:
         return
-    from reasoncli.models.catalog import load_catalog
-
-    catalog = load_catalog()
-    if catalog.find(name) is not None or Path(name).expanduser().is_file():
+    catalog = _catalog()
+    kind, model = split_verifier(name, catalog)
+    if kind is not None and model == "self":
+        return
+    if catalog.find(model) is not None or Path(model).expanduser().is_file():
         return
     known = [*BUILTIN_VERIFIERS, *(s.name for s in catalog.specs())]
+    if kind is not None:
+        known = [f"{kind}:{k}" for k in known if k != "confidence"]
     close = difflib.get_close_matches(name, known, n=3, cutoff=0.5)
     hint = f" (did you mean {', '.join(close)}?)" if close else ""
     raise UsageError(
         f"unknown verifier {name!r}{hint}; use confidence, self, a model from "
-        "`reason models list`, or a path to a .gguf file"
+        "`reason models list` or a path to a .gguf file, optionally as orm:NAME or prm:NAME"
     )
 
 
@@ -324,32 +407,36 @@ def make_verifier(name: str, session: Session, options: object | None = None) ->
     """The verifier `--verifier NAME` asks for; the caller closes it.
 
     `self` shares `session`'s loaded model; another model is loaded here with the same
-    threads and GPU settings and is freed by `close()`. `options` is accepted for verifiers
+    threads and GPU settings and is freed by `close()`. `orm:`/`prm:` name the same judges
+    (see the module docstring); `prm:` sets `per_step`. `options` is accepted for verifiers
     that need strategy settings; the current ones do not.
     """
     if name == "confidence":
         return ConfidenceVerifier()
-    if name == "self":
+    check_verifier(name)
+    catalog = _catalog()
+    kind, model_name = split_verifier(name, catalog)
+    per_step = kind == "prm"
+    if model_name == "self":
         if not hasattr(session, "model"):
             raise UsageError(
-                "--verifier self reads the model's own next-token distribution, which a remote "
-                "server does not give; use --verifier confidence or a local model name"
+                f"--verifier {name} reads the model's own next-token distribution, which a "
+                "remote server does not give; use --verifier confidence or a local model name"
             )
-        return JudgeVerifier(session, name="self")
-    check_verifier(name)
-    from reasoncli.models.catalog import load_catalog
+        return JudgeVerifier(session, name=name, per_step=per_step)
     from reasoncli.models.gguf_file import read_gguf_info
     from reasoncli.models.resolve import resolve_model
     from reasoncli.session import Session
 
     try:
-        resolved = resolve_model(name, load_catalog())
+        resolved = resolve_model(model_name, catalog)
         read_gguf_info(resolved.path)
         judge = Session.load(resolved, session.options)
     except ModelError as exc:
         raise type(exc)(f"verifier {name!r}: {exc}") from None
+    label = f"{kind}:{judge.name}" if kind else judge.name
     try:
-        return JudgeVerifier(judge, name=judge.name, owns_session=True)
+        return JudgeVerifier(judge, name=label, owns_session=True, per_step=per_step)
     except BaseException:
         judge.close()
         raise

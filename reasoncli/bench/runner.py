@@ -183,6 +183,8 @@ class BenchJob:
             "wall_s": round(finished - started, 4),
             "stop_reason": result.stop_reason,
         }
+        if "scores" in result.details:  # verifier scores per branch (best-of-n)
+            record["scores"] = result.details["scores"]
         if self.plan.save_text:
             record["texts"] = [b.text for b in result.branches]
         return record

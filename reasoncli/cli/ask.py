@@ -174,7 +174,12 @@ def ask(
         float, _opt("--beta-threshold", help="Beta rule: P(leader wins) needed to stop.")
     ] = 0.95,
     verifier: Annotated[
-        str, _opt("--verifier", help="confidence, self, or a model name from the registry.")
+        str,
+        _opt(
+            "--verifier",
+            help="confidence, self, a registry model or .gguf path; orm:NAME (whole solution) "
+            "or prm:NAME (best-of-n scores each step, combined by --aggregate).",
+        ),
     ] = "confidence",
     window: Annotated[int, _opt("--window", help="Confidence sliding window (tokens).")] = 128,
     keep_percent: Annotated[
@@ -188,6 +193,9 @@ def ask(
     aggregate: Annotated[
         str, _opt("--aggregate", help="Step-score aggregation: last, min or prod.")
     ] = "last",
+    pick: Annotated[
+        str, _opt("--pick", help="best-of-n: best (top-scored branch) or weighted (score vote).")
+    ] = "best",
     budget_tokens: Annotated[
         int | None, _opt("--budget-tokens", help="auto: total token budget for the question.")
     ] = None,
@@ -230,6 +238,7 @@ def ask(
         beam_width=beam_width,
         step_tokens=step_tokens,
         aggregate=aggregate,
+        pick=pick,
         budget_tokens=budget_tokens,
         pilot=pilot,
         rounds=rounds,

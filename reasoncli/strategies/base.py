@@ -18,6 +18,7 @@ from reasoncli.results import Result
 from reasoncli.session import Session
 
 DEFAULT_MAX_TOKENS = 512  # per-branch cap when --max-tokens is not given
+PICKS = ("best", "weighted")  # best-of-n: the top-scored branch, or a score-weighted vote
 
 
 class Kind(str, Enum):
@@ -76,6 +77,7 @@ class StrategyOptions:
     beam_width: int = 4
     step_tokens: int = 64  # a search step ends at a blank line or this many tokens
     aggregate: str = "last"  # step scores: "last" | "min" | "prod"
+    pick: str = "best"  # best-of-n: "best" branch's answer | "weighted" vote by verifier score
     # adaptive
     budget_tokens: int | None = None
     pilot: int = 4  # branches `auto` samples to estimate difficulty
@@ -92,6 +94,8 @@ class StrategyOptions:
             raise UsageError(
                 f"--min-tokens ({self.min_tokens}) is larger than --max-tokens ({self.max_tokens})"
             )
+        if self.pick not in PICKS:
+            raise UsageError(f"--pick must be one of {', '.join(PICKS)}, not {self.pick!r}")
 
 
 class Strategy(Protocol):

@@ -3,7 +3,10 @@
 Branches are scored as they finish, those that finish in the same engine step in one batch, so
 each `BranchFinished` event carries its score and the live view can show it. `--verifier` picks
 the judge (see `reasoncli.verifiers`): `confidence` costs nothing, `self` and another model
-decode each solution once more in a judge prompt.
+decode each solution once more in a judge prompt. A PRM (`prm:NAME`) scores every step prefix
+of a solution instead, and `--aggregate` folds those step scores into the branch's score.
+`--pick weighted` answers with the verifier-weighted vote instead of the single best branch
+(weighted best-of-n: agreement among well-scored branches beats one lucky high score).
 """
 
 from __future__ import annotations
@@ -18,25 +21,53 @@ from reasoncli.errors import UsageError
 from reasoncli.events import EventSink, Note
 from reasoncli.results import Result
 from reasoncli.session import Session
+from reasoncli.solution_steps import step_prefixes
 from reasoncli.strategies.base import Kind, StrategyInfo, StrategyOptions, register
-from reasoncli.strategies.parallel import ParallelRun, Policy
-from reasoncli.verifiers import Candidate, Verifier, check_verifier, make_verifier
+from reasoncli.strategies.parallel import ParallelRun, Policy, finite_or_none
+from reasoncli.verifiers import (
+    Candidate,
+    Verifier,
+    aggregate_scores,
+    check_aggregate,
+    check_verifier,
+    make_verifier,
+)
 from reasoncli.voting import VoteResult, majority_vote
 
 TIE = 1e-9
 
 
 class ScoringPolicy(Policy):
-    """Every branch starts at once; finished branches are scored by the verifier in batches."""
+    """Every branch starts at once; finished branches are scored by the verifier in batches.
 
-    def __init__(self, verifier: Verifier, question: str) -> None:
+    A per-step verifier (PRM) gets every step prefix of every branch that finished in this
+    engine step in one call; `step_scores` keeps them by branch id, and the branch's score is
+    their `aggregate`. A branch with no visible text has no steps and scores 0.
+    """
+
+    def __init__(self, verifier: Verifier, question: str, aggregate: str = "last") -> None:
         self.verifier = verifier
         self.question = question
+        self.aggregate = aggregate
+        self.step_scores: dict[int, list[float]] = {}
 
     def score(self, run: ParallelRun, branches: Sequence[Branch]) -> Mapping[int, float]:
-        candidates = [Candidate(b.text, tuple(b.logprobs)) for b in branches]
-        scores = self.verifier.score(self.question, candidates)
-        return {b.id: s for b, s in zip(branches, scores, strict=True)}
+        if not self.verifier.per_step:
+            candidates = [Candidate(b.text, tuple(b.logprobs)) for b in branches]
+            scores = self.verifier.score(self.question, candidates)
+            return {b.id: s for b, s in zip(branches, scores, strict=True)}
+        steps = {b.id: step_prefixes(b.text) for b in branches}
+        flat = self.verifier.score(
+            self.question, [Candidate(p) for b in branches for p in steps[b.id]]
+        )
+        out: dict[int, float] = {}
+        start = 0
+        for b in branches:
+            n = len(steps[b.id])
+            self.step_scores[b.id] = list(flat[start : start + n])
+            start += n
+            out[b.id] = aggregate_scores(self.step_scores[b.id], self.aggregate)
+        return out
 
     def weights(self, run: ParallelRun) -> Sequence[float]:
         return [run.scores.get(i, 0.0) for i in run.finish_order]
@@ -74,9 +105,18 @@ class BestOfN:
     info: ClassVar[StrategyInfo] = StrategyInfo(
         name="best-of-n",
         kind=Kind.PARALLEL,
-        summary="N sampled solutions scored by a verifier (confidence, self, or another "
-        "model); the best one's answer wins.",
-        options=("branches", "max_tokens", "seed", "temperature", "expect", "verifier"),
+        summary="N sampled solutions scored by a verifier (confidence, self, another model, "
+        "or a trained orm:/prm:); the best one's answer wins, or a score-weighted vote.",
+        options=(
+            "branches",
+            "max_tokens",
+            "seed",
+            "temperature",
+            "expect",
+            "verifier",
+            "aggregate",
+            "pick",
+        ),
     )
 
     def check(self, options: StrategyOptions) -> None:
@@ -85,6 +125,7 @@ class BestOfN:
             raise UsageError("--early-stop applies to vote and weighted-vote, not best-of-n")
         if options.top_logprobs < 1:
             raise UsageError("top-k log-probabilities must be at least 1")
+        check_aggregate(options.aggregate)
         check_verifier(options.verifier)
 
     def run(
@@ -110,13 +151,23 @@ class BestOfN:
         try:
             for i in range(options.branches):
                 run.queue(sampling.with_seed(options.seed + i))
-            run.drive(policy=ScoringPolicy(verifier, question))
+            policy = ScoringPolicy(verifier, question, options.aggregate)
+            run.drive(policy=policy)
             ids = run.finish_order
             answers = [run.answers[i] for i in ids]
             scores = [run.scores.get(i, math.nan) for i in ids]
-            vote = best_of_n_vote(answers, scores)
+            weighted = options.pick == "weighted"
+            vote = majority_vote(answers, scores) if weighted else best_of_n_vote(answers, scores)
             best = [ids[k] for k in pick_best(answers, scores)]
-            if best:
+            if weighted:
+                emit(
+                    Note(
+                        f"{verifier.name} verifier: score-weighted vote answers {vote.answer} "
+                        f"({vote.share:.0%} of the weight)",
+                        "plan",
+                    )
+                )
+            elif best:
                 emit(
                     Note(
                         f"{verifier.name} verifier: best branch #{best[0]} "
@@ -126,11 +177,18 @@ class BestOfN:
                     )
                 )
             run.emit_vote(None, vote)
-            details = {
+            every = [b.id for b in run.engine.branches]  # the order of result.branches
+            details: dict[str, object] = {
                 "verifier": verifier.name,
+                "pick": options.pick,
+                "aggregate": options.aggregate,
                 "best": best,
                 "best_score": run.scores.get(best[0]) if best else None,
+                "scores": [finite_or_none(run.scores.get(i)) for i in every],
             }
+            if verifier.per_step:  # None for a branch that never finished (Ctrl-C)
+                steps = policy.step_scores
+                details["step_scores"] = [steps[i] if i in steps else None for i in every]
             return run.result(vote, expect=options.expect, details=details)
         finally:
             run.close()

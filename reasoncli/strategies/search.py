@@ -37,33 +37,21 @@ from reasoncli.results import BranchResult, Result, Timings, VoteGroup
 from reasoncli.session import Session
 from reasoncli.strategies.base import StrategyInfo, StrategyOptions
 from reasoncli.strategies.parallel import attach_rewards, branch_answer, split_thinking, vote_event
-from reasoncli.verifiers import Candidate, check_verifier, make_verifier
+from reasoncli.verifiers import AGGREGATES as AGGREGATES  # re-exported for older callers
+from reasoncli.verifiers import (
+    Candidate,
+    aggregate_scores,
+    check_aggregate,
+    check_verifier,
+    make_verifier,
+)
 from reasoncli.voting import VoteResult, majority_vote
 
-AGGREGATES = ("last", "min", "prod")
 STEP_BREAK = "\n\n"
 # How a search candidate ended; the engine's own reasons ("eos", "length", "stop") also appear.
 EXPANDED = "expanded"  # survived a step and was forked into children
 PRUNED = "pruned"  # lost a selection
 ANSWERED = "answer"  # wrote a final-answer statement and ended its step at a blank line
-
-
-def aggregate_scores(scores: Sequence[float], how: str) -> float:
-    """One number for a path's step scores: the last, the weakest, or their product.
-
-    `min` and `prod` punish a path for any weak step (a PRM's view of a chain); `last` trusts
-    the verifier's judgement of the whole partial solution. Non-finite scores count as 0.
-    """
-    clean = [s if math.isfinite(s) else 0.0 for s in scores]
-    if not clean:
-        return 0.0
-    if how == "last":
-        return clean[-1]
-    if how == "min":
-        return min(clean)
-    if how == "prod":
-        return math.prod(clean)
-    raise ValueError(f"unknown aggregation {how!r}; choose one of {', '.join(AGGREGATES)}")
 
 
 def ends_step(written: str) -> bool:
@@ -78,10 +66,7 @@ def check_search_options(options: StrategyOptions) -> None:
     """Reject options a step-level search cannot honour (UsageError, exit 2)."""
     options.check()
     n, width = options.branches, options.beam_width
-    if options.aggregate not in AGGREGATES:
-        raise UsageError(
-            f"--aggregate must be one of {', '.join(AGGREGATES)}, not {options.aggregate!r}"
-        )
+    check_aggregate(options.aggregate)
     if options.step_tokens < 1:
         raise UsageError("--step-tokens must be at least 1")
     if width < 1:
