@@ -302,6 +302,52 @@ def test_cli_best_of_n_self_verifier_json(tiny_gguf: Path) -> None:
     assert all(0 <= b["score"] <= 1 for b in data["branches"])
 
 
+@pytest.mark.parametrize("how", ["min", "prod", "last"])
+def test_cli_best_of_n_prm_scores_every_step_prefix(tiny_gguf: Path, how: str) -> None:
+    """prm: scores each step prefix of a branch; the branch score is their aggregate, and
+    --pick weighted answers with the score-weighted vote."""
+    from reasoncli.solution_steps import step_prefixes
+    from reasoncli.verifiers import aggregate_scores
+    from reasoncli.voting import majority_vote
+
+    proc = reason(
+        "ask", "What is 6*7?", "-m", str(tiny_gguf), "-s", "best-of-n", "-n", "3",
+        "--max-tokens", "16", "--verifier", f"prm:{tiny_gguf}", "--aggregate", how,
+        "--pick", "weighted", "--json",
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    details = data["details"]
+    assert details["verifier"].startswith("prm:") and details["pick"] == "weighted"
+    by_id = {b["id"]: b for b in data["branches"]}
+    for i, steps in enumerate(details["step_scores"]):
+        if steps is None:
+            continue
+        assert len(steps) == len(step_prefixes(by_id[i]["text"]))
+        assert details["scores"][i] == pytest.approx(aggregate_scores(steps, how))
+    answers = [by_id[i]["answer"] for i in range(len(details["scores"]))]
+    scores = [s if s is not None else 0.0 for s in details["scores"]]
+    assert data["answer"] == majority_vote(answers, scores).answer
+
+
+@pytest.mark.parametrize(
+    ("verifier", "message"),
+    [("prm:", "prm:"), ("xyz:foo", "xyz"), ("orm:no-such-model", "unknown verifier")],
+)
+def test_cli_bad_verifier_prefixes_exit_2(tiny_gguf: Path, verifier: str, message: str) -> None:
+    proc = reason(
+        "ask", "q", "-m", str(tiny_gguf), "-s", "best-of-n", "-n", "2", "--verifier", verifier,
+    )  # fmt: skip
+    assert proc.returncode == 2
+    assert message in proc.stderr and "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_cli_bad_pick_exits_2(tiny_gguf: Path) -> None:
+    proc = reason("ask", "q", "-m", str(tiny_gguf), "-s", "best-of-n", "--pick", "nope")
+    assert proc.returncode == 2 and "--pick" in proc.stderr
+
+
 def test_cli_vote_early_stop_json(tiny_gguf: Path) -> None:
     """Greedy branches agree (the tiny model's text after '####' is its 'answer')."""
     proc = reason(

@@ -1,0 +1,114 @@
+"""Small beats big? Accuracy against generated tokens per question, from `reason bench` files.
+
+Each file is a `vote` run (with `-n 1 -t 0` it is greedy). From a vote run with N branches this
+derives maj@k for k = 1, 2, 4, ..., N from its first k branches: branch i is seeded seed+i, so
+the first k branches are exactly what `vote -n k` samples (ties in these subsets go to the
+answer seen first; k = N is the run's own vote). Cost is the generated tokens of
+those k branches. Intervals are Wilson 95% over questions.
+
+    python benchmarks/small_vs_big.py LABEL=FILE ... [--plot out.png]
+
+Reproduce the README's Results table (about 40 min for each vote-8 run on 2 cores):
+    reason bench run benchmarks/results/arith-heldout200.jsonl -m gemma-3-270m -s vote -n 8 \
+        --max-tokens 128 -o gemma-vote8.jsonl
+    (and -n 1 -t 0 for greedy; the same for smollm2-135m and smollm2-arith-kl05)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+from collections import Counter
+from pathlib import Path
+
+Z95 = 1.959964
+
+
+def wilson(k: int, n: int) -> tuple[float, float]:
+    if n == 0:
+        return 0.0, 0.0
+    p = k / n
+    centre = (p + Z95**2 / (2 * n)) / (1 + Z95**2 / n)
+    half = Z95 * math.sqrt(p * (1 - p) / n + Z95**2 / (4 * n * n)) / (1 + Z95**2 / n)
+    return centre - half, centre + half
+
+
+def samples(path: Path) -> list[dict]:
+    rows = [json.loads(line) for line in path.open(encoding="utf-8") if line.strip()]
+    return [r for r in rows if r.get("type") == "sample"]
+
+
+def majority(answers: list[str | None]) -> str | None:
+    """The most common answer; ties go to the one seen first (as `reasoncli.voting` does)."""
+    counts = Counter(a for a in answers if a)
+    if not counts:
+        return None
+    top = max(counts.values())
+    return next(a for a in answers if a and counts[a] == top)
+
+
+def maj_at(rows: list[dict], k: int) -> tuple[int, float]:
+    """(questions right, mean generated tokens) for a vote over each row's first k branches."""
+    right, tokens = 0, 0
+    for r in rows:
+        correct = {g["answer"]: g["correct"] for g in r["groups"]}
+        if k == r["branches"]:  # the run's own vote, with its own tie-breaking
+            right += bool(r["correct"])
+        else:
+            pick = majority(r["answers"][:k])
+            right += bool(pick is not None and correct.get(pick))
+        tokens += sum(r["branch_tokens"][:k])
+    return right, tokens / len(rows)
+
+
+def table(runs: dict[str, list[dict]]) -> list[tuple[str, int, int, float, float, float]]:
+    out = []
+    for label, rows in runs.items():
+        n_branches = min(r["branches"] for r in rows)
+        ks = [k for k in (1, 2, 4, 8, 16, 32) if k <= n_branches]
+        for k in ks:
+            right, tokens = maj_at(rows, k)
+            lo, hi = wilson(right, len(rows))
+            out.append((label, k, len(rows), right / len(rows), lo, hi, tokens))
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("runs", nargs="+", help="LABEL=results.jsonl")
+    parser.add_argument("--plot", type=Path)
+    args = parser.parse_args()
+    runs = {}
+    for spec in args.runs:
+        label, _, path = spec.partition("=")
+        runs[label] = samples(Path(path))
+    rows = table(runs)
+    print(f"{'run':<28} {'k':>3} {'n':>4} {'accuracy':>9} {'95% interval':>15} {'tokens/q':>9}")
+    for label, k, n, acc, lo, hi, tok in rows:
+        print(f"{label:<28} {k:>3} {n:>4} {acc:>9.1%} {lo:>7.1%}–{hi:<7.1%} {tok:>9.0f}")
+    if args.plot:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(7, 4.5))
+        for label in runs:
+            pts = [r for r in rows if r[0] == label]
+            x = [p[6] for p in pts]
+            y = [p[3] for p in pts]
+            err = [[p[3] - p[4] for p in pts], [p[5] - p[3] for p in pts]]
+            ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=label)
+        ax.set_xscale("log")
+        ax.set_xlabel("generated tokens per question (maj@1, 2, 4, 8)")
+        ax.set_ylabel("accuracy (Wilson 95%)")
+        ax.set_title("held-out arithmetic, 200 questions")
+        ax.legend()
+        fig.tight_layout()
+        fig.savefig(args.plot, dpi=120)
+        print(f"plot: {args.plot}")
+
+
+if __name__ == "__main__":
+    main()
