@@ -17,6 +17,7 @@ from reasoncli.cli.models import models_app
 from reasoncli.cli.serve import serve
 from reasoncli.cli.strategies import strategies
 from reasoncli.cli.train import train_app
+from reasoncli.cli.train_verifier import verifier as _train_verifier  # noqa: F401 (registers it)
 from reasoncli.errors import ExitCode, ReasonError
 
 app = typer.Typer(
