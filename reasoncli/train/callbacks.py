@@ -36,6 +36,12 @@ class GracefulInterrupt:
         self.requested = True
         self.reporter.status("Ctrl-C: saving a checkpoint after this step (Ctrl-C again aborts)")
 
+    def stop_after_step(self, control: Any) -> None:
+        """Once Ctrl-C was pressed, have the Trainer save a checkpoint and stop."""
+        if self.requested:
+            control.should_save = True
+            control.should_training_stop = True
+
     @contextmanager
     def installed(self) -> Iterator[GracefulInterrupt]:
         if threading.current_thread() is not threading.main_thread():
@@ -73,9 +79,7 @@ class StepCallback(TrainerCallback):  # type: ignore[misc]
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         self.step_s = time.perf_counter() - self.step_started
         self.durations.append(self.step_s)
-        if self.interrupt.requested:
-            control.should_save = True
-            control.should_training_stop = True
+        self.interrupt.stop_after_step(control)
 
     def on_log(
         self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **_: Any

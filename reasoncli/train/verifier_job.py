@@ -239,11 +239,11 @@ class VerifierJob:
 
     def _evaluate(self, gguf: Path, options: Any) -> dict[str, Any]:
         """AUC and best-of-group accuracy on held-out solutions: trained vs the base as judge."""
-        from reasoncli.models.resolve import resolve_model as resolve
         from reasoncli.session import Session
 
         out: dict[str, Any] = {"solutions": len(self.heldout)}
-        for label, target in (("trained", resolve(str(gguf), load_catalog())), ("base", self.base)):
+        trained = resolve_model(str(gguf), load_catalog())
+        for label, target in (("trained", trained), ("base", self.base)):
             out[label] = score_heldout(Session.load(target, options), self.heldout)
         return out
 

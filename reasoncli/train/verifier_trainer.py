@@ -53,9 +53,7 @@ class LossCallback(TrainerCallback):  # type: ignore[misc]
         self.interrupt = interrupt
 
     def on_step_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
-        if self.interrupt.requested:
-            control.should_save = True
-            control.should_training_stop = True
+        self.interrupt.stop_after_step(control)
 
     def on_log(
         self, args: Any, state: Any, control: Any, logs: dict[str, Any] | None = None, **_: Any
