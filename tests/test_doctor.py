@@ -103,7 +103,7 @@ def test_unknown_memory_is_not_a_refusal() -> None:
         kv_bytes_per_token=1 << 30,
         memory=MemoryInfo(ram_available=None),
     )
-    assert plan.n_seq_max == 3
+    assert plan.n_seq_max == 4 and plan.branch_limit == 2  # prompt, 2 branches, a spare
 
 
 def test_structural_limits_still_raise() -> None:
@@ -176,8 +176,8 @@ def test_doctor_json(capsys: pytest.CaptureFixture[str], tiny_gguf: Path) -> Non
     info = read_gguf_info(tiny_gguf)
     assert m["name"] == "tiny" and m["fits"] is True and m["n_layer"] == 2
     assert m["weights_bytes"] == info.tensor_bytes
-    assert m["kv_bytes"] == 5 * m["n_ctx_seq"] * kv_bytes_per_token(info)
-    assert m["max_branches"] == 255 and m["max_tokens"] >= 512
+    assert m["kv_bytes"] == 6 * m["n_ctx_seq"] * kv_bytes_per_token(info)  # prompt, 4, spare
+    assert m["max_branches"] == 254 and m["max_tokens"] >= 512
 
 
 def test_doctor_text_lists_the_installed_models(capsys: pytest.CaptureFixture[str]) -> None:

@@ -172,6 +172,37 @@ def test_released_slots_are_reused(tiny_model: LlamaModel, threads: int) -> None
         assert c.tokens == a.tokens[: len(c.tokens)] or c.n_tokens == 6
 
 
+def test_finished_branches_leave_no_gap_and_change_no_tokens(
+    tiny_model: LlamaModel, threads: int
+) -> None:
+    """llama.cpp decodes only consecutive sequence ids in one pass, so the engine moves live
+    branches past finished ones; a move is a KV copy and must not change a single token."""
+    samplings = [Sampling(temperature=1.0, seed=s) for s in range(6)]
+    n = 24
+    with make_engine(tiny_model, 7, n, threads) as engine:  # 6 and a fork
+        ref = [engine.add_branch(s, n) for s in samplings]
+        for _ in range(4):
+            engine.step()
+        ref_fork = engine.fork(ref[1], GREEDY, 8)
+        run_all(engine)
+        assert engine.kv_moves == 0  # nothing finished early, nothing moved
+    with make_engine(tiny_model, 7, n, threads) as engine:
+        bs = [engine.add_branch(s, n) for s in samplings]
+        for _ in range(4):
+            engine.step()
+        engine.finish(bs[1])
+        engine.finish(bs[3])  # kept: a fork or a forced continuation may still need them
+        engine.step()
+        live = sorted(b.seq for b in bs if not b.done)
+        assert live == list(range(live[0], live[0] + len(live)))
+        assert engine.kv_moves > 0
+        fork = engine.fork(bs[1], GREEDY, 8)  # its KV was moved out of the way, not dropped
+        run_all(engine)
+        for i in (0, 2, 4, 5):
+            assert bs[i].tokens == ref[i].tokens
+        assert fork.tokens == ref_fork.tokens
+
+
 def test_logprobs_are_normalized_top_k(tiny_model: LlamaModel, threads: int) -> None:
     with make_engine(tiny_model, 1, 6, threads, logprobs=5) as engine:
         b = engine.add_branch(GREEDY, 6)
@@ -224,7 +255,8 @@ def test_impossible_requests_are_refused_before_llama_cpp(kwargs: dict, message:
 def test_context_is_sized_per_sequence(tiny_model: LlamaModel, threads: int) -> None:
     with make_engine(tiny_model, 4, 100, threads) as engine:
         lib = tiny_model.lib
-        assert lib.llama_n_seq_max(engine.ctx) == 5
+        assert lib.llama_n_seq_max(engine.ctx) == 6  # prompt, 4 branches, a spare
+        assert engine.capacity == 4
         assert lib.llama_n_ctx_seq(engine.ctx) >= engine.plan.n_ctx_seq
 
 

@@ -24,6 +24,7 @@ import numpy as np
 from reasoncli.engine.model import LlamaModel
 from reasoncli.engine.sampling import Sampling, build_sampler_chain
 from reasoncli.engine.sizing import ContextPlan
+from reasoncli.engine.slots import SeqSlots
 from reasoncli.errors import ReasonError, ResourceError
 
 PROMPT_SEQ = 0
@@ -141,13 +142,17 @@ class BranchEngine:
         )
         self.memory = self.lib.llama_get_memory(self.ctx)
         self.n_threads = n_threads or default_threads()
+        self._split_kv = not (tuning and tuning.kv_unified)  # one stream per sequence: compact ids
         self._batch = self.lib.llama_batch_init(plan.n_batch, 0, 1)
         self.prompt_seq = PROMPT_SEQ
         self._branches: list[Branch] = []
-        self._free_seqs = list(range(plan.n_seq_max - 1, PROMPT_SEQ, -1))
+        self._slots = SeqSlots(range(PROMPT_SEQ + 1, plan.n_seq_max))
+        self._branch_limit = plan.branch_limit  # branches that may hold a sequence at once
+        self._held = 0
         self._prompt_tokens: list[int] = []
         self.prompt_tokens_decoded = 0
         self.decode_calls = 0
+        self.kv_moves = 0  # branches moved to close gaps between live sequence ids (slots.py)
         self.errors: dict[int, str] = {}  # branch id -> why it failed (remote engines only)
 
     # -- prompt -----------------------------------------------------------------------------
@@ -185,12 +190,12 @@ class BranchEngine:
     @property
     def capacity(self) -> int:
         """How many more branches can be alive at once."""
-        return len(self._free_seqs)
+        return self._branch_limit - self._held
 
     @property
     def in_use(self) -> int:
         """Branches holding a sequence (alive or finished but not released)."""
-        return self.plan.n_seq_max - 1 - len(self._free_seqs)
+        return self._held
 
     def add_branch(self, sampling: Sampling, max_tokens: int, stop: Iterable[str] = ()) -> Branch:
         """Start a branch from the shared prompt; its KV is a copy, not a re-decode."""
@@ -266,7 +271,8 @@ class BranchEngine:
         self.finish(branch)
         if branch.seq >= 0:
             self.lib.llama_memory_seq_rm(self.memory, branch.seq, -1, -1)
-            self._free_seqs.append(branch.seq)
+            self._slots.give(branch.seq)
+            self._held -= 1
             branch.seq = -1
         if branch._sampler is not None:
             self.lib.llama_sampler_free(branch._sampler)
@@ -283,6 +289,8 @@ class BranchEngine:
         live = [
             (k, b) for k, e in enumerate(engines) for b in e._branches if not b.done and b.pending
         ]
+        self._compact(engines, live)
+        live.sort(key=lambda item: item[1].seq)  # llama.cpp batches consecutive ids together
         events: list[list[TokenEvent]] = [[] for _ in engines]
         for group in self._pack(live):
             rows: list[tuple[int, int, int, bool]] = []
@@ -326,11 +334,32 @@ class BranchEngine:
 
     # -- internals --------------------------------------------------------------------------
     def _take_seq(self) -> int:
-        if not self._free_seqs:
+        if self._held >= self._branch_limit or not len(self._slots):
             raise ResourceError(
-                f"all {self.plan.n_seq_max - 1} branch slots are in use; release a branch first"
+                f"all {self._branch_limit} branch slots are in use; release a branch first"
             )
-        return self._free_seqs.pop()
+        self._held += 1
+        return self._slots.take()
+
+    def _compact(self, engines: Sequence[BranchEngine], live: list[tuple[int, Branch]]) -> None:
+        """Move live branches onto consecutive sequence ids, so the step is one pass (slots.py)."""
+        if len(live) < 2 or not self._split_kv:
+            return
+        stepping = {id(b) for _, b in live}
+        held = [b for e in engines for b in e._branches if b.seq >= 0]
+        idle = [b.seq for b in held if id(b) not in stepping]
+        moves = self._slots.plan_moves([b.seq for _, b in live], idle)
+        by_seq = {b.seq: b for b in held}
+        for src, dst in moves:
+            branch = by_seq.pop(src)
+            self._slots.take(dst)
+            # A cross-stream copy is queued and runs at the start of the next decode, in order.
+            self.lib.llama_memory_seq_cp(self.memory, src, dst, -1, -1)
+            self.lib.llama_memory_seq_rm(self.memory, src, -1, -1)
+            self._slots.give(src)
+            branch.seq = dst
+            by_seq[dst] = branch
+        self.kv_moves += len(moves)
 
     def _register(self, branch: Branch, *, decoder_ready: bool = False) -> Branch:
         if not decoder_ready:

@@ -8,9 +8,11 @@ then one of the callers decodes every run's pending tokens in the same `llama_de
 is where the throughput of batched decoding comes from.
 
 Every llama.cpp call on the context (decode, sequence copy and removal) holds `SharedContext.lock`,
-because a context is not thread-safe. A run that asks for more sequences than are free waits up to
-`acquire_timeout_s`, and at most `max_waiting` runs wait at once; beyond that `PoolBusy` is raised,
-which the server turns into 503/429 with Retry-After.
+because a context is not thread-safe. A run reserves a number of branch slots, not particular
+sequence ids: its branches take the lowest free ids of the shared pool, so that a round's rows
+sit on consecutive ids and llama.cpp decodes them in one pass (slots.py). A run that asks for more
+slots than are free waits up to `acquire_timeout_s`, and at most `max_waiting` runs wait at once;
+beyond that `PoolBusy` is raised, which the server turns into 503/429 with Retry-After.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from reasoncli.engine.branches import Branch, BranchEngine, TokenEvent, open_con
 from reasoncli.engine.model import LlamaModel
 from reasoncli.engine.sampling import Sampling
 from reasoncli.engine.sizing import ContextPlan
+from reasoncli.engine.slots import SeqSlots
 from reasoncli.errors import ResourceError, UsageError
 
 # How long a step waits for other busy runs to join its batch, measured from the end of the
@@ -124,7 +127,7 @@ class SharedContext:
             raise UsageError("--max-branches and --max-requests must be at least 1")
         self.model = model
         self.max_branches = max_branches
-        n_seq_max = max_branches + max_runs  # one prompt sequence per run in flight
+        n_seq_max = max_branches + max_runs + 1  # a prompt per run in flight, one spare (slots.py)
         self.plan = ContextPlan(
             n_seq_max=n_seq_max,
             n_ctx_seq=ctx_per_branch,
@@ -140,16 +143,17 @@ class SharedContext:
         self.max_waiting = max_waiting
         self.acquire_timeout_s = acquire_timeout_s
         self._prompt_free = list(range(max_runs))
-        self._branch_free = list(range(max_runs, n_seq_max))
+        self.slots = SeqSlots(range(max_runs, n_seq_max))  # taken and given under `lock`
+        self._reserved = 0  # branch slots promised to runs in flight
         self._seqs = threading.Condition()
         self._waiters = 0
 
     @property
     def free_branches(self) -> int:
-        return len(self._branch_free)
+        return self.max_branches - self._reserved
 
-    def acquire(self, branches: int) -> tuple[int, list[int]]:
-        """A prompt sequence and `branches` branch sequences, waiting while others hold them."""
+    def acquire(self, branches: int) -> int:
+        """A prompt sequence and `branches` reserved slots, waiting while others hold them."""
         if branches > self.max_branches:
             raise UsageError(
                 f"the run needs {branches} branches at once; this server decodes at most "
@@ -176,21 +180,23 @@ class SharedContext:
                     self._seqs.wait(left)
             finally:
                 self._waiters -= 1
-            prompt = self._prompt_free.pop()
-            taken = [self._branch_free.pop() for _ in range(branches)]
-        return prompt, taken
+            self._reserved += branches
+            return self._prompt_free.pop()
 
-    def give_back(self, seqs: Iterable[int], prompt: int) -> None:
+    def give_back(self, seqs: Sequence[int], prompt: int, reserved: int) -> None:
+        """A closing run's sequences (cleared), its prompt sequence and its reservation."""
         with self.lock:
             for seq in [prompt, *seqs]:
                 self.model.lib.llama_memory_seq_rm(self.memory, seq, -1, -1)
+            for seq in seqs:
+                self.slots.give(seq)
         with self._seqs:
             self._prompt_free.append(prompt)
-            self._branch_free.extend(seqs)
+            self._reserved -= reserved
             self._seqs.notify_all()
 
     def _fits(self, branches: int) -> bool:
-        return bool(self._prompt_free) and len(self._branch_free) >= branches
+        return bool(self._prompt_free) and self.max_branches - self._reserved >= branches
 
     def open_engine(
         self,
@@ -231,7 +237,7 @@ class PooledEngine(BranchEngine):
     """A run's engine on the shared context: its own prompt and branch sequences from the pool."""
 
     def __init__(self, shared: SharedContext, *, max_branches: int, logprobs: int = 0) -> None:
-        prompt_seq, seqs = shared.acquire(max_branches)
+        prompt_seq = shared.acquire(max_branches)
         model = shared.model
         self.shared = shared
         self.lib = model.lib
@@ -248,12 +254,15 @@ class PooledEngine(BranchEngine):
         self.n_threads = shared.n_threads
         self._batch = shared.batch
         self.prompt_seq = prompt_seq
-        self._owned = list(seqs)
         self._branches: list[Branch] = []
-        self._free_seqs = list(reversed(seqs))
+        self._slots = shared.slots
+        self._split_kv = True
+        self._branch_limit = max_branches
+        self._held = 0
         self._prompt_tokens: list[int] = []
         self.prompt_tokens_decoded = 0
         self.decode_calls = 0
+        self.kv_moves = 0
         self.errors: dict[int, str] = {}
         self._closed = False
         shared.scheduler.join(self)
@@ -293,13 +302,18 @@ class PooledEngine(BranchEngine):
             return
         self._closed = True
         self.shared.scheduler.leave(self)
-        for b in self._branches:
-            b.finish_reason = b.finish_reason or "stopped"
-            if b._sampler is not None:
-                self.lib.llama_sampler_free(b._sampler)
-                b._sampler = None
-            b.seq = -1
-        self.shared.give_back(self._owned, self.prompt_seq)
+        held: list[int] = []
+        with self.shared.lock:  # a round on another thread may be moving sequences
+            for b in self._branches:
+                b.finish_reason = b.finish_reason or "stopped"
+                if b._sampler is not None:
+                    self.lib.llama_sampler_free(b._sampler)
+                    b._sampler = None
+                if b.seq >= 0:
+                    held.append(b.seq)
+                b.seq = -1
+            self._held = 0
+        self.shared.give_back(held, self.prompt_seq, self._branch_limit)
 
     def __enter__(self) -> PooledEngine:
         return self

@@ -33,10 +33,15 @@ MEMORY_LIMIT_ENV = "REASON_MEMORY_LIMIT"
 
 @dataclass(frozen=True)
 class ContextPlan:
-    n_seq_max: int  # branches alive at once, plus the sequence that holds the shared prompt
+    n_seq_max: int  # the prompt's sequence, the branches', and a spare (see `sequences_for`)
     n_ctx_seq: int  # cells per sequence (KV is split per sequence: kv_unified=False)
     n_batch: int
     kv_bytes: int
+    max_branches: int | None = None  # branches alive at once; None: every sequence but one
+
+    @property
+    def branch_limit(self) -> int:
+        return self.max_branches if self.max_branches is not None else self.n_seq_max - 1
 
     @property
     def n_ctx(self) -> int:
@@ -299,6 +304,13 @@ def _size(n: int) -> str:
     return f"{n / 2**30:.1f} GiB" if n >= 2**30 else f"{n / 2**20:.0f} MiB"
 
 
+def sequences_for(branches: int) -> int:
+    """llama.cpp sequences a run of `branches` needs: one for the prompt, one per branch, and
+    with several branches one spare, so that a branch can always be moved to close a gap
+    between live sequence ids (slots.py) even when finished branches hold the others."""
+    return branches + 1 + (branches > 1)
+
+
 def _align(n: int) -> int:
     return -(-n // CTX_ALIGN) * CTX_ALIGN
 
@@ -325,7 +337,9 @@ class Assessment:
 
     @property
     def plan(self) -> ContextPlan:
-        return ContextPlan(self.n_seq_max, self.n_ctx_seq, self.n_batch, self.estimate.kv_bytes)
+        return ContextPlan(
+            self.n_seq_max, self.n_ctx_seq, self.n_batch, self.estimate.kv_bytes, self.branches
+        )
 
     def refusal(self) -> str:
         """Why it does not fit and what would, as one line."""
@@ -369,9 +383,9 @@ def assess_request(
     machine could serve (too many sequences, past the context window)."""
     if max_branches < 1:
         raise ResourceError("at least one branch is needed")
-    if max_branches + 1 > MAX_SEQUENCES:
+    if sequences_for(max_branches) > MAX_SEQUENCES:
         raise ResourceError(
-            f"{max_branches} branches exceed llama.cpp's limit of {MAX_SEQUENCES - 1} "
+            f"{max_branches} branches exceed llama.cpp's limit of {MAX_SEQUENCES - 2} "
             "concurrent sequences; use fewer --branches"
         )
     needed = n_prompt + max_new_tokens + slack_tokens
@@ -392,7 +406,7 @@ def assess_request(
         est = estimate_memory(
             weights_bytes=weights_bytes,
             kv_bytes_per_token=kv_bytes_per_token,
-            n_seq=branches + 1,
+            n_seq=sequences_for(branches),
             n_ctx_seq=ctx_for(tokens),
             offload=placement,
         )
@@ -411,7 +425,7 @@ def assess_request(
     estimate = estimate_memory(
         weights_bytes=weights_bytes,
         kv_bytes_per_token=kv_bytes_per_token,
-        n_seq=max_branches + 1,
+        n_seq=sequences_for(max_branches),
         n_ctx_seq=n_ctx_seq,
         offload=offload,
     )
@@ -419,7 +433,7 @@ def assess_request(
     best_branches = best_tokens = best_layers = None
     smaller: tuple[int, int] | None = None
     if fit.fits is not None:
-        cap = MAX_SEQUENCES - 1 if fit.fits else max_branches - 1
+        cap = MAX_SEQUENCES - 2 if fit.fits else max_branches - 1
         best_branches = largest(1, cap, lambda b: fit_for(b, max_new_tokens).fits)
         if fit.fits:  # how far the budget could grow, up to the context window
             window = n_ctx_train - n_prompt - slack_tokens if n_ctx_train else 1 << 20
@@ -439,7 +453,7 @@ def assess_request(
                 smaller = (b, t) if b and t else None
     return Assessment(
         branches=max_branches,
-        n_seq_max=max_branches + 1,
+        n_seq_max=sequences_for(max_branches),
         n_ctx_seq=n_ctx_seq,
         n_batch=max(512, max_branches + 1),
         estimate=estimate,
