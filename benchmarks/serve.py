@@ -8,7 +8,7 @@
 
 Reps are interleaved (concurrent, sequential, server, in-process, ...) and medians reported.
 
-    python benchmarks/serve.py [--reps 5] [--max-tokens 128] [--threads 2]
+    python benchmarks/serve.py [--reps 5] [--max-tokens 128] [--threads 2] [--model NAME|PATH]
 """
 
 from __future__ import annotations
@@ -38,6 +38,8 @@ def start_server(args: argparse.Namespace) -> tuple[subprocess.Popen[str], str]:
         sys.executable, "-m", "reasoncli", "serve", "--port", "0", "--no-log",
         "--max-branches", "16", "--threads", str(args.threads),
     ]  # fmt: skip
+    if args.model:
+        cmd += ["--model", args.model]
     proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env={**os.environ})
     assert proc.stderr is not None
     line = proc.stderr.readline()
@@ -48,9 +50,16 @@ def start_server(args: argparse.Namespace) -> tuple[subprocess.Popen[str], str]:
     return proc, f"http://127.0.0.1:{m.group(1)}/v1"
 
 
+def served_model(url: str, _ids: dict[str, str] = {}) -> str:  # noqa: B006 - a cache
+    """The id `/v1/models` lists for the loaded model (the strategy goes in front of it)."""
+    if url not in _ids:
+        _ids[url] = httpx.get(f"{url}/models", timeout=10).json()["data"][0]["id"]
+    return _ids[url]
+
+
 def request(url: str, question: str, branches: int, seed: int, max_tokens: int) -> dict[str, Any]:
     body = {
-        "model": f"vote-{branches}-smollm2-135m",
+        "model": f"vote-{branches}-{served_model(url)}",
         "messages": [{"role": "user", "content": question}],
         "max_tokens": max_tokens,
         "seed": seed,
@@ -60,9 +69,9 @@ def request(url: str, question: str, branches: int, seed: int, max_tokens: int) 
     return r.json()
 
 
-def rounds(url: str) -> tuple[int, int]:
+def rounds(url: str) -> tuple[int, int, float]:
     h = httpx.get(url.removesuffix("/v1") + "/health", timeout=10).json()
-    return h["decode_rounds"], h["shared_rounds"]
+    return h["decode_rounds"], h["shared_rounds"], h["round_seconds"]
 
 
 def concurrent(url: str, max_tokens: int) -> tuple[int, float]:
@@ -81,8 +90,12 @@ def concurrent(url: str, max_tokens: int) -> tuple[int, float]:
         t.join()
     dt = time.perf_counter() - t0
     after = rounds(url)
-    total, shared = after[0] - before[0], after[1] - before[1]
-    print(f"  concurrent: {total} decode rounds, {shared} with several requests", file=sys.stderr)
+    total, shared, busy = (a - b for a, b in zip(after, before, strict=True))
+    print(
+        f"  concurrent: {total} decode rounds, {shared} with several requests, "
+        f"{busy / dt:.0%} of the wall time in rounds",
+        file=sys.stderr,
+    )
     return sum(r["usage"]["completion_tokens"] for r in out), dt
 
 
@@ -113,11 +126,12 @@ def main() -> None:
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--max-tokens", type=int, default=128)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--model", help="a registry name or GGUF path (default: the embedded model)")
     args = ap.parse_args()
 
     from reasoncli.cli.runner import ModelRequest, load_session
 
-    session = load_session(ModelRequest(None, threads=args.threads, backend="local"))
+    session = load_session(ModelRequest(args.model, threads=args.threads, backend="local"))
     proc, url = start_server(args)
     runs: dict[str, list[tuple[int, float]]] = {k: [] for k in ("conc", "seq", "srv", "inproc")}
     try:
@@ -149,7 +163,8 @@ def main() -> None:
         return statistics.median(dt for _, dt in runs[name])
 
     same = {tok for tok, _ in runs["srv"]} == {tok for tok, _ in runs["inproc"]}
-    print(f"reason serve, embedded model, {args.threads} threads, medians of {args.reps} reps")
+    model = args.model or "embedded model"
+    print(f"reason serve, {model}, {args.threads} threads, medians of {args.reps} reps")
     print(f"{'':38} {'tok/s':>8} {'wall s':>8}")
     print(f"{'4 clients at once, vote-4 each':38} {tps('conc'):8.1f} {wall('conc'):8.2f}")
     print(f"{'the same 4 requests one by one':38} {tps('seq'):8.1f} {wall('seq'):8.2f}")

@@ -55,6 +55,7 @@ class StepScheduler:
         self._idle_since = time.monotonic()
         self.rounds = 0  # decode rounds run (each covers one or more engines)
         self.shared_rounds = 0  # rounds that decoded more than one engine's branches
+        self.round_s = 0.0  # time inside rounds (decode and sampling), to compare with wall time
 
     def join(self, engine: PooledEngine) -> None:
         with self._cond:
@@ -89,6 +90,7 @@ class StepScheduler:
         batch, self._waiting = self._waiting, []
         self._decoding = True
         self._cond.release()
+        t0 = time.perf_counter()
         try:
             try:
                 with self._lock:
@@ -98,6 +100,7 @@ class StepScheduler:
                 results = [exc] * len(batch)
         finally:
             self._cond.acquire()
+        self.round_s += time.perf_counter() - t0
         self._decoding = False
         self._idle_since = time.monotonic()
         self.rounds += 1

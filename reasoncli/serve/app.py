@@ -127,6 +127,7 @@ def create_app(state: ServerState) -> FastAPI:
             "branch_slots": shared.max_branches,
             "decode_rounds": shared.scheduler.rounds,
             "shared_rounds": shared.scheduler.shared_rounds,  # rounds with >1 request's branches
+            "round_seconds": round(shared.scheduler.round_s, 3),  # decoding and sampling
         }
 
     @app.get("/v1/models")
