@@ -11,3 +11,11 @@ def data_home() -> Path:
     xdg = os.environ.get("XDG_DATA_HOME")
     base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".local" / "share"
     return base / "reason"
+
+
+def models_dir() -> Path:
+    """Where downloaded and derived models live (`$REASON_MODELS_DIR`, else the data home)."""
+    env = os.environ.get("REASON_MODELS_DIR")
+    if env:
+        return Path(env).expanduser()
+    return data_home() / "models"

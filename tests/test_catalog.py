@@ -78,7 +78,9 @@ def test_shipped_catalog_defaults_and_aliases() -> None:
     assert cat.get("smollm2").name == "smollm2-135m"
     assert cat.get("default").name == "smollm2-135m"
     assert cat.get("GEMMA").name == "gemma-3-270m"  # case-insensitive
-    assert [s.name for s in cat.specs()][:2] == ["smollm2-135m", "gemma-3-270m"]
+    assert [s.name for s in cat.specs()][:3] == [
+        "smollm2-135m", "smollm2-135m-q4_0", "gemma-3-270m",
+    ]  # fmt: skip
     smol = cat.get("smollm2-135m")
     assert (smol.mode, smol.n_ctx, smol.think_tags) == ("chat", 8192, None)
     assert smol.sampling.temperature == 0.7 and smol.source.package is not None
@@ -375,6 +377,24 @@ def test_gemma_resolves_to_an_assembled_gguf() -> None:
     resolved = resolve_model("gemma", load_catalog())
     info = read_gguf_info(resolved.path)
     assert info.architecture == "gemma3" and not info.has_chat_template
+
+
+def test_q4_0_copy_is_made_once_by_llama_cpp_and_then_reused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, smol_path: Path
+) -> None:
+    monkeypatch.setenv("REASON_MODELS_DIR", str(tmp_path / "models"))
+    cat = load_catalog()
+    inst = check_installed(cat.get("smollm2-q4_0"))
+    assert inst.installed and inst.path is None  # listed as ready, not made by listing
+    first = resolve_model("smollm2-q4_0", cat).path
+    assert first == tmp_path / "models" / "requantized" / "SmolLM2-135M-Instruct.Q4_1.q4_0.gguf"
+    info = read_gguf_info(first)
+    assert info.file_type == "Q4_0" and info.architecture == "llama"
+    assert info.chat_template == read_gguf_info(smol_path).chat_template
+    made = first.stat().st_mtime_ns
+    assert resolve_model("smollm2-q4_0", load_catalog()).path == first
+    assert first.stat().st_mtime_ns == made  # cached: not requantized again
+    assert not list(first.parent.glob(".*.tmp"))
 
 
 def test_hf_source_must_be_pulled_first(tmp_path: Path) -> None:

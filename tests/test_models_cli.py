@@ -87,7 +87,7 @@ def test_list_json() -> None:
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)
     by_name = {d["name"]: d for d in data}
-    assert list(by_name)[:2] == ["smollm2-135m", "gemma-3-270m"]
+    assert list(by_name)[:3] == ["smollm2-135m", "smollm2-135m-q4_0", "gemma-3-270m"]
     smol = by_name["smollm2-135m"]
     assert smol["default"] is True and smol["installed"] is True
     assert smol["path"].endswith("SmolLM2-135M-Instruct.Q4_1.gguf")

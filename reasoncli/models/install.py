@@ -4,22 +4,13 @@
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from reasoncli.errors import ModelError
 from reasoncli.models.packaged import RESOLVERS, package_file
 from reasoncli.models.schema import HfRef, ModelSpec
-from reasoncli.paths import data_home
-
-
-def models_dir() -> Path:
-    """Where downloaded models live (`$REASON_MODELS_DIR`, else XDG data home)."""
-    env = os.environ.get("REASON_MODELS_DIR")
-    if env:
-        return Path(env).expanduser()
-    return data_home() / "models"
+from reasoncli.paths import models_dir
 
 
 def hf_local_path(ref: HfRef) -> Path:
