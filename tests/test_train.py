@@ -453,5 +453,10 @@ def test_resume_continues_the_step_count(trained: dict[str, Any], tmp_path: Path
     log = [json.loads(line)["step"] for line in lines]
     assert log == [1, 2, 3]
     assert (run_dir / "checkpoint-3").is_dir() and not (run_dir / "checkpoint-2").exists()
+    again = reason_here("train", "grpo", "--resume", str(run_dir), "--force", env=trained["env"])
+    assert again.returncode == 0, again.stderr  # finished: exported again, not trained further
+    result = json.loads((run_dir / "summary.json").read_text())
+    assert (result["start_step"], result["step"]) == (3, 3)
+    assert (run_dir / "checkpoint-3").is_dir() and not (run_dir / "checkpoint-4").exists()
     proc = reason("train", "grpo", "--resume", str(run_dir), "--kl", "0.1", env=trained["env"])
     one_error(proc, 2, "--kl 0.1 differs")

@@ -189,11 +189,15 @@ class TrainJob:
         adapter = RewardAdapter(_eos_ids(policy), think_tags=spec.think_tags, stop=spec.stop)
         interrupt = GracefulInterrupt(reporter)
         callback = StepCallback(reporter, log, interrupt)
-        trainer = build_trainer(policy, rows, adapter, s, self.run_dir, callback)
-        with interrupt.installed():
-            trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+        # A finished run resumed (say, after its export failed) only exports again: the HF
+        # trainer would otherwise run one step past max_steps from a final checkpoint.
+        trainer = None
+        if start_step < s.steps:
+            trainer = build_trainer(policy, rows, adapter, s, self.run_dir, callback)
+            with interrupt.installed():
+                trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
 
-        step = int(trainer.state.global_step)
+        step = int(trainer.state.global_step) if trainer else start_step
         records = read_log(log.path)
         durations = callback.durations
         outcome = TrainOutcome(
@@ -214,7 +218,8 @@ class TrainJob:
         )
         if outcome.interrupted:
             return outcome
-        policy = replace(policy, model=trainer.accelerator.unwrap_model(trainer.model))
+        if trainer is not None:
+            policy = replace(policy, model=trainer.accelerator.unwrap_model(trainer.model))
         self._finish(policy, outcome, chat, reporter)
         if plot_available() and records:
             reporter.status("drawing the reward curve")
