@@ -137,7 +137,8 @@ def _gemma_materialize(spec: ModelSpec) -> Path:
 def requantized(source: _PackagedFile, ftype: str) -> Resolver:
     """`source` requantized to `ftype` (a `LLAMA_FTYPE_MOSTLY_*` suffix) at first use, cached in
     the models dir. Q4_0 is repacked at load for the CPU backend's interleaved GEMM kernels and
-    Q4_1 is not: on 2 cores that is 1.5x the batched decode speed (README, Benchmarks)."""
+    Q4_1 is not: on 2 cores that is 1.5x the batched decode speed, but requantizing a 4-bit
+    file costs accuracy (README, Benchmarks), so it is offered, not the default."""
 
     def target(spec: ModelSpec) -> tuple[Path, Path]:
         src = package_file(spec, source)
