@@ -180,6 +180,30 @@ def test_threads_of_one_server_writing_at_once_lose_nothing() -> None:
     assert len(runs) == 200 and {r.source for r in runs} == {"serve"}
 
 
+def test_threads_creating_a_new_history_at_once_all_get_in(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Creating the file races: the WAL switch and the owner check must not refuse a history
+    that another thread is creating at that moment."""
+    for trial in range(15):
+        monkeypatch.setenv("REASON_LOGS_PATH", str(tmp_path / f"h{trial}.db"))
+        errors: list[BaseException] = []
+
+        def write(name: str, errors: list[BaseException]) -> None:
+            try:
+                for i in range(3):
+                    record_served_run("m", f"{name}-{i}", "vote", None, a_result(), None)
+            except BaseException as exc:  # noqa: BLE001 - collected for the assert below
+                errors.append(exc)
+
+        threads = [threading.Thread(target=write, args=(str(n), errors)) for n in range(4)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert errors == [] and len(list_runs(RunFilter(limit=100))) == 12
+
+
 def test_a_version_1_history_is_migrated_and_keeps_its_runs(_private_history: Path) -> None:
     from reasoncli.history.store import APPLICATION_ID, MIGRATIONS, SCHEMA_VERSION
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import sqlite3
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -254,12 +255,14 @@ def _check_header(path: Path) -> None:
 
 
 def _check_owner(path: Path, conn: sqlite3.Connection) -> None:
-    app_id = conn.execute("PRAGMA application_id").fetchone()[0]
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    if app_id == 0 and version == 0:
-        tables = conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]
-        if tables == 0:
-            return  # a new, empty database
+    # One statement, so one snapshot: read apart, another process's creating transaction
+    # could commit between the reads and make a new history look like someone else's file.
+    app_id, version, tables = conn.execute(
+        "SELECT (SELECT application_id FROM pragma_application_id), "
+        "(SELECT user_version FROM pragma_user_version), (SELECT count(*) FROM sqlite_master)"
+    ).fetchone()
+    if app_id == 0 and version == 0 and tables == 0:
+        return  # a new, empty database
     if app_id != APPLICATION_ID:
         raise HistoryError(
             f"{path} is an SQLite database of something else, not a reason run history; "
@@ -277,8 +280,7 @@ def _migrate(path: Path, conn: sqlite3.Connection) -> None:
     so two processes creating the file at once do not both run them."""
     if conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION:
         return
-    if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
-        conn.execute("PRAGMA journal_mode = WAL")
+    _use_wal(conn)
     conn.execute("BEGIN IMMEDIATE")
     try:
         _check_owner(path, conn)
@@ -293,6 +295,21 @@ def _migrate(path: Path, conn: sqlite3.Connection) -> None:
     except BaseException:
         _rollback(conn)
         raise
+
+
+def _use_wal(conn: sqlite3.Connection) -> None:
+    """Switch the file to WAL. The switch needs the file to itself and does not wait on the
+    busy timeout, so while another writer creates the file it is retried until that deadline."""
+    deadline = time.monotonic() + BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            if conn.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
+                conn.execute("PRAGMA journal_mode = WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.01)
 
 
 def _rollback(conn: sqlite3.Connection) -> None:
