@@ -14,6 +14,7 @@ Reps are interleaved (concurrent, sequential, server, in-process, ...) and media
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import re
 import statistics
@@ -50,11 +51,10 @@ def start_server(args: argparse.Namespace) -> tuple[subprocess.Popen[str], str]:
     return proc, f"http://127.0.0.1:{m.group(1)}/v1"
 
 
-def served_model(url: str, _ids: dict[str, str] = {}) -> str:  # noqa: B006 - a cache
+@functools.cache
+def served_model(url: str) -> str:
     """The id `/v1/models` lists for the loaded model (the strategy goes in front of it)."""
-    if url not in _ids:
-        _ids[url] = httpx.get(f"{url}/models", timeout=10).json()["data"][0]["id"]
-    return _ids[url]
+    return str(httpx.get(f"{url}/models", timeout=10).json()["data"][0]["id"])
 
 
 def request(url: str, question: str, branches: int, seed: int, max_tokens: int) -> dict[str, Any]:

@@ -24,7 +24,7 @@ import numpy as np
 from reasoncli.engine.model import LlamaModel
 from reasoncli.engine.sampling import Sampling, build_sampler_chain
 from reasoncli.engine.sizing import ContextPlan
-from reasoncli.engine.slots import SeqSlots
+from reasoncli.engine.slots import SeqSlots, consecutive
 from reasoncli.errors import ReasonError, ResourceError
 
 PROMPT_SEQ = 0
@@ -343,12 +343,13 @@ class BranchEngine:
 
     def _compact(self, engines: Sequence[BranchEngine], live: list[tuple[int, Branch]]) -> None:
         """Move live branches onto consecutive sequence ids, so the step is one pass (slots.py)."""
-        if len(live) < 2 or not self._split_kv:
+        live_seqs = [b.seq for _, b in live]
+        if not self._split_kv or consecutive(live_seqs):  # the usual step: nothing to plan
             return
         stepping = {id(b) for _, b in live}
         held = [b for e in engines for b in e._branches if b.seq >= 0]
         idle = [b.seq for b in held if id(b) not in stepping]
-        moves = self._slots.plan_moves([b.seq for _, b in live], idle)
+        moves = self._slots.plan_moves(live_seqs, idle)
         by_seq = {b.seq: b for b in held}
         for src, dst in moves:
             branch = by_seq.pop(src)

@@ -20,6 +20,11 @@ import bisect
 from collections.abc import Iterable, Sequence
 
 
+def consecutive(ids: Sequence[int]) -> bool:
+    """Whether `ids` (distinct, any order) decode as one llama.cpp micro-batch once sorted."""
+    return len(ids) < 2 or max(ids) - min(ids) == len(ids) - 1
+
+
 class SeqSlots:
     """The free sequence ids of a context (or of a server's shared branch pool)."""
 
@@ -57,12 +62,10 @@ class SeqSlots:
         window chosen needs the fewest moves; ties go to the lowest ids. No moves when `live`
         is already consecutive or when no window can be reached.
         """
+        if consecutive(live):
+            return []
         k = len(live)
-        if k < 2:
-            return []
         ordered = sorted(live)
-        if ordered[-1] - ordered[0] == k - 1:
-            return []
         live_set, idle_set, free_set = set(live), set(idle), set(self._free)
         usable = live_set | idle_set | free_set
         best: tuple[int, int] | None = None  # (moves, window start)
