@@ -258,6 +258,8 @@ def test_bad_input_exits_with_one_line(tmp_path: Path, tiny_gguf: Path, models_f
     proc = reason("train", "grpo", *tiny, "--data", str(no_answers), env=env)
     one_error(proc, 4, "no answers")
     one_error(reason("train", "grpo", *tiny, "--group-size", "1", env=env), 2, "at least 2")
+    proc = reason("train", "grpo", *tiny, "--group-size", "4", "--pass-k", "5", env=env)
+    one_error(proc, 2, "--pass-k must be between 1 and --group-size (4)")
     one_error(reason("train", "grpo", *tiny, "--out", "taken", env=env), 2, "already exists")
     proc = reason("train", "grpo", *tiny, "--out", "smollm2-135m", env=env)
     one_error(proc, 2, "already exists")
@@ -364,10 +366,18 @@ def trained(tiny_gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[s
     models.write_text("# mine\nmodels:\n  other:\n    source: {path: /elsewhere.gguf}\n")
     env = {"REASON_MODELS": str(models), "XDG_CONFIG_HOME": str(base / "config")}
     run_dir = base / "runs" / "tiny-grpo"
+    import reasoncli.train.trainer as trainer_module
     from reasoncli.train.callbacks import StepCallback
 
     trl_logs: list[dict[str, Any]] = []
     on_log = StepCallback.on_log
+    pass_k_calls: list[tuple[list[float], int, int, list[float]]] = []
+    pass_k = trainer_module.pass_at_k_advantages
+
+    def pass_k_spy(rewards: list[float], group_size: int, k: int) -> list[float]:
+        out = pass_k(rewards, group_size, k)
+        pass_k_calls.append((list(rewards), group_size, k, out))
+        return out
 
     def spy(self: Any, args: Any, state: Any, control: Any, logs: Any = None, **kw: Any) -> None:
         trl_logs.append(dict(logs or {}))
@@ -375,13 +385,31 @@ def trained(tiny_gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[s
 
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(StepCallback, "on_log", spy)
+        mp.setattr(trainer_module, "pass_at_k_advantages", pass_k_spy)
         proc = reason_here(
             "train", "grpo", "-m", str(tiny_gguf), "--steps", "2", *TINY_RUN, "--heldout", "4",
+            "--pass-k", "2",
             "--out", "tiny-grpo", "--run-dir", str(run_dir), "--export", "f16", "--json",
             env=env,
         )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    return {"proc": proc, "env": env, "models": models, "run_dir": run_dir, "trl_logs": trl_logs}
+    return {
+        "proc": proc, "env": env, "models": models, "run_dir": run_dir, "trl_logs": trl_logs,
+        "pass_k_calls": pass_k_calls,
+    }  # fmt: skip
+
+
+def test_pass_k_advantages_come_from_the_steps_rewards(trained: dict[str, Any]) -> None:
+    """--pass-k 2 reaches the trainer: each step's advantages are the pass@2 transform of that
+    step's raw rewards, which TRL logs unchanged."""
+    calls = trained["pass_k_calls"]
+    steps = [logs for logs in trained["trl_logs"] if "reward" in logs]
+    assert len(calls) == len(steps) == 2
+    for (rewards, group, k, advantages), logs in zip(calls, steps, strict=True):
+        assert k == 2 and len(rewards) == len(advantages) and len(rewards) % group == 0
+        assert sum(rewards) / len(rewards) == pytest.approx(logs["reward"], abs=1e-5)
+    settings = json.loads((trained["run_dir"] / "run.json").read_text())
+    assert settings["pass_k"] == 2
 
 
 def test_trl_logs_the_metrics_the_reward_log_reads(trained: dict[str, Any]) -> None:

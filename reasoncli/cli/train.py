@@ -87,6 +87,12 @@ def grpo(
         float | None,
         typer.Option("--kl", help="KL coefficient β against the original model [0: none]."),
     ] = None,
+    pass_k: Annotated[
+        int | None,
+        typer.Option(
+            "--pass-k", help="Reward each group for its best of k completions [1: plain GRPO]."
+        ),
+    ] = None,
     max_tokens: Annotated[
         int | None, typer.Option("--max-tokens", help="Tokens per completion [128].")
     ] = None,
@@ -136,6 +142,7 @@ def grpo(
             warmup_steps=warmup_steps,
             temperature=temperature,
             kl=kl,
+            pass_k=pass_k,
             max_tokens=max_tokens,
             seed=seed,
             checkpoint_every=checkpoint_every,

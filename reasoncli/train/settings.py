@@ -54,6 +54,8 @@ class TrainSettings:
     warmup_steps: int = 10
     temperature: float = 0.9
     kl: float = 0.0
+    pass_k: int = 1
+    """Optimize pass@k (1: plain GRPO's pass@1); see `reasoncli.train.pass_at_k`."""
     max_tokens: int = 128
     seed: int = 0
     checkpoint_every: int = 50
@@ -90,6 +92,7 @@ class TrainRequest:
     warmup_steps: int | None = None
     temperature: float | None = None
     kl: float | None = None
+    pass_k: int | None = None
     max_tokens: int | None = None
     seed: int | None = None
     checkpoint_every: int | None = None
@@ -240,6 +243,10 @@ def _validate(s: TrainSettings) -> None:
         raise UsageError(f"--export must be one of {', '.join(EXPORT_TYPES)}, not {s.export!r}")
     if s.temperature <= 0:
         raise UsageError("--temperature must be above 0: GRPO needs different completions")
+    if not 1 <= s.pass_k <= s.group_size:
+        raise UsageError(
+            f"--pass-k must be between 1 and --group-size ({s.group_size}), not {s.pass_k}"
+        )
     checks = {
         "--steps": s.steps >= 1,
         "--prompts-per-step": s.prompts_per_step >= 1,

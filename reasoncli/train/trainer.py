@@ -14,6 +14,7 @@ from datasets import Dataset
 from transformers import PrinterCallback, ProgressCallback, TrainerCallback
 from trl import GRPOConfig, GRPOTrainer
 
+from reasoncli.train.pass_at_k import pass_at_k_advantages
 from reasoncli.train.policy import Policy
 from reasoncli.train.rewards import REWARD_WEIGHTS, RewardAdapter
 from reasoncli.train.settings import TrainSettings
@@ -22,9 +23,32 @@ __all__ = ["build_trainer"]
 
 
 class _Trainer(GRPOTrainer):  # type: ignore[misc]
+    pass_k = 1
+    """Credit groups for their best of k completions (`reasoncli.train.pass_at_k`); 1 is GRPO."""
+    _rewards_per_func: torch.Tensor | None = None
+
     def create_model_card(self, *args: Any, **kwargs: Any) -> None:
         """TRL writes a Hub model card (README.md) at every save; a run directory is no Hub
         repository, and the card would name the base model "None"."""
+
+    def _calculate_rewards(self, *args: Any, **kwargs: Any) -> torch.Tensor:
+        """TRL's rewards (every process's rows × reward functions), kept for the pass@k
+        advantages; the logged rewards stay the raw ones."""
+        self._rewards_per_func = super()._calculate_rewards(*args, **kwargs)
+        return self._rewards_per_func
+
+    def _generate_and_score_completions(self, inputs: Any) -> dict[str, Any]:
+        output: dict[str, Any] = super()._generate_and_score_completions(inputs)
+        if self.pass_k > 1 and self.model.training and self._rewards_per_func is not None:
+            weights = self.reward_weights.to(self._rewards_per_func.device)
+            totals = (self._rewards_per_func * weights.unsqueeze(0)).nansum(dim=1).tolist()
+            every = pass_at_k_advantages(totals, self.num_generations, self.pass_k)
+            local = len(output["advantages"])
+            start = self.accelerator.process_index * local
+            output["advantages"] = torch.tensor(
+                every[start : start + local], dtype=output["advantages"].dtype
+            ).to(output["advantages"].device)
+        return output
 
 
 def build_trainer(
@@ -75,6 +99,7 @@ def build_trainer(
         processing_class=policy.tokenizer,
         callbacks=[callback],
     )
+    trainer.pass_k = s.pass_k
     for noisy in (PrinterCallback, ProgressCallback):  # they print logs to stdout/stderr
         trainer.remove_callback(noisy)
     return trainer
