@@ -258,8 +258,9 @@ def test_bad_input_exits_with_one_line(tmp_path: Path, tiny_gguf: Path, models_f
     proc = reason("train", "grpo", *tiny, "--data", str(no_answers), env=env)
     one_error(proc, 4, "no answers")
     one_error(reason("train", "grpo", *tiny, "--group-size", "1", env=env), 2, "at least 2")
-    proc = reason("train", "grpo", *tiny, "--group-size", "4", "--pass-k", "5", env=env)
-    one_error(proc, 2, "--pass-k must be between 1 and --group-size (4)")
+    for k in ("0", "4"):
+        proc = reason("train", "grpo", *tiny, "--group-size", "4", "--pass-k", k, env=env)
+        one_error(proc, 2, f"--pass-k {k}: use 1 up to --group-size - 1 (3)")
     one_error(reason("train", "grpo", *tiny, "--out", "taken", env=env), 2, "already exists")
     proc = reason("train", "grpo", *tiny, "--out", "smollm2-135m", env=env)
     one_error(proc, 2, "already exists")
@@ -388,7 +389,7 @@ def trained(tiny_gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[s
         mp.setattr(trainer_module, "pass_at_k_advantages", pass_k_spy)
         proc = reason_here(
             "train", "grpo", "-m", str(tiny_gguf), "--steps", "2", *TINY_RUN, "--heldout", "4",
-            "--pass-k", "2",
+            "--group-size", "3", "--pass-k", "2",  # the last --group-size wins
             "--out", "tiny-grpo", "--run-dir", str(run_dir), "--export", "f16", "--json",
             env=env,
         )  # fmt: skip
@@ -406,7 +407,7 @@ def test_pass_k_advantages_come_from_the_steps_rewards(trained: dict[str, Any]) 
     steps = [logs for logs in trained["trl_logs"] if "reward" in logs]
     assert len(calls) == len(steps) == 2
     for (rewards, group, k, advantages), logs in zip(calls, steps, strict=True):
-        assert k == 2 and len(rewards) == len(advantages) and len(rewards) % group == 0
+        assert (group, k) == (3, 2) and len(rewards) == len(advantages) == 3
         assert sum(rewards) / len(rewards) == pytest.approx(logs["reward"], abs=1e-5)
     settings = json.loads((trained["run_dir"] / "run.json").read_text())
     assert settings["pass_k"] == 2

@@ -243,9 +243,10 @@ def _validate(s: TrainSettings) -> None:
         raise UsageError(f"--export must be one of {', '.join(EXPORT_TYPES)}, not {s.export!r}")
     if s.temperature <= 0:
         raise UsageError("--temperature must be above 0: GRPO needs different completions")
-    if not 1 <= s.pass_k <= s.group_size:
+    if not 1 <= s.pass_k < s.group_size:
         raise UsageError(
-            f"--pass-k must be between 1 and --group-size ({s.group_size}), not {s.pass_k}"
+            f"--pass-k {s.pass_k}: use 1 up to --group-size - 1 ({s.group_size - 1}); at the "
+            "group size every completion gets the same credit and nothing is learned"
         )
     checks = {
         "--steps": s.steps >= 1,
