@@ -105,6 +105,42 @@ def test_trained_prm_scores_steps_in_best_of_n(prm_run: dict[str, Any]) -> None:
     assert all(s is None or 0.0 <= s <= 1.0 for s in details["scores"])
 
 
+def test_bench_scores_every_branch_with_the_trained_verifier(
+    prm_run: dict[str, Any], tmp_path: Path
+) -> None:
+    env, gguf = prm_run["env"], str(prm_run["summary"]["gguf"])
+    data, out = tmp_path / "q.jsonl", tmp_path / "bon.jsonl"
+    data.write_text("".join(
+        json.dumps({"question": f"What is {i} + 1?", "answer": str(i + 1)}) + "\n"
+        for i in range(2)
+    ))  # fmt: skip
+    args = ["-m", gguf, "--threads", "1", "-s", "best-of-n", "-n", "2", "--max-tokens", "6"]
+    proc = reason(
+        "bench", "run", str(data), *args, "--verifier", "prm:tiny-prm", "--aggregate", "min",
+        "-o", str(out), "--json", env=env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    run = next(r for r in rows if r["type"] == "run")
+    assert (run["verifier"], run["aggregate"], run["pick"]) == ("prm:tiny-prm", "min", "best")
+    samples = [r for r in rows if r["type"] == "sample"]
+    assert len(samples) == 2
+    for sample in samples:  # one score per branch, in the order of its answers
+        assert len(sample["scores"]) == len(sample["answers"]) == 2
+        assert all(s is None or 0.0 <= s <= 1.0 for s in sample["scores"])
+    # a resume keeps the judge it was started with, and a vote has no judge to take
+    one_error(
+        reason("bench", "run", "--resume", str(out), "--verifier", "confidence", env=env),
+        2,
+        "--verifier confidence differs from prm:tiny-prm",
+    )
+    one_error(
+        reason("bench", "run", str(data), "-m", gguf, "--verifier", "prm:tiny-prm", env=env),
+        2,
+        "--verifier applies to",
+    )
+
+
 def test_bad_input_exits_with_one_line(prm_run: dict[str, Any], tmp_path: Path) -> None:
     env, rollouts = prm_run["env"], str(prm_run["rollouts"])
     one_error(reason("train", "verifier", rollouts, "--kind", "xrm", env=env), 2, "--kind")

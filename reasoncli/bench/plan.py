@@ -13,7 +13,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from reasoncli.errors import UsageError
-from reasoncli.strategies.base import DEFAULT_MAX_TOKENS, Kind, StrategyOptions, get_strategy
+from reasoncli.strategies.base import (
+    DEFAULT_MAX_TOKENS,
+    Kind,
+    StrategyOptions,
+    get_strategy,
+    strategy_names,
+)
 
 __all__ = ["DEFAULT_BRANCHES", "BenchPlan", "Budget", "budget_grid"]
 
@@ -70,6 +76,9 @@ class BenchPlan:
     seed: int = 0
     temperature: float | None = None
     save_text: bool = False
+    verifier: str = "confidence"  # best-of-n, beam, dvts: the judge (`--verifier`)
+    aggregate: str = "last"  # how a PRM's step scores make a branch score
+    pick: str = "best"  # best-of-n: the top branch, or the score-weighted vote
 
     def cells(self) -> list[tuple[str, Budget]]:
         return [(s, b) for s in self.strategies for b in self.budgets]
@@ -83,6 +92,9 @@ class BenchPlan:
             max_tokens_explicit=self.max_tokens_explicit,
             seed=self.seed,
             multiple_choice=multiple_choice,
+            verifier=self.verifier,
+            aggregate=self.aggregate,
+            pick=self.pick,
         )
         if budget.tokens is not None:
             if "budget_tokens" in info.options:
@@ -101,6 +113,9 @@ class BenchPlan:
             raise UsageError("--max-tokens must be at least 1")
         for strategy, budget in self.cells():
             get_strategy(strategy).check(self.options(strategy, budget, multiple_choice=False))
+        if self.verifier != "confidence" and not any(map(_judged, self.strategies)):
+            takers = ", ".join(s for s in strategy_names() if _judged(s))
+            raise UsageError(f"--verifier applies to {takers}, not {', '.join(self.strategies)}")
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -111,6 +126,9 @@ class BenchPlan:
             "seed": self.seed,
             "temperature": self.temperature,
             "save_text": self.save_text,
+            "verifier": self.verifier,
+            "aggregate": self.aggregate,
+            "pick": self.pick,
         }
 
     @classmethod
@@ -123,4 +141,12 @@ class BenchPlan:
             seed=int(data["seed"]),
             temperature=data.get("temperature"),
             save_text=bool(data.get("save_text", False)),
+            verifier=str(data.get("verifier", "confidence")),
+            aggregate=str(data.get("aggregate", "last")),
+            pick=str(data.get("pick", "best")),
         )
+
+
+def _judged(strategy: str) -> bool:
+    """Whether the strategy takes a `--verifier` (best-of-n and the step searches)."""
+    return "verifier" in get_strategy(strategy).info.options

@@ -67,6 +67,9 @@ class BenchRequest:
     out: Path | None = None
     resume: Path | None = None
     save_text: bool = False
+    verifier: str | None = None
+    aggregate: str | None = None
+    pick: str | None = None
 
 
 @dataclass
@@ -206,6 +209,9 @@ def prepare_bench(request: BenchRequest) -> BenchJob:
         seed=request.seed or 0,
         temperature=request.temperature,
         save_text=request.save_text,
+        verifier=request.verifier or "confidence",
+        aggregate=request.aggregate or "last",
+        pick=request.pick or "best",
     )
     plan.check()
     dataset = load_dataset(request.data, limit=request.limit)
@@ -235,6 +241,9 @@ def _prepare_resume(request: BenchRequest, path: Path) -> BenchJob:
         ("--max-tokens", request.max_tokens, saved.max_tokens),
         ("--seed", request.seed, saved.seed),
         ("--temperature", request.temperature, saved.temperature),
+        ("--verifier", request.verifier, saved.verifier),
+        ("--aggregate", request.aggregate, saved.aggregate),
+        ("--pick", request.pick, saved.pick),
     ):
         if given is not None and given != kept:
             raise UsageError(

@@ -100,6 +100,22 @@ def run(
     save_text: Annotated[
         bool, typer.Option("--save-text", help="Keep every branch's text in the results.")
     ] = False,
+    verifier: Annotated[
+        str | None,
+        typer.Option(
+            "--verifier",
+            help="best-of-n, beam, dvts: confidence [default], self, a model, orm:NAME or "
+            "prm:NAME (as in `reason ask`).",
+        ),
+    ] = None,
+    aggregate: Annotated[
+        str | None,
+        typer.Option("--aggregate", help="PRM step-score aggregation: last [default], min, prod."),
+    ] = None,
+    pick: Annotated[
+        str | None,
+        typer.Option("--pick", help="best-of-n: best [default] branch or weighted vote."),
+    ] = None,
     plot: Plot = None,
     json_out: JsonOut = False,
     quiet: Quiet = False,
@@ -131,6 +147,9 @@ def run(
             out=out,
             resume=resume,
             save_text=save_text,
+            verifier=verifier,
+            aggregate=aggregate,
+            pick=pick,
         )
     )
     if plot:
