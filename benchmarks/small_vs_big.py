@@ -6,6 +6,10 @@ the first k branches are exactly what `vote -n k` samples (ties in these subsets
 answer seen first; k = N is the run's own vote). Cost is the generated tokens of
 those k branches. Intervals are Wilson 95% over questions.
 
+A `best-of-n` run (`--verifier orm:NAME`) keeps every branch's score, so its file gives three
+curves from the same branches: maj@k, best-of-k (the top-scored answer) and the score-weighted
+vote. Its cost is still the generated tokens; the judge reads each solution once more.
+
     python benchmarks/small_vs_big.py LABEL=FILE ... [--plot out.png]
 
 Reproduce the README's Results table (about 40 min for each vote-8 run on 2 cores):
@@ -53,7 +57,7 @@ def maj_at(rows: list[dict], k: int) -> tuple[int, float]:
     right, tokens = 0, 0
     for r in rows:
         correct = {g["answer"]: g["correct"] for g in r["groups"]}
-        if k == r["branches"]:  # the run's own vote, with its own tie-breaking
+        if k == r["branches"] and r["strategy"] == "vote":  # the run's own tie-breaking
             right += bool(r["correct"])
         else:
             pick = majority(r["answers"][:k])
@@ -62,15 +66,57 @@ def maj_at(rows: list[dict], k: int) -> tuple[int, float]:
     return right, tokens / len(rows)
 
 
+def scored_pick(
+    answers: list[str | None], scores: list[float | None], weighted: bool
+) -> str | None:
+    """The top-scored answer (ties: the most common of the tied, then the first seen), or with
+    `weighted` the answer with the largest total score."""
+    clean = [s if s is not None and math.isfinite(s) else 0.0 for s in scores]
+    answered = [i for i, a in enumerate(answers) if a]
+    if not answered:
+        return None
+    if weighted:
+        total: dict[str, float] = {}
+        for i in answered:
+            total[answers[i]] = total.get(answers[i], 0.0) + max(clean[i], 0.0)
+        return max(total, key=lambda a: (total[a], -answers.index(a)))
+    top = max(clean[i] for i in answered)
+    return majority([answers[i] for i in answered if clean[i] >= top - 1e-9])
+
+
+def verified_at(rows: list[dict], k: int, weighted: bool) -> tuple[int, float]:
+    """(questions right, mean generated tokens) for best-of-k / weighted vote over the first k."""
+    right, tokens = 0, 0
+    for r in rows:
+        correct = {g["answer"]: g["correct"] for g in r["groups"]}
+        pick = scored_pick(r["answers"][:k], r["scores"][:k], weighted)
+        right += bool(pick is not None and correct.get(pick))
+        tokens += sum(r["branch_tokens"][:k])
+    return right, tokens / len(rows)
+
+
+def curves(label: str, rows: list[dict]) -> dict[str, object]:
+    """The curves a file gives: maj@k always; best-of-k and weighted when branches are scored."""
+    out: dict[str, object] = {label: maj_at}
+    if all("scores" in r for r in rows):
+        out = {
+            f"{label} maj": maj_at,
+            f"{label} best-of": lambda rows, k: verified_at(rows, k, weighted=False),
+            f"{label} weighted": lambda rows, k: verified_at(rows, k, weighted=True),
+        }
+    return out
+
+
 def table(runs: dict[str, list[dict]]) -> list[tuple[str, int, int, float, float, float]]:
     out = []
     for label, rows in runs.items():
         n_branches = min(r["branches"] for r in rows)
         ks = [k for k in (1, 2, 4, 8, 16, 32) if k <= n_branches]
-        for k in ks:
-            right, tokens = maj_at(rows, k)
-            lo, hi = wilson(right, len(rows))
-            out.append((label, k, len(rows), right / len(rows), lo, hi, tokens))
+        for name, at in curves(label, rows).items():
+            for k in ks:
+                right, tokens = at(rows, k)
+                lo, hi = wilson(right, len(rows))
+                out.append((name, k, len(rows), right / len(rows), lo, hi, tokens))
     return out
 
 
@@ -84,9 +130,9 @@ def main() -> None:
         label, _, path = spec.partition("=")
         runs[label] = samples(Path(path))
     rows = table(runs)
-    print(f"{'run':<28} {'k':>3} {'n':>4} {'accuracy':>9} {'95% interval':>15} {'tokens/q':>9}")
+    print(f"{'run':<34} {'k':>3} {'n':>4} {'accuracy':>9} {'95% interval':>15} {'tokens/q':>9}")
     for label, k, n, acc, lo, hi, tok in rows:
-        print(f"{label:<28} {k:>3} {n:>4} {acc:>9.1%} {lo:>7.1%}–{hi:<7.1%} {tok:>9.0f}")
+        print(f"{label:<34} {k:>3} {n:>4} {acc:>9.1%} {lo:>7.1%}–{hi:<7.1%} {tok:>9.0f}")
     if args.plot:
         import matplotlib
 
@@ -94,14 +140,14 @@ def main() -> None:
         import matplotlib.pyplot as plt
 
         fig, ax = plt.subplots(figsize=(7, 4.5))
-        for label in runs:
+        for label in dict.fromkeys(r[0] for r in rows):
             pts = [r for r in rows if r[0] == label]
             x = [p[6] for p in pts]
             y = [p[3] for p in pts]
             err = [[p[3] - p[4] for p in pts], [p[5] - p[3] for p in pts]]
             ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=label)
         ax.set_xscale("log")
-        ax.set_xlabel("generated tokens per question (maj@1, 2, 4, 8)")
+        ax.set_xlabel("generated tokens per question (k = 1, 2, 4, 8, ...)")
         ax.set_ylabel("accuracy (Wilson 95%)")
         ax.set_title("held-out arithmetic, 200 questions")
         ax.legend()

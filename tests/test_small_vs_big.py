@@ -1,0 +1,57 @@
+"""benchmarks/small_vs_big.py: the maj@k, best-of-k and weighted-vote curves the README's
+Results table is computed with, on hand-made bench samples."""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load() -> ModuleType:
+    spec = importlib.util.spec_from_file_location(
+        "small_vs_big", ROOT / "benchmarks/small_vs_big.py"
+    )
+    assert spec and spec.loader
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def sample(answers: list[str | None], scores: list[float | None], right: str) -> dict:
+    groups = [{"answer": a, "correct": a == right} for a in dict.fromkeys(a for a in answers if a)]
+    return {
+        "strategy": "best-of-n",
+        "branches": len(answers),
+        "answers": answers,
+        "scores": scores,
+        "groups": groups,
+        "correct": False,  # the strategy's own pick is not what maj@k reads
+        "branch_tokens": [10] * len(answers),
+    }
+
+
+def test_best_of_k_weighted_and_majority_read_the_first_k_branches() -> None:
+    m = load()
+    # two wrong "5"s outvote one right "6", which the judge scores highest
+    row = sample(["5", "6", "5", None], [0.3, 0.9, 0.2, 1.0], right="6")
+    assert m.scored_pick(row["answers"], row["scores"], weighted=False) == "6"  # None can't win
+    assert m.scored_pick(row["answers"], row["scores"], weighted=True) == "6"  # 0.9 > 0.5
+    assert m.majority(row["answers"]) == "5"
+    assert m.maj_at([row], 4) == (0, 40.0)  # a best-of-n file's own `correct` is not used
+    assert m.verified_at([row], 4, weighted=False) == (1, 40.0)
+    assert m.verified_at([row], 1, weighted=False) == (0, 10.0)
+    tied = ["7", "8", "8"]
+    assert m.scored_pick(tied, [0.5, 0.5, 0.5], weighted=False) == "8"  # tie: most common
+    assert m.scored_pick(["9", "4"], [None, float("nan")], weighted=True) == "9"  # all weigh 0
+
+
+def test_a_scored_file_gives_three_curves_and_a_vote_file_one() -> None:
+    m = load()
+    scored = [sample(["1", "2"], [0.1, 0.8], right="2")]
+    names = [r[0] for r in m.table({"bon": scored})]
+    assert dict.fromkeys(names) == dict.fromkeys(["bon maj", "bon best-of", "bon weighted"])
+    vote = [{k: v for k, v in scored[0].items() if k != "scores"} | {"strategy": "vote"}]
+    assert {r[0] for r in m.table({"vote": vote})} == {"vote"}
