@@ -114,17 +114,21 @@ def test_bench_scores_every_branch_with_the_trained_verifier(
         json.dumps({"question": f"What is {i} + 1?", "answer": str(i + 1)}) + "\n"
         for i in range(2)
     ))  # fmt: skip
-    args = ["-m", gguf, "--threads", "1", "-s", "best-of-n", "-n", "2", "--max-tokens", "6"]
+    args = ["-m", gguf, "--threads", "1", "-s", "best-of-n,beam", "-n", "2", "--max-tokens", "6"]
     proc = reason(
         "bench", "run", str(data), *args, "--verifier", "prm:tiny-prm", "--aggregate", "min",
-        "-o", str(out), "--json", env=env,
+        "--beam-width", "1", "--step-tokens", "3", "-o", str(out), "--json", env=env,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     rows = [json.loads(line) for line in out.read_text().splitlines()]
     run = next(r for r in rows if r["type"] == "run")
     assert (run["verifier"], run["aggregate"], run["pick"]) == ("prm:tiny-prm", "min", "best")
+    assert (run["beam_width"], run["step_tokens"]) == (1, 3)
     samples = [r for r in rows if r["type"] == "sample"]
-    assert len(samples) == 2
+    assert sorted(r["strategy"] for r in samples) == ["beam", "beam", "best-of-n", "best-of-n"]
+    beams = [r for r in samples if r["strategy"] == "beam"]
+    assert all(len(r["answers"]) >= 1 for r in beams)  # the leaves of a one-beam search
+    samples = [r for r in samples if r["strategy"] == "best-of-n"]
     for sample in samples:  # one score per branch, in the order of its answers
         assert len(sample["scores"]) == len(sample["answers"]) == 2
         assert all(s is None or 0.0 <= s <= 1.0 for s in sample["scores"])

@@ -79,6 +79,8 @@ class BenchPlan:
     verifier: str = "confidence"  # best-of-n, beam, dvts: the judge (`--verifier`)
     aggregate: str = "last"  # how a PRM's step scores make a branch score
     pick: str = "best"  # best-of-n: the top branch, or the score-weighted vote
+    beam_width: int = 4  # beam, dvts: beams kept per step (subtree size for dvts)
+    step_tokens: int = 64  # beam, dvts: the longest step
 
     def cells(self) -> list[tuple[str, Budget]]:
         return [(s, b) for s in self.strategies for b in self.budgets]
@@ -95,6 +97,8 @@ class BenchPlan:
             verifier=self.verifier,
             aggregate=self.aggregate,
             pick=self.pick,
+            beam_width=self.beam_width,
+            step_tokens=self.step_tokens,
         )
         if budget.tokens is not None:
             if "budget_tokens" in info.options:
@@ -129,6 +133,8 @@ class BenchPlan:
             "verifier": self.verifier,
             "aggregate": self.aggregate,
             "pick": self.pick,
+            "beam_width": self.beam_width,
+            "step_tokens": self.step_tokens,
         }
 
     @classmethod
@@ -144,6 +150,8 @@ class BenchPlan:
             verifier=str(data.get("verifier", "confidence")),
             aggregate=str(data.get("aggregate", "last")),
             pick=str(data.get("pick", "best")),
+            beam_width=int(data.get("beam_width", 4)),
+            step_tokens=int(data.get("step_tokens", 64)),
         )
 
 

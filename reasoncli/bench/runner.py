@@ -70,6 +70,8 @@ class BenchRequest:
     verifier: str | None = None
     aggregate: str | None = None
     pick: str | None = None
+    beam_width: int | None = None
+    step_tokens: int | None = None
 
 
 @dataclass
@@ -212,6 +214,8 @@ def prepare_bench(request: BenchRequest) -> BenchJob:
         verifier=request.verifier or "confidence",
         aggregate=request.aggregate or "last",
         pick=request.pick or "best",
+        beam_width=request.beam_width or 4,
+        step_tokens=request.step_tokens or 64,
     )
     plan.check()
     dataset = load_dataset(request.data, limit=request.limit)
@@ -244,6 +248,8 @@ def _prepare_resume(request: BenchRequest, path: Path) -> BenchJob:
         ("--verifier", request.verifier, saved.verifier),
         ("--aggregate", request.aggregate, saved.aggregate),
         ("--pick", request.pick, saved.pick),
+        ("--beam-width", request.beam_width, saved.beam_width),
+        ("--step-tokens", request.step_tokens, saved.step_tokens),
     ):
         if given is not None and given != kept:
             raise UsageError(

@@ -116,6 +116,14 @@ def run(
         str | None,
         typer.Option("--pick", help="best-of-n: best [default] branch or weighted vote."),
     ] = None,
+    beam_width: Annotated[
+        int | None,
+        typer.Option("--beam-width", help="beam, dvts: beams kept per step [4].", min=1),
+    ] = None,
+    step_tokens: Annotated[
+        int | None,
+        typer.Option("--step-tokens", help="beam, dvts: token budget of a step [64].", min=1),
+    ] = None,
     plot: Plot = None,
     json_out: JsonOut = False,
     quiet: Quiet = False,
@@ -150,6 +158,8 @@ def run(
             verifier=verifier,
             aggregate=aggregate,
             pick=pick,
+            beam_width=beam_width,
+            step_tokens=step_tokens,
         )
     )
     if plot:
