@@ -3,7 +3,8 @@
 One command prints, as medians of `--reps` interleaved repetitions (engine and baseline swap
 order every rep, so drift from a busy machine hits both alike):
   1. for each N in `--sizes`: engine tok/s, sequential tok/s, their ratio, and the engine as a
-     fraction of prompt-processing tok/s (PP, measured in the same reps: the compute ceiling);
+     fraction of prompt-processing tok/s (PP, measured in the same reps: the compute ceiling),
+     then the engine's decode-only tok/s (prefill excluded: `llama-batched-bench`'s S_TG);
   2. wall time of `reason ask --branches 8` against a plain loop of 8 `create_chat_completion`
      (whole processes, model load included) and `reason --help`.
 
@@ -78,16 +79,18 @@ def engine(setup: Setup, plan: ContextPlan) -> BranchEngine:
     )
 
 
-def engine_run(setup: Setup, prompt: list[int], n: int) -> tuple[int, float]:
-    """Tokens generated and seconds, prefill included, context creation excluded."""
+def engine_run(setup: Setup, prompt: list[int], n: int) -> tuple[int, float, float]:
+    """Tokens generated, seconds with the prefill and seconds without it (context creation
+    excluded). Without it is what `llama-batched-bench` calls TG; with it, its T column."""
     with engine(setup, plan_for(setup, len(prompt), n, setup.max_tokens)) as e:
         t0 = time.perf_counter()
         e.set_prompt(prompt)
+        t_prefill = time.perf_counter()
         branches = [e.add_branch(SAMPLING.with_seed(i), setup.max_tokens) for i in range(n)]
         for _ in e.run():
             pass
-        dt = time.perf_counter() - t0
-    return sum(b.n_tokens for b in branches), dt
+        t1 = time.perf_counter()
+    return sum(b.n_tokens for b in branches), t1 - t0, t1 - t_prefill
 
 
 def baseline_run(llm: Any, prompt_text: str, n: int, max_tokens: int) -> tuple[int, float]:
@@ -258,7 +261,8 @@ def main() -> None:
         for n in ns:
             for name in ("engine", "baseline") if rep % 2 == 0 else ("baseline", "engine"):
                 if name == "engine":
-                    tok, dt = engine_run(setup, prompt, n)
+                    tok, dt, decode_dt = engine_run(setup, prompt, n)
+                    rates.setdefault(("decode", n), []).append(tok / decode_dt)
                 else:
                     tok, dt = baseline_run(llm, prompt_text, n, args.max_tokens)
                 rates.setdefault((name, n), []).append(tok / dt)
@@ -271,11 +275,15 @@ def main() -> None:
     llm.close()
 
     pp_rate = statistics.median(pp)
-    print(f"\n{'N':>3} {'engine tok/s':>13} {'sequential tok/s':>17} {'ratio':>6} {'of PP':>6}")
+    print(
+        f"\n{'N':>3} {'engine tok/s':>13} {'sequential tok/s':>17} {'ratio':>6} {'of PP':>6}"
+        f" {'decode-only tok/s':>18}"
+    )
     for n in ns:
         e = statistics.median(rates[("engine", n)])
         b = statistics.median(rates[("baseline", n)])
-        print(f"{n:>3} {e:>13.1f} {b:>17.1f} {e / b:>5.2f}x {e / pp_rate:>6.0%}")
+        d = statistics.median(rates[("decode", n)])
+        print(f"{n:>3} {e:>13.1f} {b:>17.1f} {e / b:>5.2f}x {e / pp_rate:>6.0%} {d:>18.1f}")
     print(f"prompt processing (PP, {args.pp_tokens} tokens): {pp_rate:.1f} tok/s")
     if cli is not None:
         a, lp = statistics.median(walls["ask"]), statistics.median(walls["loop"])
