@@ -11,7 +11,7 @@ import pytest
 
 from reasoncli.solution_steps import step_prefixes
 from reasoncli.train.verifier_data import Graded, orm_examples, split_heldout
-from reasoncli.train.verifier_job import auc
+from reasoncli.train.verifier_job import auc, within_question_auc
 from tests.test_train import one_error, reason, reason_here
 
 
@@ -38,6 +38,11 @@ def test_auc_is_the_mann_whitney_rank_probability() -> None:
     assert auc([(0.1, 1), (0.9, 0)]) == 0.0
     assert auc([(0.5, 1), (0.5, 0)]) == 0.5
     assert auc([(0.5, 1)]) is None
+    # easy question scored high, hard one low: pooled AUC rewards that, within each it is chance
+    easy, hard = [(0.9, 1), (0.9, 0), (0.9, 1)], [(0.1, 0), (0.1, 1), (0.1, 0)]
+    assert auc(easy + hard) == 0.6667 and within_question_auc([easy, hard]) == 0.5
+    assert within_question_auc([[(0.2, 0), (0.7, 1)], [(0.3, 1)]]) == 1.0
+    assert within_question_auc([[(0.3, 1)]]) is None
 
 
 @pytest.fixture(scope="module")

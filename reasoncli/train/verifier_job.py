@@ -258,10 +258,12 @@ def score_heldout(session: Any, heldout: list[Graded]) -> dict[str, Any]:
         for g in heldout:
             groups.setdefault(g.question, []).append(g)
         scored: list[tuple[float, float]] = []
+        by_question: list[list[tuple[float, float]]] = []
         best = first = 0.0
         for question, items in groups.items():
             scores = verifier.score(question, [Candidate(g.text) for g in items])
-            scored.extend(zip(scores, (g.correct for g in items), strict=True))
+            by_question.append(list(zip(scores, (g.correct for g in items), strict=True)))
+            scored.extend(by_question[-1])
             best += items[max(range(len(items)), key=scores.__getitem__)].correct
             first += items[0].correct
     finally:
@@ -269,6 +271,7 @@ def score_heldout(session: Any, heldout: list[Graded]) -> dict[str, Any]:
     n = max(1, len(groups))
     return {
         "auc": auc(scored),
+        "within_question_auc": within_question_auc(by_question),
         "best_of_group_accuracy": round(best / n, 4),
         "first_sample_accuracy": round(first / n, 4),
         "questions": len(groups),
@@ -283,6 +286,18 @@ def auc(pairs: list[tuple[float, float]]) -> float | None:
         return None
     wins = sum((p > q) + 0.5 * (p == q) for p in pos for q in neg)
     return round(wins / (len(pos) * len(neg)), 4)
+
+
+def within_question_auc(groups: list[list[tuple[float, float]]]) -> float | None:
+    """P(a correct solution outscores a wrong one to the same question): what best-of-N
+    needs. The pooled `auc` also rewards scoring easy questions higher than hard ones."""
+    wins = pairs = 0.0
+    for group in groups:
+        pos = [s for s, c in group if c >= 0.5]
+        neg = [s for s, c in group if c < 0.5]
+        wins += sum((p > q) + 0.5 * (p == q) for p in pos for q in neg)
+        pairs += len(pos) * len(neg)
+    return round(wins / pairs, 4) if pairs else None
 
 
 def _judge_ids(judge: Any, example: Example) -> list[int]:
