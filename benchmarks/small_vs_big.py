@@ -127,7 +127,7 @@ def main() -> None:
     args = parser.parse_args()
     runs = {}
     for spec in args.runs:
-        label, _, path = spec.partition("=")
+        label, _, path = spec.rpartition("=")  # a label may hold "=" (n=16)
         runs[label] = samples(Path(path))
     rows = table(runs)
     print(f"{'run':<34} {'k':>3} {'n':>4} {'accuracy':>9} {'95% interval':>15} {'tokens/q':>9}")
@@ -139,18 +139,21 @@ def main() -> None:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        fig, ax = plt.subplots(figsize=(7, 4.5))
-        for label in dict.fromkeys(r[0] for r in rows):
+        fig, ax = plt.subplots(figsize=(10, 5))
+        labels = list(dict.fromkeys(r[0] for r in rows))
+        colors = plt.get_cmap("tab20").colors  # more series than the default cycle's 10
+        for i, label in enumerate(labels):
             pts = [r for r in rows if r[0] == label]
             x = [p[6] for p in pts]
             y = [p[3] for p in pts]
             err = [[p[3] - p[4] for p in pts], [p[5] - p[3] for p in pts]]
-            ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=label)
+            style = {"color": colors[i % len(colors)], "marker": "o", "capsize": 3}
+            ax.errorbar(x, y, yerr=err, label=label, **style)
         ax.set_xscale("log")
         ax.set_xlabel("generated tokens per question (k = 1, 2, 4, 8, ...)")
         ax.set_ylabel("accuracy (Wilson 95%)")
         ax.set_title("held-out arithmetic, 200 questions")
-        ax.legend()
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
         fig.tight_layout()
         fig.savefig(args.plot, dpi=120)
         print(f"plot: {args.plot}")
