@@ -81,6 +81,7 @@ def prm_run(tiny_gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[s
         "env": env,
         "run_dir": run_dir,
         "rollouts": rollouts,
+        "base": str(tiny_gguf),
     }
 
 
@@ -96,6 +97,23 @@ def test_prm_run_labels_trains_exports_and_registers(prm_run: dict[str, Any]) ->
     assert held["trained"]["questions"] == 1 and held["base"]["questions"] == 1
     assert "tiny-prm" in Path(summary["registered_in"]).read_text()
     assert json.loads((run_dir / "summary.json").read_text())["model"] == "tiny-prm"
+
+
+def test_rerunning_a_finished_run_resumes_and_exports_again(prm_run: dict[str, Any]) -> None:
+    """The same command again continues from the last checkpoint (labels and weights kept):
+    nothing is left to train, so it exports, checks and registers the trained weights."""
+    run_dir, env = prm_run["run_dir"], prm_run["env"]
+    proc = reason_here(
+        "train", "verifier", str(prm_run["rollouts"]), "--kind", "prm", "-m",
+        prm_run["base"], "--policy", prm_run["base"], "--out", "tiny-prm", "--run-dir",
+        str(run_dir), "--steps", "2", "--batch-size", "2", "--heldout", "1",
+        "--mc-completions", "2", "--mc-max-tokens", "4", "--export", "f16", "--json", env=env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    summary = json.loads(proc.stdout)
+    # step 2, not 3: a finished run is not trained one step past --steps
+    assert summary["step"] == 2 and not summary["interrupted"] and Path(summary["gguf"]).is_file()
+    assert summary["heldout"] == prm_run["summary"]["heldout"]  # the same weights, scored again
 
 
 def test_trained_prm_scores_steps_in_best_of_n(prm_run: dict[str, Any]) -> None:

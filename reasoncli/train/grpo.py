@@ -35,6 +35,7 @@ from reasoncli.train.settings import (
     RunPlan,
     TrainRequest,
     TrainSettings,
+    checkpoint_step,
     clear_run_dir,
     latest_checkpoint,
     resolve_settings,
@@ -173,7 +174,7 @@ class TrainJob:
 
         s, spec = self.settings, self.resolved.spec
         checkpoint, heldout = self._prepare_run_dir()
-        start_step = _checkpoint_step(checkpoint)
+        start_step = checkpoint_step(checkpoint)
         log = RewardLog(self.run_dir / LOG_FILE)
         log.keep_until(start_step)
         policy = self._load_policy(checkpoint, reporter)
@@ -281,13 +282,6 @@ class TrainJob:
             "(reason train grpo)"
         )
         outcome.registry = write_entry(trained_spec(s.out, spec, gguf, description))
-
-
-def _checkpoint_step(checkpoint: Path | None) -> int:
-    if checkpoint is None:
-        return 0
-    state = json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
-    return int(state.get("global_step", 0))
 
 
 def _eos_ids(policy: Policy) -> list[int]:

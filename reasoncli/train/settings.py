@@ -113,6 +113,14 @@ def latest_checkpoint(run_dir: Path) -> Path | None:
     return max(found)[1] if found else None
 
 
+def checkpoint_step(checkpoint: Path | None) -> int:
+    """The optimizer step a checkpoint was saved at (0 for none)."""
+    if checkpoint is None:
+        return 0
+    state = json.loads((checkpoint / "trainer_state.json").read_text(encoding="utf-8"))
+    return int(state.get("global_step", 0))
+
+
 @dataclass(frozen=True)
 class RunPlan:
     settings: TrainSettings

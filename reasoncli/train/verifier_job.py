@@ -24,7 +24,7 @@ from reasoncli.train.deps import check_train_deps, import_stack
 from reasoncli.train.policy import check_trainable
 from reasoncli.train.progress import TrainReporter
 from reasoncli.train.registry import check_out_name, trained_spec, write_entry
-from reasoncli.train.settings import latest_checkpoint
+from reasoncli.train.settings import checkpoint_step, latest_checkpoint
 from reasoncli.train.verifier_data import (
     Example,
     Graded,
@@ -62,7 +62,7 @@ class VerifierRequest:
     mc_max_tokens: int = 64
     seed: int = 0
     checkpoint_every: int = 50
-    export: str = "q8_0"
+    export: str = "f16"  # Q8_0 rounds a small fine-tune away (see the CLI help)
     threads: int | None = None
 
 
@@ -184,8 +184,7 @@ class VerifierJob:
         self, rows: list[dict[str, Any]], yes: Any, no: Any, pad: int, reporter: TrainReporter
     ) -> tuple[int, bool]:
         from reasoncli.train.callbacks import GracefulInterrupt
-        from reasoncli.train.export import export_gguf
-        from reasoncli.train.policy import load_checkpoint, load_gguf
+        from reasoncli.train.policy import load_gguf
         from reasoncli.train.verifier_trainer import (
             LossCallback,
             VerifierSettings,
@@ -194,12 +193,23 @@ class VerifierJob:
 
         r = self.request
         checkpoint = latest_checkpoint(self.run_dir)
+        if checkpoint is not None and checkpoint_step(checkpoint) >= r.steps:
+            # Finished (say, rerun to export again): the Trainer would run one step past
+            # max_steps from a final checkpoint, so load its weights and only export.
+            import torch
+            from transformers import LlamaForCausalLM
+
+            reporter.status(f"already trained: exporting {checkpoint.name}")
+            model = LlamaForCausalLM.from_pretrained(str(checkpoint), torch_dtype=torch.float32)
+            self._export(model, r.export, reporter)
+            return checkpoint_step(checkpoint), False
+        # The base model gives the architecture either way; on resume the Trainer loads the
+        # checkpoint's weights, optimizer and step into it (a verifier checkpoint holds no
+        # tokenizer, which `load_checkpoint` would need).
+        reporter.status(f"loading {self.base.path.name}")
+        policy = load_gguf(self.base.path, self.base.spec.chat_template)
         if checkpoint is not None:
             reporter.status(f"resuming from {checkpoint.name}")
-            policy = load_checkpoint(checkpoint, self.base.spec.chat_template)
-        else:
-            reporter.status(f"loading {self.base.path.name}")
-            policy = load_gguf(self.base.path, self.base.spec.chat_template)
         settings = VerifierSettings(
             steps=r.steps,
             batch_size=r.batch_size,
@@ -225,17 +235,21 @@ class VerifierJob:
         step = int(trainer.state.global_step)
         if interrupt.requested and step < r.steps:
             return step, True
-        model = trainer.accelerator.unwrap_model(trainer.model)
-        reporter.status(f"exporting {r.export.upper()} GGUF")
+        self._export(trainer.accelerator.unwrap_model(trainer.model), r.export, reporter)
+        return step, False
+
+    def _export(self, model: Any, file_type: str, reporter: TrainReporter) -> None:
+        from reasoncli.train.export import export_gguf
+
+        reporter.status(f"exporting {file_type.upper()} GGUF")
         export_gguf(
             model.state_dict(),
             model.config,
             self.base.path,
-            self.run_dir / f"{self.out}-{r.export.upper()}.gguf",
-            file_type=r.export,
+            self.run_dir / f"{self.out}-{file_type.upper()}.gguf",
+            file_type=file_type,
             name=self.out,
         )
-        return step, False
 
     def _evaluate(self, gguf: Path, options: Any) -> dict[str, Any]:
         """AUC and best-of-group accuracy on held-out solutions: trained vs the base as judge."""
