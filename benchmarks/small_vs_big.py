@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import random
 from collections import Counter
 from pathlib import Path
 
@@ -95,6 +96,25 @@ def verified_at(rows: list[dict], k: int, weighted: bool) -> tuple[int, float]:
     return right, tokens / len(rows)
 
 
+def right_at(r: dict, k: int, how: str) -> float:
+    """1.0 if one question's pick from its first k branches is right (`maj`, `best`, `weighted`)."""
+    correct = {g["answer"]: g["correct"] for g in r["groups"]}
+    if how == "maj":
+        pick = majority(r["answers"][:k])
+    else:
+        pick = scored_pick(r["answers"][:k], r["scores"][:k], weighted=how == "weighted")
+    return float(bool(pick is not None and correct.get(pick)))
+
+
+def paired_gain(rows: list[dict], k: int, how: str, reps: int = 4000) -> tuple[float, float, float]:
+    """`how` minus maj@k on the same questions: mean and a 95% paired bootstrap interval."""
+    diffs = [right_at(r, k, how) - right_at(r, k, "maj") for r in rows]
+    rng = random.Random(0)
+    n = len(diffs)
+    means = sorted(sum(diffs[rng.randrange(n)] for _ in range(n)) / n for _ in range(reps))
+    return sum(diffs) / n, means[int(0.025 * reps)], means[int(0.975 * reps) - 1]
+
+
 def curves(label: str, rows: list[dict]) -> dict[str, object]:
     """The curves a file gives: maj@k always; best-of-k and weighted when branches are scored."""
     out: dict[str, object] = {label: maj_at}
@@ -133,6 +153,16 @@ def main() -> None:
     print(f"{'run':<34} {'k':>3} {'n':>4} {'accuracy':>9} {'95% interval':>15} {'tokens/q':>9}")
     for label, k, n, acc, lo, hi, tok in rows:
         print(f"{label:<34} {k:>3} {n:>4} {acc:>9.1%} {lo:>7.1%}–{hi:<7.1%} {tok:>9.0f}")
+    for label, rows_of in runs.items():
+        if not all("scores" in r for r in rows_of):
+            continue
+        for k in (k for k in (2, 4, 8, 16, 32) if k <= min(r["branches"] for r in rows_of)):
+            for how in ("best", "weighted"):
+                mean, lo, hi = paired_gain(rows_of, k, how)
+                print(
+                    f"{label}: {how}@{k} - maj@{k} = {mean * 100:+.1f} pts "
+                    f"({lo * 100:+.1f} to {hi * 100:+.1f}, paired bootstrap 95%)"
+                )
     if args.plot:
         import matplotlib
 

@@ -55,3 +55,14 @@ def test_a_scored_file_gives_three_curves_and_a_vote_file_one() -> None:
     assert dict.fromkeys(names) == dict.fromkeys(["bon maj", "bon best-of", "bon weighted"])
     vote = [{k: v for k, v in scored[0].items() if k != "scores"} | {"strategy": "vote"}]
     assert {r[0] for r in m.table({"vote": vote})} == {"vote"}
+
+
+def test_paired_gain_is_the_mean_difference_on_the_same_questions() -> None:
+    m = load()
+    won = sample(["5", "6", "5"], [0.1, 0.9, 0.2], right="6")  # the judge fixes the vote
+    tie = sample(["6", "6", "5"], [0.5, 0.5, 0.9], right="6")  # the judge breaks a right vote
+    assert m.right_at(won, 3, "best") == 1.0 and m.right_at(won, 3, "maj") == 0.0
+    assert m.right_at(tie, 3, "best") == 0.0 and m.right_at(tie, 3, "weighted") == 1.0
+    assert m.paired_gain([won] * 10, 3, "best") == (1.0, 1.0, 1.0)
+    mean, lo, hi = m.paired_gain([won, tie] * 10, 3, "best")
+    assert mean == 0.0 and lo < 0.0 < hi

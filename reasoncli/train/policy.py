@@ -36,7 +36,7 @@ def check_trainable(info: GGUFInfo, label: str) -> None:
         raise ModelError(f"{label}: mixture-of-experts Llama models cannot be trained")
 
 
-def _quiet_transformers() -> None:
+def quiet_transformers() -> None:
     """transformers' loading bars and warnings would land in the user's terminal."""
     import transformers
 
@@ -60,7 +60,7 @@ def load_gguf(path: Path, chat_template: str | None = None) -> Policy:
 
     from reasoncli.train.gguf_model import read_llama
 
-    _quiet_transformers()
+    quiet_transformers()
     config, state = read_llama(path)
     model = LlamaForCausalLM(config).to(torch.float32)
     missing, unexpected = model.load_state_dict(state, strict=False)
@@ -81,7 +81,7 @@ def load_checkpoint(path: Path, chat_template: str | None = None) -> Policy:
     import torch
     from transformers import AutoTokenizer, LlamaForCausalLM
 
-    _quiet_transformers()
+    quiet_transformers()
     try:
         model = LlamaForCausalLM.from_pretrained(str(path), dtype=torch.float32)
         tokenizer = AutoTokenizer.from_pretrained(str(path))

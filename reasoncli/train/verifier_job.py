@@ -199,6 +199,9 @@ class VerifierJob:
             import torch
             from transformers import LlamaForCausalLM
 
+            from reasoncli.train.policy import quiet_transformers
+
+            quiet_transformers()
             reporter.status(f"already trained: exporting {checkpoint.name}")
             model = LlamaForCausalLM.from_pretrained(str(checkpoint), torch_dtype=torch.float32)
             self._export(model, r.export, reporter)
