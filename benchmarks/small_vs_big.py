@@ -87,13 +87,9 @@ def scored_pick(
 
 def verified_at(rows: list[dict], k: int, weighted: bool) -> tuple[int, float]:
     """(questions right, mean generated tokens) for best-of-k / weighted vote over the first k."""
-    right, tokens = 0, 0
-    for r in rows:
-        correct = {g["answer"]: g["correct"] for g in r["groups"]}
-        pick = scored_pick(r["answers"][:k], r["scores"][:k], weighted)
-        right += bool(pick is not None and correct.get(pick))
-        tokens += sum(r["branch_tokens"][:k])
-    return right, tokens / len(rows)
+    how = "weighted" if weighted else "best"
+    right = sum(int(right_at(r, k, how)) for r in rows)
+    return right, sum(sum(r["branch_tokens"][:k]) for r in rows) / len(rows)
 
 
 def right_at(r: dict, k: int, how: str) -> float:

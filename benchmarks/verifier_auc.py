@@ -14,7 +14,7 @@ import argparse
 import json
 from pathlib import Path
 
-from reasoncli.train.verifier_job import within_question_auc
+from reasoncli.train.verifier_job import auc, within_question_auc
 
 
 def graded_scores(path: Path) -> list[list[tuple[float, float]]]:
@@ -39,7 +39,7 @@ def main() -> None:
         groups = graded_scores(path)
         mixed = sum(0 < sum(c for _, c in g) < len(g) for g in groups)
         within = within_question_auc(groups)
-        pooled = within_question_auc([[x for g in groups for x in g]])
+        pooled = auc([x for g in groups for x in g])
         fmt = lambda v: f"{v:.3f}" if v is not None else "–"  # noqa: E731
         print(f"{path.name:<40} {len(groups):>9} {mixed:>6} {fmt(within):>13} {fmt(pooled):>11}")
 

@@ -21,9 +21,11 @@ from reasoncli.strategies.base import (
     strategy_names,
 )
 
-__all__ = ["DEFAULT_BRANCHES", "BenchPlan", "Budget", "budget_grid"]
+__all__ = ["DEFAULT_BRANCHES", "JUDGE_OPTIONS", "BenchPlan", "Budget", "budget_grid"]
 
 DEFAULT_BRANCHES = 8
+JUDGE_OPTIONS = ("verifier", "aggregate", "pick", "beam_width", "step_tokens")
+"""StrategyOptions a bench passes through as given: best-of-n's and the searches' judge."""
 
 
 @dataclass(frozen=True)
@@ -76,11 +78,12 @@ class BenchPlan:
     seed: int = 0
     temperature: float | None = None
     save_text: bool = False
-    verifier: str = "confidence"  # best-of-n, beam, dvts: the judge (`--verifier`)
-    aggregate: str = "last"  # how a PRM's step scores make a branch score
-    pick: str = "best"  # best-of-n: the top branch, or the score-weighted vote
-    beam_width: int = 4  # beam, dvts: beams kept per step (subtree size for dvts)
-    step_tokens: int = 64  # beam, dvts: the longest step
+    # JUDGE_OPTIONS, with StrategyOptions' defaults
+    verifier: str = StrategyOptions.verifier
+    aggregate: str = StrategyOptions.aggregate
+    pick: str = StrategyOptions.pick
+    beam_width: int = StrategyOptions.beam_width
+    step_tokens: int = StrategyOptions.step_tokens
 
     def cells(self) -> list[tuple[str, Budget]]:
         return [(s, b) for s in self.strategies for b in self.budgets]
@@ -94,11 +97,7 @@ class BenchPlan:
             max_tokens_explicit=self.max_tokens_explicit,
             seed=self.seed,
             multiple_choice=multiple_choice,
-            verifier=self.verifier,
-            aggregate=self.aggregate,
-            pick=self.pick,
-            beam_width=self.beam_width,
-            step_tokens=self.step_tokens,
+            **self.judge(),
         )
         if budget.tokens is not None:
             if "budget_tokens" in info.options:
@@ -117,9 +116,12 @@ class BenchPlan:
             raise UsageError("--max-tokens must be at least 1")
         for strategy, budget in self.cells():
             get_strategy(strategy).check(self.options(strategy, budget, multiple_choice=False))
-        if self.verifier != "confidence" and not any(map(_judged, self.strategies)):
+        if self.verifier != StrategyOptions.verifier and not any(map(_judged, self.strategies)):
             takers = ", ".join(s for s in strategy_names() if _judged(s))
             raise UsageError(f"--verifier applies to {takers}, not {', '.join(self.strategies)}")
+
+    def judge(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in JUDGE_OPTIONS}
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -130,11 +132,7 @@ class BenchPlan:
             "seed": self.seed,
             "temperature": self.temperature,
             "save_text": self.save_text,
-            "verifier": self.verifier,
-            "aggregate": self.aggregate,
-            "pick": self.pick,
-            "beam_width": self.beam_width,
-            "step_tokens": self.step_tokens,
+            **self.judge(),
         }
 
     @classmethod
@@ -147,11 +145,7 @@ class BenchPlan:
             seed=int(data["seed"]),
             temperature=data.get("temperature"),
             save_text=bool(data.get("save_text", False)),
-            verifier=str(data.get("verifier", "confidence")),
-            aggregate=str(data.get("aggregate", "last")),
-            pick=str(data.get("pick", "best")),
-            beam_width=int(data.get("beam_width", 4)),
-            step_tokens=int(data.get("step_tokens", 64)),
+            **{name: data[name] for name in JUDGE_OPTIONS if name in data},  # older files: none
         )
 
 

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from reasoncli.bench.datasets import Dataset, Item, load_dataset
 from reasoncli.bench.grading import grade
-from reasoncli.bench.plan import BenchPlan, Budget, budget_grid
+from reasoncli.bench.plan import JUDGE_OPTIONS, BenchPlan, Budget, budget_grid
 from reasoncli.bench.store import JsonlStore, read_records
 from reasoncli.errors import InputError, UsageError
 from reasoncli.events import discard
@@ -211,17 +211,23 @@ def prepare_bench(request: BenchRequest) -> BenchJob:
         seed=request.seed or 0,
         temperature=request.temperature,
         save_text=request.save_text,
-        verifier=request.verifier or "confidence",
-        aggregate=request.aggregate or "last",
-        pick=request.pick or "best",
-        beam_width=request.beam_width or 4,
-        step_tokens=request.step_tokens or 64,
+        **_given_judge(request),
     )
     plan.check()
     dataset = load_dataset(request.data, limit=request.limit)
     out = request.out or Path("results") / f"run-{datetime.now():%Y-%m-%d-%H%M%S}.jsonl"
     JsonlStore.refuse_existing(out)
     return BenchJob(plan, dataset, out, request.limit, remembered_model(request.model))
+
+
+def _given_judge(request: BenchRequest) -> dict[str, Any]:
+    """The JUDGE_OPTIONS flags the user gave (the others keep the plan's defaults)."""
+    values = {name: getattr(request, name) for name in JUDGE_OPTIONS}
+    return {name: value for name, value in values.items() if value is not None}
+
+
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
 
 
 def remembered_model(model: str | None) -> str | None:
@@ -245,11 +251,7 @@ def _prepare_resume(request: BenchRequest, path: Path) -> BenchJob:
         ("--max-tokens", request.max_tokens, saved.max_tokens),
         ("--seed", request.seed, saved.seed),
         ("--temperature", request.temperature, saved.temperature),
-        ("--verifier", request.verifier, saved.verifier),
-        ("--aggregate", request.aggregate, saved.aggregate),
-        ("--pick", request.pick, saved.pick),
-        ("--beam-width", request.beam_width, saved.beam_width),
-        ("--step-tokens", request.step_tokens, saved.step_tokens),
+        *((_flag(n), v, getattr(saved, n)) for n, v in _given_judge(request).items()),
     ):
         if given is not None and given != kept:
             raise UsageError(

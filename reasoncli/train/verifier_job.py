@@ -193,7 +193,8 @@ class VerifierJob:
 
         r = self.request
         checkpoint = latest_checkpoint(self.run_dir)
-        if checkpoint is not None and checkpoint_step(checkpoint) >= r.steps:
+        done = checkpoint_step(checkpoint)
+        if checkpoint is not None and done >= r.steps:
             # Finished (say, rerun to export again): the Trainer would run one step past
             # max_steps from a final checkpoint, so load its weights and only export.
             import torch
@@ -203,9 +204,9 @@ class VerifierJob:
 
             quiet_transformers()
             reporter.status(f"already trained: exporting {checkpoint.name}")
-            model = LlamaForCausalLM.from_pretrained(str(checkpoint), torch_dtype=torch.float32)
+            model = LlamaForCausalLM.from_pretrained(str(checkpoint), dtype=torch.float32)
             self._export(model, r.export, reporter)
-            return checkpoint_step(checkpoint), False
+            return done, False
         # The base model gives the architecture either way; on resume the Trainer loads the
         # checkpoint's weights, optimizer and step into it (a verifier checkpoint holds no
         # tokenizer, which `load_checkpoint` would need).
@@ -297,12 +298,7 @@ def score_heldout(session: Any, heldout: list[Graded]) -> dict[str, Any]:
 
 def auc(pairs: list[tuple[float, float]]) -> float | None:
     """P(a correct solution outscores a wrong one), ties counting half (Mann-Whitney)."""
-    pos = [s for s, c in pairs if c >= 0.5]
-    neg = [s for s, c in pairs if c < 0.5]
-    if not pos or not neg:
-        return None
-    wins = sum((p > q) + 0.5 * (p == q) for p in pos for q in neg)
-    return round(wins / (len(pos) * len(neg)), 4)
+    return within_question_auc([pairs])
 
 
 def within_question_auc(groups: list[list[tuple[float, float]]]) -> float | None:
