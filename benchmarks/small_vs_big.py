@@ -8,9 +8,12 @@ those k branches. Intervals are Wilson 95% over questions.
 
 A `best-of-n` run (`--verifier orm:NAME`) keeps every branch's score, so its file gives three
 curves from the same branches: maj@k, best-of-k (the top-scored answer) and the score-weighted
-vote. Its cost is still the generated tokens; the judge reads each solution once more.
+vote. Its cost is still the generated tokens; the judge reads each solution once more. Any
+other run (beam, dvts, auto at one or more N) gives one point per strategy and N: its own
+answer at the tokens it generated. `--baseline LABEL` prints each point's gain over that vote
+run's maj@k on the same questions (paired bootstrap).
 
-    python benchmarks/small_vs_big.py LABEL=FILE ... [--plot out.png]
+    python benchmarks/small_vs_big.py LABEL=FILE ... [--baseline LABEL] [--plot out.png]
 
 Reproduce the README's Results table (about 40 min for each vote-8 run on 2 cores):
     reason bench run benchmarks/results/arith-heldout200.jsonl -m gemma-3-270m -s vote -n 8 \
@@ -25,6 +28,7 @@ import json
 import math
 import random
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 Z95 = 1.959964
@@ -55,16 +59,8 @@ def majority(answers: list[str | None]) -> str | None:
 
 def maj_at(rows: list[dict], k: int) -> tuple[int, float]:
     """(questions right, mean generated tokens) for a vote over each row's first k branches."""
-    right, tokens = 0, 0
-    for r in rows:
-        correct = {g["answer"]: g["correct"] for g in r["groups"]}
-        if k == r["branches"] and r["strategy"] == "vote":  # the run's own tie-breaking
-            right += bool(r["correct"])
-        else:
-            pick = majority(r["answers"][:k])
-            right += bool(pick is not None and correct.get(pick))
-        tokens += sum(r["branch_tokens"][:k])
-    return right, tokens / len(rows)
+    right = sum(int(right_at(r, k, "maj")) for r in rows)
+    return right, sum(sum(r["branch_tokens"][:k]) for r in rows) / len(rows)
 
 
 def scored_pick(
@@ -93,8 +89,13 @@ def verified_at(rows: list[dict], k: int, weighted: bool) -> tuple[int, float]:
 
 
 def right_at(r: dict, k: int, how: str) -> float:
-    """1.0 if one question's pick from its first k branches is right (`maj`, `best`, `weighted`)."""
+    """1.0 if one question's pick is right: `maj`, `best` or `weighted` over its first k
+    branches, or `own`, the strategy's own answer (a search run: beam, dvts, auto)."""
+    if how == "own":
+        return float(bool(r["correct"]))
     correct = {g["answer"]: g["correct"] for g in r["groups"]}
+    if k == r["branches"] and r["strategy"] == "vote" and how == "maj":
+        return float(bool(r["correct"]))  # the run's own tie-breaking
     if how == "maj":
         pick = majority(r["answers"][:k])
     else:
@@ -102,44 +103,86 @@ def right_at(r: dict, k: int, how: str) -> float:
     return float(bool(pick is not None and correct.get(pick)))
 
 
-def paired_gain(rows: list[dict], k: int, how: str, reps: int = 4000) -> tuple[float, float, float]:
-    """`how` minus maj@k on the same questions: mean and a 95% paired bootstrap interval."""
-    diffs = [right_at(r, k, how) - right_at(r, k, "maj") for r in rows]
+@dataclass(frozen=True)
+class Cell:
+    """One point of a curve: `how` picks an answer from each question's row at budget k."""
+
+    curve: str
+    k: int
+    how: str
+    rows: list[dict]
+
+    def accuracy(self) -> tuple[int, float]:
+        """(questions right, mean generated tokens per question)."""
+        right = sum(int(right_at(r, self.k, self.how)) for r in self.rows)
+        if self.how == "own":
+            tokens = sum(r["tokens"] for r in self.rows)
+        else:
+            tokens = sum(sum(r["branch_tokens"][: self.k]) for r in self.rows)
+        return right, tokens / len(self.rows)
+
+
+def cells(label: str, rows: list[dict]) -> list[Cell]:
+    """A vote file gives maj@k for k = 1, 2, 4, ...; a scored best-of-n file adds best-of-k and
+    the weighted vote; any other file (beam, dvts, auto) one point per strategy and N."""
+    if all(r["strategy"] in ("vote", "best-of-n") for r in rows):
+        n_branches = min(r["branches"] for r in rows)
+        ks = [k for k in (1, 2, 4, 8, 16, 32) if k <= n_branches]
+        hows = {label: "maj"}
+        if all("scores" in r for r in rows):
+            hows = {f"{label} maj": "maj", f"{label} best-of": "best"}
+            hows[f"{label} weighted"] = "weighted"
+        return [Cell(name, k, how, rows) for name, how in hows.items() for k in ks]
+    groups: dict[tuple[str, int], list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r["strategy"], r["branches"]), []).append(r)
+    many = len({strategy for strategy, _ in groups}) > 1
+    return [
+        Cell(f"{label} {strategy}" if many else label, k, "own", group)
+        for (strategy, k), group in sorted(groups.items())
+    ]
+
+
+def table(runs: dict[str, list[dict]]) -> list[tuple[str, int, int, float, float, float]]:
+    out = []
+    for label, rows in runs.items():
+        for cell in cells(label, rows):
+            right, tokens = cell.accuracy()
+            lo, hi = wilson(right, len(cell.rows))
+            out.append((cell.curve, cell.k, len(cell.rows), right / len(cell.rows), lo, hi, tokens))
+    return out
+
+
+def bootstrap(diffs: list[float], reps: int = 4000) -> tuple[float, float, float]:
+    """Mean of paired differences and its 95% bootstrap interval."""
     rng = random.Random(0)
     n = len(diffs)
     means = sorted(sum(diffs[rng.randrange(n)] for _ in range(n)) / n for _ in range(reps))
     return sum(diffs) / n, means[int(0.025 * reps)], means[int(0.975 * reps) - 1]
 
 
-def curves(label: str, rows: list[dict]) -> dict[str, object]:
-    """The curves a file gives: maj@k always; best-of-k and weighted when branches are scored."""
-    out: dict[str, object] = {label: maj_at}
-    if all("scores" in r for r in rows):
-        out = {
-            f"{label} maj": maj_at,
-            f"{label} best-of": lambda rows, k: verified_at(rows, k, weighted=False),
-            f"{label} weighted": lambda rows, k: verified_at(rows, k, weighted=True),
-        }
-    return out
+def paired_gain(rows: list[dict], k: int, how: str, reps: int = 4000) -> tuple[float, float, float]:
+    """`how` minus maj@k on the same questions: mean and a 95% paired bootstrap interval."""
+    return bootstrap([right_at(r, k, how) - right_at(r, k, "maj") for r in rows], reps)
 
 
-def table(runs: dict[str, list[dict]]) -> list[tuple[str, int, int, float, float, float]]:
-    out = []
-    for label, rows in runs.items():
-        n_branches = min(r["branches"] for r in rows)
-        ks = [k for k in (1, 2, 4, 8, 16, 32) if k <= n_branches]
-        for name, at in curves(label, rows).items():
-            for k in ks:
-                right, tokens = at(rows, k)
-                lo, hi = wilson(right, len(rows))
-                out.append((name, k, len(rows), right / len(rows), lo, hi, tokens))
-    return out
+def gain_over(cell: Cell, baseline: list[dict]) -> tuple[float, float, float] | None:
+    """`cell` minus the baseline run's maj@k on the questions both answered (matched by id)."""
+    base = {r["id"]: r for r in baseline if r["branches"] >= cell.k}
+    pairs = [(r, base[r["id"]]) for r in cell.rows if r["id"] in base]
+    if not pairs:
+        return None
+    return bootstrap([right_at(r, cell.k, cell.how) - right_at(b, cell.k, "maj") for r, b in pairs])
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("runs", nargs="+", help="LABEL=results.jsonl")
     parser.add_argument("--plot", type=Path)
+    parser.add_argument(
+        "--baseline", help="LABEL of a vote run: every other point's paired gain over its maj@k"
+    )
+    parser.add_argument("--title", default="held-out arithmetic, 200 questions")
     args = parser.parse_args()
     runs = {}
     for spec in args.runs:
@@ -159,6 +202,22 @@ def main() -> None:
                     f"{label}: {how}@{k} - maj@{k} = {mean * 100:+.1f} pts "
                     f"({lo * 100:+.1f} to {hi * 100:+.1f}, paired bootstrap 95%)"
                 )
+    if args.baseline:
+        if args.baseline not in runs:
+            parser.error(f"--baseline {args.baseline!r} is not one of the LABELs")
+        for label, rows_of in runs.items():
+            if label == args.baseline:
+                continue
+            for cell in cells(label, rows_of):
+                if cell.how == "maj":
+                    continue
+                gain = gain_over(cell, runs[args.baseline])
+                if gain is not None:
+                    mean, lo, hi = gain
+                    print(
+                        f"{cell.curve} @{cell.k} - {args.baseline} maj@{cell.k} = "
+                        f"{mean * 100:+.1f} pts ({lo * 100:+.1f} to {hi * 100:+.1f}, paired)"
+                    )
     if args.plot:
         import matplotlib
 
@@ -178,7 +237,7 @@ def main() -> None:
         ax.set_xscale("log")
         ax.set_xlabel("generated tokens per question (k = 1, 2, 4, 8, ...)")
         ax.set_ylabel("accuracy (Wilson 95%)")
-        ax.set_title("held-out arithmetic, 200 questions")
+        ax.set_title(args.title)
         ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")
         fig.tight_layout()
         fig.savefig(args.plot, dpi=120)

@@ -1,13 +1,21 @@
 """Where a written solution's steps end, for process reward models (PRMs).
 
 A step is one non-empty line. Training labels a step by completing the solution from the end
-of that line (Math-Shepherd), and a PRM scores the solution up to there, so both sides must cut
-the text at the same places: this module is the one rule.
+of that line (Math-Shepherd), a PRM scores the solution up to there, and step-level search
+(`beam`, `dvts`) ends a step there, so every side cuts the text at the same places: this
+module is the one rule. Paragraphs separated by blank lines are steps too, one per line.
 """
 
 from __future__ import annotations
 
-__all__ = ["step_prefixes"]
+__all__ = ["ends_step", "step_prefixes"]
+
+
+def ends_step(written: str) -> bool:
+    """Whether text written since the last step's end finishes a step: a line break after some
+    visible content. Leading line breaks are the tail of the previous step (a blank line
+    between paragraphs), not a step of their own."""
+    return "\n" in written.lstrip()
 
 
 def step_prefixes(text: str) -> list[str]:

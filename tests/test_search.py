@@ -26,6 +26,7 @@ from reasoncli.events import (
     VoteUpdated,
 )
 from reasoncli.results import Result
+from reasoncli.solution_steps import ends_step, step_prefixes
 from reasoncli.strategies.base import StrategyOptions, get_strategy
 from reasoncli.strategies.search import (
     ANSWERED,
@@ -33,7 +34,6 @@ from reasoncli.strategies.search import (
     PRUNED,
     Node,
     aggregate_scores,
-    ends_step,
     share_of,
 )
 from reasoncli.voting import majority_vote
@@ -75,16 +75,22 @@ def test_aggregate_orders_paths_differently() -> None:
 @pytest.mark.parametrize(
     ("written", "ends"),
     [
+        ("First, add.\n", True),
         ("First, add.\n\n", True),
-        ("First, add.\n\nThen", True),
-        ("First, add.\n", False),
-        ("\n\n", False),  # leading blank lines belong to the previous step's break
+        ("First, add.\nThen", True),
+        ("First, add.", False),
+        ("\n\n", False),  # leading line breaks belong to the previous step's end
         ("\n\nFirst", False),
         ("", False),
     ],
 )
-def test_a_step_ends_at_a_blank_line_after_content(written: str, ends: bool) -> None:
+def test_a_step_ends_at_a_line_end_after_content(written: str, ends: bool) -> None:
+    """Search cuts steps where PRM training does: every step prefix it scores is one the
+    PRM saw in training (`step_prefixes`)."""
     assert ends_step(written) is ends
+    if ends:
+        first = written.lstrip().split("\n", 1)[0]
+        assert step_prefixes(written)[0] == written[: written.index(first) + len(first)]
 
 
 def _node(text: str, finish: str | None, at_break: bool) -> Node:

@@ -4,6 +4,7 @@ Results table is computed with, on hand-made bench samples."""
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -16,6 +17,7 @@ def load() -> ModuleType:
     )
     assert spec and spec.loader
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
     return module
 
@@ -66,3 +68,25 @@ def test_paired_gain_is_the_mean_difference_on_the_same_questions() -> None:
     assert m.paired_gain([won] * 10, 3, "best") == (1.0, 1.0, 1.0)
     mean, lo, hi = m.paired_gain([won, tie] * 10, 3, "best")
     assert mean == 0.0 and lo < 0.0 < hi
+
+
+def search_row(qid: str, branches: int, correct: bool, tokens: int) -> dict:
+    return {"id": qid, "strategy": "beam", "branches": branches, "correct": correct,
+            "tokens": tokens}  # fmt: skip
+
+
+def test_a_search_file_gives_one_point_per_n_and_its_gain_over_a_vote_is_paired() -> None:
+    m = load()
+    beam = [search_row(f"q{i}", n, i < n // 4, 7 * n) for n in (4, 8) for i in range(4)]
+    points = {(r[0], r[1]): (r[3], r[6]) for r in m.table({"beam": beam})}
+    assert points == {("beam", 4): (0.25, 28.0), ("beam", 8): (0.5, 56.0)}
+    # the vote gets q0 right at every k and nothing else; q9 has no beam row and is skipped
+    vote = [
+        sample(["6"] * 8, [None] * 8, right="6" if i == 0 else "1") | {"id": f"q{i}"}
+        for i in (0, 1, 2, 3, 9)
+    ]
+    beam8 = next(c for c in m.cells("beam", beam) if c.k == 8)
+    mean, lo, hi = m.gain_over(beam8, vote)  # beam right on q0, q1; the vote on q0
+    assert mean == 0.25 and lo <= 0.25 <= hi
+    two = m.cells("s", beam + [search_row("q0", 4, True, 9) | {"strategy": "dvts"}])
+    assert {c.curve for c in two} == {"s beam", "s dvts"}

@@ -10,7 +10,14 @@ from typing import Any
 import pytest
 
 from reasoncli.solution_steps import step_prefixes
-from reasoncli.train.verifier_data import Graded, orm_examples, split_heldout
+from reasoncli.train.verifier_data import (
+    Graded,
+    LabelCache,
+    orm_examples,
+    pending_prefixes,
+    prm_examples,
+    split_heldout,
+)
 from reasoncli.train.verifier_job import auc, within_question_auc
 from tests.test_train import one_error, reason, reason_here
 
@@ -23,6 +30,26 @@ def test_step_prefixes_cut_at_non_empty_lines() -> None:
         text,
     ]
     assert step_prefixes(" \n\n") == []
+
+
+def test_a_prefix_that_states_its_answer_is_labelled_without_sampling(tmp_path: Path) -> None:
+    """Only "7 * 11 = 77" needs completions; the prefix that already says "The answer is 77."
+    is labelled by that answer, and the whole solution by its own grade."""
+    right = Graded("What is 7 * 11?", "77", "7 * 11 = 77\nThe answer is 77.\nThe answer is 77.", 1)
+    wrong = Graded("What is 7 * 11?", "77", "7 * 11 = 71\nThe answer is 71.\nThe answer is 77.", 1)
+    cache = LabelCache(tmp_path / "labels.jsonl")
+    todo = pending_prefixes([right, wrong], cache)
+    assert [p for _, p in todo] == ["7 * 11 = 77", "7 * 11 = 71"]
+    cache.add(right.question, "7 * 11 = 77", 0.75, ["77", "77", "77", "7"])
+    labels = [(e.solution.splitlines()[-1], e.label) for e in prm_examples([right, wrong], cache)]
+    # the unlabelled "7 * 11 = 71" is left out until it has its Monte-Carlo label
+    assert labels == [
+        ("7 * 11 = 77", 0.75),
+        ("The answer is 77.", 1.0),
+        ("The answer is 77.", 1.0),
+        ("The answer is 71.", 0.0),
+        ("The answer is 77.", 1.0),
+    ]
 
 
 def test_heldout_split_keeps_a_questions_solutions_together() -> None:

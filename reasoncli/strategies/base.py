@@ -75,7 +75,7 @@ class StrategyOptions:
     # verifiers and search
     verifier: str = "confidence"  # "confidence" | "self" | a catalog model name
     beam_width: int = 4
-    step_tokens: int = 64  # a search step ends at a blank line or this many tokens
+    step_tokens: int = 64  # a search step ends at a line end or this many tokens
     aggregate: str = "last"  # step scores: "last" | "min" | "prod"
     pick: str = "best"  # best-of-n: "best" branch's answer | "weighted" vote by verifier score
     # adaptive

@@ -1,12 +1,13 @@
 """Shared machinery for step-level search (`beam`, `dvts`): steps, forks, scores, selection.
 
-A *step* is the text a branch writes up to a blank line ("\\n\\n", as search-and-learn splits
-steps) or `step_tokens` tokens, whichever comes first. After each step a verifier scores every
-candidate's partial solution, the step scores along a candidate's path are aggregated
-(`last`/`min`/`prod`), and a strategy decides which candidates survive. A survivor is expanded by
-forking its engine branch: the children get a copy of its KV cache, so neither the prompt nor
-any earlier step is ever decoded twice. Candidates that lose are released at once, so their
-sequence slots serve the next step's children and the engine needs only N + 1 slots.
+A *step* is the text a branch writes up to the end of a non-empty line (`solution_steps`, the
+rule PRM training cuts solutions by) or `step_tokens` tokens, whichever comes first. After each
+step a verifier scores every candidate's partial solution, the step scores along a candidate's
+path are aggregated (`last`/`min`/`prod`), and a strategy decides which candidates survive. A
+survivor is expanded by forking its engine branch: the children get a copy of its KV cache, so
+neither the prompt nor any earlier step is ever decoded twice. Candidates that lose are released
+at once, so their sequence slots serve the next step's children and the engine needs only N + 1
+slots.
 
 Token counts in the result are per candidate *new* tokens (what it decoded itself, not what it
 inherited), so `generated_tokens` is the work done; `details` adds what the same search would
@@ -35,6 +36,7 @@ from reasoncli.events import (
 )
 from reasoncli.results import BranchResult, Result, Timings, VoteGroup
 from reasoncli.session import Session
+from reasoncli.solution_steps import ends_step
 from reasoncli.strategies.base import StrategyInfo, StrategyOptions
 from reasoncli.strategies.parallel import attach_rewards, branch_answer, split_thinking, vote_event
 from reasoncli.verifiers import AGGREGATES as AGGREGATES  # re-exported for older callers
@@ -47,19 +49,10 @@ from reasoncli.verifiers import (
 )
 from reasoncli.voting import VoteResult, majority_vote
 
-STEP_BREAK = "\n\n"
 # How a search candidate ended; the engine's own reasons ("eos", "length", "stop") also appear.
 EXPANDED = "expanded"  # survived a step and was forked into children
 PRUNED = "pruned"  # lost a selection
-ANSWERED = "answer"  # wrote a final-answer statement and ended its step at a blank line
-
-
-def ends_step(written: str) -> bool:
-    """Whether a step's text so far ends the step: a blank line after some content.
-
-    Blank lines at the very start are the tail of the previous step's break, not a new one.
-    """
-    return STEP_BREAK in written.lstrip()
+ANSWERED = "answer"  # wrote a final-answer statement and ended its step at a line break
 
 
 def check_search_options(options: StrategyOptions) -> None:
@@ -216,7 +209,7 @@ class SearchRun:
 
     # -- one step ---------------------------------------------------------------------------
     def decode_step(self, nodes: Sequence[Node]) -> None:
-        """Decode all `nodes` together until each ends its step (blank line, budget, or end)."""
+        """Decode all `nodes` together until each ends its step (line end, budget, or end)."""
         engine, emit = self.engine, self.emit
         budget = self.options.step_tokens
         starts = {n.id: (len(n.branch.text), n.branch.n_tokens) for n in nodes}
@@ -355,7 +348,7 @@ class SearchRun:
             attach_rewards(
                 [br for br in branches if br.id in leaf_ids],
                 self.options.expect,
-                # a leaf that answered and stopped at a blank line ended on its own
+                # a leaf that answered and stopped at a line end ended on its own
                 lambda b: "stop" if b.finish_reason == ANSWERED else b.finish_reason,
             )
         members = [n.id for n in self.leaves]

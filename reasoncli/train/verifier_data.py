@@ -6,6 +6,10 @@
   step, by the policy that wrote the rollouts, that reach the expected answer. The whole
   solution's label is its own grade. Completions of one prefix share its prefill: the prefix is
   decoded once and the `k` branches are copies of its KV cache (`BranchEngine.add_branch`).
+  A prefix that already states a final answer ("The answer is 77.") is *settled*: it is
+  labelled by that answer's grade without sampling, because completions from there only
+  restate it (on the t10 model's difficulty-3 rollouts, 364 of 375 solutions ended on the
+  answer they first stated).
 
 Labels are appended to a JSONL file as they are computed, so an interrupted labelling pass
 resumes where it stopped. Held-out questions are the ones with the smallest content hashes,
@@ -21,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from reasoncli.answers import extract_answer
+from reasoncli.answers import extract_answer, final_answer_span
 from reasoncli.errors import InputError
 from reasoncli.rewards import accuracy_reward
 from reasoncli.solution_steps import step_prefixes
@@ -34,6 +38,7 @@ __all__ = [
     "orm_examples",
     "prm_examples",
     "read_rollouts",
+    "settled_label",
     "split_heldout",
 ]
 
@@ -163,14 +168,24 @@ class LabelCache:
             f.write(json.dumps(row) + "\n")
 
 
+def settled_label(prefix: str, expected: str) -> float | None:
+    """The grade of the final answer a prefix already states, or None if it states none."""
+    if final_answer_span(prefix) is None:
+        return None
+    return accuracy_reward(extract_answer(prefix), expected)
+
+
 def pending_prefixes(graded: list[Graded], cache: LabelCache) -> list[tuple[Graded, str]]:
-    """Unique (solution, intermediate prefix) pairs that still need Monte-Carlo completions."""
+    """Unique (solution, intermediate prefix) pairs that still need Monte-Carlo completions:
+    not settled, not labelled yet."""
     seen: set[tuple[str, str]] = set()
     todo: list[tuple[Graded, str]] = []
     for g in graded:
         for prefix in step_prefixes(g.text)[:-1]:
             key = (g.question, prefix)
             if key in seen or cache.get(*key) is not None:
+                continue
+            if settled_label(prefix, g.expected) is not None:
                 continue
             seen.add(key)
             todo.append((g, prefix))
@@ -194,12 +209,18 @@ def mc_step_labels(
 
 
 def prm_examples(graded: list[Graded], cache: LabelCache) -> list[Example]:
-    """One example per step prefix; the last step (the whole solution) keeps its own grade."""
+    """One example per step prefix; the last step (the whole solution) keeps its own grade,
+    a settled one its stated answer's, the rest their Monte-Carlo label."""
     examples: list[Example] = []
     for g in graded:
         prefixes = step_prefixes(g.text)
         for i, prefix in enumerate(prefixes):
-            label = g.correct if i == len(prefixes) - 1 else cache.get(g.question, prefix)
+            if i == len(prefixes) - 1:
+                label: float | None = g.correct
+            else:
+                label = cache.get(g.question, prefix)
+                if label is None:
+                    label = settled_label(prefix, g.expected)
             if label is not None:
                 examples.append(Example(g.question, prefix, label))
     return examples
