@@ -4,8 +4,10 @@
 - PRM (process reward model): one example per step prefix (`solution_steps`). A prefix's label
   is Math-Shepherd's soft estimate: the share of `k` completions sampled from the end of that
   step, by the policy that wrote the rollouts, that reach the expected answer. The whole
-  solution's label is its own grade. Completions of one prefix share its prefill: the prefix is
-  decoded once and the `k` branches are copies of its KV cache (`BranchEngine.add_branch`).
+  solution's label is its own grade. A question's prefixes are completed together: its prompt
+  is decoded once, each branch is a copy of that KV cache (`BranchEngine.add_branch`) with its
+  prefix forced in, and all `k` x prefixes branches decode in one batch (1.65x faster than an
+  engine per prefix, measured on t10's difficulty-2 rollouts).
   A prefix that already states a final answer ("The answer is 77.") is *settled*: it is
   labelled by that answer's grade without sampling, because completions from there only
   restate it (on the t10 model's difficulty-3 rollouts, 364 of 375 solutions ended on the
@@ -192,20 +194,34 @@ def pending_prefixes(graded: list[Graded], cache: LabelCache) -> list[tuple[Grad
     return todo
 
 
-Completer = Callable[[str, str, int], list[str]]
-"""(question, assistant text so far, k) -> k sampled continuations."""
+Completer = Callable[[str, list[str], int], list[list[str]]]
+"""(question, assistant texts so far, k) -> k sampled continuations of each text."""
+
+PREFIXES_PER_CALL = 16
+"""Prefixes of one question completed together: 16 x k branches share one decode batch."""
 
 
 def mc_step_labels(
     todo: list[tuple[Graded, str]], cache: LabelCache, complete: Completer, k: int
 ) -> Iterator[int]:
-    """Label every pending prefix by completing it `k` times; yields the count done so far."""
-    for done, (g, prefix) in enumerate(todo, 1):
-        texts = complete(g.question, prefix + STEP_JOIN, k)
-        answers = [extract_answer(prefix + STEP_JOIN + t) for t in texts]
-        label = sum(accuracy_reward(a, g.expected) for a in answers) / max(1, len(answers))
-        cache.add(g.question, prefix, label, answers)
-        yield done
+    """Label every pending prefix by completing it `k` times; yields the count done so far.
+
+    A question's prefixes go to `complete` together (up to PREFIXES_PER_CALL at a time), so
+    their completions decode in one batch over one shared prompt."""
+    by_question: dict[str, list[tuple[Graded, str]]] = {}
+    for item in todo:
+        by_question.setdefault(item[0].question, []).append(item)
+    done = 0
+    for question, items in by_question.items():
+        for start in range(0, len(items), PREFIXES_PER_CALL):
+            chunk = items[start : start + PREFIXES_PER_CALL]
+            texts = complete(question, [prefix + STEP_JOIN for _, prefix in chunk], k)
+            for (g, prefix), outs in zip(chunk, texts, strict=True):
+                answers = [extract_answer(prefix + STEP_JOIN + t) for t in outs]
+                label = sum(accuracy_reward(a, g.expected) for a in answers) / max(1, len(answers))
+                cache.add(g.question, prefix, label, answers)
+            done += len(chunk)
+            yield done
 
 
 def prm_examples(graded: list[Graded], cache: LabelCache) -> list[Example]:

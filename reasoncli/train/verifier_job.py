@@ -324,18 +324,34 @@ def _judge_ids(judge: Any, example: Example) -> list[int]:
 
 
 def _completer(policy: Any, max_tokens: int, seed: int) -> Any:
-    """k continuations of an assistant prefix, sharing one prefill (KV copies)."""
+    """k continuations of each assistant prefix: one engine per call, the question's prompt
+    decoded once, every prefix forced into k branches that then decode in one batch."""
 
-    def complete(question: str, assistant_prefix: str, k: int) -> list[str]:
-        text = policy.prompt_text(question, assistant_prefix=assistant_prefix)
-        tokens = policy.prompt_tokens(text)
-        with policy.open_engine(tokens, max_branches=k, max_tokens=max_tokens) as engine:
-            branches = [
-                engine.add_branch(policy.sampling.with_seed(seed + i), max_tokens, policy.stop)
-                for i in range(k)
-            ]
+    def complete(question: str, assistant_prefixes: list[str], k: int) -> list[list[str]]:
+        tokens = policy.prompt_tokens(policy.prompt_text(question))
+        forced = [
+            policy.model.tokenize(p, add_special=False, parse_special=True)
+            for p in assistant_prefixes
+        ]
+        room = max(len(f) for f in forced) + 16
+        with policy.open_engine(
+            tokens, max_branches=k * len(forced), max_tokens=max_tokens, slack_tokens=room
+        ) as engine:
+            groups = []
+            for prefix in assistant_prefixes:
+                group = []
+                for i in range(k):
+                    branch = engine.add_branch(
+                        policy.sampling.with_seed(seed + i), max_tokens, policy.stop
+                    )
+                    engine.inject(branch, prefix)
+                    group.append(branch)
+                groups.append(group)
             for _ in engine.run():
                 pass
-            return [b.text for b in branches]
+            return [
+                [b.text[len(p) :] for b in group]
+                for p, group in zip(assistant_prefixes, groups, strict=True)
+            ]
 
     return complete
