@@ -20,7 +20,7 @@ from reasoncli.models.catalog import load_catalog
 from reasoncli.models.resolve import resolve_model
 from reasoncli.session import Session
 from reasoncli.train.verifier_data import STEP_JOIN, LabelCache, pending_prefixes, read_rollouts
-from reasoncli.train.verifier_job import _completer
+from reasoncli.train.verifier_job import batched_completer
 
 
 def per_prefix(policy: Any, question: str, prefix: str, k: int, max_tokens: int) -> int:
@@ -56,7 +56,7 @@ def main() -> None:
     work = list(by_question.items())[: args.questions]
     n = sum(len(ps) for _, ps in work)
     policy = Session.load(resolve_model(args.model, load_catalog()))
-    batched = _completer(policy, args.max_tokens, 0)
+    batched = batched_completer(policy, args.max_tokens, 0)
     old_s, new_s, old_tok, new_tok = [], [], 0, 0
     for _ in range(args.reps):
         t = time.perf_counter()

@@ -57,12 +57,6 @@ def majority(answers: list[str | None]) -> str | None:
     return next(a for a in answers if a and counts[a] == top)
 
 
-def maj_at(rows: list[dict], k: int) -> tuple[int, float]:
-    """(questions right, mean generated tokens) for a vote over each row's first k branches."""
-    right = sum(int(right_at(r, k, "maj")) for r in rows)
-    return right, sum(sum(r["branch_tokens"][:k]) for r in rows) / len(rows)
-
-
 def scored_pick(
     answers: list[str | None], scores: list[float | None], weighted: bool
 ) -> str | None:
@@ -79,13 +73,6 @@ def scored_pick(
         return max(total, key=lambda a: (total[a], -answers.index(a)))
     top = max(clean[i] for i in answered)
     return majority([answers[i] for i in answered if clean[i] >= top - 1e-9])
-
-
-def verified_at(rows: list[dict], k: int, weighted: bool) -> tuple[int, float]:
-    """(questions right, mean generated tokens) for best-of-k / weighted vote over the first k."""
-    how = "weighted" if weighted else "best"
-    right = sum(int(right_at(r, k, how)) for r in rows)
-    return right, sum(sum(r["branch_tokens"][:k]) for r in rows) / len(rows)
 
 
 def right_at(r: dict, k: int, how: str) -> float:

@@ -42,9 +42,10 @@ def test_best_of_k_weighted_and_majority_read_the_first_k_branches() -> None:
     assert m.scored_pick(row["answers"], row["scores"], weighted=False) == "6"  # None can't win
     assert m.scored_pick(row["answers"], row["scores"], weighted=True) == "6"  # 0.9 > 0.5
     assert m.majority(row["answers"]) == "5"
-    assert m.maj_at([row], 4) == (0, 40.0)  # a best-of-n file's own `correct` is not used
-    assert m.verified_at([row], 4, weighted=False) == (1, 40.0)
-    assert m.verified_at([row], 1, weighted=False) == (0, 10.0)
+    # a best-of-n file's own `correct` is not used
+    assert m.Cell("c", 4, "maj", [row]).accuracy() == (0, 40.0)
+    assert m.Cell("c", 4, "best", [row]).accuracy() == (1, 40.0)
+    assert m.Cell("c", 1, "best", [row]).accuracy() == (0, 10.0)
     tied = ["7", "8", "8"]
     assert m.scored_pick(tied, [0.5, 0.5, 0.5], weighted=False) == "8"  # tie: most common
     assert m.scored_pick(["9", "4"], [None, float("nan")], weighted=True) == "9"  # all weigh 0

@@ -172,10 +172,12 @@ class VerifierJob:
             )
             policy = session_cls.load(self.policy, options)
             try:
-                complete = _completer(policy, r.mc_max_tokens, r.seed)
+                complete = batched_completer(policy, r.mc_max_tokens, r.seed)
+                shown = 0
                 for done in mc_step_labels(todo, cache, complete, r.mc_completions):
-                    if done % 50 == 0 or done == len(todo):
+                    if done // 50 > shown // 50 or done == len(todo):  # done moves by a chunk
                         reporter.status(f"labelled {done}/{len(todo)} step prefixes")
+                        shown = done
             finally:
                 policy.close()
         return prm_examples(self.train, cache)
@@ -323,19 +325,19 @@ def _judge_ids(judge: Any, example: Example) -> list[int]:
     return judge.prompt_tokens(prefix) + tail
 
 
-def _completer(policy: Any, max_tokens: int, seed: int) -> Any:
+def batched_completer(policy: Any, max_tokens: int, seed: int) -> Any:
     """k continuations of each assistant prefix: one engine per call, the question's prompt
     decoded once, every prefix forced into k branches that then decode in one batch."""
 
     def complete(question: str, assistant_prefixes: list[str], k: int) -> list[list[str]]:
         tokens = policy.prompt_tokens(policy.prompt_text(question))
-        forced = [
-            policy.model.tokenize(p, add_special=False, parse_special=True)
-            for p in assistant_prefixes
-        ]
-        room = max(len(f) for f in forced) + 16
+        # every token holds at least one byte: room for the longest prefix without tokenizing
+        room = max(len(p.encode("utf-8")) for p in assistant_prefixes) + 16
         with policy.open_engine(
-            tokens, max_branches=k * len(forced), max_tokens=max_tokens, slack_tokens=room
+            tokens,
+            max_branches=k * len(assistant_prefixes),
+            max_tokens=max_tokens,
+            slack_tokens=room,
         ) as engine:
             groups = []
             for prefix in assistant_prefixes:
