@@ -19,3 +19,11 @@ def models_dir() -> Path:
     if env:
         return Path(env).expanduser()
     return data_home() / "models"
+
+
+def cache_home() -> Path:
+    """`$XDG_CACHE_HOME/reason` when it is an absolute path, else `~/.cache/reason`: what can be
+    rebuilt (the CPU probe's answer), apart from data a user would back up."""
+    xdg = os.environ.get("XDG_CACHE_HOME")
+    base = Path(xdg) if xdg and os.path.isabs(xdg) else Path.home() / ".cache"
+    return base / "reason"

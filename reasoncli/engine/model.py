@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reasoncli.engine import cpu_buffers
 from reasoncli.errors import ModelError
 
 # Imported lazily by `load_llama_cpp` so that `reason --help` never pays for llama.cpp.
@@ -25,12 +26,13 @@ def load_llama_cpp(verbose: bool = False) -> Any:
         import llama_cpp
         from llama_cpp import _logger
 
-        _llama_cpp = llama_cpp
         llama_cpp.llama_backend_init()
         _logger.set_verbose(verbose)
         if not verbose:
             # llama.cpp reports failures we already turn into one-line errors; keep stderr clean.
             _logger.logger.setLevel(logging.CRITICAL + 1)
+        cpu_buffers.apply(llama_cpp)  # before any model loads: AMX may crash (cpu_buffers.py)
+        _llama_cpp = llama_cpp
     return _llama_cpp
 
 
