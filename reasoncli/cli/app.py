@@ -8,6 +8,7 @@ import sys
 
 import typer
 
+from reasoncli import crash_watch
 from reasoncli.cli.ask import ask, think
 from reasoncli.cli.bench import bench_app, rollouts
 from reasoncli.cli.doctor import doctor
@@ -18,6 +19,7 @@ from reasoncli.cli.serve import serve
 from reasoncli.cli.strategies import strategies
 from reasoncli.cli.train import train_app
 from reasoncli.cli.train_verifier import verifier as _train_verifier  # noqa: F401 (registers it)
+from reasoncli.engine import cpu_buffers
 from reasoncli.errors import ExitCode, ReasonError
 
 app = typer.Typer(
@@ -28,6 +30,26 @@ app = typer.Typer(
     rich_markup_mode=None,
     help="Spend test-time compute on a local GGUF model: parallel branches, votes, budgets.",
 )
+
+
+@app.callback()
+def _global_options(
+    cpu_extra_buffers: str = typer.Option(
+        None,
+        "--cpu-extra-buffers",
+        metavar="auto|on|repack|off",
+        help=(
+            "Which of llama.cpp's extra CPU weight buffers to use: auto (the default: AMX only "
+            "where a probe shows it runs), on (AMX and repack), repack (no AMX), off (none). "
+            f"Also {cpu_buffers.ENV_VAR}."
+        ),
+    ),
+) -> None:
+    if cpu_extra_buffers is not None:
+        # Through the environment, so child processes (the probe, workers) decide the same way.
+        os.environ[cpu_buffers.ENV_VAR] = cpu_buffers.requested_mode(cpu_extra_buffers)
+
+
 app.command(help="Answer with parallel thinking: many branches, one vote.")(ask)
 app.command(help="Answer with serial thinking: one chain under a token budget.")(think)
 app.command(help="List the strategies: name, kind, summary and options.")(strategies)
@@ -42,7 +64,9 @@ app.command(help="Serve every strategy behind an OpenAI-compatible HTTP API.")(s
 
 def main(argv: list[str] | None = None) -> None:
     """Run the CLI; every error leaves as one `Error: ...` line and a meaningful exit code."""
+    crash_watch.arm()
     try:
+        cpu_buffers.requested_mode()  # a bad REASON_CPU_EXTRA_BUFFERS is a usage error up front
         rc = app(args=argv, standalone_mode=False, prog_name="reason")
         if isinstance(rc, int) and rc:
             _exit(rc)

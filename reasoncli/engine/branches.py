@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from reasoncli.engine.core_share import ThreadShare
 from reasoncli.engine.model import LlamaModel
 from reasoncli.engine.sampling import Sampling, build_sampler_chain
 from reasoncli.engine.sizing import ContextPlan
@@ -142,6 +143,9 @@ class BranchEngine:
         )
         self.memory = self.lib.llama_get_memory(self.ctx)
         self.n_threads = n_threads or default_threads()
+        # A thread count the user chose stays; the default shares the cores (core_share.py).
+        base_batch = (tuning.n_threads_batch if tuning else None) or self.n_threads
+        self._threads = ThreadShare(self.n_threads, base_batch, fixed=n_threads is not None)
         self._split_kv = not (tuning and tuning.kv_unified)  # one stream per sequence: compact ids
         self._batch = self.lib.llama_batch_init(plan.n_batch, 0, 1)
         self.prompt_seq = PROMPT_SEQ
@@ -408,6 +412,7 @@ class BranchEngine:
         batch.n_tokens = n
 
     def _decode(self) -> None:
+        self._threads.before_decode(self.lib, self.ctx)
         rc = self.lib.llama_decode(self.ctx, self._batch)
         self.decode_calls += 1
         if rc == 1:

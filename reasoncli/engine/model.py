@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reasoncli import crash_watch
 from reasoncli.engine import cpu_buffers
 from reasoncli.errors import ModelError
 
@@ -23,6 +24,7 @@ def load_llama_cpp(verbose: bool = False) -> Any:
     """Import llama_cpp once, with its native log silenced unless `verbose`."""
     global _llama_cpp
     if _llama_cpp is None:
+        crash_watch.start()  # armed by the CLI: one line on stderr if llama.cpp dies
         import llama_cpp
         from llama_cpp import _logger
 

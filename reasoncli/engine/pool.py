@@ -21,7 +21,14 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 
-from reasoncli.engine.branches import Branch, BranchEngine, TokenEvent, open_context
+from reasoncli.engine.branches import (
+    Branch,
+    BranchEngine,
+    TokenEvent,
+    default_threads,
+    open_context,
+)
+from reasoncli.engine.core_share import ThreadShare
 from reasoncli.engine.model import LlamaModel
 from reasoncli.engine.sampling import Sampling
 from reasoncli.engine.sizing import ContextPlan
@@ -142,6 +149,8 @@ class SharedContext:
         self.memory = model.lib.llama_get_memory(self.ctx)
         self.batch = model.lib.llama_batch_init(self.plan.n_batch, 0, 1)
         self.n_threads = n_threads
+        base = n_threads or default_threads()
+        self.threads = ThreadShare(base, base, fixed=n_threads is not None)
         self.scheduler = StepScheduler(self.lock)
         self.max_waiting = max_waiting
         self.acquire_timeout_s = acquire_timeout_s
@@ -255,6 +264,7 @@ class PooledEngine(BranchEngine):
         self.ctx = shared.ctx
         self.memory = shared.memory
         self.n_threads = shared.n_threads
+        self._threads = shared.threads
         self._batch = shared.batch
         self.prompt_seq = prompt_seq
         self._branches: list[Branch] = []
