@@ -303,7 +303,11 @@ def test_full_queue_is_429_with_retry_after_and_sigterm_cancels_cleanly(tiny_ggu
     )
     try:
         long_run.start()
-        assert wait_until(lambda: s.health()["branch_slots_free"] == 0)
+        # The run must be decoding (inside the strategy's Ctrl-C path), not merely holding its
+        # slots: a SIGTERM between the slot reservation and the first decode round cancels it
+        # before it has a result, which is a 503, not a partial answer.
+        assert wait_until(lambda: s.health()["branch_slots_free"] == 0, timeout=30)
+        assert wait_until(lambda: s.health()["decode_rounds"] >= 2, timeout=30)
         busy = httpx.post(f"{s.url}/v1/chat/completions", json=body, timeout=60)
         assert busy.status_code == 429 and int(busy.headers["retry-after"]) > 0
         assert busy.json()["error"]["code"] == "busy"
