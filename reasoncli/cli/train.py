@@ -33,7 +33,11 @@ def grpo(
         typer.Option("--model", "-m", help="Registry name or .gguf path (Llama architecture)."),
     ] = None,
     task: Annotated[
-        str | None, typer.Option("--task", help="Built-in problems: arithmetic [default].")
+        str | None,
+        typer.Option(
+            "--task",
+            help="Built-in problems: arithmetic [default], phrasings, gsm8k-steps or mixed.",
+        ),
     ] = None,
     data: Annotated[
         str | None,
@@ -191,9 +195,14 @@ def _write_outcome(term: Terminal, result: dict[str, Any], *, json_out: bool, qu
 
 @train_app.command("heldout")
 def heldout_problems(
-    task: Annotated[str, typer.Option("--task", help="Built-in problems: arithmetic.")] = (
-        "arithmetic"
-    ),
+    task: Annotated[
+        str,
+        typer.Option(
+            "--task",
+            help="arithmetic (hash-held-out), phrasings (held-out sentence shapes), gsm8k-steps "
+            "(held-out GSM8K sources) or mixed (a third of each).",
+        ),
+    ] = "arithmetic",
     count: Annotated[int, typer.Option("--count", "-n", help="How many problems.", min=1)] = 100,
     difficulty: Annotated[int, typer.Option("--difficulty", help=_DIFFICULTY_HELP)] = 1,
     seed: Annotated[int, typer.Option("--seed", help="Seed, as given to `train grpo`.")] = 0,

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+import random
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from reasoncli.bench.datasets import detect_format, load_dataset, resolve_data_path
 from reasoncli.errors import InputError, UsageError
-from reasoncli.train import arithmetic
+from reasoncli.train import arithmetic, gsm8k_steps, phrasings
 
 __all__ = [
     "TASKS",
@@ -22,9 +24,20 @@ __all__ = [
     "write_heldout",
 ]
 
-TASKS = ("arithmetic",)
+TASKS = ("arithmetic", "phrasings", "gsm8k-steps", "mixed")
+TASK_HELP = {
+    "arithmetic": "templated problems, held out by a hash of the text (--difficulty 1-3)",
+    "phrasings": "one-step problems from a grammar of phrasings; whole sentence shapes, names "
+    "and items held out",
+    "gsm8k-steps": "one- and two-step GSM8K train problems; whole source problems held out",
+    "mixed": "phrasings, arithmetic (difficulties 1-2) and gsm8k-steps together",
+}
 # The arithmetic pool is fixed, not sized by --steps, so a resumed run sees the same data.
 ARITHMETIC_POOL = 2000
+MIXED_SHARES = {"phrasings": 1100, "arithmetic-1": 250, "arithmetic-2": 250, "gsm8k-steps": 400}
+"""The mixed pool (2,000 problems): mostly new phrasings; the generator's own sentences so the
+hash split is not forgotten; GSM8K one-step problems first, as a 135M model gets few two-step
+ones right and an all-wrong group teaches nothing."""
 
 
 @dataclass(frozen=True)
@@ -35,6 +48,9 @@ class TrainProblem:
     multiple_choice: bool = False
     line: str | None = None
     """The original JSONL record, kept so held-out problems are written back unchanged."""
+    origin: str | None = None
+    """Where a generated problem comes from: a sentence shape ("add-3"), a GSM8K source
+    ("gsm8k-train-12") or a template family ("arithmetic-1")."""
 
 
 @dataclass(frozen=True)
@@ -43,6 +59,9 @@ class TrainData:
     heldout: list[TrainProblem]
     source: str
     """What the problems are, for summaries: "arithmetic (difficulty 1)" or a file path."""
+    provenance: dict[str, Any] | None = None
+    """Which shapes, sources and name pools training could draw from and which were held out
+    (written to run.json), so an evaluation can show it never saw a problem's kind."""
 
 
 def task_data(
@@ -51,15 +70,116 @@ def task_data(
     """Generated problems: `limit` (default ARITHMETIC_POOL) to train on, `heldout` to test."""
     if task not in TASKS:
         raise UsageError(f"unknown --task {task!r}; known: {', '.join(TASKS)}")
-    train = arithmetic.generate(limit or ARITHMETIC_POOL, difficulty=difficulty, seed=seed)
-    held = arithmetic.generate(heldout, difficulty=difficulty, seed=seed, split="heldout")
+    size = limit or ARITHMETIC_POOL
+    if task == "arithmetic":
+        train = _arithmetic(size, difficulty, seed, "train")
+        held = _arithmetic(heldout, difficulty, seed, "heldout")
+        source = f"{task} (difficulty {difficulty})"
+    elif task == "phrasings":
+        train, held = _phrasings(size, seed, "train"), _phrasings(heldout, seed, "heldout")
+        source = "phrasings"
+    elif task == "gsm8k-steps":
+        train = _gsm8k_train(size, seed, one_step_first=False)
+        held = _gsm8k_heldout(heldout)
+        source = "gsm8k-steps"
+    else:
+        train = _mixed(size, seed)
+        third = heldout // 3
+        held = (
+            _phrasings(heldout - 2 * third, seed, "heldout")
+            + _arithmetic(third, 1, seed, "heldout")
+            + _gsm8k_heldout(third)
+        )
+        source = "mixed (phrasings, arithmetic 1-2, gsm8k-steps)"
     return TrainData(
-        train=[TrainProblem(f"{task}-{i}", p.question, p.answer) for i, p in enumerate(train)],
-        heldout=[
-            TrainProblem(f"{task}-heldout-{i}", p.question, p.answer) for i, p in enumerate(held)
-        ],
-        source=f"{task} (difficulty {difficulty})",
+        train=[replace(p, id=f"{task}-{i}") for i, p in enumerate(train)],
+        heldout=[replace(p, id=f"{task}-heldout-{i}") for i, p in enumerate(held)],
+        source=source,
+        provenance=_provenance(task, train, held),
     )
+
+
+def _arithmetic(n: int, difficulty: int, seed: int, split: arithmetic.Split) -> list[TrainProblem]:
+    if n == 0:
+        return []
+    problems = arithmetic.generate(n, difficulty=difficulty, seed=seed, split=split)
+    origin = f"arithmetic-{difficulty}"
+    return [TrainProblem("", p.question, p.answer, origin=origin) for p in problems]
+
+
+def _phrasings(n: int, seed: int, split: phrasings.Split) -> list[TrainProblem]:
+    if n == 0:
+        return []
+    problems = phrasings.generate(n, seed=seed, split=split)
+    return [TrainProblem("", p.question, p.answer, origin=p.shape) for p in problems]
+
+
+def _gsm8k_train(n: int, seed: int, *, one_step_first: bool) -> list[TrainProblem]:
+    """Up to `n` training sources, seeded order; with `one_step_first`, every one-step
+    problem before any two-step one."""
+    pool = gsm8k_steps.sources("train")
+    random.Random(f"gsm8k:{seed}").shuffle(pool)
+    if one_step_first:
+        pool.sort(key=lambda s: s.steps)  # stable: the seeded order stays within a step count
+    return [TrainProblem("", s.question, s.answer, origin=s.id) for s in pool[:n]]
+
+
+def _gsm8k_heldout(n: int) -> list[TrainProblem]:
+    if n == 0:
+        return []
+    return [
+        TrainProblem("", s.question, s.answer, origin=s.id) for s in gsm8k_steps.balanced_heldout(n)
+    ]
+
+
+def _mixed(n: int, seed: int) -> list[TrainProblem]:
+    """The MIXED_SHARES pool scaled to `n`, shuffled by the seed."""
+    total = sum(MIXED_SHARES.values())
+    k = {name: max(1, round(n * share / total)) for name, share in MIXED_SHARES.items()}
+    pool = (
+        _phrasings(k["phrasings"], seed, "train")
+        + _arithmetic(k["arithmetic-1"], 1, seed, "train")
+        + _arithmetic(k["arithmetic-2"], 2, seed, "train")
+        + _gsm8k_train(k["gsm8k-steps"], seed, one_step_first=True)
+    )
+    random.Random(f"mixed:{seed}").shuffle(pool)
+    return pool[:n]
+
+
+def _provenance(
+    task: str, train: list[TrainProblem], held: list[TrainProblem]
+) -> dict[str, Any] | None:
+    if task == "arithmetic":
+        return None
+
+    def kinds(problems: list[TrainProblem]) -> dict[str, Any]:
+        origins = [p.origin or "" for p in problems]
+        shapes = sorted({o for o in origins if o in _SHAPE_IDS})
+        sources = sorted(
+            {o for o in origins if o.startswith("gsm8k-")}, key=lambda o: int(o.rsplit("-", 1)[1])
+        )
+        families = sorted({o for o in origins if o.startswith("arithmetic-")})
+        return {
+            "problems": len(problems),
+            "shapes": shapes,
+            "arithmetic": families,
+            "gsm8k_sources": sources,
+        }
+
+    return {
+        "train": kinds(train),
+        "heldout": kinds(held),
+        "names": {"train": list(phrasings.TRAIN_NAMES), "heldout": list(phrasings.HELDOUT_NAMES)},
+        "items": {"train": list(phrasings.TRAIN_ITEMS), "heldout": list(phrasings.HELDOUT_ITEMS)},
+        "rules": (
+            "phrasings: whole shapes and name/item pools held out (fixed in "
+            "reasoncli/train/phrasings.py); gsm8k: whole sources held out by question hash "
+            f"(1 in {gsm8k_steps.HELDOUT_EVERY}); arithmetic: problems held out by text hash"
+        ),
+    }
+
+
+_SHAPE_IDS = frozenset(s.id for s in phrasings.SHAPES)
 
 
 def file_data(data: str, *, limit: int | None, heldout: int) -> TrainData:
@@ -116,7 +236,10 @@ def heldout_line(problem: TrainProblem) -> str:
     """The problem's original record, or a generic one for generated problems."""
     if problem.line is not None:
         return problem.line
-    return json.dumps({"id": problem.id, "question": problem.question, "answer": problem.answer})
+    record = {"id": problem.id, "question": problem.question, "answer": problem.answer}
+    if problem.origin is not None and not problem.origin.startswith("arithmetic-"):
+        record["origin"] = problem.origin  # the shape or source, for per-kind analysis
+    return json.dumps(record)
 
 
 def write_heldout(problems: list[TrainProblem], path: Path) -> Path:

@@ -31,6 +31,7 @@ from reasoncli.train.registry import check_out_name, trained_spec, write_entry
 from reasoncli.train.rewards import RewardAdapter
 from reasoncli.train.runlog import LOG_FILE, RewardLog, read_log
 from reasoncli.train.settings import (
+    PROVENANCE_KEY,
     RUN_FILE,
     RunPlan,
     TrainRequest,
@@ -236,7 +237,10 @@ class TrainJob:
         if self.plan.clear_run_dir:
             clear_run_dir(run_dir)
         run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / RUN_FILE).write_text(json.dumps(self.settings.to_json(), indent=2) + "\n")
+        record = self.settings.to_json()
+        if self.data.provenance is not None:
+            record[PROVENANCE_KEY] = self.data.provenance
+        (run_dir / RUN_FILE).write_text(json.dumps(record, indent=2) + "\n")
         heldout = run_dir / HELDOUT_FILE if self.data.heldout else None
         if heldout is not None:
             write_heldout(self.data.heldout, heldout)

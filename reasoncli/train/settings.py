@@ -32,6 +32,8 @@ __all__ = [
 ]
 
 RUN_FILE = "run.json"
+PROVENANCE_KEY = "provenance"
+"""run.json's record of the shapes and sources training could see (not a setting)."""
 EXPORT_TYPES = ("q8_0", "f16")
 CHANGEABLE_ON_RESUME = frozenset({"steps", "checkpoint_every", "export"})
 ARITHMETIC_HELDOUT = 100
@@ -68,6 +70,7 @@ class TrainSettings:
     @classmethod
     def from_json(cls, data: dict[str, Any], where: Path) -> TrainSettings:
         known = {f.name for f in fields(cls)}
+        data = {k: v for k, v in data.items() if k != PROVENANCE_KEY}
         unknown = sorted(set(data) - known)
         if unknown or "model" not in data or "out" not in data:
             raise InputError(f"{where}: not a `reason train` run file")
