@@ -2,16 +2,18 @@
 
 Each file is a `vote` run (with `-n 1 -t 0` it is greedy). From a vote run with N branches this
 derives maj@k for k = 1, 2, 4, ..., N from its first k branches: branch i is seeded seed+i, so
-the first k branches are exactly what `vote -n k` samples (ties in these subsets go to the
-answer seen first; k = N is the run's own vote). Cost is the generated tokens of
+the first k branches are exactly what `vote -n k` samples, and they are aggregated by the tool's
+own vote over the order a k-branch run finishes them (`reasoncli.bench.picks`), so a tie goes to
+the answer whose branch finished first, as in `reason vote`. Cost is the generated tokens of
 those k branches. Intervals are Wilson 95% over questions.
 
 A `best-of-n` run (`--verifier orm:NAME`) keeps every branch's score, so its file gives three
-curves from the same branches: maj@k, best-of-k (the top-scored answer) and the score-weighted
-vote. Its cost is still the generated tokens; the judge reads each solution once more. Any
-other run (beam, dvts, auto at one or more N) gives one point per strategy and N: its own
-answer at the tokens it generated. `--baseline LABEL` prints each point's gain over that vote
-run's maj@k on the same questions (paired bootstrap).
+curves from the same branches: maj@k, best-of-k (the top-scored answer, `best-of-n`'s own pick)
+and the score-weighted vote (`--pick weighted`). Its cost is the generated tokens; where the
+file records them, the verifier's tokens are printed beside them. Any other run (beam, dvts,
+auto at one or more N) gives one point per strategy and N: its own answer at the tokens it
+generated. `--baseline LABEL` prints each point's gain over that vote run's maj@k on the same
+questions (paired bootstrap).
 
     python benchmarks/small_vs_big.py LABEL=FILE ... [--baseline LABEL] [--plot out.png]
 
@@ -27,9 +29,10 @@ import argparse
 import json
 import math
 import random
-from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+
+from reasoncli.bench.picks import pick_is_right
 
 Z95 = 1.959964
 
@@ -48,46 +51,13 @@ def samples(path: Path) -> list[dict]:
     return [r for r in rows if r.get("type") == "sample"]
 
 
-def majority(answers: list[str | None]) -> str | None:
-    """The most common answer; ties go to the one seen first (as `reasoncli.voting` does)."""
-    counts = Counter(a for a in answers if a)
-    if not counts:
-        return None
-    top = max(counts.values())
-    return next(a for a in answers if a and counts[a] == top)
-
-
-def scored_pick(
-    answers: list[str | None], scores: list[float | None], weighted: bool
-) -> str | None:
-    """The top-scored answer (ties: the most common of the tied, then the first seen), or with
-    `weighted` the answer with the largest total score."""
-    clean = [s if s is not None and math.isfinite(s) else 0.0 for s in scores]
-    answered = [i for i, a in enumerate(answers) if a]
-    if not answered:
-        return None
-    if weighted:
-        total: dict[str, float] = {}
-        for i in answered:
-            total[answers[i]] = total.get(answers[i], 0.0) + max(clean[i], 0.0)
-        return max(total, key=lambda a: (total[a], -answers.index(a)))
-    top = max(clean[i] for i in answered)
-    return majority([answers[i] for i in answered if clean[i] >= top - 1e-9])
-
-
 def right_at(r: dict, k: int, how: str) -> float:
     """1.0 if one question's pick is right: `maj`, `best` or `weighted` over its first k
-    branches, or `own`, the strategy's own answer (a search run: beam, dvts, auto)."""
+    branches (`reasoncli.bench.picks`), or `own`, the strategy's own answer (a search run:
+    beam, dvts, auto)."""
     if how == "own":
         return float(bool(r["correct"]))
-    correct = {g["answer"]: g["correct"] for g in r["groups"]}
-    if k == r["branches"] and r["strategy"] == "vote" and how == "maj":
-        return float(bool(r["correct"]))  # the run's own tie-breaking
-    if how == "maj":
-        pick = majority(r["answers"][:k])
-    else:
-        pick = scored_pick(r["answers"][:k], r["scores"][:k], weighted=how == "weighted")
-    return float(bool(pick is not None and correct.get(pick)))
+    return float(pick_is_right(r, k, how))
 
 
 @dataclass(frozen=True)

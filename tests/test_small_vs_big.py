@@ -23,15 +23,19 @@ def load() -> ModuleType:
 
 
 def sample(answers: list[str | None], scores: list[float | None], right: str) -> dict:
-    groups = [{"answer": a, "correct": a == right} for a in dict.fromkeys(a for a in answers if a)]
+    """A bench record: branch i wrote 10 + i tokens, so branches finish in branch order."""
+    keys = list(dict.fromkeys(a for a in answers if a))
+    groups = [{"answer": a, "correct": a == right} for a in keys]
     return {
         "strategy": "best-of-n",
         "branches": len(answers),
         "answers": answers,
+        "labels": [keys.index(a) if a else None for a in answers],
         "scores": scores,
         "groups": groups,
         "correct": False,  # the strategy's own pick is not what maj@k reads
-        "branch_tokens": [10] * len(answers),
+        "branch_tokens": [10 + i for i in range(len(answers))],
+        "finish_reasons": ["stop"] * len(answers),
     }
 
 
@@ -39,16 +43,28 @@ def test_best_of_k_weighted_and_majority_read_the_first_k_branches() -> None:
     m = load()
     # two wrong "5"s outvote one right "6", which the judge scores highest
     row = sample(["5", "6", "5", None], [0.3, 0.9, 0.2, 1.0], right="6")
-    assert m.scored_pick(row["answers"], row["scores"], weighted=False) == "6"  # None can't win
-    assert m.scored_pick(row["answers"], row["scores"], weighted=True) == "6"  # 0.9 > 0.5
-    assert m.majority(row["answers"]) == "5"
-    # a best-of-n file's own `correct` is not used
-    assert m.Cell("c", 4, "maj", [row]).accuracy() == (0, 40.0)
-    assert m.Cell("c", 4, "best", [row]).accuracy() == (1, 40.0)
+    assert m.right_at(row, 4, "best") == 1.0  # an unanswered branch can't be the pick
+    assert m.right_at(row, 4, "weighted") == 1.0  # 0.9 > 0.3 + 0.2
+    assert m.right_at(row, 4, "maj") == 0.0
+    # a best-of-n file's own `correct` is not used; tokens are the first k branches'
+    assert m.Cell("c", 4, "maj", [row]).accuracy() == (0, 46.0)
+    assert m.Cell("c", 4, "best", [row]).accuracy() == (1, 46.0)
     assert m.Cell("c", 1, "best", [row]).accuracy() == (0, 10.0)
-    tied = ["7", "8", "8"]
-    assert m.scored_pick(tied, [0.5, 0.5, 0.5], weighted=False) == "8"  # tie: most common
-    assert m.scored_pick(["9", "4"], [None, float("nan")], weighted=True) == "9"  # all weigh 0
+    tied = sample(["7", "8", "8"], [0.5, 0.5, 0.5], right="8")
+    assert m.right_at(tied, 3, "best") == 1.0  # a tie of scores: the vote among them
+    unscored = sample(["9", "4"], [None, float("nan")], right="9")
+    assert m.right_at(unscored, 2, "weighted") == 1.0  # all weigh 0: the first finished
+
+
+def test_a_tie_goes_to_the_answer_that_finished_first_as_in_reason_vote() -> None:
+    m = load()
+    row = sample(["5", "6"], [None, None], right="6")
+    assert m.right_at(row, 1, "maj") == 0.0
+    assert m.right_at(row, 2, "maj") == 0.0  # branch 0 finished first: "5"
+    row["branch_tokens"] = [30, 20]  # now branch 1 finishes first
+    assert m.right_at(row, 2, "maj") == 1.0
+    row["branch_tokens"], row["finish_reasons"] = [20, 20], ["eos", "stop"]
+    assert m.right_at(row, 2, "maj") == 1.0  # the end-of-generation token costs one more step
 
 
 def test_a_scored_file_gives_three_curves_and_a_vote_file_one() -> None:
