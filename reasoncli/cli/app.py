@@ -12,6 +12,7 @@ from reasoncli import crash_watch
 from reasoncli.cli.ask import ask, think
 from reasoncli.cli.bench import bench_app, rollouts
 from reasoncli.cli.doctor import doctor
+from reasoncli.cli.help import ASK_EXAMPLES, THINK_EXAMPLES, PanelCommand
 from reasoncli.cli.io import StdoutClosed
 from reasoncli.cli.logs import logs_app
 from reasoncli.cli.models import models_app
@@ -25,11 +26,28 @@ from reasoncli.errors import ExitCode, ReasonError
 app = typer.Typer(
     name="reason",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion / --show-completion for bash, zsh, fish
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
     help="Spend test-time compute on a local GGUF model: parallel branches, votes, budgets.",
 )
+
+
+def _print_version(value: bool) -> None:
+    """`reason --version`: ours and llama-cpp-python's, read from package metadata (no import
+    of llama.cpp, so it is as fast as `--help`)."""
+    if not value:
+        return
+    from importlib.metadata import PackageNotFoundError, version
+
+    from reasoncli import __version__
+
+    try:
+        llama = version("llama_cpp_python")
+    except PackageNotFoundError:
+        llama = "not installed"
+    print(f"reason {__version__} (llama-cpp-python {llama}, Python {sys.version.split()[0]})")
+    raise typer.Exit()
 
 
 @app.callback()
@@ -44,14 +62,30 @@ def _global_options(
             f"Also {cpu_buffers.ENV_VAR}."
         ),
     ),
+    version: bool = typer.Option(
+        False,
+        "--version",
+        callback=_print_version,
+        is_eager=True,
+        metavar="",
+        help="Print the version of reason and llama-cpp-python, then exit.",
+    ),
 ) -> None:
     if cpu_extra_buffers is not None:
         # Through the environment, so child processes (the probe, workers) decide the same way.
         os.environ[cpu_buffers.ENV_VAR] = cpu_buffers.requested_mode(cpu_extra_buffers)
 
 
-app.command(help="Answer with parallel thinking: many branches, one vote.")(ask)
-app.command(help="Answer with serial thinking: one chain under a token budget.")(think)
+app.command(
+    cls=PanelCommand,
+    help="Answer with parallel thinking: many branches, one vote.",
+    epilog=ASK_EXAMPLES,
+)(ask)
+app.command(
+    cls=PanelCommand,
+    help="Answer with serial thinking: one chain under a token budget.",
+    epilog=THINK_EXAMPLES,
+)(think)
 app.command(help="List the strategies: name, kind, summary and options.")(strategies)
 app.add_typer(models_app, name="models")
 app.command(help="Backend, threads, RAM/VRAM, and which models fit.")(doctor)

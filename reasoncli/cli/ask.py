@@ -6,90 +6,150 @@ from typing import Annotated, Any
 
 import typer
 
+from reasoncli.cli.completion import complete_model, complete_serial_strategy, complete_strategy
+from reasoncli.cli.help import (
+    PANEL_BUDGET,
+    PANEL_ENGINE,
+    PANEL_OUTPUT,
+    PANEL_REMOTE,
+    PANEL_REVISE,
+    PANEL_RUN,
+    PANEL_SAMPLING,
+    PANEL_SEARCH,
+    PANEL_THINK,
+    PANEL_VOTING,
+    flag,
+    option,
+    strategy_option,
+)
 from reasoncli.cli.io import Terminal
 from reasoncli.cli.runner import ModelRequest, OutputRequest, RunRequest, execute
+from reasoncli.option_checks import check_options
 
 Question = Annotated[
-    str | None, typer.Argument(help="The question; also read from stdin when piped.")
+    str | None,
+    typer.Argument(help="The question; also read from stdin when piped.", metavar="QUESTION"),
 ]
 ModelOpt = Annotated[
     str | None,
-    typer.Option("--model", "-m", help="Catalog name or alias, or a path to a .gguf file."),
-]
-Seed = Annotated[int, typer.Option("--seed", help="Base seed; branch i uses seed+i.")]
-Temperature = Annotated[
-    float | None, typer.Option("--temperature", "-t", help="Override the model's temperature.")
-]
-TopP = Annotated[float | None, typer.Option("--top-p", help="Override top-p.")]
-TopK = Annotated[int | None, typer.Option("--top-k", help="Override top-k.")]
-MinP = Annotated[float | None, typer.Option("--min-p", help="Override min-p.")]
-Json = Annotated[bool, typer.Option("--json", help="Print the whole result as JSON on stdout.")]
-Jsonl = Annotated[bool, typer.Option("--jsonl", help="Stream events as JSON lines on stdout.")]
-Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No live view on stderr.")]
-Progress = Annotated[
-    str,
-    typer.Option(
-        "--progress",
-        help="auto (live view when stderr is a TTY), live, plain (one line per event), none.",
+    option(
+        "--model",
+        "-m",
+        help="Registry name or alias (`reason models list`), or a path to a .gguf file.",
+        panel=PANEL_RUN,
+        metavar="NAME",
+        autocompletion=complete_model,
     ),
 ]
-Threads = Annotated[int | None, typer.Option("--threads", help="CPU threads for llama.cpp.")]
+Seed = Annotated[
+    int, option("--seed", metavar="N", help="Base seed; branch i uses seed+i.", panel=PANEL_RUN)
+]
+Temperature = Annotated[
+    float | None,
+    option(
+        "--temperature", "-t", metavar="T", help="Temperature; 0 is greedy.", panel=PANEL_SAMPLING
+    ),
+]
+TopP = Annotated[
+    float | None,
+    option("--top-p", metavar="P", help="Nucleus sampling, in (0, 1].", panel=PANEL_SAMPLING),
+]
+TopK = Annotated[
+    int | None, option("--top-k", metavar="K", help="Top-k; 0 turns it off.", panel=PANEL_SAMPLING)
+]
+MinP = Annotated[
+    float | None, option("--min-p", metavar="P", help="Min-p, in [0, 1].", panel=PANEL_SAMPLING)
+]
+Json = Annotated[
+    bool, flag("--json", help="Print the whole result as JSON on stdout.", panel=PANEL_OUTPUT)
+]
+Jsonl = Annotated[
+    bool, flag("--jsonl", help="Stream events as JSON lines on stdout.", panel=PANEL_OUTPUT)
+]
+Quiet = Annotated[bool, flag("--quiet", "-q", help="No live view on stderr.", panel=PANEL_OUTPUT)]
+Progress = Annotated[
+    str,
+    option(
+        "--progress",
+        metavar="MODE",
+        help="auto (live view when stderr is a TTY), live, plain (one line per event), none.",
+        panel=PANEL_OUTPUT,
+    ),
+]
+Threads = Annotated[
+    int | None,
+    option("--threads", metavar="N", help="CPU threads for llama.cpp.", panel=PANEL_ENGINE),
+]
 GpuLayers = Annotated[
     int | None,
-    typer.Option("--gpu-layers", help="Layers to offload; default all when a GPU backend exists."),
+    option(
+        "--gpu-layers",
+        metavar="N",
+        help="Layers to offload (0: CPU only, -1: all); default all when a GPU backend exists.",
+        panel=PANEL_ENGINE,
+    ),
 ]
-FlashAttn = Annotated[bool, typer.Option("--flash-attn/--no-flash-attn", help="Flash attention.")]
+FlashAttn = Annotated[
+    bool, flag("--flash-attn/--no-flash-attn", help="Flash attention.", panel=PANEL_ENGINE)
+]
 Expect = Annotated[
     str | None,
-    typer.Option("--expect", help="The known answer: adds GRPO rewards and advantages per branch."),
+    option(
+        "--expect",
+        metavar="ANSWER",
+        help="The known answer: adds GRPO rewards and advantages per branch.",
+        panel=PANEL_RUN,
+    ),
 ]
-Verbose = Annotated[bool, typer.Option("--verbose", help="Show llama.cpp's own log.")]
+Verbose = Annotated[bool, flag("--verbose", help="Show llama.cpp's own log.", panel=PANEL_ENGINE)]
 NoLog = Annotated[
-    bool, typer.Option("--no-log", help="Keep this run out of `reason logs` (or REASON_NO_LOG=1).")
+    bool,
+    flag(
+        "--no-log", help="Keep this run out of `reason logs` (or REASON_NO_LOG=1).", panel=PANEL_RUN
+    ),
 ]
-PANEL_REMOTE = "Remote server (OpenAI-compatible)"
 Backend = Annotated[
     str,
-    typer.Option(
+    option(
         "--backend",
+        metavar="auto|local|openai",
         help="auto (remote when a base URL or a remote models.yaml entry is given), local, openai.",
-        rich_help_panel=PANEL_REMOTE,
+        panel=PANEL_REMOTE,
     ),
 ]
 BaseUrl = Annotated[
     str | None,
-    typer.Option(
+    option(
         "--base-url",
+        metavar="URL",
         envvar="REASON_BASE_URL",
         help="API root of llama-server, vLLM or SGLang, e.g. http://host:8000/v1.",
-        rich_help_panel=PANEL_REMOTE,
+        panel=PANEL_REMOTE,
     ),
 ]
 ApiKeyFile = Annotated[
     str | None,
-    typer.Option(
+    option(
         "--api-key-file",
+        metavar="FILE",
         envvar="REASON_API_KEY_FILE",
         help="File holding the API key (else $REASON_API_KEY; never a flag).",
-        rich_help_panel=PANEL_REMOTE,
+        panel=PANEL_REMOTE,
     ),
 ]
 MaxConcurrency = Annotated[
     int | None,
-    typer.Option(
-        "--max-concurrency",
-        min=1,
-        help="Requests in flight at once [8].",
-        rich_help_panel=PANEL_REMOTE,
+    option(
+        "--max-concurrency", metavar="N", help="Requests in flight at once [8].", panel=PANEL_REMOTE
     ),
 ]
 Timeout = Annotated[
     float | None,
-    typer.Option(
+    option(
         "--timeout",
-        min=0.1,
+        metavar="SECONDS",
         help="Seconds to wait for a server's next chunk before retrying [60].",
-        rich_help_panel=PANEL_REMOTE,
+        panel=PANEL_REMOTE,
     ),
 ]
 
@@ -127,84 +187,203 @@ def _sampling_overrides(**values: Any) -> dict[str, Any]:
 def _check_progress(progress: str) -> None:
     if progress not in PROGRESS_MODES:
         raise typer.BadParameter(
-            f"{progress!r} is not one of {', '.join(PROGRESS_MODES)}", param_hint="--progress"
+            f"{progress!r} is not one of {', '.join(PROGRESS_MODES)}",
+            param_hint="--progress",
+            metavar="MODE",
         )
-
-
-PANEL_STRATEGY = "Strategy options"
-PANEL_ENGINE = "Model and engine"
-PANEL_OUTPUT = "Output"
-
-
-def _opt(*names: str, help: str, panel: str = PANEL_STRATEGY, **kw: Any) -> Any:
-    return typer.Option(*names, help=help, rich_help_panel=panel, **kw)
 
 
 def ask(
     ctx: typer.Context,
     question: Question = None,
-    branches: Annotated[int, _opt("--branches", "-n", help="Branches to sample.", min=1)] = 8,
-    strategy: Annotated[str, _opt("--strategy", "-s", help="See `reason strategies`.")] = "vote",
+    strategy: Annotated[
+        str,
+        option(
+            "--strategy",
+            "-s",
+            metavar="NAME",
+            help="How branches are combined: vote, weighted-vote, best-of-n, beam, dvts, auto "
+            "(`reason strategies`).",
+            panel=PANEL_RUN,
+            autocompletion=complete_strategy,
+        ),
+    ] = "vote",
+    branches: Annotated[
+        int,
+        option("--branches", "-n", metavar="N", help="Branches to sample.", panel=PANEL_RUN, min=1),
+    ] = 8,
     max_tokens: Annotated[
         int | None,
-        typer.Option(
+        option(
             "--max-tokens",
+            metavar="N",
             help="Token budget per branch [512; auto with --budget-tokens: divided from it].",
+            panel=PANEL_RUN,
             min=1,
         ),
     ] = None,
     model: ModelOpt = None,
     seed: Seed = 0,
+    expect: Expect = None,
+    multiple_choice: Annotated[
+        bool, flag("--multiple-choice", help="Extract A-E letters as answers.", panel=PANEL_RUN)
+    ] = False,
+    no_log: NoLog = False,
     temperature: Temperature = None,
     top_p: TopP = None,
     top_k: TopK = None,
     min_p: MinP = None,
-    expect: Expect = None,
-    multiple_choice: Annotated[
-        bool, _opt("--multiple-choice", help="Extract A-E letters as answers.")
-    ] = False,
-    early_stop: Annotated[
-        bool, _opt("--early-stop", help="Stop sampling once the vote is settled.")
-    ] = False,
-    stop_rule: Annotated[
-        str, _opt("--stop-rule", help="beta (Adaptive-Consistency) or esc (window agreement).")
-    ] = "beta",
-    esc_window: Annotated[int, _opt("--esc-window", help="ESC: answers that must agree.")] = 4,
-    beta_threshold: Annotated[
-        float, _opt("--beta-threshold", help="Beta rule: P(leader wins) needed to stop.")
-    ] = 0.95,
-    verifier: Annotated[
-        str,
-        _opt(
-            "--verifier",
-            help="confidence, self, a registry model or .gguf path; orm:NAME (whole solution) "
-            "or prm:NAME (best-of-n scores each step, combined by --aggregate).",
-        ),
-    ] = "confidence",
-    window: Annotated[int, _opt("--window", help="Confidence sliding window (tokens).")] = 128,
-    keep_percent: Annotated[
-        float, _opt("--keep-percent", help="weighted-vote: keep the top X% confident traces.")
-    ] = 90.0,
-    warmup: Annotated[
-        int, _opt("--warmup", help="weighted-vote: branches that calibrate the stop threshold.")
-    ] = 4,
-    beam_width: Annotated[int, _opt("--beam-width", help="Beams kept per search step.")] = 4,
-    step_tokens: Annotated[int, _opt("--step-tokens", help="Token budget of a search step.")] = 64,
-    aggregate: Annotated[
-        str, _opt("--aggregate", help="Step-score aggregation: last, min or prod.")
-    ] = "last",
-    pick: Annotated[
-        str, _opt("--pick", help="best-of-n: best (top-scored branch) or weighted (score vote).")
-    ] = "best",
-    budget_tokens: Annotated[
-        int | None, _opt("--budget-tokens", help="auto: total token budget for the question.")
-    ] = None,
-    pilot: Annotated[int, _opt("--pilot", help="auto: pilot branches to judge difficulty.")] = 4,
-    rounds: Annotated[int, _opt("--rounds", help="revise: rounds of self-revision.")] = 3,
     json_out: Json = False,
     jsonl: Jsonl = False,
     quiet: Quiet = False,
     progress: Progress = "auto",
+    early_stop: Annotated[
+        bool,
+        strategy_option(
+            "early_stop",
+            "--early-stop",
+            help="Stop sampling once the vote is settled.",
+            panel=PANEL_VOTING,
+            metavar="",
+        ),
+    ] = False,
+    stop_rule: Annotated[
+        str,
+        strategy_option(
+            "stop_rule",
+            "--stop-rule",
+            metavar="beta|esc",
+            help="beta (Adaptive-Consistency) or esc (window agreement).",
+            panel=PANEL_VOTING,
+        ),
+    ] = "beta",
+    esc_window: Annotated[
+        int,
+        strategy_option(
+            "esc_window",
+            "--esc-window",
+            metavar="N",
+            help="ESC: answers that must agree.",
+            panel=PANEL_VOTING,
+        ),
+    ] = 4,
+    beta_threshold: Annotated[
+        float,
+        strategy_option(
+            "beta_threshold",
+            "--beta-threshold",
+            metavar="P",
+            help="Beta rule: P(leader wins) needed to stop.",
+            panel=PANEL_VOTING,
+        ),
+    ] = 0.95,
+    window: Annotated[
+        int,
+        strategy_option(
+            "window",
+            "--window",
+            metavar="N",
+            help="Confidence sliding window (tokens).",
+            panel=PANEL_VOTING,
+        ),
+    ] = 128,
+    keep_percent: Annotated[
+        float,
+        strategy_option(
+            "keep_percent",
+            "--keep-percent",
+            metavar="X",
+            help="Keep the top X% most confident traces.",
+            panel=PANEL_VOTING,
+        ),
+    ] = 90.0,
+    warmup: Annotated[
+        int,
+        strategy_option(
+            "warmup",
+            "--warmup",
+            metavar="N",
+            help="Branches that calibrate the stop threshold.",
+            panel=PANEL_VOTING,
+        ),
+    ] = 4,
+    verifier: Annotated[
+        str,
+        strategy_option(
+            "verifier",
+            "--verifier",
+            metavar="NAME",
+            help="confidence, self, a registry model or .gguf path; orm:NAME (whole solution) "
+            "or prm:NAME (scores each step, combined by --aggregate).",
+            panel=PANEL_SEARCH,
+        ),
+    ] = "confidence",
+    aggregate: Annotated[
+        str,
+        strategy_option(
+            "aggregate",
+            "--aggregate",
+            metavar="last|min|prod",
+            help="Step-score aggregation: last, min or prod.",
+            panel=PANEL_SEARCH,
+        ),
+    ] = "last",
+    pick: Annotated[
+        str,
+        strategy_option(
+            "pick",
+            "--pick",
+            metavar="best|weighted",
+            help="best (top-scored branch) or weighted (score-weighted vote).",
+            panel=PANEL_SEARCH,
+        ),
+    ] = "best",
+    beam_width: Annotated[
+        int,
+        strategy_option(
+            "beam_width",
+            "--beam-width",
+            metavar="N",
+            help="Beams kept per search step.",
+            panel=PANEL_SEARCH,
+        ),
+    ] = 4,
+    step_tokens: Annotated[
+        int,
+        strategy_option(
+            "step_tokens",
+            "--step-tokens",
+            metavar="N",
+            help="Token budget of a search step.",
+            panel=PANEL_SEARCH,
+        ),
+    ] = 64,
+    budget_tokens: Annotated[
+        int | None,
+        strategy_option(
+            "budget_tokens",
+            "--budget-tokens",
+            metavar="N",
+            help="Total token budget for the question.",
+            panel=PANEL_BUDGET,
+        ),
+    ] = None,
+    pilot: Annotated[
+        int,
+        strategy_option(
+            "pilot",
+            "--pilot",
+            metavar="N",
+            help="Pilot branches that judge difficulty.",
+            panel=PANEL_BUDGET,
+        ),
+    ] = 4,
+    rounds: Annotated[
+        int,
+        strategy_option(
+            "rounds", "--rounds", metavar="N", help="Rounds of self-revision.", panel=PANEL_REVISE
+        ),
+    ] = 3,
     threads: Threads = None,
     gpu_layers: GpuLayers = None,
     flash_attn: FlashAttn = True,
@@ -214,11 +393,11 @@ def ask(
     api_key_file: ApiKeyFile = None,
     max_concurrency: MaxConcurrency = None,
     timeout: Timeout = None,
-    no_log: NoLog = False,
 ) -> None:
     from reasoncli.strategies.base import DEFAULT_MAX_TOKENS, StrategyOptions
 
     _check_progress(progress)
+    check_options(ctx.params)
     term = Terminal()
     options = StrategyOptions(
         branches=branches,
@@ -259,31 +438,90 @@ def think(
     ctx: typer.Context,
     question: Question = None,
     strategy: Annotated[
-        str, _opt("--strategy", "-s", help="think (budget forcing) or revise (self-revision).")
+        str,
+        option(
+            "--strategy",
+            "-s",
+            metavar="NAME",
+            help="think (budget forcing) or revise (self-revision).",
+            panel=PANEL_RUN,
+            autocompletion=complete_serial_strategy,
+        ),
     ] = "think",
     max_tokens: Annotated[
         int,
-        typer.Option("--max-tokens", help="Thinking budget; the answer is forced at it.", min=1),
+        option(
+            "--max-tokens",
+            metavar="N",
+            help="Thinking budget; the answer is forced at it.",
+            panel=PANEL_RUN,
+            min=1,
+        ),
     ] = 1024,
-    min_tokens: Annotated[
-        int, _opt("--min-tokens", help="Append 'Wait' if thinking ends before this.")
-    ] = 0,
-    max_waits: Annotated[int, _opt("--max-waits", help="At most this many 'Wait's.")] = 2,
-    wait_text: Annotated[str, _opt("--wait-text", help="Text appended to continue.")] = "Wait",
-    answer_tokens: Annotated[
-        int, _opt("--answer-tokens", help="Tokens allowed for the answer after forcing.")
-    ] = 128,
-    rounds: Annotated[int, _opt("--rounds", help="revise: rounds of self-revision.")] = 3,
-    final: Annotated[
-        str, _opt("--final", help="revise: the 'last' round's answer or a 'vote' over rounds.")
-    ] = "last",
     model: ModelOpt = None,
     seed: Seed = 0,
+    expect: Expect = None,
+    no_log: NoLog = False,
+    min_tokens: Annotated[
+        int,
+        strategy_option(
+            "min_tokens",
+            "--min-tokens",
+            metavar="N",
+            help="Append 'Wait' if thinking ends before this.",
+            panel=PANEL_THINK,
+        ),
+    ] = 0,
+    max_waits: Annotated[
+        int,
+        strategy_option(
+            "max_waits",
+            "--max-waits",
+            metavar="N",
+            help="At most this many 'Wait's.",
+            panel=PANEL_THINK,
+        ),
+    ] = 2,
+    wait_text: Annotated[
+        str,
+        strategy_option(
+            "wait_text",
+            "--wait-text",
+            metavar="TEXT",
+            help="Text appended to continue.",
+            panel=PANEL_THINK,
+        ),
+    ] = "Wait",
+    answer_tokens: Annotated[
+        int,
+        strategy_option(
+            "answer_tokens",
+            "--answer-tokens",
+            metavar="N",
+            help="Tokens allowed for the answer after forcing.",
+            panel=PANEL_THINK,
+        ),
+    ] = 128,
+    rounds: Annotated[
+        int,
+        strategy_option(
+            "rounds", "--rounds", metavar="N", help="Rounds of self-revision.", panel=PANEL_REVISE
+        ),
+    ] = 3,
+    final: Annotated[
+        str,
+        strategy_option(
+            "final",
+            "--final",
+            metavar="last|vote",
+            help="The 'last' round's answer or a 'vote' over rounds.",
+            panel=PANEL_REVISE,
+        ),
+    ] = "last",
     temperature: Temperature = None,
     top_p: TopP = None,
     top_k: TopK = None,
     min_p: MinP = None,
-    expect: Expect = None,
     json_out: Json = False,
     jsonl: Jsonl = False,
     quiet: Quiet = False,
@@ -297,11 +535,11 @@ def think(
     api_key_file: ApiKeyFile = None,
     max_concurrency: MaxConcurrency = None,
     timeout: Timeout = None,
-    no_log: NoLog = False,
 ) -> None:
     from reasoncli.strategies.base import StrategyOptions
 
     _check_progress(progress)
+    check_options(ctx.params)
     term = Terminal()
     options = StrategyOptions(
         branches=1,

@@ -116,6 +116,7 @@ class BestOfN:
             "verifier",
             "aggregate",
             "pick",
+            "window",  # the confidence verifier's sliding window
         ),
     )
 

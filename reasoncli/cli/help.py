@@ -1,0 +1,107 @@
+"""What `--help` shows: option panels, which strategy reads each strategy option, examples.
+
+`--help` must stay fast, so nothing here imports the strategies; `OPTION_STRATEGIES` is the
+registry's `info.options` written out, and a test keeps the two equal.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import typer
+from typer.core import TyperCommand
+
+PANEL_RUN = "Question and strategy"
+PANEL_SAMPLING = "Sampling (defaults: the model's models.yaml entry)"
+PANEL_OUTPUT = "Output"
+PANEL_ENGINE = "Local engine (llama.cpp)"
+PANEL_REMOTE = "Remote server (OpenAI-compatible)"
+PANEL_VOTING = "Voting and early stopping"
+PANEL_SEARCH = "Verifiers and search"
+PANEL_BUDGET = "Budgets"
+PANEL_THINK = "Thinking budget"
+PANEL_REVISE = "Self-revision (--strategy revise)"
+
+OPTION_STRATEGIES: dict[str, tuple[str, ...]] = {
+    "early_stop": ("vote", "weighted-vote"),
+    "stop_rule": ("vote", "weighted-vote", "auto"),
+    "esc_window": ("vote", "weighted-vote", "auto"),
+    "beta_threshold": ("vote", "weighted-vote", "auto"),
+    "window": ("weighted-vote", "best-of-n"),
+    "keep_percent": ("weighted-vote",),
+    "warmup": ("weighted-vote",),
+    "verifier": ("best-of-n", "beam", "dvts"),
+    "aggregate": ("best-of-n", "beam", "dvts"),
+    "pick": ("best-of-n",),
+    "beam_width": ("beam", "dvts"),
+    "step_tokens": ("beam", "dvts"),
+    "budget_tokens": ("auto",),
+    "pilot": ("auto",),
+    "rounds": ("revise",),
+    "final": ("revise",),
+    "min_tokens": ("think",),
+    "max_waits": ("think",),
+    "wait_text": ("think",),
+    "answer_tokens": ("think",),
+}
+"""Options only some strategies read -> those strategies (their `info.options`)."""
+
+
+def option(*names: str, help: str, panel: str, **kw: Any) -> Any:
+    """A `typer.Option` in a help panel; a flag shows no `<bool>` type next to it."""
+    return typer.Option(*names, help=help, rich_help_panel=panel, **kw)
+
+
+def flag(*names: str, help: str, panel: str, **kw: Any) -> Any:
+    return option(*names, help=help, panel=panel, metavar="", **kw)
+
+
+def strategy_option(field: str, *names: str, help: str, panel: str, **kw: Any) -> Any:
+    """An option some strategies read; its help starts with their names, so a reader knows
+    which `--strategy` it changes."""
+    label = ", ".join(OPTION_STRATEGIES[field])
+    return option(*names, help=f"({label}) {help}", panel=panel, **kw)
+
+
+def examples(*lines: str) -> str:
+    """An epilog of example commands, one a line: click's `\\b` keeps the lines unwrapped."""
+    return "Examples:\n\n\b\n" + "\n".join(lines)
+
+
+class PanelCommand(TyperCommand):
+    """Plain-text help with one section per `rich_help_panel`.
+
+    Typer shows panels only through Rich, whose import alone would double the start-up time of
+    `--help`; click's formatter draws the same groups as plain sections, in the order the
+    parameters are declared, and is the same with or without colour.
+    """
+
+    def format_options(self, ctx: Any, formatter: Any) -> None:
+        sections: dict[str, list[tuple[str, str]]] = {}
+        for param in self.get_params(ctx):
+            record = param.get_help_record(ctx)
+            if record is None:
+                continue
+            if param.param_type_name == "argument":
+                title = "Arguments"
+            else:
+                title = getattr(param, "rich_help_panel", None) or "Options"
+            sections.setdefault(title, []).append(record)
+        for title, records in sections.items():
+            with formatter.section(title):
+                formatter.write_dl(records)
+
+
+ASK_EXAMPLES = examples(
+    'reason ask "What is 17*23?" --branches 8 --max-tokens 512',
+    'echo "What is 17*23?" | reason ask --branches 4 --json | jq .answer',
+    'reason ask "What is 6*7?" --expect 42 --json',
+    'reason ask "What is 12 + 30?" --strategy auto --budget-tokens 800',
+    'reason ask "..." -s best-of-n --verifier self -n 8',
+)
+THINK_EXAMPLES = examples(
+    'reason think "Is 1001 prime?" --max-tokens 4000',
+    'reason think "..." --min-tokens 1000 --max-tokens 4000',
+    'reason think "..." --strategy revise --rounds 3 --final vote',
+    'reason think "What is 12 + 30?" --max-tokens 64 --json',
+)
