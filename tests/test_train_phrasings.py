@@ -244,3 +244,27 @@ def test_heldout_command_writes_each_kind(tmp_path: Path) -> None:
     assert [json.loads(line)["origin"] for line in path.read_text().splitlines()] == [
         s.id for s in gsm8k_steps.balanced_heldout(6)
     ]
+
+
+def test_train_split_for_rollouts_holds_nothing_out(tmp_path: Path) -> None:
+    """`reason train heldout --split train` feeds `reason rollouts` and the verifier trainer:
+    it must draw only from what GRPO trains on."""
+    from typer.testing import CliRunner
+
+    from reasoncli.cli.train import train_app
+
+    out = tmp_path / "train.jsonl"
+    args = ["heldout", "--task", "mixed", "--split", "train", "-n", "200", "-o", str(out)]
+    result = CliRunner().invoke(train_app, args)
+    assert result.exit_code == 0, result.output
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(records) == 200 and len(load_dataset(out).items) == 200
+    held = task_data("mixed", difficulty=1, seed=0, limit=1, heldout=300).heldout
+    # arithmetic problems share a family name across splits; their texts are compared below
+    held_origins = set(phrasings.shape_ids("heldout")) | {
+        p.origin for p in held if not (p.origin or "").startswith("arithmetic-")
+    }
+    assert not {r.get("origin") for r in records} & held_origins
+    assert not {r["question"] for r in records} & {p.question for p in held}
+    bad = CliRunner().invoke(train_app, ["heldout", "--split", "test"])
+    assert bad.exit_code != 0

@@ -206,17 +206,31 @@ def heldout_problems(
     count: Annotated[int, typer.Option("--count", "-n", help="How many problems.", min=1)] = 100,
     difficulty: Annotated[int, typer.Option("--difficulty", help=_DIFFICULTY_HELP)] = 1,
     seed: Annotated[int, typer.Option("--seed", help="Seed, as given to `train grpo`.")] = 0,
+    split: Annotated[
+        str,
+        typer.Option(
+            "--split",
+            help="heldout, or train: N problems of the training split, as `train grpo --limit "
+            "N` draws them (for `reason rollouts` and `reason train verifier`).",
+        ),
+    ] = "heldout",
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="Write here instead of stdout.")
     ] = None,
 ) -> None:
     """Write held-out problems (never trained on) as generic JSONL for `reason bench`. With the
     same --seed and --difficulty they are the ones `train grpo` writes to RUN_DIR/heldout.jsonl."""
+    from reasoncli.errors import UsageError
     from reasoncli.train.data import heldout_line, task_data, write_heldout
 
-    problems = task_data(task, difficulty=difficulty, seed=seed, limit=1, heldout=count).heldout
+    if split not in ("heldout", "train"):
+        raise UsageError(f"--split must be heldout or train, not {split!r}")
+    if split == "train":
+        problems = task_data(task, difficulty=difficulty, seed=seed, limit=count, heldout=0).train
+    else:
+        problems = task_data(task, difficulty=difficulty, seed=seed, limit=1, heldout=count).heldout
     if out is not None:
         write_heldout(problems, out)
-        sys.stderr.write(f"wrote {len(problems)} held-out problems to {out}\n")
+        sys.stderr.write(f"wrote {len(problems)} {split} problems to {out}\n")
         return
     sys.stdout.write("".join(heldout_line(p) + "\n" for p in problems))
