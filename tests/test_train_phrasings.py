@@ -212,7 +212,7 @@ def test_run_json_records_what_training_could_see(tmp_path: Path, tiny_gguf: Pat
     job._prepare_run_dir()
     record = json.loads((run_dir / "run.json").read_text())
     seen = record["provenance"]
-    assert seen["train"]["shapes"] == phrasings.shape_ids("train")
+    assert seen["train"]["shapes"] == sorted(phrasings.shape_ids("train"))
     assert seen["heldout"]["shapes"] == sorted(phrasings.shape_ids("heldout"))
     assert len(seen["train"]["gsm8k_sources"]) == MIXED_SHARES["gsm8k-steps"]
     assert not set(seen["train"]["gsm8k_sources"]) & set(seen["heldout"]["gsm8k_sources"])
