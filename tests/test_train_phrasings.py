@@ -213,7 +213,11 @@ def test_run_json_records_what_training_could_see(tmp_path: Path, tiny_gguf: Pat
     record = json.loads((run_dir / "run.json").read_text())
     seen = record["provenance"]
     assert seen["train"]["shapes"] == sorted(phrasings.shape_ids("train"))
-    assert seen["heldout"]["shapes"] == sorted(phrasings.shape_ids("heldout"))
+    assert set(seen["heldout"]["shapes"]) <= set(seen["never_trained"]["shapes"])
+    assert seen["never_trained"]["shapes"] == phrasings.shape_ids("heldout")
+    never = set(seen["never_trained"]["gsm8k_sources"])
+    assert set(seen["heldout"]["gsm8k_sources"]) <= never
+    assert not never & set(seen["train"]["gsm8k_sources"])
     assert len(seen["train"]["gsm8k_sources"]) == MIXED_SHARES["gsm8k-steps"]
     assert not set(seen["train"]["gsm8k_sources"]) & set(seen["heldout"]["gsm8k_sources"])
     assert seen["names"]["heldout"] == list(phrasings.HELDOUT_NAMES)

@@ -60,8 +60,9 @@ class TrainData:
     source: str
     """What the problems are, for summaries: "arithmetic (difficulty 1)" or a file path."""
     provenance: dict[str, Any] | None = None
-    """Which shapes, sources and name pools training could draw from and which were held out
-    (written to run.json), so an evaluation can show it never saw a problem's kind."""
+    """Which shapes, sources and name pools training could draw from, which are in the held-out
+    file, and which no training run of the task ever draws (written to run.json), so an
+    evaluation can show it never saw a problem's kind."""
 
 
 def task_data(
@@ -169,6 +170,10 @@ def _provenance(
     return {
         "train": kinds(train),
         "heldout": kinds(held),
+        "never_trained": {
+            "shapes": phrasings.shape_ids("heldout"),
+            "gsm8k_sources": [s.id for s in gsm8k_steps.sources("heldout")],
+        },
         "names": {"train": list(phrasings.TRAIN_NAMES), "heldout": list(phrasings.HELDOUT_NAMES)},
         "items": {"train": list(phrasings.TRAIN_ITEMS), "heldout": list(phrasings.HELDOUT_ITEMS)},
         "rules": (
