@@ -40,7 +40,7 @@ def _numbers(question: str) -> list[int]:
 def _shape_pattern(shape: phrasings.Shape) -> re.Pattern[str]:
     """A regex that matches any rendering of a shape's body (slots as wildcards)."""
     literal = re.escape(shape.body)
-    for slot in ("n", "m", "i", "c", "p", "a", "b"):
+    for slot in ("n", "m", "i", "cs", "c", "p", "a", "b"):
         literal = literal.replace(re.escape("{" + slot + "}"), ".+?")
     return re.compile(literal, re.IGNORECASE)
 

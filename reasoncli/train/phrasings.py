@@ -107,7 +107,8 @@ _ANSWER: dict[str, Callable[[int, int], int]] = {
 @dataclass(frozen=True)
 class Shape:
     """One sentence shape: `body` then one of `questions`. Slots: {n} {m} names, {i} an item,
-    {c} a container, {p} a place, {a} {b} the numbers (a op b is the answer)."""
+    {c} a container ({cs} its plural), {p} a place, {a} {b} the numbers (a op b is the
+    answer)."""
 
     id: str
     op: str
@@ -149,8 +150,8 @@ SHAPES: tuple[Shape, ...] = (
        "How many more {i} does {n} need?", "How many {i} is {n} missing?"),
     _s("sub-4", "A ribbon is {a} cm long. {n} cuts off {b} cm.",
        "How long is the ribbon now, in cm?", "How many cm of ribbon are left?"),
-    _s("sub-5", "{n} ate {b} of the {a} {i} on the table.",
-       "How many {i} are still on the table?", "How many {i} did {n} not eat?"),
+    _s("sub-5", "{n} used {b} of the {a} {i} on the table.",
+       "How many {i} are still on the table?", "How many {i} did {n} not use?"),
     _s("sub-6", "{n} is {a} years old and {m} is {b} years old.",
        "How many years older is {n} than {m}?", "What is the difference in their ages?"),
     _s("sub-7", "A bus left {p} with {a} people. At the first stop, {b} people got off.",
@@ -164,7 +165,7 @@ SHAPES: tuple[Shape, ...] = (
     _s("mul-2", "There are {a} rows of chairs in {p}, with {b} chairs in each row.",
        "How many chairs are there?", "What is the total number of chairs?"),
     _s("mul-3", "Each {c} holds {b} {i}. {n} fills {a} of them.",
-       "How many {i} did {n} put in?", "How many {i} are in the {c}s altogether?"),
+       "How many {i} did {n} put in?", "How many {i} are in the {cs} altogether?"),
     _s("mul-4", "{n} practises the piano for {b} minutes a day, for {a} days.",
        "How many minutes does {n} practise in all?", "What is the total practice time in minutes?"),
     _s("mul-5", "A ticket costs ${b}. {n} buys {a} tickets.",
@@ -179,8 +180,8 @@ SHAPES: tuple[Shape, ...] = (
     # division
     _s("div-1", "{n} shares {a} {i} equally among {b} friends.",
        "How many {i} does each friend get?", "How many {i} does one friend receive?"),
-    _s("div-2", "{a} {i} are packed into {c}s, {b} in each {c}.",
-       "How many {c}s are filled?", "How many {c}s are needed?"),
+    _s("div-2", "{a} {i} are packed into {cs}, {b} in each {c}.",
+       "How many {cs} are filled?", "How many {cs} are needed?"),
     _s("div-3", "{n} has {a} {i} to put into {b} equal groups.",
        "How many {i} go in each group?", "What is the size of each group?"),
     _s("div-4", "A {a} cm string is cut into {b} equal pieces.",
@@ -224,11 +225,14 @@ def _render(
     a, b = _NUMBERS[shape.op](r)
     words = "$" not in shape.body  # "$seven" is no way to write money
     n, m = r.sample(names, 2)
+    item = r.choice(items)
+    container = r.choice(_CONTAINERS)
     slots = {
         "n": n,
         "m": m,
-        "i": r.choice(items),
-        "c": r.choice(_CONTAINERS),
+        "i": item,
+        "c": container,
+        "cs": container + ("es" if container.endswith("x") else "s"),
         "p": r.choice(_PLACES),
         "a": _number(a, r) if words else str(a),
         "b": _number(b, r) if words else str(b),
