@@ -29,6 +29,8 @@ __all__ = [
     "extract_answer",
     "final_answer_span",
     "group_answers",
+    "is_incomplete",
+    "is_unevaluated",
     "normalize_answer",
 ]
 
@@ -50,8 +52,26 @@ _STRICT_PHRASE_RE = re.compile(
 _GSM8K_RE = re.compile(r"####[ \t]*")
 _NUMBER = r"(?:\d{1,3}(?:,\d{3})+|\d+)(?:\.\d+)?(?:/\d+)?"
 _NUMBER_RE = re.compile(rf"(?:(?<![\w)\]}}])-)?{_NUMBER}(?![\d])")
-# "42 apples", "5, since ..." -> the number; "(3, 4)" or "2x + 1" are left alone.
-_LEADING_NUMBER_UNITS_RE = re.compile(rf"^(-?{_NUMBER})(?:\s+|,\s*)[A-Za-z]")
+# "42 apples", "5, since ..." -> the number; "(3, 4)", "2x + 1" and "5 x 12" are left alone.
+_LEADING_NUMBER_UNITS_RE = re.compile(
+    rf"^(-?{_NUMBER})(?:\s+|,\s*)(?!(?:x|times|plus|minus|divided|multiplied|over)\b)[A-Za-z]",
+    re.IGNORECASE,
+)
+# An arithmetic expression of plain numbers, not worked out: "17 - 14", "6 * 11", "5 x 12".
+# Fractions ("1/2"), powers and factorials are exact values in the usual notation, not this.
+_OPERATOR = r"(?:[-+*×÷·]|\\times|\\cdot|\\div|x(?=\s))"
+_UNEVALUATED_RE = re.compile(rf"^\(?-?{_NUMBER}\)?(?:\s*{_OPERATOR}\s*\(?-?{_NUMBER}\)?)+$")
+# A fragment that stops where more must follow: an operator, "=", an open bracket.
+_INCOMPLETE_RE = re.compile(r"(?:[-+*/×÷·^=_({\[]|\\(?:times|cdot|div|frac|sqrt))\s*$")
+_YES_NO = {"yes": "Yes", "no": "No", "true": "True", "false": "False"}
+# "No, ...", "**Yes.**", "no" alone; not "No numbers here" or "no more than 5".
+_FIRST_WORD_RE = re.compile(r"^[\W_]*([A-Za-z]+)(?=[*_]*(?:[.,;:!)]|\s*$))")
+# Words that make up non-answers small models write after "the answer is": "the final
+# answer", "correct", "indeed", a template's placeholder "X".
+_FILLER_WORDS = frozenset(
+    "a an the this that it is was final answer answers correct right indeed still same above "
+    "below follows following question problem solution which where x".split()
+)
 _MATH_DELIMITERS_RE = re.compile(r"^\\[(\[](.*)\\[)\]]$", re.DOTALL)
 _SENTENCE_END_RE = re.compile(r"\.(?=\s|$)")
 _THOUSANDS_RE = re.compile(r"^-?\d{1,3}(?:,\d{3})+(?:\.\d+)?$")
@@ -158,9 +178,13 @@ def extract_answer(text: str, *, multiple_choice: bool = False) -> str | None:
     """The final answer a model gave in `text`, or None when it gave none.
 
     Tried in order: the last complete `\\boxed{}`/`\\fbox{}`, the last "answer is X" /
-    "Answer: X", a GSM8K `#### X`, then the last number. With `multiple_choice`, the result is
-    an option letter A-E taken from those statements, else the last standalone letter. Text cut
-    off mid-way is fine: an unclosed box or an empty "The answer is" is passed over.
+    "Answer: X", a GSM8K `#### X`, a reply that opens with yes or no, then the last number.
+    A statement that states nothing (a template's "The answer is X", "the final answer", a
+    sentence without a number) is passed over for the one before it; one cut off mid-way
+    ("The answer is 18 +") with none before it is no answer. Yes/no answers come back
+    as "Yes"/"No". With `multiple_choice`, the result is an option letter A-E taken from those
+    statements, else the last standalone letter. Text cut off mid-way is fine: an unclosed box
+    or an empty "The answer is" is passed over.
     """
     boxed = _boxed_spans(text)
     stated = [_clean(content)[0] for *_, content in boxed]
@@ -176,25 +200,54 @@ def extract_answer(text: str, *, multiple_choice: bool = False) -> str | None:
             return in_statement[0]
         anywhere = _choice_letters(text)
         return anywhere[-1] if anywhere else None
-    if stated:
-        return _core_of_statement(stated[-1])
+    for statement in reversed(stated):
+        core = _core_of_statement(statement)
+        if core is not None:
+            return core
+    if stated and _INCOMPLETE_RE.search(stated[-1]):
+        return None  # cut off while stating it: "The answer is 18 +" is no answer yet
+    opening = _yes_no(text)
+    if opening is not None:
+        return opening
     return _last_number(text)
 
 
-def _core_of_statement(answer: str) -> str:
-    """Small models often state a calculation or a sentence as the answer ("17 * 23 = 391",
-    "that the ball costs 5 cents"): keep what follows the last `=`, and the last number of prose.
+def _yes_no(answer: str) -> str | None:
+    """ "Yes"/"No" (or "True"/"False") when `answer` opens with that word, else None."""
+    first = _FIRST_WORD_RE.match(answer)
+    return _YES_NO.get(first.group(1).lower()) if first else None
+
+
+def _core_of_statement(answer: str) -> str | None:
+    """What a stated answer states, or None when it states nothing.
+
+    Small models often state a calculation or a sentence as the answer ("17 * 23 = 391",
+    "that the ball costs 5 cents", "No, 1001 = 7 * 11 * 13"): keep a leading yes/no, what
+    follows the last `=`, and the last number of prose. Prose without a number and words that
+    are only filler ("the final answer", 'X," which is the final answer') are no answer.
     """
+    yes_no = _yes_no(answer)
+    if yes_no is not None:
+        return yes_no
     if "=" in answer:
         tail = answer.rsplit("=", 1)[1].strip()
         if tail:
-            answer = tail
+            units = _LEADING_NUMBER_UNITS_RE.match(tail)  # "5 x 12 = 60 apples"
+            answer = units.group(1) if units else tail
+    if _INCOMPLETE_RE.search(answer):
+        return None  # cut off mid-expression: "18 +"
+    if "\\" in answer:
+        return answer
+    letters = re.findall(r"[A-Za-z]+", answer)
+    filler = letters and all(w.lower() in _FILLER_WORDS for w in letters)
+    if filler and not re.search(r"\d", answer):
+        return None
     words = answer.split()
     prose = len(words) > 3 or (len(words) > 1 and words[0].isalpha() and len(words[0]) > 1)
-    if prose and "\\" not in answer:
-        number = _last_number(answer)
-        if number is not None:
-            return number
+    if prose and any(q in answer for q in "\"'“”"):
+        return None  # quoting a template: 'X," which is the final answer to the problem'
+    if prose:
+        return _last_number(answer)
     return answer
 
 
@@ -223,7 +276,7 @@ def normalize_answer(answer: str) -> str:
     letter = _MC_LETTER_RE.match(s)
     if letter:
         s = (letter.group(1) or letter.group(2)).upper()
-    return s
+    return _YES_NO.get(s.lower(), s)
 
 
 def _canonical_decimal(s: str) -> str:
@@ -255,19 +308,41 @@ def _as_fraction(s: str) -> Fraction | None:
 def answers_equivalent(a: str, b: str) -> bool:
     """Whether two answers are mathematically the same ("0.5" ~ "1/2" ~ "\\frac{1}{2}").
 
+    The policy, the same for votes and for grading since both call this: an answer is a
+    value. A fragment cut off where more must follow ("2x +") equals nothing. An arithmetic
+    expression of plain numbers that was not worked out ("17 - 14", "6 * 11") is not its
+    value: it equals only another such expression of the same value, never "3" or "66".
+    Exact forms stay values: "1/2", "2^{10}", "5!", "2\\sqrt{3}". Yes/no compare by word.
+
     Symmetric by construction: math-verify's `verify(gold, pred)` is not, so both orders are
     tried. Never raises; anything math-verify cannot parse is simply not equivalent.
     """
     na, nb = normalize_answer(a), normalize_answer(b)
+    if is_incomplete(na) or is_incomplete(nb):
+        return False
     if na == nb:
         return True
     return _equivalent_normalized(*sorted((na, nb)))
+
+
+def is_incomplete(answer: str) -> bool:
+    """Whether an answer stops where more must follow: an operator, `=`, an open bracket."""
+    return bool(_INCOMPLETE_RE.search(answer))
+
+
+def is_unevaluated(answer: str) -> bool:
+    """Whether an answer is an arithmetic expression of plain numbers ("17 - 14")."""
+    return bool(_UNEVALUATED_RE.match(normalize_answer(answer)))
 
 
 @lru_cache(maxsize=4096)
 def _equivalent_normalized(a: str, b: str) -> bool:
     if not a or not b:
         return False
+    if bool(_UNEVALUATED_RE.match(a)) != bool(_UNEVALUATED_RE.match(b)):
+        return False  # "6 * 11" is not 66: see answers_equivalent
+    if a in _YES_NO.values() or b in _YES_NO.values():
+        return False  # equal words were caught before
     fa, fb = _as_fraction(a), _as_fraction(b)
     if fa is not None and fb is not None:
         return fa == fb

@@ -216,3 +216,60 @@ def test_final_answer_span_points_at_last_statement() -> None:
 )
 def test_stated_calculations_and_sentences_keep_their_result(text: str, expected: str) -> None:
     assert extract_answer(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("The answer is 5 x 12 = 60.", "60"),  # "x" is the operator, not a unit word
+        ("The answer is 5 times 12 = 60 apples.", "60"),
+        ("The answer is 5 x 12.", "5 x 12"),  # stated unworked: kept as stated, graded below
+        # a template copied after the real answer: the last statement that states something
+        (
+            'The answer is 14.\nThe answer is 14.\nThe answer is X," which is the final answer '
+            "to the problem",
+            "14",
+        ),  # fmt: skip
+        ("The answer is 9. I think the answer is the final answer.", "9"),
+        ("The answer is indeed correct", None),
+        ("The answer is 18 +", None),  # cut off while stating it
+        ("The answer is 14. Then the answer is 18 +", "14"),
+    ],
+)
+def test_statements_that_state_nothing_are_passed_over(text: str, expected: str | None) -> None:
+    assert extract_answer(text) == expected
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("The answer is: No", "No"),
+        ("The answer is no, because 1001 = 7 * 11 * 13.", "No"),
+        ("**Yes.** 97 has no divisor but 1 and itself.", "Yes"),
+        ("No, 1001 is not a prime number. 1001 = 7 x 11 x 13", "No"),
+        ("Final answer: true", "True"),
+        ("No numbers at all here.", None),  # "No" opening a sentence is not an answer
+        ("The answer is no more than 5", "5"),
+    ],
+)
+def test_yes_no_answers(text: str, expected: str | None) -> None:
+    assert extract_answer(text) == expected
+
+
+def test_grading_policy_an_answer_is_a_complete_value() -> None:
+    """The same rule groups votes and grades answers, since both use answers_equivalent."""
+    assert not answers_equivalent("2x +", "2")  # a cut-off fragment equals nothing
+    assert not answers_equivalent("18 +", "18 +")
+    assert not answers_equivalent("17 - 14", "3")  # not worked out: not its value
+    assert not answers_equivalent("6 * 11", "66")
+    assert not answers_equivalent("5 x 12", "60")
+    assert answers_equivalent("6 * 11", "11 * 6")  # two unworked forms of one value
+    assert answers_equivalent("1/2", "0.5") and answers_equivalent("5!", "120")  # exact forms
+    assert answers_equivalent("yes", "Yes.") and not answers_equivalent("Yes", "No")
+    assert [g.answer for g in group_answers(["66", "6 * 11", "66", "no", "No"])] == [
+        "66",
+        "6 * 11",
+        "No",
+    ]
+    assert answers.is_unevaluated("17 - 14") and not answers.is_unevaluated("-3")
+    assert answers.is_incomplete("2x +") and not answers.is_incomplete("2x + 1")
