@@ -5,20 +5,20 @@ without generating again: the estimate is the expected score of a k-branch run w
 are a uniformly random k-subset of the N already sampled.
 
 - pass@k (some branch right) has the closed form 1 - C(n-c, k) / C(n, k) (Chen et al. 2021).
-- maj@k (the majority answer right) is averaged over k-subsets: exactly, by enumerating how many
-  branches each answer group contributes, when there are at most `EXACT_LIMIT` subsets, else
-  over `SAMPLES` random subsets with a fixed seed. Branches without an answer do not vote; a
-  tie between t winning groups credits 1/t to each (the expected score of a random tie-break),
-  and a subset where nobody answered scores 0.
+- maj@k (the majority answer right) is averaged over k-subsets: exactly, by enumerating them,
+  when there are at most `EXACT_LIMIT`, else over `SAMPLES` random subsets with a fixed seed.
+  Branches without an answer do not vote, and a subset where nobody answered scores 0. A tie
+  goes to the answer whose branch finished first, as `reason vote` breaks it
+  (`voting.majority_vote` over branches in finish order; `picks.finish_order` rebuilds that
+  order from a saved run), so maj@N is the run's own vote.
 """
 
 from __future__ import annotations
 
 import math
-import random
-from collections import Counter
-from collections.abc import Iterator, Sequence
-from itertools import combinations
+from collections.abc import Sequence
+from functools import lru_cache
+from itertools import chain, combinations
 
 import numpy as np
 
@@ -71,79 +71,77 @@ def pass_at_k(n: int, c: int, k: int) -> float:
 
 
 def maj_at_k(
-    labels: Sequence[int | None], correct: Sequence[bool], k: int, *, seed: int = 0
+    labels: Sequence[int | None],
+    correct: Sequence[bool],
+    k: int,
+    *,
+    order: Sequence[int] | None = None,
+    seed: int = 0,
 ) -> float:
     """Expected majority-vote accuracy of a random k-subset of one question's branches.
 
     `labels[i]` is branch i's answer group (None: no answer); `correct[g]` says whether group g
-    is the right answer.
+    is the right answer; `order` lists the branches in the order they finished (default:
+    branch order), which settles ties.
     """
     n = len(labels)
     if not 1 <= k <= n:
         raise ValueError(f"k must be in [1, {n}], got {k}")
-    sizes = Counter(label for label in labels if label is not None)
-    if not any(correct[g] for g in sizes):
+    if not any(correct[g] for g in {label for label in labels if label is not None}):
         return 0.0
+    ranked = [labels[i] for i in (range(n) if order is None else order)]
+    positions = np.array([-1 if label is None else label for label in ranked], dtype=np.int64)
+    right = np.array(correct, dtype=bool)
     if math.comb(n, k) <= EXACT_LIMIT:
-        return _maj_exact(sizes, n - sum(sizes.values()), correct, k)
-    return _maj_sampled(labels, correct, k, seed)
+        return float(_winner_right(positions, right, _combinations(n, k)).mean())
+    rng = np.random.default_rng(seed)
+    subsets = np.sort(rng.random((SAMPLES, n)).argsort(axis=1)[:, :k], axis=1)
+    return float(_winner_right(positions, right, subsets).mean())
 
 
-def _score(counts: dict[int, int], correct: Sequence[bool]) -> float:
-    """Credit of one subset: the share of its tied winners that are right."""
-    top = max(counts.values(), default=0)
-    if top == 0:
-        return 0.0
-    winners = [g for g, count in counts.items() if count == top]
-    return sum(correct[g] for g in winners) / len(winners)
+@lru_cache(maxsize=64)
+def _combinations(n: int, k: int) -> np.ndarray:
+    """Every k-subset of range(n) as a row of increasing positions."""
+    flat = np.fromiter(chain.from_iterable(combinations(range(n), k)), dtype=np.int64)
+    return flat.reshape(-1, k)
 
 
-def _maj_exact(sizes: Counter[int], unanswered: int, correct: Sequence[bool], k: int) -> float:
-    """Enumerate how many branches each group gives a subset; weight by the ways to pick them."""
-    groups = sorted(sizes)
-    total = 0
-    credit = 0.0
-    for picks in _compositions([sizes[g] for g in groups] + [unanswered], k):
-        ways = math.prod(
-            math.comb(size, x)
-            for size, x in zip([sizes[g] for g in groups] + [unanswered], picks, strict=True)
-        )
-        total += ways
-        credit += ways * _score(dict(zip(groups, picks[:-1], strict=True)), correct)
-    return credit / total
+def _winner_right(labels: np.ndarray, right: np.ndarray, subsets: np.ndarray) -> np.ndarray:
+    """Per subset (rows of increasing positions in finish order): is its vote's winner right?
+
+    The winner has the most branches; among equals, the one whose first branch in the subset
+    comes earliest. `count * (n + 1) - first` orders groups exactly so.
+    """
+    n = len(labels)
+    chosen = labels[subsets]
+    best = np.full(len(subsets), -1, dtype=np.int64)
+    won = np.zeros(len(subsets), dtype=bool)
+    for group in np.unique(labels[labels >= 0]):
+        mask = chosen == group
+        count = mask.sum(axis=1)
+        first = np.where(mask, subsets, n).min(axis=1)
+        key = np.where(count > 0, count * (n + 1) - first, -1)
+        better = key > best
+        best = np.where(better, key, best)
+        won = np.where(better, right[group], won)
+    return won
 
 
-def _compositions(limits: list[int], k: int) -> Iterator[tuple[int, ...]]:
-    """Every (x_0, ..., x_m) with 0 <= x_i <= limits[i] and sum k."""
-    if not limits:
-        if k == 0:
-            yield ()
-        return
-    head, rest = limits[0], limits[1:]
-    room = sum(rest)
-    for x in range(max(0, k - room), min(head, k) + 1):
-        for tail in _compositions(rest, k - x):
-            yield (x, *tail)
+def maj_at_k_brute(
+    labels: Sequence[int | None],
+    correct: Sequence[bool],
+    k: int,
+    order: Sequence[int] | None = None,
+) -> float:
+    """Every k-subset voted by `voting.majority_vote` in finish order: the definition, for tests."""
+    from reasoncli.voting import majority_vote
 
-
-def _maj_sampled(labels: Sequence[int | None], correct: Sequence[bool], k: int, seed: int) -> float:
-    rng = random.Random(seed)
-    indices = range(len(labels))
-    credit = 0.0
-    for _ in range(SAMPLES):
-        chosen = Counter(labels[i] for i in rng.sample(indices, k) if labels[i] is not None)
-        credit += _score(dict(chosen), correct)
-    return credit / SAMPLES
-
-
-def maj_at_k_brute(labels: Sequence[int | None], correct: Sequence[bool], k: int) -> float:
-    """Enumerate every k-subset of branches: the definition, kept for tests."""
-    subsets = list(combinations(range(len(labels)), k))
-    scores = [
-        _score(dict(Counter(labels[i] for i in s if labels[i] is not None)), correct)
-        for s in subsets
-    ]
-    return sum(scores) / len(subsets)
+    ranked = [labels[i] for i in (range(len(labels)) if order is None else order)]
+    scores = []
+    for subset in combinations(range(len(ranked)), k):
+        vote = majority_vote([None if ranked[i] is None else f"{ranked[i]}" for i in subset])
+        scores.append(vote.answer is not None and correct[int(vote.answer)])
+    return sum(scores) / len(scores)
 
 
 def subset_ks(n: int) -> list[int]:

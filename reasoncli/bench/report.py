@@ -22,6 +22,7 @@ from reasoncli.bench.metrics import (
     subset_ks,
     wilson,
 )
+from reasoncli.bench.picks import finish_order
 from reasoncli.bench.store import read_records
 from reasoncli.errors import InputError
 
@@ -38,7 +39,8 @@ __all__ = [
 
 SUBSETS_NOTE = (
     "pass@k and maj@k for k < N are estimated from random k-subsets of each N-branch run "
-    "(no new generation); tokens at k are k/N of the run's; their 95% intervals are bootstrap "
+    "(no new generation; a tie goes to the branch that finished first, as in `reason vote`); "
+    "tokens at k are k/N of the run's; their 95% intervals are bootstrap "
     f"over questions ({RESAMPLES} seeded resamples)."
 )
 _REQUIRED = ("id", "strategy", "budget", "correct", "labels", "groups", "tokens")
@@ -75,6 +77,10 @@ class Cell:
     gen_s: float
     tokens_per_s: float  # generated tokens per second of wall time
     subsets: list[SubsetPoint] = field(default_factory=list)
+    # Tokens the verifier's model read per question (best-of-n, beam, dvts with a judge), and
+    # generated + verifier: compute-optimal is about all the compute. None: not recorded.
+    mean_verifier_tokens: float | None = None
+    mean_total_tokens: float | None = None
 
 
 @dataclass
@@ -191,6 +197,8 @@ def _cell(rows: list[dict[str, Any]]) -> Cell:
     wall = sum(float(r.get("wall_s", 0.0)) for r in rows)
     tokens = sum(int(r["tokens"]) for r in rows)
     last = subsets[-1] if subsets else None
+    judged = all("verifier_tokens" in r for r in rows)
+    verifier = sum(int(r["verifier_tokens"]) for r in rows) / q if judged else None
     return Cell(
         strategy=first["strategy"],
         budget=first["budget"],
@@ -211,6 +219,8 @@ def _cell(rows: list[dict[str, Any]]) -> Cell:
         gen_s=round(sum(float(r.get("gen_s", 0.0)) for r in rows), 3),
         tokens_per_s=tokens / wall if wall > 0 else 0.0,
         subsets=subsets,
+        mean_verifier_tokens=verifier,
+        mean_total_tokens=None if verifier is None else tokens / q + verifier,
     )
 
 
@@ -230,11 +240,15 @@ def _subset(rows: list[dict[str, Any]], k: int) -> SubsetPoint:
 
 
 def question_scores(sample: dict[str, Any], k: int) -> tuple[float, float]:
-    """One question's pass@k and maj@k, estimated from the subsets of its own branches."""
+    """One question's pass@k and maj@k, estimated from the subsets of its own branches; ties
+    go to the branch that finished first, as in `reason vote`."""
     labels: list[int | None] = sample["labels"]
     right = [bool(g["correct"]) for g in sample["groups"]]
     c = sum(1 for label in labels if label is not None and right[label])
-    return pass_at_k(len(labels), c, k), maj_at_k(labels, right, k)
+    order = None
+    if len(sample.get("branch_tokens", ())) == len(sample.get("finish_reasons", ())) == len(labels):
+        order = finish_order(sample["branch_tokens"], sample["finish_reasons"])
+    return pass_at_k(len(labels), c, k), maj_at_k(labels, right, k, order=order)
 
 
 def _mean(values: Iterable[float]) -> float:
