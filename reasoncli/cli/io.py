@@ -28,6 +28,10 @@ class Terminal:
         return _isatty(self.stdin)
 
     @property
+    def stdout_is_tty(self) -> bool:
+        return _isatty(self.stdout)
+
+    @property
     def stderr_is_tty(self) -> bool:
         if os.environ.get("REASON_FORCE_TTY"):
             return True

@@ -43,9 +43,19 @@ def list_runs(
     if json_out:
         _echo_json([r.to_json() for r in runs])
         return
+    from reasoncli.cli.io import Terminal
+
+    term = Terminal()
+    if not term.stdout_is_tty:  # piped: whole values, one line a run, for cut/awk/grep
+        from reasoncli.render.history import runs_lines
+
+        for line in runs_lines(runs):
+            term.stdout.write(line + "\n")
+        return
     from reasoncli.render.history import runs_table
 
-    _console().print(runs_table(runs))
+    console = term.out_console()
+    console.print(runs_table(runs, console.width))
 
 
 @logs_app.command(help="One run: its summary and vote, or everything with --json.")

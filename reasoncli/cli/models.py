@@ -84,26 +84,8 @@ def list_models(as_json: JsonOpt = False) -> None:
         typer.echo(json.dumps(out, indent=2))
         return
 
-    from rich import box
-    from rich.table import Table
-    from rich.text import Text
-
     console = _out_console()
-    # Below ~100 columns the description would be squeezed into a sliver; --json always has it.
-    wide = console.width >= 100
-    table = Table(box=box.SIMPLE_HEAD, show_edge=False, pad_edge=False, padding=(0, 1))
-    table.add_column("name", no_wrap=True)
-    if wide:
-        table.add_column("aliases")
-    table.add_column("installed", no_wrap=True)
-    table.add_column("size", justify="right", no_wrap=True)
-    table.add_column("quant", no_wrap=True)
-    table.add_column("ctx", justify="right", no_wrap=True)
-    if wide:
-        table.add_column("mode", no_wrap=True)
-    table.add_column("think", no_wrap=True)
-    if wide:
-        table.add_column("description")
+    entries: list[tuple[list[str], str]] = []
     unverified = False
     for row in rows:
         spec, inst = row.spec, row.inst
@@ -119,17 +101,14 @@ def list_models(as_json: JsonOpt = False) -> None:
             state = "pull" if spec.source.hf is not None else "no"
             size = f"~{human_bytes(spec.download_size)}" if spec.download_size else "-"
         ctx = _context(row)
-        cells = [name]
-        if wide:
-            cells.append(", ".join(spec.aliases))
-        cells += [state, size, _quant(row) or "-", str(ctx) if ctx else "-"]
-        if wide:
-            cells.append(spec.mode)
-        cells.append(spec.think_tags[0] if spec.think_tags else "-")
-        if wide:
-            cells.append(spec.description)
-        table.add_row(*(Text(c) for c in cells))  # Text: no markup, `[gemma]` stays literal
-    console.print(table)
+        think = spec.think_tags[0] if spec.think_tags else "-"
+        facts = [name, state, size, _quant(row) or "-", str(ctx) if ctx else "-", spec.mode, think]
+        about = spec.description
+        if spec.aliases:
+            about += f" (aliases: {', '.join(spec.aliases)})"
+        entries.append((facts, about.strip()))
+    for line in _list_lines(entries, console.width):
+        console.print(line)
     console.print("* default model", markup=False)
     if unverified:
         console.print(
@@ -306,6 +285,55 @@ class _RichReporter:
 # --------------------------------------------------------------------------------------------
 # Rendering helpers
 # --------------------------------------------------------------------------------------------
+
+
+LIST_COLUMNS = ("name", "installed", "size", "quant", "ctx", "mode", "think")
+RIGHT_ALIGNED = frozenset({"size", "ctx"})
+DROPPABLE = ("mode",)  # dropped, in this order, when the facts would not fit the width
+DESCRIPTION_INDENT = 4
+
+
+def _list_lines(entries: list[tuple[list[str], str]], width: int) -> list[Any]:
+    """`models list` as lines: one line of short facts per model in aligned columns, then its
+    description and aliases wrapped underneath at the full width.
+
+    A table column for the description was squeezed to a dozen characters at 120 columns
+    (five to ten lines a model, aliases cut); on a line of its own it is whole at any width.
+    """
+    import textwrap
+
+    from rich.text import Text
+
+    columns = list(LIST_COLUMNS)
+
+    def widths() -> list[int]:
+        i = [LIST_COLUMNS.index(c) for c in columns]
+        return [
+            max(len(c), *(len(f[k]) for f, _ in entries)) for c, k in zip(columns, i, strict=True)
+        ]
+
+    for name in DROPPABLE:
+        if sum(widths()) + 2 * (len(columns) - 1) <= width:
+            break
+        columns.remove(name)
+    sizes = widths()
+    keep = [LIST_COLUMNS.index(c) for c in columns]
+
+    def line(cells: list[str]) -> str:
+        out = [
+            cell.rjust(w) if column in RIGHT_ALIGNED else cell.ljust(w)
+            for cell, w, column in zip(cells, sizes, columns, strict=True)
+        ]
+        return "  ".join(out).rstrip()
+
+    lines: list[Any] = [Text(line(list(columns)), style="bold")]
+    indent = " " * DESCRIPTION_INDENT
+    room = max(20, width - DESCRIPTION_INDENT)
+    for facts, about in entries:
+        lines.append(Text(line([facts[k] for k in keep])))
+        for part in textwrap.wrap(about, room, break_on_hyphens=False):
+            lines.append(Text(indent + part, style="dim"))
+    return lines
 
 
 def _out_console() -> Any:

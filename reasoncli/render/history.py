@@ -13,16 +13,17 @@ from rich.text import Text
 from reasoncli.history.record import RunRecord, RunSummary
 from reasoncli.render.summary import summary_renderable
 
-__all__ = ["run_renderable", "runs_table"]
+__all__ = ["run_renderable", "runs_lines", "runs_table"]
 
-QUESTION_WIDTH = 48
+MIN_QUESTION_WIDTH = 12
 ANSWER_WIDTH = 24
 
 
-def runs_table(runs: list[RunSummary]) -> RenderableType:
+def runs_table(runs: list[RunSummary], width: int = 120) -> RenderableType:
+    """One line a run in `width` cells: every column keeps its width and only the question
+    gives way, cut with an ellipsis, so a narrow terminal never wraps a run."""
     if not runs:
         return Text("no runs logged yet", style="dim")
-    table = Table(box=None, pad_edge=False)
     columns: tuple[tuple[str, JustifyMethod], ...] = (
         ("id", "right"),
         ("created", "left"),
@@ -32,25 +33,51 @@ def runs_table(runs: list[RunSummary]) -> RenderableType:
         ("share", "right"),
         ("tokens", "right"),
         ("status", "right"),
-        ("question", "left"),
     )
-    for name, justify in columns:
-        table.add_column(name, justify=justify, no_wrap=name in ("id", "created"))
-    for run in runs:
-        table.add_row(
+    rows = [
+        [
             str(run.id),
             run.created_at[:19].replace("T", " "),
             run.strategy,
             run.model,
-            Text("none", style="red")
-            if run.answer is None
-            else Text(_one_line(run.answer, ANSWER_WIDTH), style="green"),
+            "none" if run.answer is None else _one_line(run.answer, ANSWER_WIDTH),
             f"{run.share:.0%}",
             f"{run.generated_tokens:,}",
             _status(run),
-            _one_line(run.question, QUESTION_WIDTH),
-        )
+        ]
+        for run in runs
+    ]
+    widths = [max(len(name), *(len(row[i]) for row in rows)) for i, (name, _) in enumerate(columns)]
+    room = max(MIN_QUESTION_WIDTH, width - sum(widths) - 2 * len(columns))
+    table = Table(box=None, pad_edge=False)
+    for (name, justify), w in zip(columns, widths, strict=True):
+        table.add_column(name, justify=justify, no_wrap=True, min_width=w)
+    table.add_column("question", no_wrap=True, overflow="ellipsis")
+    for run, row in zip(runs, rows, strict=True):
+        answer = Text(row[4], style="red" if run.answer is None else "green")
+        table.add_row(*row[:4], answer, *row[5:], _one_line(run.question, room))
     return table
+
+
+def runs_lines(runs: list[RunSummary]) -> list[str]:
+    """`logs list` for a pipe: one tab-separated line a run, nothing cut or wrapped (id,
+    created, strategy, model, answer, share, tokens, status, question); `--json` has all."""
+    return [
+        "\t".join(
+            (
+                str(run.id),
+                run.created_at[:19].replace("T", " "),
+                run.strategy,
+                run.model,
+                "-" if run.answer is None else " ".join(run.answer.split()),
+                f"{run.share:.0%}",
+                str(run.generated_tokens),
+                _status(run),
+                " ".join(run.question.split()),
+            )
+        )
+        for run in runs
+    ]
 
 
 def run_renderable(record: RunRecord) -> RenderableType:

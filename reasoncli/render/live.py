@@ -7,6 +7,7 @@ frame never sees a half-applied event.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import re
 import threading
@@ -86,6 +87,16 @@ class _PanelSnapshot:
     finished: bool
     leading: bool
     tail: Text
+    shorter: tuple[str, ...] = ()
+    """Shorter titles, best first, for panels too narrow for `title`."""
+
+    def title_within(self, room: int) -> str:
+        """The longest title that fits `room` cells whole: Rich would cut one mid-word
+        (`prun─`), and the status is the part worth keeping."""
+        for title in (self.title, *self.shorter):
+            if len(title) <= room:
+                return title
+        return (self.shorter or (self.title,))[-1]
 
 
 class _Tail:
@@ -153,7 +164,9 @@ class _Grid:
         per_panel = (height - self.reserved_height) // rows - 2  # minus the panel borders
         cells: list[RenderableType]
         if per_panel >= 1:
-            cells = [self._panel(p, min(4, per_panel)) for p in self.panels]
+            # a panel's title sits in its top border: "╭─ title ─╮" leaves width - 6 cells
+            room = options.max_width // columns - 6
+            cells = [self._panel(p, min(4, per_panel), room) for p in self.panels]
         else:
             columns = max(1, min(n, options.max_width // COMPACT_WIDTH))
             cells = [_Line(p) for p in self.panels]
@@ -166,7 +179,7 @@ class _Grid:
         yield grid
 
     @staticmethod
-    def _panel(p: _PanelSnapshot, lines: int) -> Panel:
+    def _panel(p: _PanelSnapshot, lines: int, room: int) -> Panel:
         border, style, subtitle = "blue", "", None
         if p.finished:
             border, style = "dim", "dim"
@@ -176,7 +189,7 @@ class _Grid:
             border, style = "green", ""
         return Panel(
             _Tail(p.tail, lines),
-            title=Text(p.title),
+            title=Text(p.title_within(room)),
             title_align="left",
             subtitle=subtitle,
             subtitle_align="right",
@@ -233,7 +246,8 @@ class LiveView:
     ) -> None:
         with self._lock:
             self._ended_at = self._clock()
-        self._live.stop()  # draws the final frame
+        with contextlib.suppress(OSError):  # after SIGHUP there is no terminal to draw on
+            self._live.stop()  # draws the final frame and shows the cursor again
 
     # -- events -----------------------------------------------------------------------------
     def handle(self, event: Event) -> None:
@@ -318,9 +332,15 @@ class LiveView:
     def _snapshot(self, b: _BranchState) -> _PanelSnapshot:
         label = f" {b.label}" if b.label else ""
         title = f"#{b.id}{label} · {b.tokens} tok · {b.status}"
+        shorter = (
+            f"#{b.id} · {b.tokens} tok · {b.status}",
+            f"#{b.id} · {b.status}",
+            f"#{b.id}",
+        )
         return _PanelSnapshot(
             id=b.id,
             title=title,
+            shorter=shorter,
             answer=b.answer,
             finished=b.status != "running",
             leading=b.leading,
