@@ -11,6 +11,7 @@ import re
 import shlex
 import subprocess
 import sys
+from typing import Any
 
 import pytest
 
@@ -112,26 +113,38 @@ def test_ask_help_groups_options_labels_strategies_and_shows_examples() -> None:
     assert 3 <= len(examples) <= 5
 
 
-@pytest.mark.parametrize("command", ["ask", "think"])
-def test_every_example_uses_only_real_flags(command: str) -> None:
-    """An example that drifted from the options would teach a usage error."""
+def _root() -> Any:
     import typer
 
     from reasoncli.cli.app import app
 
-    click_command = typer.main.get_command(app).commands[command]  # type: ignore[attr-defined]
-    known = {o for p in click_command.params for o in (*p.opts, *p.secondary_opts)}
+    return typer.main.get_command(app)
+
+
+TOP_COMMANDS = sorted(_root().commands)  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("command", TOP_COMMANDS)
+def test_every_command_shows_examples_that_use_only_real_flags(command: str) -> None:
+    """3-5 examples under each command; one that drifted from the options would teach a
+    usage error, so each is resolved to its (sub)command and its flags looked up."""
     help_text = reason(command, "--help").stdout
-    lines = [line.strip() for line in help_text.split("Examples:")[1].splitlines()]
-    lines = [line for line in lines if line.startswith(f"reason {command}")]
-    assert lines
-    for line in lines:
-        words = shlex.split(line.split("|")[0] if line.startswith("reason") else line)
-        flags = {w for w in words if w.startswith("-") and not w.lstrip("-").isdigit()}
-        assert flags <= known, f"{line}: unknown {flags - known}"
-    for line in (ln for ln in help_text.splitlines() if "| reason" in ln):
-        words = shlex.split(line.split("| ")[1].split("|")[0])
-        assert {w for w in words if w.startswith("-")} <= known
+    assert "Examples:" in help_text, command
+    examples = [line.strip() for line in help_text.split("Examples:")[1].splitlines()]
+    examples = [line for line in examples if line]
+    assert 3 <= len(examples) <= 5, examples
+    for line in examples:
+        for segment in line.split("|"):
+            words = shlex.split(segment)
+            if not words or words[0] != "reason":
+                continue
+            target, rest = _root(), words[1:]
+            while rest and rest[0] in getattr(target, "commands", {}):
+                target, rest = target.commands[rest[0]], rest[1:]
+            known = {o for p in target.params for o in (*p.opts, *p.secondary_opts)}
+            flags = {w for w in rest if w.startswith("-") and not w.lstrip("-")[:1].isdigit()}
+            assert flags <= known, f"{line}: {sorted(flags - known)} unknown"
+        assert line.startswith("reason ") or "| reason " in line, line
 
 
 def test_think_help_keeps_revise_options_apart() -> None:

@@ -9,10 +9,11 @@ import sys
 import typer
 
 from reasoncli import crash_watch
+from reasoncli.cli import help as cli_help
 from reasoncli.cli.ask import ask, think
 from reasoncli.cli.bench import bench_app, rollouts
 from reasoncli.cli.doctor import doctor
-from reasoncli.cli.help import ASK_EXAMPLES, THINK_EXAMPLES, PanelCommand
+from reasoncli.cli.help import PanelCommand
 from reasoncli.cli.io import StdoutClosed
 from reasoncli.cli.logs import logs_app
 from reasoncli.cli.models import models_app
@@ -79,21 +80,33 @@ def _global_options(
 app.command(
     cls=PanelCommand,
     help="Answer with parallel thinking: many branches, one vote.",
-    epilog=ASK_EXAMPLES,
+    epilog=cli_help.ASK_EXAMPLES,
 )(ask)
 app.command(
     cls=PanelCommand,
     help="Answer with serial thinking: one chain under a token budget.",
-    epilog=THINK_EXAMPLES,
+    epilog=cli_help.THINK_EXAMPLES,
 )(think)
-app.command(help="List the strategies: name, kind, summary and options.")(strategies)
-app.add_typer(models_app, name="models")
-app.command(help="Backend, threads, RAM/VRAM, and which models fit.")(doctor)
-app.add_typer(bench_app, name="bench")
-app.command(help="Write GRPO groups: completions, rewards, advantages.")(rollouts)
-app.add_typer(train_app, name="train")
-app.add_typer(logs_app, name="logs")
-app.command(help="Serve every strategy behind an OpenAI-compatible HTTP API.")(serve)
+app.command(
+    help="List the strategies: name, kind, summary and options.",
+    epilog=cli_help.STRATEGIES_EXAMPLES,
+)(strategies)
+app.add_typer(models_app, name="models", epilog=cli_help.MODELS_EXAMPLES)
+app.command(
+    help="Backend, threads, RAM/VRAM, and which models fit.",
+    epilog=cli_help.DOCTOR_EXAMPLES,
+)(doctor)
+app.add_typer(bench_app, name="bench", epilog=cli_help.BENCH_EXAMPLES)
+app.command(
+    help="Write GRPO groups: completions, rewards, advantages.",
+    epilog=cli_help.ROLLOUTS_EXAMPLES,
+)(rollouts)
+app.add_typer(train_app, name="train", epilog=cli_help.TRAIN_EXAMPLES)
+app.add_typer(logs_app, name="logs", epilog=cli_help.LOGS_EXAMPLES)
+app.command(
+    help="Serve every strategy behind an OpenAI-compatible HTTP API.",
+    epilog=cli_help.SERVE_EXAMPLES,
+)(serve)
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -114,8 +127,8 @@ def main(argv: list[str] | None = None) -> None:
     except ReasonError as exc:
         _error(str(exc))
         _exit(exc.exit_code)
-    except KeyboardInterrupt:
-        _exit(ExitCode.INTERRUPTED)
+    except KeyboardInterrupt as exc:  # Ctrl-C 130; SIGTERM, SIGHUP: 128 + the signal
+        _exit(getattr(exc, "exit_code", ExitCode.INTERRUPTED))
     except (BrokenPipeError, StdoutClosed):
         _quiet_pipe_exit()
     except OSError as exc:

@@ -156,8 +156,11 @@ Timeout = Annotated[
 
 def model_request(params: dict[str, Any], model: str | None) -> ModelRequest:
     """The model flags every command shares, local and remote, from the command's parsed
-    parameters (`ctx.params`), so each command does not repeat the list."""
+    parameters (`ctx.params`), so each command does not repeat the list; values out of range
+    (and --json with --jsonl) are refused here, before anything is read or loaded."""
     from reasoncli.remote.session import RemoteRequest
+
+    check_options(params)
 
     remote = RemoteRequest(
         params["base_url"],
@@ -397,7 +400,7 @@ def ask(
     from reasoncli.strategies.base import DEFAULT_MAX_TOKENS, StrategyOptions
 
     _check_progress(progress)
-    check_options(ctx.params)
+    model_flags = model_request(ctx.params, model)
     term = Terminal()
     options = StrategyOptions(
         branches=branches,
@@ -427,7 +430,7 @@ def ask(
         term.read_question(question),
         options,
         term,
-        model_request(ctx.params, model),
+        model_flags,
         OutputRequest(json_out, jsonl, quiet, progress),
         _sampling_overrides(temperature=temperature, top_p=top_p, top_k=top_k, min_p=min_p),
         log=not no_log,
@@ -539,7 +542,7 @@ def think(
     from reasoncli.strategies.base import StrategyOptions
 
     _check_progress(progress)
-    check_options(ctx.params)
+    model_flags = model_request(ctx.params, model)
     term = Terminal()
     options = StrategyOptions(
         branches=1,
@@ -558,7 +561,7 @@ def think(
         term.read_question(question),
         options,
         term,
-        model_request(ctx.params, model),
+        model_flags,
         OutputRequest(json_out, jsonl, quiet, progress),
         _sampling_overrides(temperature=temperature, top_p=top_p, top_k=top_k, min_p=min_p),
         log=not no_log,

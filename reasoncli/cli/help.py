@@ -105,3 +105,47 @@ THINK_EXAMPLES = examples(
     'reason think "..." --strategy revise --rounds 3 --final vote',
     'reason think "What is 12 + 30?" --max-tokens 64 --json',
 )
+STRATEGIES_EXAMPLES = examples(
+    "reason strategies",
+    "reason strategies --json | jq -r '.[].name'",
+    'reason ask "..." --strategy weighted-vote --early-stop',
+)
+MODELS_EXAMPLES = examples(
+    "reason models list",
+    "reason models show smollm2-135m",
+    "reason models pull qwen2.5-1.5b-instruct",
+    "reason models pull bartowski/DeepSeek-R1-Distill-Qwen-1.5B-GGUF:Q4_K_M",
+    "reason models rm deepseek-r1-1.5b",
+)
+DOCTOR_EXAMPLES = examples(
+    "reason doctor",
+    "reason doctor -n 32 --max-tokens 2048",
+    "reason doctor -m qwen3-4b --gpu-layers 20 --json",
+)
+BENCH_EXAMPLES = examples(
+    "reason bench run gsm8k.jsonl -s vote -n 1,4,8,16 --limit 200 --out results/run.jsonl",
+    "reason bench run data.jsonl --resume results/run.jsonl",
+    "reason bench report results/run.jsonl --plot curve.png",
+    "reason bench compare base.jsonl trained.jsonl",
+)
+ROLLOUTS_EXAMPLES = examples(
+    "reason rollouts data.jsonl --branches 8 --out grpo.jsonl",
+    "reason rollouts data.jsonl --out grpo.jsonl --resume grpo.jsonl",
+    "reason rollouts data.jsonl -n 16 --max-tokens 128 --limit 100 -o small.jsonl",
+)
+TRAIN_EXAMPLES = examples(
+    "reason train grpo --model smollm2-135m --task arithmetic --steps 300 --out smollm2-arith",
+    "reason train grpo --resume runs/smollm2-arith --steps 400",
+    "reason train heldout --task arithmetic -n 200 -o heldout.jsonl",
+)
+LOGS_EXAMPLES = examples(
+    "reason logs list",
+    "reason logs list --search 17*23 -n 50",
+    "reason logs show 12 --json",
+    "reason logs rm 12",
+)
+SERVE_EXAMPLES = examples(
+    'reason serve --model smollm2-135m --port 8080 --api-key "$KEY"',
+    "reason serve --strategy vote --branches 8",
+    "reason serve --threads 8 --max-branches 64",
+)
