@@ -17,6 +17,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from reasoncli.engine import core_share, cpu_buffers
+from reasoncli.engine.cpu_buffers import BufferChoice
 from reasoncli.engine.sizing import (
     Assessment,
     MemoryInfo,
@@ -140,6 +142,12 @@ class Hardware:
     memory_limit: int | None
     gpus: list[Gpu]
     hints: list[str] = field(default_factory=list)
+    cpu_flags: list[str] = field(default_factory=list)
+    """AVX2/AVX512/AMX flags the CPU reports (cpu_buffers.CPU_FLAGS)."""
+    extra_buffers: BufferChoice | None = None
+    """Which extra CPU weight buffers llama.cpp loads into, and why."""
+    share_cores: bool = True
+    """Whether concurrent runs share the cores (engine/core_share.py)."""
 
     @property
     def memory(self) -> MemoryInfo:
@@ -175,6 +183,9 @@ def detect_hardware() -> Hardware:
     ):
         hints.append(f"Apple Silicon without Metal in llama-cpp-python: {METAL_INSTALL}")
     return Hardware(
+        cpu_flags=cpu_buffers.cpu_flags(),
+        extra_buffers=cpu_buffers.current(),
+        share_cores=core_share.sharing_enabled(),
         backend=backend,
         threads=default_threads(),
         cpus=os.cpu_count(),
@@ -302,7 +313,11 @@ class DoctorReport:
         hw = self.hardware
         return {
             "backend": asdict(hw.backend),
-            "threads": {"default": hw.threads, "cpus": hw.cpus},
+            "threads": {"default": hw.threads, "cpus": hw.cpus, "share_cores": hw.share_cores},
+            "cpu": {
+                "flags": hw.cpu_flags,
+                "extra_buffers": hw.extra_buffers.as_dict() if hw.extra_buffers else None,
+            },
             "memory": {
                 "ram_total": hw.ram_total,
                 "ram_available": hw.ram_available,
@@ -357,11 +372,13 @@ def active_backend(session: Any) -> dict[str, Any]:
 
     offload = offload_for(session.model)
     name = detect_backend().name if offload.gpu_layers > 0 else "CPU"
+    buffers = cpu_buffers.current()
     return {
         "name": name,
         "gpu_layers": offload.gpu_layers,
         "n_layer": offload.n_layer,
         "threads": session.options.threads or default_threads(),
+        "cpu_extra_buffers": list(buffers.in_use) if buffers else None,
     }
 
 

@@ -9,6 +9,7 @@ import typer
 
 if TYPE_CHECKING:
     from reasoncli.doctor import DoctorReport, ModelFit
+    from reasoncli.engine.cpu_buffers import BufferChoice
 
 
 def doctor(
@@ -67,9 +68,18 @@ def _render(report: DoctorReport, console: object) -> None:
         grid.add_row(Text(key), Text(value))
 
     row("backend", human_backend(hw.backend))
+    if hw.cpu_flags:
+        row("cpu flags", " ".join(hw.cpu_flags))
     if hw.backend.cpu_features:
-        row("cpu features", " ".join(hw.backend.cpu_features))
-    row("threads", f"{hw.threads} (of {hw.cpus or '?'} CPUs; --threads overrides)")
+        row("build uses", " ".join(hw.backend.cpu_features))
+    if hw.extra_buffers is not None:
+        row("extra buffers", _buffers_line(hw.extra_buffers))
+    shared = (
+        "shared by concurrent runs"
+        if hw.share_cores
+        else "not shared (OMP_WAIT_POLICY or REASON_SHARE_CORES=0 set)"
+    )
+    row("threads", f"{hw.threads} (of {hw.cpus or '?'} CPUs; --threads overrides; {shared})")
     ram = f"{_gib(hw.ram_available)} available of {_gib(hw.ram_total)}"
     if hw.memory_limit is not None:
         ram += f"; REASON_MEMORY_LIMIT {_gib(hw.memory_limit)}"
@@ -113,6 +123,16 @@ def _render(report: DoctorReport, console: object) -> None:
     console.print(table)  # type: ignore[attr-defined]
     for note in notes:
         console.print(Text(note), soft_wrap=True)  # type: ignore[attr-defined]
+
+
+def _buffers_line(choice: BufferChoice) -> str:
+    in_use = ", ".join(choice.in_use) or "none"
+    off = [name for name in choice.available if name not in choice.in_use]
+    left = f"; not used: {', '.join(off)}" if off else ""
+    return (
+        f"{in_use}{left} ({choice.mode}, by {choice.source}: {choice.reason}); "
+        "override with --cpu-extra-buffers or REASON_CPU_EXTRA_BUFFERS"
+    )
 
 
 def _cells(m: ModelFit) -> list[str]:

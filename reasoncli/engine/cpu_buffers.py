@@ -27,7 +27,6 @@ import hashlib
 import json
 import os
 import platform
-import signal
 import subprocess
 import sys
 import time
@@ -282,10 +281,19 @@ def current() -> BufferChoice | None:
     return _choice
 
 
-def signal_name(returncode: int) -> str:
-    """ "SIGSEGV" for -11 (subprocess) or 139 (a shell): for messages about a crashed child."""
-    number = -returncode if returncode < 0 else returncode - 128
-    try:
-        return signal.Signals(number).name
-    except ValueError:
-        return f"exit {returncode}"
+# The /proc/cpuinfo flags that decide llama.cpp's CPU kernels, in the order doctor prints them.
+CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "amx_tile", "amx_int8", "amx_bf16")
+
+
+def cpu_flags(cpuinfo: str | None = None) -> list[str]:
+    """Which of CPU_FLAGS this CPU reports (empty where /proc/cpuinfo does not exist)."""
+    if cpuinfo is None:
+        try:
+            cpuinfo = Path("/proc/cpuinfo").read_text()
+        except OSError:
+            return []
+    for line in cpuinfo.splitlines():
+        if line.startswith("flags"):
+            have = set(line.split(":", 1)[1].split())
+            return [f for f in CPU_FLAGS if f in have]
+    return []
