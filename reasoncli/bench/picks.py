@@ -44,21 +44,30 @@ def _vote(answers: list[str | None], scores: list[float], how: str) -> VoteResul
     return aggregate[how]()
 
 
-def first_k_pick(record: dict[str, Any], k: int, how: str = "maj") -> tuple[str | None, list[int]]:
+def first_k_pick(
+    record: dict[str, Any], k: int, how: str = "maj", order: Sequence[int] | None = None
+) -> tuple[str | None, list[int]]:
     """The answer a k-branch run of `record`'s strategy would give, and the branch ids it was
-    taken over in their finish order. `how` is one of PICKS (best and weighted need scores)."""
+    taken over in their finish order. `how` is one of PICKS (best and weighted need scores).
+    `order` overrides the finish order (`auto` widening its pilots finishes them first)."""
     if how not in PICKS:
         raise ValueError(f"unknown pick {how!r}; choose one of {', '.join(PICKS)}")
-    ids = finish_order(record["branch_tokens"][:k], record["finish_reasons"][:k])
+    ids = (
+        list(order)
+        if order is not None
+        else finish_order(record["branch_tokens"][:k], record["finish_reasons"][:k])
+    )
     answers = [record["answers"][i] for i in ids]
     raw = record.get("scores") or [None] * len(record["answers"])
     scores = [math.nan if raw[i] is None else float(raw[i]) for i in ids]
     return _vote(answers, scores, how).answer, ids
 
 
-def pick_is_right(record: dict[str, Any], k: int, how: str = "maj") -> bool:
+def pick_is_right(
+    record: dict[str, Any], k: int, how: str = "maj", order: Sequence[int] | None = None
+) -> bool:
     """Whether `first_k_pick` is right, by the grade the bench gave that answer's group."""
-    answer, ids = first_k_pick(record, k, how)
+    answer, ids = first_k_pick(record, k, how, order)
     if answer is None:
         return False
     key = normalize_answer(answer)
