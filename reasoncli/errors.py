@@ -19,6 +19,7 @@ class ExitCode(IntEnum):
     UNREACHABLE = 6
     AUTH = 7
     PROTOCOL = 8
+    ADDRESS = 9
     INTERRUPTED = 130
 
 
@@ -72,3 +73,9 @@ class ProtocolError(ReasonError):
     """Something answers at the URL, but not with the OpenAI-compatible API."""
 
     exit_code = ExitCode.PROTOCOL
+
+
+class AddressError(ReasonError):
+    """`reason serve` cannot listen on its address: the port is taken, or not ours to bind."""
+
+    exit_code = ExitCode.ADDRESS

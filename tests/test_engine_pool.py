@@ -9,7 +9,7 @@ import pytest
 from test_engine import GREEDY, PROMPT, make_engine, run_all
 
 from reasoncli.engine.model import LlamaModel
-from reasoncli.engine.pool import PoolBusy, SharedContext
+from reasoncli.engine.pool import PoolBusy, SharedContext, TokenBudget
 from reasoncli.engine.sampling import Sampling
 from reasoncli.errors import UsageError
 
@@ -78,5 +78,34 @@ def test_the_pool_refuses_what_it_can_never_hold_and_times_out_when_full(
             assert not busy.value.queue_full and busy.value.retry_after_s >= 1
         with shared.open_engine(tokens, max_branches=1, max_tokens=8):  # free again
             assert shared.free_branches == 1
+    finally:
+        shared.close()
+
+
+def test_a_token_budget_ends_a_requests_branches_with_length(
+    tiny_model: LlamaModel, threads: int
+) -> None:
+    shared = SharedContext(
+        tiny_model, max_branches=4, max_runs=2, ctx_per_branch=256, n_threads=threads
+    )
+    budget = TokenBudget(10)
+    try:
+        tokens = tiny_model.tokenize(PROMPT)
+        no_eos = Sampling(temperature=1.0, seed=3)
+        with shared.open_engine(tokens, max_branches=2, max_tokens=64, budget=budget) as eng:
+            bs = [eng.add_branch(no_eos, 64) for _ in range(2)]
+            run_all(eng)
+        assert 10 <= budget.spent <= 10 + 2  # at most one token a live branch past the ceiling
+        assert all(b.finish_reason == "length" for b in bs if b.n_tokens < 64)
+        # A second engine of the same request: the ceiling is spent, so one token and done.
+        with shared.open_engine(tokens, max_branches=2, max_tokens=64, budget=budget) as eng:
+            late = [eng.add_branch(no_eos, 64) for _ in range(2)]
+            run_all(eng)
+        assert [(b.n_tokens, b.finish_reason) for b in late] in (
+            [(1, "length")] * 2,
+            [(0, "eos"), (1, "length")],
+            [(1, "length"), (0, "eos")],
+        )
+        assert shared.free_branches == 4
     finally:
         shared.close()

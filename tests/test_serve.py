@@ -214,7 +214,11 @@ def test_wrong_or_missing_key_is_401_and_the_key_is_never_logged(
         ({"bogus": 1}, "unknown option reason.bogus"),
         ({"strategy": "nope"}, "unknown strategy 'nope'"),
         ({"strategy": "auto", "budget_tokens": 100, "max_tokens": 512}, "cannot pay for the pilot"),
-        ({"branches": 99}, "at most 8"),
+        ({"branches": 99}, "reason.branches must be an integer from 1 to 8, not 99"),
+        ({"min_tokens": None}, "reason.min_tokens must be int, not null"),  # was a 500
+        ({"temperature": -1}, "temperature must be at least 0"),
+        ({"top_p": 5}, "top_p must be in (0, 1], not 5"),
+        ({"top_k": -3}, "reason.top_k must be an integer from 0"),
     ],
 )
 def test_bad_options_are_400_with_an_openai_error_body(
@@ -319,6 +323,7 @@ def test_full_queue_is_429_with_retry_after_and_sigterm_cancels_cleanly(tiny_ggu
     assert answers and answers[0].status_code == 200
     result = answers[0].json()["reason"]["results"][0]
     assert result["interrupted"] is True  # cancelled by SIGTERM, with what it had computed
+    assert answers[0].json()["choices"][0]["finish_reason"] == "length"  # a cut answer
     assert 0 < result["generated_tokens"] < 2 * 8000
 
 
@@ -348,3 +353,115 @@ def test_served_runs_are_kept_in_the_history(tiny_gguf: Path, tmp_path: Path) ->
     )  # fmt: skip
     kept = json.loads(shown.stdout)["result"]
     assert [b["text"] for b in kept["branches"]] == [b["text"] for b in served["branches"]]
+
+
+def post(server: ServeProcess, path: str, **kw: Any) -> httpx.Response:
+    headers = {"Authorization": f"Bearer {API_KEY}", **kw.pop("headers", {})}
+    return httpx.post(f"{server.url}{path}", headers=headers, timeout=60, **kw)
+
+
+def test_limits_are_listed_in_health_and_models(server: ServeProcess) -> None:
+    limits = server.health()["limits"]
+    assert limits["max_request_branches"] == 8 and limits["max_tokens_per_branch"] == 512
+    assert limits["max_request_tokens"] == 32768 and limits["max_body_bytes"] == 1 << 20
+    listed = server.client().models.list().data[0].model_extra
+    assert listed is not None and listed["limits"] == limits
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ('{"model": "tiny", "temperature": NaN, "messages": []}', "must be JSON"),
+        ('{"model": "tiny", "messages": [{"role": "user", "content": "q"}]', "must be JSON"),
+        ("[1, 2]", "must be a JSON object"),
+        ('{"model": "tiny", "messages": [{"role": "user", "content": "q"}], "n": 99}', "'n'"),
+        ('{"model": 7, "messages": [{"role": "user", "content": "q"}]}', "'model' is required"),
+        ('{"model": "tiny", "messages": [{"role": "robot", "content": "q"}]}', "messages[0]"),
+    ],
+)
+def test_malformed_bodies_are_400s_with_openai_error_bodies(
+    server: ServeProcess, body: str, message: str
+) -> None:
+    r = post(server, "/v1/chat/completions", content=body)
+    assert r.status_code == 400, r.text
+    error = r.json()["error"]
+    assert message in error["message"] and error["type"] == "invalid_request_error"
+
+
+def test_a_body_over_the_limit_is_413_before_it_is_read_whole(tiny_gguf: Path) -> None:
+    s = ServeProcess(tiny_gguf, "--max-body-bytes", "2048", api_key=None)
+    try:
+        big = {"model": "tiny", "messages": [{"role": "user", "content": "x" * 4096}]}
+        r = httpx.post(f"{s.url}/v1/chat/completions", json=big, timeout=30)
+        assert r.status_code == 413 and r.json()["error"]["code"] == "body_too_large"
+
+        def chunks() -> Iterator[bytes]:  # no Content-Length: the limit holds while reading
+            yield b'{"model": "tiny", "prompt": "'
+            for _ in range(64):
+                yield b"y" * 64
+            yield b'"}'
+
+        r = httpx.post(f"{s.url}/v1/completions", content=chunks(), timeout=30)
+        assert r.status_code == 413 and "--max-body-bytes" in r.json()["error"]["message"]
+        assert s.health()["limits"]["max_body_bytes"] == 2048
+    finally:
+        assert s.stop() == 0
+
+
+def test_a_prompt_that_cannot_fit_the_context_is_400_before_any_decode(
+    server: ServeProcess,
+) -> None:
+    rounds = server.health()["decode_rounds"]
+    long_prompt = "Count the apples and the pears. " * 200  # far over --ctx 512
+    for stream in (False, True):
+        r = post(
+            server,
+            "/v1/completions",
+            json={"model": "vote-2-tiny", "prompt": long_prompt, "max_tokens": 8, "stream": stream},
+        )
+        assert r.status_code == 400, r.text
+        assert "--ctx" in r.json()["error"]["message"]
+    assert server.health()["decode_rounds"] == rounds
+
+
+def test_a_plan_over_the_request_token_ceiling_is_400(tiny_gguf: Path) -> None:
+    s = ServeProcess(tiny_gguf, "--max-request-tokens", "64", "--ctx", "512", api_key=None)
+    try:
+        body = {"model": "vote-4-tiny", "prompt": "2+2?", "max_tokens": 32}
+        r = httpx.post(f"{s.url}/v1/completions", json=body, timeout=30)
+        assert r.status_code == 400 and "may generate 128 tokens" in r.json()["error"]["message"]
+        ok = httpx.post(f"{s.url}/v1/completions", json={**body, "max_tokens": 16}, timeout=60)
+        assert ok.status_code == 200
+        assert ok.json()["usage"]["completion_tokens"] <= 64
+    finally:
+        assert s.stop() == 0
+
+
+def test_a_port_in_use_fails_before_the_model_loads_with_exit_9(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen(1)
+        port = taken.getsockname()[1]
+        missing = tmp_path / "not-loaded.gguf"  # were the model loaded first, this would be exit 3
+        r = subprocess.run(
+            [sys.executable, "-m", "reasoncli", "serve", "-m", str(missing), "--port", str(port)],
+            capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+    assert r.returncode == 9, r.stderr
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: cannot listen on 127.0.0.1:")
+    assert "choose another --port" in lines[0] and "Errno" not in r.stderr
+
+
+def test_a_reachable_address_without_a_key_is_warned_about() -> None:
+    from reasoncli.cli.serve import exposure_warning
+
+    warning = exposure_warning("0.0.0.0", 8080, None)
+    assert warning is not None and warning.startswith("Warning: serving on 0.0.0.0:8080")
+    assert "--api-key" in warning
+    assert exposure_warning("0.0.0.0", 8080, "key") is None
+    assert exposure_warning("127.0.0.1", 8080, None) is None
+    assert exposure_warning("::1", 8080, None) is None
+    assert exposure_warning("localhost", 8080, None) is None

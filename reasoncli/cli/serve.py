@@ -2,14 +2,18 @@
 
 from __future__ import annotations
 
+import errno
+import ipaddress
 import signal
+import socket
 import sys
 from typing import Annotated, Any
 
 import typer
 
 from reasoncli.cli.ask import FlashAttn, GpuLayers, ModelOpt, Threads, Verbose
-from reasoncli.errors import ExitCode, UsageError
+from reasoncli.errors import AddressError, ExitCode, UsageError
+from reasoncli.option_checks import check_options
 
 PANEL_LIMITS = "Limits"
 
@@ -86,6 +90,33 @@ def serve(
             rich_help_panel=PANEL_LIMITS,
         ),
     ] = 2048,
+    max_request_tokens: Annotated[
+        int,
+        typer.Option(
+            "--max-request-tokens",
+            help="Generated tokens one request may cost, over n x branches (planned and enforced).",
+            min=1,
+            rich_help_panel=PANEL_LIMITS,
+        ),
+    ] = 32_768,
+    max_n: Annotated[
+        int,
+        typer.Option(
+            "--max-n",
+            help="Independent results (`n`) one request may ask for.",
+            min=1,
+            rich_help_panel=PANEL_LIMITS,
+        ),
+    ] = 16,
+    max_body_bytes: Annotated[
+        int,
+        typer.Option(
+            "--max-body-bytes",
+            help="Largest request body; beyond it: HTTP 413.",
+            min=1024,
+            rich_help_panel=PANEL_LIMITS,
+        ),
+    ] = 1 << 20,
     threads: Threads = None,
     gpu_layers: GpuLayers = None,
     flash_attn: FlashAttn = True,
@@ -99,13 +130,25 @@ def serve(
     from reasoncli.cli.runner import ModelRequest, load_session
     from reasoncli.engine.pool import SharedContext
     from reasoncli.serve.app import ServerState, create_app
+    from reasoncli.serve.request import Limits
     from reasoncli.strategies.base import get_strategy
 
     get_strategy(strategy)  # unknown names fail before the model loads
+    check_options({"threads": threads, "gpu_layers": gpu_layers})
     if branches is None:
         branches = min(8, max_branches)
     if branches > max_branches:
         raise UsageError(f"--branches ({branches}) is more than --max-branches ({max_branches})")
+    limits = Limits(
+        max_body_bytes=max_body_bytes,
+        max_n=max_n,
+        max_request_branches=max_branches,
+        max_tokens_per_branch=ctx,
+        max_request_tokens=max_request_tokens,
+    )
+    listener = bind(host, port)  # before the model loads: a taken port fails in a second
+    if warning := exposure_warning(host, listener.getsockname()[1], api_key):
+        print(warning, file=sys.stderr, flush=True)
     session = load_session(
         ModelRequest(model, threads, gpu_layers, flash_attn, verbose, backend="local")
     )
@@ -125,6 +168,7 @@ def serve(
         defaults={"strategy": strategy, "branches": branches},
         api_key=api_key or None,
         record=_recorder(session.name, log),
+        limits=limits,
     )
     config = uvicorn.Config(
         create_app(state),
@@ -137,12 +181,13 @@ def serve(
     )
     server = _Server(config, state)
     try:
-        server.run()
+        server.run([listener])
     finally:
+        listener.close()
         shared.close()
         session.close()
     if server.failed:
-        raise UsageError(f"could not serve on {host}:{port} (is the port in use?)")
+        raise AddressError(f"could not serve on {host}:{port}")
     if server.signal == signal.SIGINT:
         raise typer.Exit(ExitCode.INTERRUPTED)
 
@@ -185,8 +230,8 @@ class _Server:
         key = " (API key required)" if self.state.api_key else ""
         print(f"reason serve: {name} on http://{host}:{port}/v1{key}", file=sys.stderr, flush=True)
 
-    def run(self) -> None:
-        self._server.run()
+    def run(self, sockets: list[socket.socket]) -> None:
+        self._server.run(sockets)
         self.failed = not self._server.started
 
 
@@ -197,3 +242,48 @@ def _recorder(model: str, enabled: bool) -> Any:
     if not enabled or logging_disabled():
         return None
     return lambda *args: record_served_run(model, *args)
+
+
+def bind(host: str, port: int) -> socket.socket:
+    """A listening socket on host:port, or AddressError (exit 9) saying why not.
+
+    Bound before the model loads, so a port in use costs a second, not a model load, and uvicorn
+    serves on this very socket: nothing can take the port in between.
+    """
+    try:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+    except socket.gaierror as exc:
+        raise AddressError(f"cannot resolve --host {host!r}: {exc.strerror}") from None
+    sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind(address)
+        sock.listen(2048)
+    except OSError as exc:
+        sock.close()
+        taken = exc.errno == errno.EADDRINUSE
+        hint = " (another server is on it: choose another --port)" if taken else ""
+        raise AddressError(f"cannot listen on {host}:{port}: {exc.strerror}{hint}") from None
+    sock.set_inheritable(False)
+    return sock
+
+
+def exposure_warning(host: str, port: int, api_key: str | None) -> str | None:
+    """The startup warning for an address other machines can reach, with no key required."""
+    if api_key or _is_loopback(host):
+        return None
+    return (
+        f"Warning: serving on {host}:{port} without --api-key: anyone who can reach it can run "
+        "the model. Set --api-key or $REASON_API_KEY."
+    )
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False

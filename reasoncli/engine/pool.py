@@ -49,6 +49,26 @@ class PoolBusy(ResourceError):
         self.retry_after_s = retry_after_s
 
 
+class TokenBudget:
+    """A request's ceiling on generated tokens over all of its engines (--max-request-tokens).
+
+    Checked after every step: once it is spent, the request's live branches end with
+    finish_reason "length", so a strategy that plans more than it says still stops. It may be
+    passed by at most one token per live branch (the step that crossed it).
+    """
+
+    def __init__(self, limit: int) -> None:
+        self.limit = limit
+        self.spent = 0
+        self._lock = threading.Lock()
+
+    def spend(self, tokens: int) -> bool:
+        """Count `tokens` more; True once the ceiling is reached."""
+        with self._lock:
+            self.spent += tokens
+            return self.spent >= self.limit
+
+
 class StepScheduler:
     """Gathers the `step()` calls of concurrent engines into one decode round."""
 
@@ -218,6 +238,7 @@ class SharedContext:
         max_tokens: int,
         slack_tokens: int = 64,
         logprobs: int = 0,
+        budget: TokenBudget | None = None,
     ) -> PooledEngine:
         """What `Session.open_engine` gives a run on the server: an engine on this context."""
         need = len(prompt_tokens) + max_tokens + slack_tokens
@@ -228,6 +249,7 @@ class SharedContext:
                 "(reason serve --ctx)"
             )
         engine = PooledEngine(self, max_branches=max_branches, logprobs=logprobs)
+        engine.budget = budget
         try:
             engine.set_prompt(prompt_tokens)
         except BaseException:
@@ -278,6 +300,7 @@ class PooledEngine(BranchEngine):
         self.kv_moves = 0
         self.errors: dict[int, str] = {}
         self._closed = False
+        self.budget: TokenBudget | None = None
         shared.scheduler.join(self)
 
     def wants_step(self) -> bool:
@@ -307,7 +330,17 @@ class PooledEngine(BranchEngine):
             super().release(branch)
 
     def step(self) -> list[TokenEvent]:
-        return self.shared.scheduler.step(self)
+        events = self.shared.scheduler.step(self)
+        budget = self.budget
+        if budget is None or not budget.spend(sum(e.token is not None for e in events)):
+            return events
+        cut: list[TokenEvent] = []
+        for e in events:
+            if not e.finished:
+                e.branch.finish_reason = "length"
+                e = TokenEvent(e.branch, e.token, e.text, True)
+            cut.append(e)
+        return cut
 
     def close(self) -> None:
         """Give every sequence back to the pool at once (a cancelled request frees its slots)."""

@@ -8,6 +8,7 @@ body says what failed. Nothing here prints: the CLI command prints the one start
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable
@@ -17,13 +18,14 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from reasoncli.engine.pool import PoolBusy, SharedContext
+from reasoncli.engine.pool import PoolBusy, SharedContext, TokenBudget
 from reasoncli.errors import ReasonError, UsageError
 from reasoncli.events import Event
 from reasoncli.results import Result
 from reasoncli.serve import responses as oai
 from reasoncli.serve.jobs import Cancelled, Job, is_done_marker
 from reasoncli.serve.request import (
+    Limits,
     ModelNotFound,
     RunSpec,
     chat_messages,
@@ -31,6 +33,7 @@ from reasoncli.serve.request import (
     parse_run,
     served_model_names,
 )
+from reasoncli.serve.schema import openapi_document
 from reasoncli.serve.session import RequestSession
 from reasoncli.session import Session
 
@@ -49,6 +52,7 @@ class ServerState:
     record: RunRecorder | None = None
     jobs: set[Job] = field(default_factory=set)
     started: float = field(default_factory=time.time)
+    limits: Limits = field(default_factory=Limits)
 
     def cancel_all(self) -> None:
         for job in list(self.jobs):
@@ -96,6 +100,11 @@ def create_app(state: ServerState) -> FastAPI:
     app = FastAPI(title="reason serve", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.reason = state
     served = state.session.name
+    document = openapi_document(served, state.limits, auth=bool(state.api_key))
+
+    @app.get("/openapi.json", include_in_schema=False)
+    async def openapi() -> dict[str, Any]:
+        return document
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
@@ -128,6 +137,7 @@ def create_app(state: ServerState) -> FastAPI:
             "decode_rounds": shared.scheduler.rounds,
             "shared_rounds": shared.scheduler.shared_rounds,  # rounds with >1 request's branches
             "round_seconds": round(shared.scheduler.round_s, 3),  # decoding and sampling
+            "limits": state.limits.to_json(),
         }
 
     @app.get("/v1/models")
@@ -136,27 +146,33 @@ def create_app(state: ServerState) -> FastAPI:
         return {
             "object": "list",
             "data": [
-                {"id": name, "object": "model", "created": created, "owned_by": "reason"}
+                {
+                    "id": name,
+                    "object": "model",
+                    "created": created,
+                    "owned_by": "reason",
+                    "limits": state.limits.to_json(),
+                }
                 for name in served_model_names(served)
             ],
         }
 
     @app.post("/v1/chat/completions")
     async def chat(request: Request) -> Any:
-        body = await _json(request)
+        body = await _json(request, state.limits.max_body_bytes)
         try:
             question, history = chat_messages(body)
-            spec = parse_run(body, served=served, defaults=state.defaults)
+            spec = parse_run(body, served=served, defaults=state.defaults, limits=state.limits)
         except Exception as exc:
             raise api_error(exc) from None
         return await _serve(request, body, spec, question, history, chat=True)
 
     @app.post("/v1/completions")
     async def completions(request: Request) -> Any:
-        body = await _json(request)
+        body = await _json(request, state.limits.max_body_bytes)
         try:
             question = completion_prompt(body)
-            spec = parse_run(body, served=served, defaults=state.defaults)
+            spec = parse_run(body, served=served, defaults=state.defaults, limits=state.limits)
         except Exception as exc:
             raise api_error(exc) from None
         return await _serve(request, body, spec, question, [], chat=False)
@@ -171,7 +187,8 @@ def create_app(state: ServerState) -> FastAPI:
         chat: bool,
     ) -> Any:
         loop = asyncio.get_running_loop()
-        session = RequestSession.of(state.session, state.shared, history)
+        budget = TokenBudget(state.limits.max_request_tokens)
+        session = RequestSession.of(state.session, state.shared, history, budget)
         jobs = [
             Job(
                 spec.strategy,
@@ -260,7 +277,7 @@ def create_app(state: ServerState) -> FastAPI:
                 by_index[index] = job.result
                 text = oai.content(job.result)
                 yield oai.sse(oai.chunk(rid, model, chat=chat, index=index, text=text))
-                extra = {"reason": {"strategy": spec.strategy, **job.result.to_json()}}
+                extra = {"reason": {"strategy": spec.strategy, **oai.result_json(job.result)}}
                 finish = oai.finish_reason(job.result)
                 yield oai.sse(
                     oai.chunk(rid, model, chat=chat, index=index, finish=finish, extra=extra)
@@ -296,11 +313,31 @@ def create_app(state: ServerState) -> FastAPI:
     return app
 
 
-async def _json(request: Request) -> dict[str, Any]:
+async def _json(request: Request, max_bytes: int) -> dict[str, Any]:
+    """The body as a JSON object, read no further than `max_bytes` (HTTP 413 beyond)."""
+    too_big = ApiError(
+        413,
+        f"the request body is over {max_bytes} bytes (reason serve --max-body-bytes)",
+        kind="invalid_request_error",
+        code="body_too_large",
+    )
+    declared = request.headers.get("content-length", "")
+    if declared.isdigit() and int(declared) > max_bytes:
+        raise too_big
+    data = bytearray()
+    async for chunk in request.stream():
+        data += chunk
+        if len(data) > max_bytes:
+            raise too_big
     try:
-        body = await request.json()
-    except Exception:
+        body = json.loads(data, parse_constant=_no_constant)
+    except (ValueError, RecursionError):
         raise ApiError(400, "the request body must be JSON", kind="invalid_request_error") from None
     if not isinstance(body, dict):
         raise ApiError(400, "the request body must be a JSON object", kind="invalid_request_error")
     return body
+
+
+def _no_constant(name: str) -> Any:
+    """NaN and Infinity are not JSON (Python's parser takes them by default)."""
+    raise ValueError(f"{name} is not valid JSON")

@@ -8,13 +8,18 @@ validated by the strategy's own `check()`, the code the CLI runs, so both reject
 
 from __future__ import annotations
 
+import math
 import re
 import typing
-from dataclasses import dataclass, field, fields
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from reasoncli.errors import UsageError
-from reasoncli.strategies.base import StrategyOptions, get_strategy, strategy_names
+from reasoncli.option_checks import check_options
+from reasoncli.stopping import STOP_RULES
+from reasoncli.strategies.base import PICKS, StrategyOptions, get_strategy, strategy_names
+from reasoncli.strategies.revise import FINAL_MODES
+from reasoncli.verifiers import AGGREGATES
 
 # Sampling knobs the `reason` field (and the OpenAI body, for the first two) may set.
 SAMPLING_KEYS = ("temperature", "top_p", "top_k", "min_p")
@@ -25,6 +30,62 @@ _COUNT = re.compile(r"(\d+)-(.+)")
 
 class ModelNotFound(UsageError):
     """The request names a model this server does not serve (HTTP 404)."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What one request may ask for. Each is a `reason serve` flag and is listed in /health.
+
+    They bound the work a request can cause before anything is decoded; `max_request_tokens`
+    is also enforced while it runs (pool.TokenBudget), since serial and adaptive strategies
+    cannot always say up front how many tokens they will spend.
+    """
+
+    max_body_bytes: int = 1 << 20  # --max-body-bytes (HTTP 413 beyond it)
+    max_n: int = 16  # --max-n: independent results per request
+    max_request_branches: int = 16  # --max-branches: n x branches, so a request fits at once
+    max_tokens_per_branch: int = 2048  # --ctx: a branch's prompt and generated tokens
+    max_request_tokens: int = 32_768  # --max-request-tokens: generated tokens over n x branches
+
+    def to_json(self) -> dict[str, int]:
+        return asdict(self)
+
+
+# Ranges for the integer options a request may set: (lowest, highest), where a highest of
+# "branches", "tokens" or "request_tokens" is the server's limit of that name. Floats must be
+# finite; the strategies' own check() then applies the finer rules the CLI has.
+_BRANCHES, _TOKENS, _REQUEST_TOKENS = "branches", "tokens", "request_tokens"
+INT_RANGES: dict[str, tuple[int, int | str]] = {
+    "branches": (1, _BRANCHES),
+    "max_tokens": (1, _TOKENS),
+    "seed": (0, 2**31 - 1),
+    "min_tokens": (0, _TOKENS),
+    "max_waits": (0, 64),
+    "answer_tokens": (1, _TOKENS),
+    "rounds": (1, 16),
+    "esc_window": (1, 1024),
+    "window": (1, _TOKENS),
+    "warmup": (0, _BRANCHES),
+    "top_logprobs": (0, 20),
+    "top_k": (0, 1 << 20),
+    "beam_width": (1, _BRANCHES),
+    "step_tokens": (1, _TOKENS),
+    "budget_tokens": (1, _REQUEST_TOKENS),
+    "pilot": (1, _BRANCHES),
+}
+MAX_STRING_CHARS = 1000  # wait_text, expect and the other free-text options
+# A request may not make the server load another model file: the verifiers it may name are the
+# ones that use the loaded model (a file path from a client would be read from the server's disk).
+SERVED_VERIFIERS = ("confidence", "self", "orm:self", "prm:self")
+# String options with a fixed set of values, checked for every strategy (the strategies check
+# only the ones they read), so that the published schema's enums are exactly what is accepted.
+CHOICES: dict[str, tuple[str, ...]] = {
+    "pick": PICKS,
+    "final": FINAL_MODES,
+    "stop_rule": tuple(STOP_RULES),
+    "aggregate": AGGREGATES,
+    "verifier": SERVED_VERIFIERS,
+}
 
 
 @dataclass
@@ -77,82 +138,190 @@ def _option_types() -> dict[str, type]:
     return types
 
 
-def _coerce(key: str, value: Any, kind: type) -> Any:
+def _optional_fields() -> set[str]:
+    hints = typing.get_type_hints(StrategyOptions)
+    return {name for name, hint in hints.items() if type(None) in typing.get_args(hint)}
+
+
+def _coerce(key: str, value: Any, kind: type, limits: Limits, *, nullable: bool = False) -> Any:
+    """`value` as `kind`, in range; a wrong type, NaN, or a value out of range is a UsageError."""
     if value is None:
-        return None
+        if nullable:
+            return None
+        raise UsageError(f"{key} must be {_KIND_NAMES[kind]}, not null")
     if kind is bool:
         if isinstance(value, bool):
             return value
     elif kind is int:
         if isinstance(value, int) and not isinstance(value, bool):
+            _check_range(key, value, limits)
             return value
     elif kind is float:
         if isinstance(value, int | float) and not isinstance(value, bool):
+            if not math.isfinite(value):
+                raise UsageError(f"{key} must be a finite number, not {value}")
             return float(value)
     elif kind is str:
         if isinstance(value, str):
+            name = key.removeprefix("reason.")
+            if name in CHOICES and value not in CHOICES[name]:
+                raise UsageError(f"{key} must be one of {', '.join(CHOICES[name])}, not {value!r}")
+            if len(value) > MAX_STRING_CHARS:
+                raise UsageError(f"{key} must be at most {MAX_STRING_CHARS} characters")
             return value
-    raise UsageError(f"reason.{key} must be {kind.__name__}, not {type(value).__name__}")
+    raise UsageError(f"{key} must be {_KIND_NAMES[kind]}, not {_json_type(value)}")
 
 
-def parse_run(body: dict[str, Any], *, served: str, defaults: dict[str, Any]) -> RunSpec:
+_KIND_NAMES = {bool: "true or false", int: "int", float: "a number", str: "a string"}
+
+
+def _json_type(value: Any) -> str:
+    return {dict: "an object", list: "an array", str: "a string", bool: "a boolean"}.get(
+        type(value), type(value).__name__
+    )
+
+
+def _check_range(key: str, value: int, limits: Limits) -> None:
+    name = key.removeprefix("reason.").split(" ")[0]
+    if name not in INT_RANGES:
+        return
+    low, high = INT_RANGES[name]
+    top = {
+        _BRANCHES: limits.max_request_branches,
+        _TOKENS: limits.max_tokens_per_branch,
+        _REQUEST_TOKENS: limits.max_request_tokens,
+    }.get(high, high)  # type: ignore[call-overload]
+    if not low <= value <= top:
+        raise UsageError(f"{key} must be an integer from {low} to {top}, not {value}")
+
+
+def _branches_at_once(strategy: str, options: StrategyOptions, used: tuple[str, ...]) -> int:
+    """Branch slots one run of `strategy` reserves on the shared context."""
+    if strategy == "auto":
+        from reasoncli.strategies.auto import MAX_LIVE_BRANCHES, branch_cap, total_budget
+
+        cap = branch_cap(options).tokens
+        return max(options.pilot, min(total_budget(options) // cap, MAX_LIVE_BRANCHES))
+    return options.branches if "branches" in used else 1
+
+
+def planned_tokens(strategy: str, options: StrategyOptions) -> int:
+    """The most tokens one run of `strategy` plans to generate with these options.
+
+    Used to refuse a request whose plan is over --max-request-tokens before it decodes; the
+    engine-side budget catches what a strategy's plan does not show (search, forcing).
+    """
+    info = get_strategy(strategy).info
+    if strategy == "revise":
+        return options.rounds * options.max_tokens
+    if strategy == "think":
+        return options.max_tokens + options.answer_tokens
+    if strategy == "auto":
+        return options.budget_tokens or options.branches * options.max_tokens
+    if "branches" in info.options:
+        return options.branches * options.max_tokens
+    return options.max_tokens
+
+
+def parse_run(
+    body: dict[str, Any],
+    *,
+    served: str,
+    defaults: dict[str, Any],
+    limits: Limits | None = None,
+) -> RunSpec:
     """Validate an OpenAI request body and build the run; raises UsageError (HTTP 400)."""
+    limits = limits or Limits()
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise UsageError("'model' is required: the served model, or STRATEGY[-N]-MODEL")
     strategy, count = split_model_name(model, served)
-    extra = body.get("reason") or {}
+    extra = body.get("reason")
+    if extra is None:
+        extra = {}
     if not isinstance(extra, dict):
         raise UsageError("'reason' must be an object of strategy options")
     values: dict[str, Any] = {k: v for k, v in defaults.items() if k != "strategy"}
     if count is not None:
-        values["branches"] = count
+        values["branches"] = _coerce("branches (in the model name)", count, int, limits)
     sampling: dict[str, Any] = {}
     for key in ("temperature", "top_p"):
         if body.get(key) is not None:
-            sampling[key] = _coerce(key, body[key], float)
+            sampling[key] = _coerce(key, body[key], float, limits)
     if (max_tokens := body.get("max_completion_tokens", body.get("max_tokens"))) is not None:
-        values["max_tokens"] = _coerce("max_tokens", max_tokens, int)
+        values["max_tokens"] = _coerce("max_tokens", max_tokens, int, limits)
     if body.get("seed") is not None:
-        values["seed"] = _coerce("seed", body["seed"], int)
+        values["seed"] = _coerce("seed", body["seed"], int, limits)
     types = _option_types()
+    optional = _optional_fields()
     for key, value in extra.items():
         if key == "strategy":
             continue
         if key in SAMPLING_KEYS:
             kind = int if key == "top_k" else float
-            sampling[key] = _coerce(key, value, kind)
+            sampling[key] = _coerce(f"reason.{key}", value, kind, limits)
         elif key in types:
-            values[key] = _coerce(key, value, types[key])
+            values[key] = _coerce(
+                f"reason.{key}", value, types[key], limits, nullable=key in optional
+            )
         else:
             known = ", ".join(sorted([*types, *SAMPLING_KEYS, "strategy"]))
             raise UsageError(f"unknown option reason.{key}; known: {known}")
-    chosen = extra.get("strategy", strategy) or defaults.get("strategy", "vote")
-    if not isinstance(chosen, str):
+    # The CLI's range rules for sampling values (--top-p in (0, 1], ...), worded by field name.
+    check_options(sampling, names="field")
+    asked = extra.get("strategy")
+    if asked is not None and not isinstance(asked, str):
         raise UsageError("reason.strategy must be a string")
-    if strategy is not None and "strategy" in extra and extra["strategy"] != strategy:
+    chosen = asked or strategy or defaults.get("strategy", "vote")
+    if strategy is not None and asked is not None and asked != strategy:
         raise UsageError(
             f"model {model!r} asks for {strategy} but reason.strategy is {extra['strategy']!r}"
         )
     runner = get_strategy(chosen)  # unknown strategy: UsageError listing the known ones
     options = StrategyOptions(**values)
     options.max_tokens_explicit = "max_tokens" in values
-    runner.check(options)
+    try:
+        runner.check(options)
+    except (TypeError, ValueError, ArithmeticError) as exc:  # a combination no rule foresaw
+        raise UsageError(f"options that do not fit together: {exc}") from None
     n = body.get("n", 1)
-    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= 16:
-        raise UsageError("'n' must be an integer from 1 to 16")
+    if n is None:
+        n = 1
+    if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= limits.max_n:
+        raise UsageError(f"'n' must be an integer from 1 to {limits.max_n} (reason serve --max-n)")
+    branches = _branches_at_once(chosen, options, runner.info.options)
+    if n * branches > limits.max_request_branches:
+        raise UsageError(
+            f"n ({n}) x branches ({branches}) is {n * branches}; this server decodes at most "
+            f"{limits.max_request_branches} branches for one request (reason serve --max-branches)"
+        )
+    planned = n * planned_tokens(chosen, options)
+    if planned > limits.max_request_tokens:
+        raise UsageError(
+            f"the request may generate {planned} tokens (n x branches x max_tokens for {chosen}); "
+            f"this server allows {limits.max_request_tokens} a request "
+            "(reason serve --max-request-tokens): lower max_tokens, branches or n"
+        )
     stream = body.get("stream", False)
+    if stream is None:
+        stream = False
     if not isinstance(stream, bool):
         raise UsageError("'stream' must be true or false")
-    stream_options = body.get("stream_options") or {}
-    include_usage = isinstance(stream_options, dict) and bool(stream_options.get("include_usage"))
+    stream_options = body.get("stream_options")
+    if stream_options is None:
+        stream_options = {}
+    if not isinstance(stream_options, dict):
+        raise UsageError("'stream_options' must be an object")
+    include_usage = stream_options.get("include_usage")
+    if include_usage is not None and not isinstance(include_usage, bool):
+        raise UsageError("'stream_options.include_usage' must be true or false")
     return RunSpec(
         strategy=chosen,
         options=options,
         sampling=sampling,
         n=n,
         stream=stream,
-        include_usage=include_usage,
+        include_usage=bool(include_usage),
     )
 
 
@@ -182,8 +351,9 @@ def _text(content: Any, where: str) -> str:
     """Message content as text: a string, or OpenAI's list of text parts."""
     if isinstance(content, str):
         return content
-    if isinstance(content, list):
-        parts = [p.get("text") for p in content if isinstance(p, dict) and p.get("type") == "text"]
-        if parts and all(isinstance(p, str) for p in parts):
+    if isinstance(content, list) and content:
+        parts = [p.get("text") if isinstance(p, dict) and p.get("type") == "text" else None
+                 for p in content]  # fmt: skip
+        if all(isinstance(p, str) for p in parts):
             return "".join(parts)  # type: ignore[arg-type]
-    raise UsageError(f"{where} must be text")
+    raise UsageError(f"{where} must be text: a string, or a list of text parts")

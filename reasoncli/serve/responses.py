@@ -8,6 +8,7 @@ every branch's tokens, and the whole result (votes, branches, timings) rides alo
 from __future__ import annotations
 
 import json
+import math
 import time
 import uuid
 from collections.abc import Sequence
@@ -38,7 +39,11 @@ def content(result: Result) -> str:
 
 
 def finish_reason(result: Result) -> str:
+    """ "length" when the answer was cut: the kept branch hit max_tokens (or the request's token
+    ceiling), or the run was interrupted (client gone, server stopping); else "stop"."""
     best = winner(result)
+    if result.interrupted:
+        return "length"
     return "length" if best is not None and best.finish_reason == "length" else "stop"
 
 
@@ -52,8 +57,24 @@ def usage(results: Sequence[Result]) -> dict[str, int]:
     }
 
 
+def json_safe(value: Any) -> Any:
+    """`value` with NaN and infinities as null: they are not JSON, and a branch's confidence is
+    NaN when it has no tokens to judge."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    return value
+
+
+def result_json(result: Result) -> dict[str, Any]:
+    return json_safe(result.to_json())  # type: ignore[no-any-return]
+
+
 def reason_field(strategy: str, results: Sequence[Result]) -> dict[str, Any]:
-    return {"strategy": strategy, "results": [r.to_json() for r in results]}
+    return {"strategy": strategy, "results": [result_json(r) for r in results]}
 
 
 def chat_completion(
@@ -138,13 +159,13 @@ def usage_chunk(rid: str, model: str, *, chat: bool, results: Sequence[Result]) 
 
 
 def sse(data: dict[str, Any] | str) -> str:
-    payload = data if isinstance(data, str) else json.dumps(data, ensure_ascii=False)
+    payload = data if isinstance(data, str) else json.dumps(json_safe(data), ensure_ascii=False)
     return f"data: {payload}\n\n"
 
 
 def sse_comment(data: dict[str, Any]) -> str:
     """Branch progress as an SSE comment: SSE clients (the openai package too) skip comments."""
-    return f": {json.dumps(data, ensure_ascii=False)}\n\n"
+    return f": {json.dumps(json_safe(data), ensure_ascii=False)}\n\n"
 
 
 def error_body(

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, fields
 from typing import Any
 
-from reasoncli.engine.pool import PooledEngine, SharedContext
+from reasoncli.engine.pool import PooledEngine, SharedContext, TokenBudget
 from reasoncli.prompting import COT_SYSTEM, render_messages, render_prompt
 from reasoncli.session import Session
 
@@ -19,13 +19,18 @@ from reasoncli.session import Session
 class RequestSession(Session):
     shared: Any = None  # SharedContext
     history: list[dict[str, str]] = field(default_factory=list)
+    budget: TokenBudget | None = None  # the request's generated-token ceiling
 
     @classmethod
     def of(
-        cls, base: Session, shared: SharedContext, history: list[dict[str, str]] | None = None
+        cls,
+        base: Session,
+        shared: SharedContext,
+        history: list[dict[str, str]] | None = None,
+        budget: TokenBudget | None = None,
     ) -> RequestSession:
         values = {f.name: getattr(base, f.name) for f in fields(Session)}
-        return cls(**values, shared=shared, history=list(history or []))
+        return cls(**values, shared=shared, history=list(history or []), budget=budget)
 
     def prompt_text(
         self, question: str, *, system: str | None = COT_SYSTEM, assistant_prefix: str = ""
@@ -63,6 +68,7 @@ class RequestSession(Session):
             max_tokens=max_tokens,
             slack_tokens=slack_tokens,
             logprobs=logprobs,
+            budget=self.budget,
         )
 
     def close(self) -> None:
