@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from reasoncli.cli.io import StdoutClosed, Terminal
+from reasoncli.cli.signals import ReaderGone, interrupt_code, run_signals
 from reasoncli.errors import ExitCode, ReasonError, UsageError
 from reasoncli.events import Event
 from reasoncli.results import Result
@@ -94,11 +95,16 @@ def _wants_remote(request: ModelRequest, catalog: Any) -> bool:
 
 
 def execute(request: RunRequest, term: Terminal | None = None) -> int:
-    """Run the strategy and write the result; returns the exit code."""
-    try:
-        return _execute(request, term or Terminal())
-    except BrokenPipeError:
-        raise StdoutClosed from None
+    """Run the strategy and write the result; returns the exit code.
+
+    SIGTERM and SIGHUP end the run as Ctrl-C does (see `reasoncli.cli.signals`): the partial
+    result is printed and logged, and the exit code is 128 + the signal.
+    """
+    with run_signals():
+        try:
+            return _execute(request, term or Terminal())
+        except BrokenPipeError:
+            raise StdoutClosed from None
 
 
 def _execute(request: RunRequest, term: Terminal) -> int:
@@ -106,20 +112,33 @@ def _execute(request: RunRequest, term: Terminal) -> int:
 
     strategy = get_strategy(request.strategy)
     strategy.check(request.options)
-    session = load_session(request.model)
+    try:
+        session = load_session(request.model)
+    except KeyboardInterrupt as exc:  # a signal while the model loads: nothing computed yet
+        _log_run(request, request.model.name or "", None, _stopped_status(exc), None, term, True)
+        raise
+    reader = _Reader()
     try:
         session.check_strategy(strategy.info)
         if request.sampling_overrides:
             request.options.sampling = replace(session.sampling, **request.sampling_overrides)
         try:
-            with _progress(request, term) as emit:
+            with _progress(request, term, reader) as emit:
                 result = strategy.run(request.question, session, request.options, emit)
         except ReasonError as exc:
             _log_run(request, session.name, None, exc.exit_code, exc, term)
             raise
+        except KeyboardInterrupt as exc:  # stopped before the strategy could catch it
+            _log_run(request, session.name, None, _stopped_status(exc), None, term, True)
+            if isinstance(exc, ReaderGone):
+                raise StdoutClosed from None
+            raise
         result.backend = session.backend_info()
     finally:
         session.close()
+    if reader.gone:  # the run stopped because stdout's reader left: keep it, print nothing
+        _log_run(request, result.model, result, ExitCode.OK, None, term)
+        raise StdoutClosed
     status: int = ExitCode.ERROR
     error: ReasonError | None = None
     try:
@@ -131,8 +150,23 @@ def _execute(request: RunRequest, term: Terminal) -> int:
     except BrokenPipeError:
         status = ExitCode.OK  # the answer was produced; its reader left early
         raise
+    except KeyboardInterrupt as exc:  # a signal while the answer was being written
+        status = _stopped_status(exc)
+        raise
+    except OSError:
+        if not result.interrupted:
+            raise
+        status = interrupt_code()  # SIGHUP: the terminal that would show it is gone
+        return status
     finally:
         _log_run(request, result.model, result, status, error, term)
+
+
+def _stopped_status(exc: KeyboardInterrupt) -> int:
+    """The exit status of a run a signal (or stdout's reader leaving) ended."""
+    if isinstance(exc, ReaderGone):
+        return ExitCode.OK
+    return getattr(exc, "exit_code", ExitCode.INTERRUPTED)
 
 
 def _log_run(
@@ -142,9 +176,13 @@ def _log_run(
     status: int,
     error: ReasonError | None,
     term: Terminal,
+    interrupted: bool | None = None,
 ) -> None:
     """Keep the run in the history after its answer is out; a history that cannot be written
-    costs one warning line on stderr, never the answer or the exit code."""
+    costs one warning line on stderr, never the answer or the exit code.
+
+    `interrupted` marks a run stopped before it had a result (a signal while the model
+    loaded); by default it is the result's own flag."""
     from reasoncli.history import HistoryError, logging_disabled, record_run
 
     if not request.log or logging_disabled():
@@ -157,6 +195,7 @@ def _log_run(
             request.options,
             result,
             status,
+            interrupted=interrupted,
             error=error,
         )
     except Exception as exc:  # HistoryError, a full disk, or a bug: the answer is already out
@@ -177,7 +216,7 @@ def write_result(result: Result, output: OutputRequest, term: Terminal) -> int:
     if result.interrupted:
         if not (output.json or output.jsonl):
             _summary(result, term)
-        return ExitCode.INTERRUPTED
+        return interrupt_code()
     if result.answer is None and not (output.json or output.jsonl):
         raise ReasonError(
             f"no answer could be extracted from {len(result.branches)} branch(es); "
@@ -192,43 +231,101 @@ def _write_line(term: Terminal, text: str) -> None:
 
 
 def _summary(result: Result, term: Terminal) -> None:
-    """On Ctrl-C, show the partial vote on stderr even when it is not a TTY."""
+    """On Ctrl-C, show the partial vote on stderr even when it is not a TTY (and say nothing
+    when stderr is gone: after SIGHUP the terminal is)."""
     from reasoncli.render.summary import render_summary
 
-    render_summary(result, term.err_console())
+    with contextlib.suppress(OSError):
+        render_summary(result, term.err_console())
+
+
+class _Reader:
+    """Whether stdout's reader went away during the run (`reason ask ... --jsonl | head`)."""
+
+    gone: bool = False
 
 
 @contextlib.contextmanager
-def _progress(request: RunRequest, term: Terminal) -> Iterator[Any]:
-    """Pick the event sink: JSONL on stdout, a live view or plain lines on stderr, or nothing."""
+def _progress(request: RunRequest, term: Terminal, reader: _Reader) -> Iterator[Any]:
+    """Pick the event sinks: JSONL on stdout, a live view or plain lines on stderr, or nothing.
+
+    A sink whose stream breaks stops getting events instead of ending the run by surprise: a
+    closed stdout pipe stops the run once, like Ctrl-C (`ReaderGone`), so the partial run is
+    still logged; a stderr that is gone (a hung-up terminal) just stops being drawn on.
+    """
     output = request.output
     sinks: list[Any] = []
-    if output.jsonl:
-        from reasoncli.render.jsonl import JsonlWriter
-
-        sinks.append(JsonlWriter(term.stdout).handle)
     mode = "none" if output.quiet else output.progress
     if mode == "auto":
         mode = "live" if term.stderr_is_tty else "none"
     with contextlib.ExitStack() as stack:
+        if output.jsonl:
+            from reasoncli.render.jsonl import JsonlWriter
+
+            sinks.append(_PipeSink(JsonlWriter(term.stdout).handle, reader, term))
         if mode == "live":
             console = term.err_console()
             if request.strategy == "think":
                 from reasoncli.render.stream import ThinkingStream
 
-                sinks.append(stack.enter_context(ThinkingStream(console)).handle)
+                sinks.append(_StderrSink(stack.enter_context(ThinkingStream(console)).handle))
             else:
                 from reasoncli.render.live import LiveView
 
                 view = stack.enter_context(LiveView(console, title="reason"))
-                sinks.append(view.handle)
+                sinks.append(_StderrSink(view.handle))
         elif mode == "plain":
             from reasoncli.render.plain import PlainProgress
 
-            sinks.append(PlainProgress(term.stderr).handle)
+            sinks.append(_StderrSink(PlainProgress(term.stderr).handle))
 
         def emit(event: Event) -> None:
             for sink in sinks:
                 sink(event)
 
         yield emit
+
+
+class _PipeSink:
+    """Events on stdout; when its reader leaves, stdout goes to /dev/null and the run is
+    stopped once with `ReaderGone`, which strategies treat as Ctrl-C."""
+
+    def __init__(self, handle: Any, reader: _Reader, term: Terminal) -> None:
+        self.handle, self.reader, self.term = handle, reader, term
+
+    def __call__(self, event: Event) -> None:
+        if self.reader.gone:
+            return
+        try:
+            self.handle(event)
+        except (BrokenPipeError, ValueError):
+            self.reader.gone = True
+            _silence(self.term.stdout)
+            raise ReaderGone from None
+
+
+class _StderrSink:
+    """A view on stderr that stops drawing when stderr fails (EIO after SIGHUP)."""
+
+    def __init__(self, handle: Any) -> None:
+        self.handle = handle
+        self.broken = False
+
+    def __call__(self, event: Event) -> None:
+        if self.broken:
+            return
+        try:
+            self.handle(event)
+        except OSError:
+            self.broken = True
+
+
+def _silence(stream: Any) -> None:
+    """Point a closed pipe's file descriptor at /dev/null, so buffered bytes and later
+    flushes (the interpreter's own at exit included) do not raise again."""
+    import os
+
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, stream.fileno())
+        os.close(devnull)

@@ -7,6 +7,7 @@ goes to stdout separately.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from typing import Any
 
@@ -24,7 +25,8 @@ class ThinkingStream:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        self.console.print()
+        with contextlib.suppress(OSError):  # after SIGHUP there is no terminal to write to
+            self.console.print()
 
     def handle(self, event: Event) -> None:
         c = self.console

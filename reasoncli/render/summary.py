@@ -26,9 +26,7 @@ def summary_renderable(result: Result) -> RenderableType:
     """The summary as one renderable, so callers can place it inside other layouts."""
     parts: list[RenderableType] = [_answer_line(result), _stats_line(result)]
     if result.interrupted:
-        parts.append(
-            Text("interrupted: partial result from the branches that finished", style="yellow")
-        )
+        parts.append(Text(_interrupted_line(result), style="yellow"))
     if result.stop_reason:
         parts.append(Text(f"stopped early: {result.stop_reason}", style="green"))
     if result.votes:
@@ -45,11 +43,41 @@ def _answer_line(result: Result) -> Text:
         text.append("none", style="bold red")
     else:
         text.append(result.answer, style="bold green")
+    votes = _votes_cast(result)
+    if result.interrupted:
+        if votes:
+            text.append(
+                f"  ({result.share:.0%} of the {_n(votes, 'vote')} cast before the interrupt)"
+            )
+        return text
     answered = sum(1 for b in result.branches if b.answer is not None)
     text.append(
         f"  ({result.share:.0%} of the vote, {answered}/{len(result.branches)} branches answered)"
     )
     return text
+
+
+def _interrupted_line(result: Result) -> str:
+    """Exactly what the partial vote counts: a branch votes once it has ended on its own; one
+    cut off mid-answer does not, whatever numbers its text already holds."""
+    votes = _votes_cast(result)
+    cut = sum(1 for b in result.branches if b.finish_reason == "interrupted")
+    verb = "does" if cut == 1 else "do"
+    cut_text = f"{_n(cut, 'branch')} cut off mid-answer {verb} not vote"
+    if not votes:
+        return f"interrupted before any branch gave an answer: no vote; {cut_text}"
+    return (
+        f"interrupted: the vote counts the {_n(votes, 'answer')} of finished branches; {cut_text}"
+    )
+
+
+def _votes_cast(result: Result) -> int:
+    return sum(g.count for g in result.votes)
+
+
+def _n(count: int, noun: str) -> str:
+    plural = noun + ("es" if noun.endswith("ch") else "s")
+    return f"{count} {noun if count == 1 else plural}"
 
 
 def _stats_line(result: Result) -> Text:

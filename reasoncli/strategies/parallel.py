@@ -279,9 +279,16 @@ class ParallelRun:
                 if done:
                     self._record(done, policy)
         except KeyboardInterrupt:
-            self.interrupted = True
-            emit(Note("interrupted: showing what was computed so far", "interrupt"))
+            self.interrupt()
         self.generate_s = time.perf_counter() - started
+
+    def interrupt(self) -> None:
+        """Ctrl-C (or SIGTERM, SIGHUP): every running branch ends as `interrupted`, with no
+        answer, so the last frame of a view and the JSONL say what the result will say."""
+        self.interrupted = True
+        for b in self.engine.live:
+            self.emit(BranchFinished(b.id, None, "interrupted", b.n_tokens))
+        self.emit(Note("interrupted: showing what was computed so far", "interrupt"))
 
     def _launch(self, policy: Policy) -> None:
         if not self.queued:
@@ -355,9 +362,10 @@ class ParallelRun:
         branches: list[BranchResult] = []
         for b in engine.branches:
             thinking, _ = split_thinking(b.text, self.session.think_tags)
+            # Only a branch that ended on its own has an answer, the one it voted with: a
+            # branch cut by Ctrl-C or an early stop is unfinished text, whose last number
+            # is as likely a step as a result (see "Interrupted runs" in the README).
             answer = self.answers.get(b.id)
-            if b.id not in self.answers:
-                answer = branch_answer(b.text, self.session.think_tags, self.multiple_choice)
             branches.append(
                 BranchResult(
                     id=b.id,
@@ -395,7 +403,7 @@ class ParallelRun:
             timings=Timings(
                 load_s=self.session.load_s,
                 prompt_s=self.prompt_s,
-                generate_s=getattr(self, "generate_s", 0.0),
+                generate_s=self._generate_s(),
                 total_s=total_s,
                 prompt_tokens_decoded=engine.prompt_tokens_decoded,
                 decode_calls=getattr(engine, "decode_calls", 0),
@@ -404,6 +412,14 @@ class ParallelRun:
             stop_reason=self.stop_reason,
             details=_with_requests(details or {}, engine),
         )
+
+    def _generate_s(self) -> float:
+        """Decoding time: what `drive` measured, or, for strategies that step the engine
+        themselves (think), everything since the prompt was decoded."""
+        measured = getattr(self, "generate_s", None)
+        if measured is not None:
+            return measured
+        return time.perf_counter() - self.started - self.prompt_s
 
     def close(self) -> None:
         self.engine.close()

@@ -120,7 +120,10 @@ def run_round(
             out.decode_calls = getattr(engine, "decode_calls", 0)
             engine.close()
     if b is not None:
-        answer = branch_answer(b.text, session.think_tags, multiple_choice)
+        # an interrupted round is unfinished text: no answer, no vote (README)
+        answer = (
+            None if out.interrupted else branch_answer(b.text, session.think_tags, multiple_choice)
+        )
         thinking, _ = split_thinking(b.text, session.think_tags)
         reason = "interrupted" if out.interrupted else b.finish_reason or "stopped"
         out.branch = BranchResult(

@@ -313,7 +313,11 @@ class SearchRun:
         return majority_vote([n.answer for n in self.leaves], weights)
 
     def interrupt(self) -> None:
+        """Running nodes end as `interrupted`, with no answer (see ParallelRun.interrupt)."""
         self.interrupted = True
+        for node in self.nodes:
+            if node.status is None:
+                self.emit(BranchFinished(node.id, None, "interrupted", node.new_tokens))
         self.emit(Note("interrupted: showing what was computed so far", "interrupt"))
 
     # -- result -----------------------------------------------------------------------------
@@ -326,10 +330,7 @@ class SearchRun:
         for node in self.nodes:
             b = node.branch
             thinking, _ = split_thinking(b.text, self.session.think_tags)
-            if node.status is None:
-                node.answer = branch_answer(
-                    b.text, self.session.think_tags, self.options.multiple_choice
-                )
+            # a node still running (Ctrl-C) has no answer and is no leaf: it does not vote
             branches.append(
                 BranchResult(
                     id=node.id,

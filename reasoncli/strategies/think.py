@@ -57,8 +57,9 @@ class Think:
         try:
             branch = run.add(sampling, extra_stop=(tags[1],) if tags else ())
             waits, forced = self._think(run, branch, options, emit)
-            run.on_finish(branch)
-            vote = majority_vote([run.answers[branch.id]])
+            if not run.interrupted:  # an interrupted chain has no answer (README)
+                run.on_finish(branch)
+            vote = majority_vote([run.answers[i] for i in run.finish_order])
             return run.result(
                 vote,
                 expect=options.expect,
@@ -124,8 +125,7 @@ class Think:
                     continue
                 break
         except KeyboardInterrupt:
-            run.interrupted = True
-            emit(Note("interrupted: showing what was computed so far", "interrupt"))
+            run.interrupt()
         return waits, forced
 
     @staticmethod
