@@ -351,7 +351,8 @@ def test_cli_ask_auto_json(tiny_gguf: Path) -> None:
     d = data["details"]
     assert data["strategy"] == "auto" and d["path"] in ("easy", "medium", "hard")
     assert d["reason"] and d["budget_tokens"] == 24
-    assert set(d["tokens"]) == {"pilot", "widen", "revise", "total"}
+    assert set(d["tokens"]) == {"pilot", "widen", "revise", "policy", "total"}
+    assert d["policy"] is None and d["tokens"]["policy"] == 0  # no tuned policy: the constants
     assert data["generated_tokens"] == d["tokens"]["total"] <= 24
 
 

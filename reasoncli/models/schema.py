@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from reasoncli.models.packaged import RESOLVERS
+from reasoncli.tune.policy import TunedPolicy
 
 QUESTION = "{question}"
 """Placeholder in `prompt_template`; substituted with str.replace, so other braces are literal."""
@@ -201,6 +202,8 @@ class ModelSpec(_Schema):
     verified: bool = True
     """False when the repo, file, size or settings come from model cards and were not checked
     against the Hub; `models list` flags such entries."""
+    policy: TunedPolicy | None = None
+    """What `auto` runs per difficulty bin and budget, as `reason tune` wrote it."""
 
     @model_validator(mode="before")
     @classmethod

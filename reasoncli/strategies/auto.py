@@ -15,6 +15,15 @@ the model, and that agreement among a few samples is a cheap proxy for difficult
      goes to revision chains (`revise` rounds) that start from the best attempts so far.
 3. **Answer**: a majority vote over every answer produced (pilots, widening, revision rounds).
 
+**A tuned policy** (`reason tune` writes it into the model's models.yaml entry) replaces step 2
+when the model has one: the pilot's difficulty estimate picks a bin, and the policy's row for
+the budget names the strategy for that bin (`reasoncli.tune.follow`). A vote widens the pilot
+(its branches count, voted pilots first as they finished); any other strategy runs after the
+pilot as `reason ask` would run it, and the pilot's tokens are part of the cost. With a policy,
+`--budget-tokens` picks the row with the largest mean budget not above it: a mean over
+questions, so a hard question may spend more than it and an easy one less. The constants
+below stay the fallback (no policy, or a run whose --pilot or --max-tokens differ from it).
+
 The budget counts generated tokens. A branch or round is only started when its whole
 per-branch cap still fits, so a run never exceeds `--budget-tokens`. Without `--max-tokens` the
 cap is derived from the budget (`branch_cap`): the pilot may spend PILOT_BUDGET_SHARE of it, the
@@ -30,20 +39,32 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from reasoncli.answers import answers_equivalent
 from reasoncli.engine.branches import Branch
 from reasoncli.engine.sampling import Sampling
 from reasoncli.errors import UsageError
-from reasoncli.events import EventSink, Note
-from reasoncli.results import BranchResult, Result
+from reasoncli.events import (
+    BranchFinished,
+    BranchStarted,
+    BranchText,
+    Event,
+    EventSink,
+    Note,
+    RunStarted,
+)
+from reasoncli.results import BranchResult, Result, VoteGroup
 from reasoncli.session import Session
 from reasoncli.stopping import BetaRule, EscRule, StopRule, beta_leader_probability
-from reasoncli.strategies.base import Kind, StrategyInfo, StrategyOptions, register
+from reasoncli.strategies.base import Kind, StrategyInfo, StrategyOptions, get_strategy, register
 from reasoncli.strategies.parallel import ParallelRun, Policy, attach_rewards, vote_event
 from reasoncli.strategies.revise import Round, attempt_text, run_round, vote_groups
 from reasoncli.voting import majority_vote
+
+if TYPE_CHECKING:
+    from reasoncli.tune.follow import Choice, PolicySource
+    from reasoncli.tune.policy import PolicyRow, TunedPolicy
 
 # Agreement (leader's count / pilots) at or above which a question is easy: stop after the pilot.
 # With 4 pilots that is 3 or 4 agreeing; the Beta rule puts 3-of-4 at P(leader ahead) = 0.81.
@@ -254,14 +275,17 @@ class _State:
     run: ParallelRun
     budget: int
     phases: dict[str, list[int]] = field(
-        default_factory=lambda: {"pilot": [], "widen": [], "revise": []}
+        default_factory=lambda: {"pilot": [], "widen": [], "revise": [], "policy": []}
     )
     rounds: list[Round] = field(default_factory=list)
     stop: str | None = None  # why the run ended before spending its budget
+    inner: Result | None = None  # the strategy a tuned policy ran after the pilot
+    offset: int = 0  # its branch ids follow the pilot's
 
     def spent(self) -> int:
         engine = sum(b.n_tokens for b in self.run.engine.branches)
-        return engine + sum(r.branch.tokens for r in self.rounds if r.branch)
+        inner = self.inner.generated_tokens if self.inner else 0
+        return engine + inner + sum(r.branch.tokens for r in self.rounds if r.branch)
 
     def committed(self) -> int:
         """Spent, plus what live branches may still generate."""
@@ -269,6 +293,8 @@ class _State:
         return self.spent() + live
 
     def tokens(self, phase: str) -> int:
+        if phase == "policy":
+            return self.inner.generated_tokens if self.inner else 0
         if phase == "revise":
             return sum(r.branch.tokens for r in self.rounds if r.branch)
         by_id = {b.id: b for b in self.run.engine.branches}
@@ -313,6 +339,38 @@ class _Widen(Policy):
         return f"vote settled while widening: {reason}" if reason else None
 
 
+class _AllAtOnce(Policy):
+    """A policy's widening: every queued branch starts as soon as a slot is free, no stop rule,
+    so the run is the k-branch vote `reason tune` measured."""
+
+    def launch(self, run: ParallelRun) -> int:
+        return min(len(run.queued), run.engine.capacity)
+
+
+def _shifted(emit: EventSink, offset: int) -> EventSink:
+    """Events of a strategy run after the pilot, with branch ids after the pilot's (its own
+    start line is dropped: the view already shows this run)."""
+
+    def sink(event: Event) -> None:
+        if isinstance(event, RunStarted):
+            return
+        if isinstance(event, BranchStarted):
+            parent = None if event.parent is None else event.parent + offset
+            event = replace(event, branch=event.branch + offset, parent=parent)
+        elif isinstance(event, BranchText | BranchFinished):
+            event = replace(event, branch=event.branch + offset)
+        emit(event)
+
+    return sink
+
+
+def _seen(answers: Sequence[str | None]) -> str:
+    vote = majority_vote(answers)
+    if vote.answer is None:
+        return f"none of {len(answers)} pilots answered"
+    return f"{vote.groups[0].count}/{len(answers)} pilots agree on {vote.answer}"
+
+
 @register
 class Auto:
     info: ClassVar[StrategyInfo] = StrategyInfo(
@@ -331,8 +389,24 @@ class Auto:
         ),
     )
 
-    def __init__(self, thresholds: Thresholds | None = None) -> None:
+    def __init__(
+        self, thresholds: Thresholds | None = None, policies: PolicySource | None = None
+    ) -> None:
         self.thresholds = thresholds or Thresholds()
+        self.policies = policies  # None: the `policy:` of the model's models.yaml entry
+
+    def _tuned(
+        self, model: str, options: StrategyOptions, budget: int
+    ) -> tuple[TunedPolicy | None, PolicyRow | None, str]:
+        """The model's policy and the row this run follows (None: the constants decide), and
+        why a policy that exists is not followed."""
+        from reasoncli.tune.follow import applicable, catalog_policy
+
+        policy = (self.policies or catalog_policy)(model)
+        if policy is None:
+            return None, None, ""
+        row, why = applicable(policy, options, budget)
+        return policy, row, why
 
     def check(self, options: StrategyOptions) -> None:
         options.check()
@@ -354,10 +428,30 @@ class Auto:
         self, question: str, session: Session, options: StrategyOptions, emit: EventSink
     ) -> Result:
         budget = total_budget(options)
-        cap = branch_cap(options)
-        options = replace(options, max_tokens=cap.tokens)
-        mt = cap.tokens
-        slots = max(options.pilot, min(budget // mt, MAX_LIVE_BRANCHES))
+        policy, row, skipped = self._tuned(session.name, options, budget)
+        if policy is not None and row is not None:
+            options = replace(options, pilot=policy.pilot, max_tokens=policy.max_tokens)
+            mt = policy.max_tokens
+            widest = max(
+                (a.branches for a in row.strategies.values() if a.widens_pilot(mt)), default=0
+            )
+            slots = max(options.pilot, min(widest - options.pilot, MAX_LIVE_BRANCHES))
+            opening = (
+                f"budget {budget:,} tokens: following {session.name}'s tuned policy (its "
+                f"{row.budget} tok/q row); {options.pilot} pilot branch(es) of up to {mt} "
+                "tokens judge the difficulty"
+            )
+        else:
+            cap = branch_cap(options)
+            options = replace(options, max_tokens=cap.tokens)
+            mt = cap.tokens
+            slots = max(options.pilot, min(budget // mt, MAX_LIVE_BRANCHES))
+            opening = (
+                f"budget {budget:,} tokens: {options.pilot} pilot branch(es) of "
+                f"{cap.describe()} judge the difficulty"
+            )
+            if skipped:
+                opening += f" (the tuned policy is not used: {skipped})"
         run = ParallelRun(
             self.info.name,
             question,
@@ -369,32 +463,75 @@ class Auto:
         )
         state = _State(run, budget)
         plan: Plan | None = None
+        choice: Choice | None = None
         try:
-            emit(
-                Note(
-                    f"budget {budget:,} tokens: {options.pilot} pilot branch(es) of "
-                    f"{cap.describe()} judge the difficulty",
-                    "plan",
-                )
-            )
+            emit(Note(opening, "plan"))
             sampling = options.sampling or session.sampling
             for _ in range(options.pilot):
                 b = run.add(sampling.with_seed(options.seed + len(run.engine.branches)), "pilot")
                 state.phases["pilot"].append(b.id)
             try:
                 run.drive()
-                if not run.interrupted:
-                    answers = [run.answers.get(i) for i in state.phases["pilot"]]
+                answers = [run.answers.get(i) for i in state.phases["pilot"]]
+                if not run.interrupted and policy is not None and row is not None:
+                    from reasoncli.tune.difficulty import Pilot
+                    from reasoncli.tune.follow import choose
+
+                    tokens = [run.engine.branches[i].n_tokens for i in state.phases["pilot"]]
+                    pilot = Pilot(answers, tokens, mt)
+                    choice = choose(policy, row, pilot, _seen(answers))
+                    emit(Note(choice.reason, "plan"))
+                    self._follow_choice(choice, question, session, options, sampling, state)
+                elif not run.interrupted:
                     plan = plan_after_pilot(answers, budget - state.spent(), mt, self.thresholds)
                     emit(Note(plan.reason, "plan"))
                     self._follow(plan, question, session, options, sampling, state)
             except KeyboardInterrupt:  # between phases; each phase catches its own
                 run.interrupted = True
-            return self._result(plan, options, state)
+            return self._result(plan, options, state, choice, skipped)
         finally:
             run.close()
 
     # -- phases -----------------------------------------------------------------------------
+    def _follow_choice(
+        self,
+        choice: Choice,
+        question: str,
+        session: Session,
+        options: StrategyOptions,
+        sampling: Sampling,
+        state: _State,
+    ) -> None:
+        """Run what the policy chose: widen the pilot's vote to its branches, or run another
+        strategy after the pilot."""
+        from reasoncli.tune.follow import options_for
+
+        action, run = choice.action, state.run
+        if not action.widens_pilot(options.max_tokens):
+            inner_options = options_for(action, options, sampling)
+            strategy = get_strategy(action.strategy)
+            strategy.check(inner_options)
+            state.offset = len(run.engine.branches)
+            state.inner = strategy.run(
+                question, session, inner_options, _shifted(run.emit, state.offset)
+            )
+            run.interrupted = run.interrupted or state.inner.interrupted
+            return
+        extra = action.branches - len(state.phases["pilot"])
+        if extra <= 0:
+            state.stop = f"policy, bin {choice.bin}: answering from the pilot"
+            return
+        for b in run.engine.branches:
+            if b.done:
+                run.engine.release(b)  # frees the pilots' slots; their text stays
+        for _ in range(extra):
+            run.queue(sampling.with_seed(options.seed + run.planned), "widen")
+            state.phases["widen"].append(run.planned - 1)
+        before = getattr(run, "generate_s", 0.0)
+        run.drive(policy=_AllAtOnce())
+        run.generate_s += before
+        run.emit(Note(f"widened by {extra} branch(es); {state.spent():,} tokens spent", "plan"))
+
     def _follow(
         self,
         plan: Plan,
@@ -514,7 +651,14 @@ class Auto:
                 answers.append(r.branch.answer)
         return answers, ids
 
-    def _result(self, plan: Plan | None, options: StrategyOptions, state: _State) -> Result:
+    def _result(
+        self,
+        plan: Plan | None,
+        options: StrategyOptions,
+        state: _State,
+        choice: Choice | None = None,
+        skipped: str = "",
+    ) -> Result:
         run = state.run
         result = run.result(run.vote())
         result.branches += [r.branch for r in state.rounds if r.branch is not None]
@@ -522,6 +666,8 @@ class Auto:
         vote = majority_vote(answers)
         result.answer, result.share = vote.answer, vote.share
         result.votes = vote_groups(vote, ids)
+        if state.inner is not None:  # the policy's strategy answers; the pilot only chose it
+            self._merge(result, state)
         labels = {i: phase for phase, members in state.phases.items() for i in members}
         for b in result.branches:
             b.label = b.label or labels.get(b.id, "")
@@ -536,16 +682,51 @@ class Auto:
         if options.expect is not None:
             attach_rewards(result.branches, options.expect)
         result.details = self._details(plan, state, result.branches)
+        if choice is not None:
+            result.details["path"] = "policy"
+            result.details["reason"] = choice.reason
+        result.details["policy"] = choice.to_json() if choice is not None else None
+        result.details["policy_not_used"] = skipped or None
         result.details["max_tokens"] = options.max_tokens
         result.details["max_tokens_derived"] = not options.max_tokens_explicit and (
             options.budget_tokens is not None
         )
         return result
 
+    @staticmethod
+    def _merge(result: Result, state: _State) -> None:
+        """Add the policy's strategy to the pilot's result: its branches (ids after the pilot's),
+        its answer and votes, its prompt, time and verifier tokens."""
+        inner, offset = state.inner, state.offset
+        assert inner is not None
+        moved = [
+            replace(
+                b,
+                id=b.id + offset,
+                parent=None if b.parent is None else b.parent + offset,
+                label=b.label or "policy",
+            )
+            for b in inner.branches
+        ]
+        state.phases["policy"] = [b.id for b in moved]
+        result.branches += moved
+        result.answer, result.share = inner.answer, inner.share
+        result.votes = [
+            VoteGroup(g.answer, g.count, g.weight, [m + offset for m in g.members])
+            for g in inner.votes
+        ]
+        result.prompt_tokens += inner.prompt_tokens
+        result.timings.prompt_s += inner.timings.prompt_s
+        result.timings.generate_s += inner.timings.generate_s
+        result.timings.prompt_tokens_decoded += inner.timings.prompt_tokens_decoded
+        result.timings.decode_calls += inner.timings.decode_calls
+        state.stop = inner.stop_reason
+
     def _details(
         self, plan: Plan | None, state: _State, branches: list[BranchResult]
     ) -> dict[str, Any]:
-        tokens = {phase: state.tokens(phase) for phase in ("pilot", "widen", "revise")}
+        phases = ("pilot", "widen", "revise", "policy")
+        tokens = {phase: state.tokens(phase) for phase in phases}
         total = sum(tokens.values())
         pilot_ids = set(state.phases["pilot"])
         return {
@@ -561,4 +742,9 @@ class Auto:
             "phases": state.phases,
             "plan": asdict(plan) if plan else None,
             "thresholds": asdict(self.thresholds),
+            # what a judge read, when the policy's strategy has one (best-of-n, beam, dvts)
+            "verifier_tokens": int(state.inner.details.get("verifier_tokens", 0))
+            if state.inner
+            else 0,
+            "inner": state.inner.details if state.inner else None,
         }
