@@ -78,6 +78,17 @@ class Cell:
             tokens = sum(sum(r["branch_tokens"][: self.k]) for r in self.rows)
         return right, tokens / len(self.rows)
 
+    def verifier_tokens(self) -> float | None:
+        """Mean tokens a judge read per question: 0 for a vote, the run's own count for a
+        search or a whole best-of-n run, None where the file does not say (older files, or a
+        best-of-k for k < N: the count is kept per run, not per branch)."""
+        if self.how == "maj":
+            return 0.0
+        whole = self.how == "own" or all(self.k == r["branches"] for r in self.rows)
+        if not whole or not all("verifier_tokens" in r for r in self.rows):
+            return None
+        return sum(r["verifier_tokens"] for r in self.rows) / len(self.rows)
+
 
 def cells(label: str, rows: list[dict]) -> list[Cell]:
     """A vote file gives maj@k for k = 1, 2, 4, ...; a scored best-of-n file adds best-of-k and
@@ -146,9 +157,15 @@ def main() -> None:
         label, _, path = spec.rpartition("=")  # a label may hold "=" (n=16)
         runs[label] = samples(Path(path))
     rows = table(runs)
-    print(f"{'run':<34} {'k':>3} {'n':>4} {'accuracy':>9} {'95% interval':>15} {'tokens/q':>9}")
-    for label, k, n, acc, lo, hi, tok in rows:
-        print(f"{label:<34} {k:>3} {n:>4} {acc:>9.1%} {lo:>7.1%}–{hi:<7.1%} {tok:>9.0f}")
+    judge = [c.verifier_tokens() for label, rows_of in runs.items() for c in cells(label, rows_of)]
+    judged = any(judge)  # a judge's reading is compute too: shown beside the generated tokens
+    head = f"{'run':<34} {'k':>3} {'n':>4} {'accuracy':>9} {'95% interval':>15} {'tokens/q':>9}"
+    print(head + (f" {'verifier/q':>10} {'total/q':>9}" if judged else ""))
+    for (label, k, n, acc, lo, hi, tok), read in zip(rows, judge, strict=True):
+        line = f"{label:<34} {k:>3} {n:>4} {acc:>9.1%} {lo:>7.1%}–{hi:<7.1%} {tok:>9.0f}"
+        if judged:
+            line += f" {read:>10.0f} {tok + read:>9.0f}" if read is not None else f" {'–':>10}"
+        print(line)
     for label, rows_of in runs.items():
         if not all("scores" in r for r in rows_of):
             continue

@@ -68,6 +68,7 @@ class Verifier(Protocol):
     name: str
     needs_logprobs: bool
     per_step: bool  # a PRM: score every step prefix of a whole solution, then aggregate
+    tokens: int  # tokens its model has read so far (prompts and candidates): its compute
 
     def score(self, question: str, candidates: Sequence[Candidate]) -> list[float]: ...
 
@@ -80,6 +81,7 @@ class ConfidenceVerifier:
     name = "confidence"
     needs_logprobs = True
     per_step = False
+    tokens = 0  # reads the policy's own log-probabilities: no forward pass of its own
 
     def score(self, question: str, candidates: Sequence[Candidate]) -> list[float]:
         return [self._one(c) for c in candidates]
@@ -232,6 +234,7 @@ class JudgeVerifier:
         self.no = answer_token_ids(model, NO_WORDS)
         if not self.yes or not self.no or set(self.yes) & set(self.no):
             raise ModelError(f"verifier {name!r}: cannot find Yes/No tokens in its vocabulary")
+        self.tokens = 0
         self._engine: BranchEngine | None = None
         self._question: str | None = None
         self._prompt_cache: tuple[str, list[int], str] | None = None
@@ -290,6 +293,7 @@ class JudgeVerifier:
         except BaseException:
             engine.close()
             raise
+        self.tokens += engine.prompt_tokens_decoded
         self._engine, self._question, self._room = engine, question, room
         return engine
 
@@ -319,7 +323,8 @@ class JudgeVerifier:
         try:
             for text in texts:
                 b = engine.add_branch(GREEDY, max_tokens=1)
-                engine.inject(b, text)
+                # the prompt's last token, then the candidate: what this branch decodes
+                self.tokens += 1 + len(engine.inject(b, text))
                 branches.append(b)
             while engine.live:  # one step: every branch samples its single token
                 engine.step()

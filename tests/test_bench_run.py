@@ -218,3 +218,60 @@ def test_plot_without_matplotlib_is_a_clear_error(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setitem(sys.modules, "matplotlib", None)
     with pytest.raises(PlotUnavailable, match=r"reasoncli\[plot\]"):
         require_matplotlib()
+
+
+def test_every_strategy_keeps_texts_and_judged_ones_count_the_verifier(
+    tmp_path: Path, tiny_session: Any, tiny_gguf: Path
+) -> None:
+    """Branch texts are kept for every strategy (a later extraction or grading rule can be
+    re-applied); a judge's reading is counted beside the generated tokens; the run line names
+    the weights by content; vote and best-of-n with the same settings draw the same branches."""
+    import hashlib
+
+    from reasoncli.bench.render import render_report
+    from reasoncli.bench.report import build_report
+
+    data = tmp_path / "q.jsonl"
+    data.write_text("".join(json.dumps(r) + "\n" for r in FORMATS["generic"]))
+    out = tmp_path / "run.jsonl"
+    request = BenchRequest(
+        data=str(data),
+        strategies=["vote", "best-of-n", "beam", "dvts"],
+        branches=[2],
+        max_tokens=6,
+        out=out,
+        model="tiny",
+        verifier="self",
+        beam_width=2,
+        step_tokens=3,
+    )
+    prepare_bench(request).run(tiny_session, NullProgress())
+    rows = {(r["id"], r["strategy"]): r for r in records(out)}
+    for r in rows.values():
+        assert len(r["texts"]) == len(r["answers"]) and all(isinstance(t, str) for t in r["texts"])
+        assert any(r["texts"])
+        judged = r["strategy"] != "vote"
+        assert (r["verifier_tokens"] > r["tokens"]) if judged else r["verifier_tokens"] == 0
+    for qid in ("line-1", "line-2"):
+        vote, best = rows[qid, "vote"], rows[qid, "best-of-n"]
+        assert vote["texts"] == best["texts"] and vote["branch_tokens"] == best["branch_tokens"]
+    (run,) = records(out, "run")
+    digest = hashlib.sha256(tiny_gguf.read_bytes()).hexdigest()
+    assert run["model_file"] == {
+        "path": str(tiny_gguf),
+        "bytes": tiny_gguf.stat().st_size,
+        "sha256": digest,
+    }
+    assert "save_text" not in run and run["sampling"]["temperature"] > 0
+    report = build_report(out)
+    cost = {c.strategy: (c.mean_tokens, c.mean_verifier_tokens, c.mean_total_tokens)
+            for c in report.cells}  # fmt: skip
+    assert cost["vote"][1] == 0 and cost["vote"][2] == cost["vote"][0]
+    generated, read, total = cost["dvts"]
+    assert read > 0 and total == pytest.approx(generated + read)
+    from rich.console import Console
+
+    console = Console(record=True, width=200)
+    render_report(report, console)
+    text = console.export_text()
+    assert "verifier tok/q" in text and "total tok/q" in text

@@ -77,7 +77,6 @@ class BenchPlan:
     max_tokens_explicit: bool = True  # False: a strategy planning a token budget picks its cap
     seed: int = 0
     temperature: float | None = None
-    save_text: bool = False
     # JUDGE_OPTIONS, with StrategyOptions' defaults
     verifier: str = StrategyOptions.verifier
     aggregate: str = StrategyOptions.aggregate
@@ -131,7 +130,6 @@ class BenchPlan:
             "max_tokens_explicit": self.max_tokens_explicit,
             "seed": self.seed,
             "temperature": self.temperature,
-            "save_text": self.save_text,
             **self.judge(),
         }
 
@@ -144,7 +142,6 @@ class BenchPlan:
             max_tokens_explicit=bool(data.get("max_tokens_explicit", True)),
             seed=int(data["seed"]),
             temperature=data.get("temperature"),
-            save_text=bool(data.get("save_text", False)),
             **{name: data[name] for name in JUDGE_OPTIONS if name in data},  # older files: none
         )
 

@@ -29,6 +29,9 @@ def render_report(report: Report, console: Any) -> None:
         console.print("no samples yet")
         return
     table = Table(title="accuracy against compute", title_justify="left")
+    # A judge's reading is compute too: shown beside the generated tokens when one was used.
+    judged = any(c.mean_verifier_tokens for c in report.cells)
+    cost = ["generated tok/q", "verifier tok/q", "total tok/q"] if judged else ["tokens/q"]
     for name, justify in [
         ("strategy", "left"),
         ("budget", "left"),
@@ -37,12 +40,15 @@ def render_report(report: Report, console: Any) -> None:
         ("95% CI (Wilson)", "right"),
         ("pass@k", "right"),
         ("maj@k", "right"),
-        ("tokens/q", "right"),
+        *((name, "right") for name in cost),
         ("wall", "right"),
         ("tok/s", "right"),
     ]:
         table.add_column(name, justify=justify)  # type: ignore[arg-type]
     for c in report.cells:
+        tokens = [f"{c.mean_tokens:,.0f}"]
+        if judged:
+            tokens += [_count(c.mean_verifier_tokens), _count(c.mean_total_tokens)]
         table.add_row(
             c.strategy,
             c.budget,
@@ -51,7 +57,7 @@ def render_report(report: Report, console: Any) -> None:
             f"{c.ci_low:.1%}–{c.ci_high:.1%}",
             f"{_pct(c.pass_at_n)} @{c.n}",
             f"{_pct(c.maj_at_n)} @{c.n}",
-            f"{c.mean_tokens:,.0f}",
+            *tokens,
             _duration(c.wall_s),
             f"{c.tokens_per_s:,.1f}",
         )
@@ -197,6 +203,11 @@ def _scale(value: float, low: float, high: float, size: int) -> int:
 
 def _pct(value: float | None) -> str:
     return "–" if value is None else f"{value:.1%}"
+
+
+def _count(value: float | None) -> str:
+    """A mean token count; "–" where the file did not record it (runs before it was kept)."""
+    return "–" if value is None else f"{value:,.0f}"
 
 
 def _duration(seconds: float) -> str:

@@ -12,9 +12,10 @@ questions, and `--resume` runs exactly the keys that are missing.
 
 from __future__ import annotations
 
+import hashlib
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
@@ -66,7 +67,6 @@ class BenchRequest:
     model: str | None = None
     out: Path | None = None
     resume: Path | None = None
-    save_text: bool = False
     verifier: str | None = None
     aggregate: str | None = None
     pick: str | None = None
@@ -148,6 +148,8 @@ class BenchJob:
             "questions": len(self.dataset.items),
             "model": session.name,
             "model_arg": self.model_arg,
+            "model_file": _model_file(session),
+            "sampling": asdict(session.sampling),
             "load_s": round(session.load_s, 4),
             **self.plan.to_json(),
         }
@@ -183,6 +185,8 @@ class BenchJob:
             "finish_reasons": [b.finish_reason for b in result.branches],
             "prompt_tokens": result.prompt_tokens,
             "tokens": result.generated_tokens,
+            # what a judge read (best-of-n, beam, dvts); 0 when nothing but the policy ran
+            "verifier_tokens": int(result.details.get("verifier_tokens", 0)),
             "gen_s": round(result.timings.prompt_s + result.timings.generate_s, 4),
             "grade_s": round(finished - graded_at, 4),
             "wall_s": round(finished - started, 4),
@@ -190,9 +194,21 @@ class BenchJob:
         }
         if "scores" in result.details:  # verifier scores per branch (best-of-n)
             record["scores"] = result.details["scores"]
-        if self.plan.save_text:
-            record["texts"] = [b.text for b in result.branches]
+        record["texts"] = [b.text for b in result.branches]  # every strategy: re-gradable later
         return record
+
+
+def _model_file(session: Session) -> dict[str, Any] | None:
+    """The weights a run sampled from, by content: two runs of one configuration that drew
+    different branches can then be told apart by a re-exported model (same name, new file)."""
+    path = getattr(getattr(session, "model", None), "path", None)
+    if path is None:  # a remote server: its weights are not ours to read
+        return None
+    digest = hashlib.sha256()
+    with Path(path).open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return {"path": str(path), "bytes": Path(path).stat().st_size, "sha256": digest.hexdigest()}
 
 
 def prepare_bench(request: BenchRequest) -> BenchJob:
@@ -210,7 +226,6 @@ def prepare_bench(request: BenchRequest) -> BenchJob:
         max_tokens_explicit=request.max_tokens is not None,
         seed=request.seed or 0,
         temperature=request.temperature,
-        save_text=request.save_text,
         **_given_judge(request),
     )
     plan.check()
@@ -266,7 +281,6 @@ def _prepare_resume(request: BenchRequest, path: Path) -> BenchJob:
             if request.branches or request.budget_tokens
             else saved.budgets
         ),
-        save_text=saved.save_text or request.save_text,
     )
     plan.check()
     limit = request.limit if request.limit is not None else header.get("limit")

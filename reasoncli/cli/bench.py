@@ -97,9 +97,6 @@ def run(
     model: ModelOpt = None,
     seed: SeedOpt = None,
     temperature: Temperature = None,
-    save_text: Annotated[
-        bool, typer.Option("--save-text", help="Keep every branch's text in the results.")
-    ] = False,
     verifier: Annotated[
         str | None,
         typer.Option(
@@ -154,7 +151,6 @@ def run(
             model=model,
             out=out,
             resume=resume,
-            save_text=save_text,
             verifier=verifier,
             aggregate=aggregate,
             pick=pick,

@@ -186,6 +186,7 @@ class BestOfN:
                 "best": best,
                 "best_score": run.scores.get(best[0]) if best else None,
                 "scores": [finite_or_none(run.scores.get(i)) for i in every],
+                "verifier_tokens": verifier.tokens,
             }
             if verifier.per_step:  # None for a branch that never finished (Ctrl-C)
                 steps = policy.step_scores

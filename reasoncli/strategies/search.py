@@ -396,6 +396,7 @@ class SearchRun:
                 "reused_tokens": without_reuse - decoded,
                 "prefix_tokens_forked": sum(n.inherited for n in self.nodes),
                 "verify_s": round(s.verify_s, 4),
+                "verifier_tokens": self.verifier.tokens,
                 "step_log": s.step_log,
             },
         )
