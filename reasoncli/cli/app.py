@@ -21,6 +21,8 @@ from reasoncli.cli.serve import serve
 from reasoncli.cli.strategies import strategies
 from reasoncli.cli.train import train_app
 from reasoncli.cli.train_verifier import verifier as _train_verifier  # noqa: F401 (registers it)
+from reasoncli.cli.tune import EXAMPLES as TUNE_EXAMPLES
+from reasoncli.cli.tune import tune
 from reasoncli.engine import cpu_buffers
 from reasoncli.errors import ExitCode, ReasonError
 
@@ -103,6 +105,7 @@ app.command(
 )(rollouts)
 app.add_typer(train_app, name="train", epilog=cli_help.TRAIN_EXAMPLES)
 app.add_typer(logs_app, name="logs", epilog=cli_help.LOGS_EXAMPLES)
+app.command(help="Learn which strategy pays per difficulty and budget.", epilog=TUNE_EXAMPLES)(tune)
 app.command(
     help="Serve every strategy behind an OpenAI-compatible HTTP API.",
     epilog=cli_help.SERVE_EXAMPLES,

@@ -126,19 +126,30 @@ def held_out_mask(ids: Sequence[str], seed: int) -> np.ndarray:
     return np.array([int.from_bytes(k, "big") >= 1 << 63 for k in keys])
 
 
-def _describe(name: str, up_to: float | None, pilot: int, max_tokens: int) -> str:
-    if up_to is None:
-        return "the rest"
+def _describe(
+    name: str, low: float | None, up_to: float | None, pilot: int, max_tokens: int
+) -> str:
+    """A bin's range in words; `low` is the bound of the bin before (None: the first bin)."""
     if name == "disagreement":
-        agree = round((1 - up_to) * pilot)
-        return f"at least {agree} of {pilot} pilots agree"
+        most = pilot if low is None else round((1 - low) * pilot) - 1
+        least = 0 if up_to is None else round((1 - up_to) * pilot)
+        if least == most:
+            return f"{least} of {pilot} pilots agree"
+        return f"{least} to {most} of {pilot} pilots agree"
     if name == "length":
-        return f"pilots average at most {up_to * max_tokens:.0f} tokens"
+        above = "" if low is None else f"over {low * max_tokens:.0f} and "
+        if up_to is None:
+            return f"pilots average {above or 'any length '}".rstrip() + (
+                " tokens" if above else ""
+            )
+        return f"pilots average {above}at most {up_to * max_tokens:.0f} tokens"
+    if up_to is None:
+        return f"difficulty above {low:.3f}" if low is not None else "every question"
     steps = int(up_to * pilot + 1e-9)  # whole disagreement steps of 1/pilot
     share = (up_to - steps / pilot) * (pilot + 1)  # the length part, a share of the cap
     return (
-        f"at least {pilot - steps + 1} of {pilot} pilots agree, or {pilot - steps} with "
-        f"pilots averaging at most {share * max_tokens:.0f} tokens"
+        f"up to: {pilot - steps} of {pilot} pilots agree and they average at most "
+        f"{share * max_tokens:.0f} tokens (difficulty <= {up_to:.3f})"
     )
 
 
@@ -262,7 +273,7 @@ def fit_policy(cs: CandidateSet, settings: TuneSettings) -> TuneResult:
         PolicyBin(
             name=f"bin{i + 1}",
             up_to=None if b is None else round(b, 6),
-            means=_describe(name, b, pilots.size, pilots.max_tokens),
+            means=_describe(name, bounds[i - 1] if i else None, b, pilots.size, pilots.max_tokens),
         )
         for i, b in enumerate(bounds)
     ]
