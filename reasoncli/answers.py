@@ -244,7 +244,7 @@ def _core_of_statement(answer: str) -> str | None:
         return None
     words = answer.split()
     prose = len(words) > 3 or (len(words) > 1 and words[0].isalpha() and len(words[0]) > 1)
-    if prose and any(q in answer for q in "\"'“”"):
+    if prose and any(q in answer for q in '"“”'):
         return None  # quoting a template: 'X," which is the final answer to the problem'
     if prose:
         return _last_number(answer)

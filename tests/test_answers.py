@@ -231,6 +231,8 @@ def test_stated_calculations_and_sentences_keep_their_result(text: str, expected
             "14",
         ),  # fmt: skip
         ("The answer is 9. I think the answer is the final answer.", "9"),
+        ("The answer is 3. So the answer is X.' where X is the final answer", "3"),
+        ("The answer is that it's 42 apples", "42"),  # an apostrophe is not a quoted template
         ("The answer is indeed correct", None),
         ("The answer is 18 +", None),  # cut off while stating it
         ("The answer is 14. Then the answer is 18 +", "14"),
