@@ -272,3 +272,33 @@ def test_train_split_for_rollouts_holds_nothing_out(tmp_path: Path) -> None:
     assert not {r["question"] for r in records} & {p.question for p in held}
     bad = CliRunner().invoke(train_app, ["heldout", "--split", "test"])
     assert bad.exit_code != 0
+
+
+def test_grpo_trains_on_mixed_data_and_records_it(tmp_path: Path, tiny_gguf: Path) -> None:
+    """One real step of `reason train grpo --task mixed` on the tiny model: it trains on the
+    mixed prompts (GSM8K text included), writes the record and the held-out kinds, exports."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("trl")
+    from test_train import TINY_RUN, reason_here
+
+    torch.set_num_threads(1)
+    models = tmp_path / "models.yaml"
+    models.write_text("models: {}\n")
+    env = {"REASON_MODELS": str(models), "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    run_dir = tmp_path / "run"
+    proc = reason_here(
+        "train", "grpo", "-m", str(tiny_gguf), "--task", "mixed", "--steps", "1", *TINY_RUN,
+        "--heldout", "6", "--out", "tiny-mixed", "--run-dir", str(run_dir), "--export", "f16",
+        "--json", env=env,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    assert result["step"] == 1 and result["data"].startswith("mixed")
+    assert "tiny-mixed" in models.read_text()
+    record = json.loads((run_dir / "run.json").read_text())
+    assert record["task"] == "mixed" and "provenance" in record
+    held = [json.loads(line) for line in (run_dir / "heldout.jsonl").read_text().splitlines()]
+    origins = [r.get("origin", "") for r in held]
+    assert sum(o in phrasings.shape_ids("heldout") for o in origins) == 2
+    assert sum(o.startswith("gsm8k-train-") for o in origins) == 2
+    assert len(held) == 6
