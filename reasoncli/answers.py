@@ -31,6 +31,7 @@ __all__ = [
     "group_answers",
     "is_incomplete",
     "is_unevaluated",
+    "is_yes_no_question",
     "normalize_answer",
 ]
 
@@ -66,6 +67,26 @@ _INCOMPLETE_RE = re.compile(r"(?:[-+*/×÷·^=_({\[]|\\(?:times|cdot|div|frac|sq
 _YES_NO = {"yes": "Yes", "no": "No", "true": "True", "false": "False"}
 # "No, ...", "**Yes.**", "no" alone; not "No numbers here" or "no more than 5".
 _FIRST_WORD_RE = re.compile(r"^[\W_]*([A-Za-z]+)(?=[*_]*(?:[.,;:!)]|\s*$))")
+# A yes/no question opens with an auxiliary verb: "Is 1001 prime?", "Can a penguin fly?".
+_POLAR_QUESTION_RE = re.compile(
+    r"^(?:is|are|was|were|am|do|does|did|can|could|will|would|should|shall|has|have|had|may|"
+    r"might|must)(?:n't)?\b",
+    re.IGNORECASE,
+)
+_NEGATION_RE = re.compile(
+    r"\b(?:not|no|never|cannot|neither|nor|none)\b|n't\b|\bcan not\b", re.IGNORECASE
+)
+_CONCLUSION_RE = re.compile(
+    r"^\W*(?:so|thus|hence|therefore|in conclusion|in summary|overall)\b", re.IGNORECASE
+)
+_SAID_YES_NO_RE = re.compile(r"\b(yes|no)\b(?=\s*[,.!;:])", re.IGNORECASE)
+_SENTENCE_RE = re.compile(r"[^.!?\n]+(?:[.!?]+|$)")
+# Words of a question that say nothing about what it asks.
+_QUESTION_STOPWORDS = frozenset(
+    "a an the of to in on at by for with and or it its this that these those there here be is "
+    "are was were am do does did can could will would should shall has have had may might must "
+    "number numbers value true really actually".split()
+)
 # Words that make up non-answers small models write after "the answer is": "the final
 # answer", "correct", "indeed", a template's placeholder "X".
 _FILLER_WORDS = frozenset(
@@ -174,7 +195,53 @@ def _choice_letters(text: str) -> list[str]:
     return letters
 
 
-def extract_answer(text: str, *, multiple_choice: bool = False) -> str | None:
+def is_yes_no_question(question: str) -> bool:
+    """Whether the question (its last sentence that asks) wants a yes or a no: it opens with an
+    auxiliary verb and offers no alternatives ("Is 1001 prime?", not "Is it red or blue?")."""
+    asked = [q.strip() for q in re.findall(r"[^.!?\n]*\?", question)]
+    if not asked or not asked[-1]:
+        return False
+    last = asked[-1]
+    return bool(_POLAR_QUESTION_RE.match(last)) and not re.search(r"\bor\b", last, re.I)
+
+
+def _polar_answer(text: str, question: str) -> str | None:
+    """Yes/No for a yes/no question: a stated yes/no ("The answer is: No"), a reply that opens
+    with one, else the polarity of the sentence that answers it (the last concluding one, else
+    the first) that names what was asked: "1001 is not a prime number." is No."""
+    statements = [_clean(c)[0] for *_, c in _boxed_spans(text)]
+    statements += [a for *_, a in _phrase_answers(text, _PHRASE_RE)]
+    for statement in reversed(statements):
+        word = _yes_no(statement) or _yes_no(statement.split(",")[0] + ",")
+        if word in ("Yes", "No"):
+            return word
+    opening = _yes_no(text)
+    if opening in ("Yes", "No"):
+        return opening
+    topic = _topic_words(question)
+    if not topic:
+        return None
+    sentences = [m.group(0).strip() for m in _SENTENCE_RE.finditer(text)]
+    naming = [s for s in sentences if topic & _topic_words(s)]
+    if not naming:
+        return None
+    concluding = [s for s in naming if _CONCLUSION_RE.match(s)]
+    sentence = concluding[-1] if concluding else naming[0]
+    said = _SAID_YES_NO_RE.search(sentence)  # "So, yes, ..." / "Therefore no, ..."
+    if said:
+        return _YES_NO[said.group(1).lower()]
+    return "No" if _NEGATION_RE.search(sentence) else "Yes"
+
+
+def _topic_words(text: str) -> set[str]:
+    """What a question asks about, as word stems: "Is 97 a prime number?" -> {"97", "prim"}."""
+    words = re.findall(r"[A-Za-z]+|\d+(?:\.\d+)?", text.lower())
+    return {w[:4] for w in words if w not in _QUESTION_STOPWORDS and not w.isdigit()}
+
+
+def extract_answer(
+    text: str, *, multiple_choice: bool = False, question: str | None = None
+) -> str | None:
     """The final answer a model gave in `text`, or None when it gave none.
 
     Tried in order: the last complete `\\boxed{}`/`\\fbox{}`, the last "answer is X" /
@@ -183,9 +250,12 @@ def extract_answer(text: str, *, multiple_choice: bool = False) -> str | None:
     sentence without a number) is passed over for the one before it; one cut off mid-way
     ("The answer is 18 +") with none before it is no answer. Yes/no answers come back
     as "Yes"/"No". With `multiple_choice`, the result is an option letter A-E taken from those
-    statements, else the last standalone letter. Text cut off mid-way is fine: an unclosed box
-    or an empty "The answer is" is passed over.
+    statements, else the last standalone letter. Given the `question`, a yes/no question
+    ("Is 1001 prime?") gets "Yes" or "No" (`_polar_answer`), never a number from the text.
+    Text cut off mid-way is fine: an unclosed box or an empty "The answer is" is passed over.
     """
+    if question is not None and not multiple_choice and is_yes_no_question(question):
+        return _polar_answer(text, question)
     boxed = _boxed_spans(text)
     stated = [_clean(content)[0] for *_, content in boxed]
     stated = [s for s in stated if s]

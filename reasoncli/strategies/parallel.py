@@ -65,11 +65,15 @@ def split_thinking(text: str, tags: tuple[str, str] | None) -> tuple[str | None,
     return None, text
 
 
-def branch_answer(text: str, tags: tuple[str, str] | None, multiple_choice: bool) -> str | None:
+def branch_answer(
+    text: str, tags: tuple[str, str] | None, multiple_choice: bool, question: str | None = None
+) -> str | None:
+    """The branch's answer; given the question, a yes/no question gets Yes or No."""
     thinking, visible = split_thinking(text, tags)
-    answer = extract_answer(visible, multiple_choice=multiple_choice) if visible else None
+    how = {"multiple_choice": multiple_choice, "question": question}
+    answer = extract_answer(visible, **how) if visible else None
     if answer is None and thinking:
-        answer = extract_answer(thinking, multiple_choice=multiple_choice)
+        answer = extract_answer(thinking, **how)
     return answer
 
 
@@ -205,7 +209,7 @@ class ParallelRun:
         """The answer a finished branch gave (tests override this to script answers)."""
         if b.finish_reason == FAILED:
             return None
-        return branch_answer(b.text, self.session.think_tags, self.multiple_choice)
+        return branch_answer(b.text, self.session.think_tags, self.multiple_choice, self.question)
 
     def on_finish(self, b: Branch, score: float | None = None) -> None:
         """Record a branch that ended on its own: its answer joins the vote."""

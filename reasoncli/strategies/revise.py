@@ -122,7 +122,9 @@ def run_round(
     if b is not None:
         # an interrupted round is unfinished text: no answer, no vote (README)
         answer = (
-            None if out.interrupted else branch_answer(b.text, session.think_tags, multiple_choice)
+            None
+            if out.interrupted
+            else branch_answer(b.text, session.think_tags, multiple_choice, question)
         )
         thinking, _ = split_thinking(b.text, session.think_tags)
         reason = "interrupted" if out.interrupted else b.finish_reason or "stopped"

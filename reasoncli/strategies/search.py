@@ -260,7 +260,10 @@ class SearchRun:
             None
             if status == FAILED
             else branch_answer(
-                node.branch.text, self.session.think_tags, self.options.multiple_choice
+                node.branch.text,
+                self.session.think_tags,
+                self.options.multiple_choice,
+                self.question,
             )
         )
         self.emit(
