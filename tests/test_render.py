@@ -266,7 +266,8 @@ def test_render_summary() -> None:
     console = Console(file=io.StringIO(), width=120, force_terminal=True)
     render_summary(make_result(), console)
     text = plain(console.file.getvalue())  # type: ignore[attr-defined]
-    assert "answer: 42" in text and "67% of the vote, 3/3 branches answered" in text
+    assert "answer: 42" in text and "(67% of the 3 votes cast before the interrupt)" in text
+    assert "the vote counts the 3 answers of finished branches; none cut off" in text
     assert "9.5 tok/s" in text and "total 2.6s" in text
     assert "interrupted" in text and "stopped early: 2 of 3 branches agree" in text
     assert re.search(r"42\s+2\s+67%\s+#0 #2", text)

@@ -63,7 +63,7 @@ def _interrupted_line(result: Result) -> str:
     votes = _votes_cast(result)
     cut = sum(1 for b in result.branches if b.finish_reason == "interrupted")
     verb = "does" if cut == 1 else "do"
-    cut_text = f"{_n(cut, 'branch')} cut off mid-answer {verb} not vote"
+    cut_text = f"{_n(cut, 'branch')} cut off mid-answer {verb} not vote" if cut else "none cut off"
     if not votes:
         return f"interrupted before any branch gave an answer: no vote; {cut_text}"
     return (
