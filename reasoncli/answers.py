@@ -79,13 +79,15 @@ _NEGATION_RE = re.compile(
 _CONCLUSION_RE = re.compile(
     r"^\W*(?:so|thus|hence|therefore|in conclusion|in summary|overall)\b", re.IGNORECASE
 )
+_ASKED_RE = re.compile(r"(?:[^.!?\n]|\.(?=\d))*\?")  # a sentence that asks; "0.5" is one word
 _SAID_YES_NO_RE = re.compile(r"\b(yes|no)\b(?=\s*[,.!;:])", re.IGNORECASE)
 _SENTENCE_RE = re.compile(r"[^.!?\n]+(?:[.!?]+|$)")
+_NEGATIONS = frozenset(["not", "never", "cannot", "no"])
 # Words of a question that say nothing about what it asks.
 _QUESTION_STOPWORDS = frozenset(
     "a an the of to in on at by for with and or it its this that these those there here be is "
     "are was were am do does did can could will would should shall has have had may might must "
-    "number numbers value true really actually".split()
+    "than number numbers value true really actually".split()
 )
 # Words that make up non-answers small models write after "the answer is": "the final
 # answer", "correct", "indeed", a template's placeholder "X".
@@ -198,7 +200,7 @@ def _choice_letters(text: str) -> list[str]:
 def is_yes_no_question(question: str) -> bool:
     """Whether the question (its last sentence that asks) wants a yes or a no: it opens with an
     auxiliary verb and offers no alternatives ("Is 1001 prime?", not "Is it red or blue?")."""
-    asked = [q.strip() for q in re.findall(r"[^.!?\n]*\?", question)]
+    asked = [q.strip() for q in _ASKED_RE.findall(question)]
     if not asked or not asked[-1]:
         return False
     last = asked[-1]
@@ -207,8 +209,9 @@ def is_yes_no_question(question: str) -> bool:
 
 def _polar_answer(text: str, question: str) -> str | None:
     """Yes/No for a yes/no question: a stated yes/no ("The answer is: No"), a reply that opens
-    with one, else the polarity of the sentence that answers it (the last concluding one, else
-    the first) that names what was asked: "1001 is not a prime number." is No."""
+    with one, else what the sentence that answers it says. That sentence names the question's
+    subject, a verb, then what was asked ("1001 is not a prime number."); the last concluding
+    one ("So, ...", "Therefore ...") is taken, else the first. None when no sentence answers."""
     statements = [_clean(c)[0] for *_, c in _boxed_spans(text)]
     statements += [a for *_, a in _phrase_answers(text, _PHRASE_RE)]
     for statement in reversed(statements):
@@ -218,25 +221,57 @@ def _polar_answer(text: str, question: str) -> str | None:
     opening = _yes_no(text)
     if opening in ("Yes", "No"):
         return opening
-    topic = _topic_words(question)
-    if not topic:
+    asked = _asked_about(question)
+    if asked is None:
         return None
-    sentences = [m.group(0).strip() for m in _SENTENCE_RE.finditer(text)]
-    naming = [s for s in sentences if topic & _topic_words(s)]
-    if not naming:
+    subject, predicate = asked
+    answers = []
+    for match in _SENTENCE_RE.finditer(text):
+        sentence = match.group(0).strip()
+        claim = _claim(sentence, subject, predicate)
+        if claim is not None:
+            answers.append((bool(_CONCLUSION_RE.match(sentence)), sentence, claim))
+    if not answers:
         return None
-    concluding = [s for s in naming if _CONCLUSION_RE.match(s)]
-    sentence = concluding[-1] if concluding else naming[0]
+    concluding = [a for a in answers if a[0]]
+    _, sentence, claim = concluding[-1] if concluding else answers[0]
     said = _SAID_YES_NO_RE.search(sentence)  # "So, yes, ..." / "Therefore no, ..."
     if said:
         return _YES_NO[said.group(1).lower()]
-    return "No" if _NEGATION_RE.search(sentence) else "Yes"
+    return "No" if _NEGATION_RE.search(claim) else "Yes"
 
 
-def _topic_words(text: str) -> set[str]:
-    """What a question asks about, as word stems: "Is 97 a prime number?" -> {"97", "prim"}."""
-    words = re.findall(r"[A-Za-z]+|\d+(?:\.\d+)?", text.lower())
-    return {w[:4] for w in words if w not in _QUESTION_STOPWORDS and not w.isdigit()}
+def _words(text: str) -> list[str]:
+    return re.findall(r"\d+(?:\.\d+)?(?:/\d+)?|[A-Za-z]+(?:'[a-z]+)?", text.lower())
+
+
+def _stem(word: str) -> str:
+    return word if word[0].isdigit() else word[:4]
+
+
+def _asked_about(question: str) -> tuple[str, set[str]] | None:
+    """(subject stem, predicate stems) of a yes/no question: "Is 97 a prime number?" ->
+    ("97", {"prim"}); "Can a penguin fly?" -> ("peng", {"fly"})."""
+    asked = _ASKED_RE.findall(question)[-1]
+    words = [w for w in _words(asked)[1:] if w not in _QUESTION_STOPWORDS]
+    if len(words) < 2:
+        return None
+    return _stem(words[0]), {_stem(w) for w in words[1:]}
+
+
+def _claim(sentence: str, subject: str, predicate: set[str]) -> str | None:
+    """The words of `sentence` that say something of the subject: the subject, a verb within
+    three words, a predicate word within four ("1001 is not a prime"); None when there are none,
+    or when they are only asked about ("To check if 97 is prime, ...")."""
+    words = _words(sentence)
+    for i, word in enumerate(words):
+        if _stem(word) != subject or {"if", "whether"} & set(words[:i]):
+            continue
+        verb = any(_POLAR_QUESTION_RE.match(w) or w in _NEGATIONS for w in words[i + 1 : i + 4])
+        near = [_stem(w) in predicate for w in words[i + 1 : i + 5]]
+        if verb and any(near):
+            return " ".join(words[i : i + 2 + near.index(True)])
+    return None
 
 
 def extract_answer(
