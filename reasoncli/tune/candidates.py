@@ -85,6 +85,11 @@ class CandidateSet:
     model: str | None
     notes: list[str] = field(default_factory=list)
 
+    @property
+    def sources(self) -> list[str]:
+        """The files the candidates came from, in the order read."""
+        return list(dict.fromkeys(c.source for c in self.candidates))
+
 
 def auto_order(record: dict[str, Any], pilot: int, k: int) -> list[int]:
     """Branch ids 0..k-1 in the order `auto` finishes them when it widens a pilot of `pilot`

@@ -34,6 +34,7 @@ __all__ = [
     "FrontierPoint",
     "RowResult",
     "TuneSettings",
+    "allocate",
     "fit_policy",
     "held_out_mask",
 ]
@@ -184,7 +185,7 @@ def _frontier_options(actions: list[Candidate], mask: np.ndarray) -> list[tuple[
     return kept
 
 
-def _allocate(options: list[list[tuple[int, float, int]]], cap: float) -> list[int] | None:
+def allocate(options: list[list[tuple[int, float, int]]], cap: float) -> list[int] | None:
     """One option per bin maximising the right answers with total cost within `cap`: exact, by
     keeping only the frontier of partial sums (cost up, right strictly up) bin by bin."""
     states: list[tuple[float, int, tuple[int, ...]]] = [(0.0, 0, ())]
@@ -292,7 +293,7 @@ def fit_policy(cs: CandidateSet, settings: TuneSettings) -> TuneResult:
     n_fit = int(fit.sum())
     rows: list[RowResult] = []
     for budget in sorted(set(settings.budgets)):
-        chosen = _allocate(options, budget * n_fit)
+        chosen = allocate(options, budget * n_fit)
         if chosen is None:
             cheapest = sum(min(c for _, c, _ in o) for o in options) / n_fit
             rows.append(
@@ -312,8 +313,8 @@ def fit_policy(cs: CandidateSet, settings: TuneSettings) -> TuneResult:
             bins=tuple(policy_bins),
             budgets=tuple(_policy_row(r, policy_bins) for r in passed),
             tuned_on=(
-                f"{len(cs.ids)} questions ({pilots.source} and others), fit on {n_fit}, "
-                f"checked on {int(held.sum())} held out (id hash, seed {settings.seed})"
+                f"{len(cs.ids)} questions of {', '.join(cs.sources)}: fit on {n_fit}, checked "
+                f"on {int(held.sum())} held out (question-id hash, seed {settings.seed})"
             ),
         )
     frontier = _frontier(uniform, held, rows)

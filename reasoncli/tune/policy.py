@@ -110,8 +110,8 @@ class TunedPolicy(_Schema):
     estimate: str
     pilot: int = Field(ge=1)
     max_tokens: int = Field(ge=1)
-    bins: tuple[PolicyBin, ...] = Field(min_length=1)
-    budgets: tuple[PolicyRow, ...] = Field(min_length=1)
+    bins: tuple[PolicyBin, ...] = Field(min_length=1, strict=False)
+    budgets: tuple[PolicyRow, ...] = Field(min_length=1, strict=False)
     tuned_on: str = ""
 
     @model_validator(mode="after")

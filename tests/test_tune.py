@@ -1,0 +1,290 @@
+"""`reason tune` and `auto` following its policy.
+
+The fit is checked on the committed difficulty-2 results (where the tuned policy does not beat
+the best uniform strategy out of sample, so nothing is written) and end to end on a real
+`reason bench` run of the tiny model whose answers are scripted so that the pilot's agreement
+tells easy from hard questions: there a policy is written into models.yaml, read back, and
+`auto` on the tiny model takes the branch it names.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from reasoncli.bench.picks import pick_is_right
+from reasoncli.bench.progress import NullProgress
+from reasoncli.bench.runner import BenchRequest, prepare_bench
+from reasoncli.errors import CatalogError
+from reasoncli.events import Event, Note
+from reasoncli.models.catalog import load_catalog
+from reasoncli.strategies.auto import Auto
+from reasoncli.strategies.base import StrategyOptions
+from reasoncli.strategies.parallel import ParallelRun
+from reasoncli.tune.candidates import load_candidates
+from reasoncli.tune.difficulty import ESTIMATES, Pilot, auc, estimate
+from reasoncli.tune.fit import allocate, held_out_mask
+from reasoncli.tune.follow import applicable
+from reasoncli.tune.policy import ESTIMATE_NAMES, Action, PolicyBin, PolicyRow, TunedPolicy
+from reasoncli.tune.store import write_policy
+
+RESULTS = Path(__file__).parent.parent / "benchmarks" / "results"
+ARITH2 = [
+    RESULTS / f"arith2-heldout200-t10-{name}.jsonl"
+    for name in ("vote16", "bon16-prm", "dvts-prm", "beam-prm", "greedy")
+]
+NO_POLICY = 10
+
+
+def reason(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "reasoncli", *args],
+        text=True,
+        capture_output=True,
+        env={**os.environ, **(env or {})},
+        timeout=300,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+# -- pieces -----------------------------------------------------------------------------------
+
+
+def test_estimate_names_are_the_schemas() -> None:
+    assert tuple(ESTIMATES) == ESTIMATE_NAMES
+
+
+def test_estimates_read_only_the_pilot() -> None:
+    agree = Pilot(["42", "42", "42", "7"], [10, 10, 10, 10], 100)
+    split = Pilot(["1", "2", None, "3"], [100, 90, 100, 80], 100)
+    assert estimate("disagreement", agree) == pytest.approx(0.25)
+    assert estimate("disagreement", split) == pytest.approx(0.75)
+    assert estimate("length", agree) == pytest.approx(0.1)
+    # the length part orders equal agreements and never crosses a whole agreement step
+    longer = Pilot(["42", "42", "42", "7"], [100, 100, 100, 100], 100)
+    combined = [estimate("disagreement+length", p) for p in (agree, longer, split)]
+    assert combined == sorted(combined) and combined[1] < 0.5
+    assert auc([0.9, 0.8, 0.1, 0.2], [True, True, False, False]) == 1.0
+    assert auc([0.5, 0.5], [True, False]) == 0.5 and auc([1.0], [True]) is None
+
+
+def test_split_is_a_fixed_hash_of_the_id() -> None:
+    ids = [f"q{i}" for i in range(400)]
+    mask = held_out_mask(ids, 0)
+    assert mask.tolist() == held_out_mask(list(reversed(ids)), 0)[::-1].tolist()
+    assert 150 < mask.sum() < 250 and (mask != held_out_mask(ids, 1)).any()
+
+
+def test_allocation_spends_where_it_pays() -> None:
+    # two bins of one question each; (right, cost, index) per option
+    easy = [(1, 10.0, 0), (1, 40.0, 1)]
+    hard = [(0, 10.0, 0), (1, 40.0, 1)]
+    assert allocate([easy, hard], cap=50) == [0, 1]  # cheap where it is enough
+    assert allocate([easy, hard], cap=20) == [0, 0]
+    assert allocate([easy, hard], cap=10) is None
+
+
+# -- candidates from committed files ----------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def arith2() -> Any:
+    return load_candidates(ARITH2, pilot=4)
+
+
+def test_vote_candidates_are_the_tools_own_votes(arith2: Any) -> None:
+    by_label = {c.label: c for c in arith2.candidates}
+    rows = [
+        json.loads(line)
+        for line in (RESULTS / "arith2-heldout200-t10-vote16.jsonl").read_text().splitlines()
+    ]
+    samples = {r["id"]: r for r in rows if r.get("type") == "sample"}
+    vote16 = by_label["vote n=16"].alone
+    assert vote16.correct.tolist() == [bool(samples[i]["correct"]) for i in arith2.ids]
+    vote8 = by_label["vote n=8"].alone
+    assert vote8.correct.tolist() == [pick_is_right(samples[i], 8) for i in arith2.ids]
+    assert vote8.correct.mean() == pytest.approx(0.32)  # README: maj@8 32.0%
+    assert vote8.generated.tolist() == [sum(samples[i]["branch_tokens"][:8]) for i in arith2.ids]
+    # widening the pilot reuses it: no extra tokens; vote n=4 is the pilot's own vote
+    assert (by_label["vote n=8"].after_pilot.total == vote8.total).all()
+    assert by_label["vote n=4"].after_pilot.correct.tolist() == [
+        pick_is_right(samples[i], 4) for i in arith2.ids
+    ]
+    assert by_label["vote n=3"].after_pilot is None  # the pilot already drew 4
+    # any other strategy runs after the pilot and pays for it
+    dvts = by_label["dvts n=8 prm:smollm2-arith2-prm"]
+    assert (dvts.after_pilot.total == dvts.alone.total + arith2.pilots.tokens).all()
+    assert "not recorded" in dvts.verifier_note
+    assert "greedy" in by_label and by_label["greedy"].action.temperature == 0.0
+
+
+def test_committed_difficulty2_policy_is_refused_with_the_numbers(tmp_path: Path) -> None:
+    models = tmp_path / "models.yaml"
+    proc = reason(
+        "tune", *(f"--from={f}" for f in ARITH2), "-m", "smollm2-135m",
+        "--budgets", "192,256,512", "--json", env={"REASON_MODELS": str(models)},
+    )  # fmt: skip
+    assert proc.returncode == NO_POLICY, proc.stderr
+    data = json.loads(proc.stdout)
+    assert data["policy"] is None and data["written"] is None and not models.exists()
+    assert "no policy written" in data["verdict"]
+    assert data["estimate"] == "disagreement"  # the best AUC on the fit part
+    assert all(e["auc_fit"] > 0.5 for e in data["estimates"] if e["name"] != "length")
+    rows = [r for r in data["rows"] if r["strategies"]]
+    assert rows and all(not r["passed"] and r["gain"][1] <= 0 for r in rows)
+    assert all(r["baseline"]["total"] <= 1.1 * r["held_out"]["total"] for r in rows)
+
+
+# -- end to end on the tiny model -------------------------------------------------------------
+
+QUESTIONS = 60
+
+
+def _answer(question: str, branch: int) -> str:
+    """Easy questions (even numbers): every branch right. Hard ones: the 4 pilots and the next
+    8 branches all differ, the last 4 are right, so only a vote of 14 or more finds 7."""
+    number = int(question.split()[2])
+    if number % 2 == 0 or branch >= 12:
+        return "7"
+    return str(100 + branch)
+
+
+@pytest.fixture
+def scripted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(ParallelRun, "answer_of", lambda self, b: _answer(self.question, b.id))
+
+
+@pytest.fixture
+def registry(tmp_path: Path, tiny_gguf: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "models.yaml"
+    path.write_text(f"models:\n  tiny-tuned:\n    source:\n      path: {tiny_gguf}\n")
+    monkeypatch.setenv("REASON_MODELS", str(path))
+    return path
+
+
+@pytest.fixture
+def tiny_session(registry: Path) -> Iterator[Any]:
+    from reasoncli.cli.runner import ModelRequest, load_session
+
+    session = load_session(ModelRequest("tiny-tuned", threads=1))
+    yield session
+    session.close()
+
+
+def test_tune_writes_a_policy_auto_follows(
+    tmp_path: Path, registry: Path, tiny_session: Any, scripted: None
+) -> None:
+    data = tmp_path / "data.jsonl"
+    data.write_text(
+        "".join(
+            json.dumps({"id": f"q{i}", "question": f"What is {i} + 0?", "answer": "7"}) + "\n"
+            for i in range(QUESTIONS)
+        )
+    )
+    out = tmp_path / "vote16.jsonl"
+    job = prepare_bench(
+        BenchRequest(data=str(data), branches=[16], max_tokens=4, out=out, model="tiny-tuned")
+    )
+    job.run(tiny_session, NullProgress())
+    proc = reason("tune", "--from", str(out), "-m", "tiny-tuned", "--budgets", "48,64")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "policy written to" in proc.stdout and "beats it" in proc.stdout
+    text = registry.read_text()
+    assert "policy:" in text and "bins:" in text and "4 of 4 pilots agree" in text
+    policy = load_catalog().get("tiny-tuned").policy
+    assert policy is not None and policy.estimate == "disagreement" and policy.pilot == 4
+    row = policy.budgets[0]
+    # the cheapest vote that finds 7 on hard questions: 2 right votes against single wrong ones
+    assert [a.label() for a in row.strategies.values()] == ["vote n=4", "vote n=14"]
+    assert row.held_out is not None and row.held_out.gain_low > 0
+
+    auto = Auto()  # reads the policy from models.yaml by the session's model name
+    options = StrategyOptions(budget_tokens=200, max_tokens_explicit=False)
+    events: list[Event] = []
+    hard = auto.run("What is 1 + 0?", tiny_session, options, events.append)
+    d = hard.details
+    assert d["path"] == "policy" and d["policy"]["bin"] == "bin2"
+    assert d["policy"]["strategy"] == "vote n=14" and d["policy"]["row"] == row.budget
+    assert d["phases"]["pilot"] == [0, 1, 2, 3] and d["phases"]["widen"] == list(range(4, 14))
+    assert hard.answer == "7" and hard.generated_tokens == 14 * 4
+    plan = [e.message for e in events if isinstance(e, Note) and e.topic == "plan"]
+    assert any("tuned policy" in m for m in plan)
+    assert any("bin 2 of 2" in m and "vote n=14" in m for m in plan)
+
+    easy = auto.run("What is 2 + 0?", tiny_session, options, [].append)
+    assert easy.details["policy"]["bin"] == "bin1" and len(easy.branches) == 4
+    assert easy.answer == "7" and easy.generated_tokens == 4 * 4
+
+    # what tune predicted for each question is what auto did
+    cs = load_candidates([out], pilot=4)
+    chosen = {c.label: c for c in cs.candidates}
+    assert chosen["vote n=14"].after_pilot.correct[cs.ids.index("q1")] == (hard.answer == "7")
+    assert chosen["vote n=14"].after_pilot.total[cs.ids.index("q1")] == hard.generated_tokens
+
+
+def _policy(hard: Action) -> TunedPolicy:
+    return TunedPolicy(
+        estimate="disagreement",
+        pilot=2,
+        max_tokens=4,
+        bins=(PolicyBin(name="easy", up_to=0.0), PolicyBin(name="hard")),
+        budgets=(
+            PolicyRow(
+                budget=100,
+                strategies={"easy": Action(strategy="vote", branches=2), "hard": hard},
+            ),
+        ),
+    )
+
+
+def test_auto_runs_another_strategy_after_the_pilot_and_counts_it(tiny_session: Any) -> None:
+    policy = _policy(Action(strategy="best-of-n", branches=3, verifier="confidence"))
+    auto = Auto(policies=lambda name: policy)
+    options = StrategyOptions(budget_tokens=200, max_tokens_explicit=False)
+    result = auto.run("What is 6*7?", tiny_session, options, [].append)  # no answers: hard
+    d = result.details
+    assert d["policy"]["bin"] == "hard" and d["policy"]["strategy"] == "best-of-n n=3"
+    assert [b.id for b in result.branches] == [0, 1, 2, 3, 4]
+    assert [b.label for b in result.branches[2:]] == ["policy"] * 3
+    assert d["phases"]["policy"] == [2, 3, 4]
+    assert d["tokens"]["pilot"] + d["tokens"]["policy"] == result.generated_tokens
+    assert d["inner"] is not None and "scores" in d["inner"]
+
+
+def test_a_policy_that_does_not_fit_the_run_leaves_the_constants(tiny_session: Any) -> None:
+    policy = _policy(Action(strategy="vote", branches=4))
+    options = StrategyOptions(budget_tokens=200, max_tokens=6, max_tokens_explicit=True)
+    row, why = applicable(policy, options, 200)
+    assert row is None and "--max-tokens 6" in why
+    assert applicable(policy, StrategyOptions(max_tokens_explicit=False), 50)[0] is None
+    result = Auto(policies=lambda name: policy).run("q", tiny_session, options, [].append)
+    assert result.details["path"] in ("easy", "medium", "hard")
+    assert "--max-tokens 6" in result.details["policy_not_used"]
+
+
+def test_a_bad_policy_in_models_yaml_names_the_field(registry: Path) -> None:
+    registry.write_text(
+        registry.read_text()
+        + "    policy:\n      estimate: vibes\n      pilot: 4\n      max_tokens: 128\n"
+        + "      bins: [{name: all}]\n"
+        + "      budgets: [{budget: 100, strategies: {all: {strategy: vote, branches: 4}}}]\n"
+    )
+    with pytest.raises(CatalogError, match="tiny-tuned.*policy.*estimate"):
+        load_catalog()
+
+
+def test_write_policy_round_trips_and_keeps_the_file(registry: Path) -> None:
+    registry.write_text("# mine\n" + registry.read_text())
+    policy = _policy(Action(strategy="dvts", branches=8, verifier="prm:p", beam_width=4))
+    write_policy("tiny-tuned", policy)
+    assert registry.read_text().startswith("# mine\n")
+    assert load_catalog().get("tiny-tuned").policy == policy
+    assert np.isclose(policy.bin_of(0.0), 0) and policy.bin_of(0.5) == 1
