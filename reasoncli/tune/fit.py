@@ -101,6 +101,8 @@ class RowResult:
     gain: tuple[float, float, float] | None = None  # mean, low, high (paired, held-out)
     passed: bool = False
     why: str = ""
+    # against `auto` with its constants, when a results file has an auto run
+    versus_auto: tuple[FrontierPoint, tuple[float, float, float]] | None = None
 
 
 @dataclass
@@ -148,10 +150,13 @@ def _describe(
         return f"difficulty above {low:.3f}" if low is not None else "every question"
     steps = int(up_to * pilot + 1e-9)  # whole disagreement steps of 1/pilot
     share = (up_to - steps / pilot) * (pilot + 1)  # the length part, a share of the cap
-    return (
-        f"up to: {pilot - steps} of {pilot} pilots agree and they average at most "
-        f"{share * max_tokens:.0f} tokens (difficulty <= {up_to:.3f})"
-    )
+    tokens = f"pilots averaging at most {share * max_tokens:.0f} tokens"
+    harder = "" if low is None else "harder than the bin before, up to: "
+    if steps == 0:
+        return f"{harder}{pilot} of {pilot} agree, {tokens}"
+    more = pilot - steps + 1
+    most = f"{more}" if more == pilot else f"{more}+"
+    return f"{harder}{most} of {pilot} agree, or {pilot - steps} with {tokens}"
 
 
 def _bins(values: np.ndarray, count: int) -> list[float | None]:
@@ -360,6 +365,12 @@ def _judge(
     if base is None:
         return replace(row, passed=True, why="no uniform strategy is as cheap")
     c, o = base
+    versus_auto = None
+    for a in uniform:
+        if a.action.strategy == "auto":
+            ao = a.alone.take(held)
+            paired = tested.correct.astype(float) - ao.correct.astype(float)
+            versus_auto = (_point(a.label, "uniform", ao), bootstrap_mean(paired, settings.seed))
     diff = tested.correct.astype(float) - o.correct.astype(float)
     gain = bootstrap_mean(diff, seed=settings.seed)
     passed = gain[1] > 0 if settings.accept == "significant" else gain[0] > 0
@@ -379,6 +390,7 @@ def _judge(
         gain,
         passed,
         why,
+        versus_auto,
     )
 
 

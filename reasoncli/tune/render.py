@@ -33,11 +33,12 @@ def render_text(r: TuneResult, verdict: str) -> str:
         fit = "–" if e.auc_fit is None else f"{e.auc_fit:.2f}"
         held = "–" if e.auc_held_out is None else f"{e.auc_held_out:.2f}"
         out.append(f"  {e.name:<20} {fit:>7} {held:>13}{mark}")
-    out += ["", "bins (quantiles of the estimate on the fit part)"]
+    out += ["", "bins (quantiles of the estimate on the fit part; pass rate on the fit part)"]
     for b in r.bins:
+        bound = "" if b.bin.up_to is None else f"<= {b.bin.up_to:.3f}"
         out.append(
-            f"  {b.bin.name:<6} {b.bin.means:<48} fit {b.fit:>4}  held-out {b.held_out:>4}  "
-            f"pass rate {_pct(b.pass_rate)}"
+            f"  {b.bin.name:<6} {bound:<9} fit {b.fit:>4}  held-out {b.held_out:>4}  "
+            f"pass rate {_pct(b.pass_rate):>6}  {b.bin.means}"
         )
     out += [
         "",
@@ -57,6 +58,13 @@ def render_text(r: TuneResult, verdict: str) -> str:
             f"         fit {_pct(row.fit_accuracy)} at {row.fit_tokens:.0f} tok/q; held-out "
             f"{row.why} -> {verdict_row}"
         )
+        if row.versus_auto is not None:
+            a, (mean, low, high) = row.versus_auto
+            out.append(
+                f"         against {a.label} (its constants) {_pct(a.accuracy)} at "
+                f"{a.total:.0f} tok/q: {mean * 100:+.1f} pts ({low * 100:+.1f} to "
+                f"{high * 100:+.1f}, paired 95%)"
+            )
     out += [
         "",
         f"frontier on the {r.held_out} held-out questions (tokens per question; Wilson 95%)",
@@ -122,6 +130,9 @@ def to_json(r: TuneResult, verdict: str, written: str | None) -> dict[str, Any]:
                 "gain": None if row.gain is None else list(row.gain),
                 "passed": row.passed,
                 "why": row.why,
+                "versus_auto": None
+                if row.versus_auto is None
+                else {"auto": _point(row.versus_auto[0]), "gain": list(row.versus_auto[1])},
             }
             for row in r.rows
         ],
