@@ -32,6 +32,7 @@ def parse(body: dict[str, Any]) -> Any:
         ({"max_tokens": 0}, "from 1 to 512, not 0"),
         ({"max_tokens": 10**30}, "from 1 to 512"),
         ({"max_tokens": 8.5}, "max_tokens must be int, not float"),
+        ({"max_tokens": 1e9}, "max_tokens must be an integer from 1 to 512, not 1000000000"),
         ({"max_completion_tokens": "8"}, "max_tokens must be int, not a string"),
         ({"temperature": float("nan")}, "temperature must be a finite number, not nan"),
         ({"temperature": float("inf")}, "finite"),
@@ -66,7 +67,7 @@ def test_values_within_the_limits_build_the_run() -> None:
     spec = parse(
         {
             "model": "vote-4-tiny",
-            "max_tokens": 256,
+            "max_tokens": 256.0,  # an integer in JSON Schema's terms
             "n": 2,
             "seed": 7,
             "temperature": 0.5,
@@ -101,3 +102,19 @@ def test_limits_are_reported_as_plain_numbers() -> None:
         "max_tokens_per_branch": 512,
         "max_request_tokens": 2048,
     }
+
+
+def test_defaults_counted_in_branches_follow_a_smaller_request() -> None:
+    spec = parse({"model": "weighted-vote-2-tiny"})
+    assert spec.options.warmup == 2  # not the CLI's 4, which a 2-branch request never asked for
+    spec = parse({"model": "beam-2-tiny", "reason": {"beam_width": 1}})
+    assert spec.options.beam_width == 1
+    with pytest.raises(UsageError, match="--warmup \\(3\\) is larger than --branches \\(2\\)"):
+        parse({"model": "weighted-vote-2-tiny", "reason": {"warmup": 3}})
+
+
+def test_without_max_tokens_a_small_context_gets_half_of_it() -> None:
+    spec = parse({})
+    assert spec.options.max_tokens == 256 and not spec.options.max_tokens_explicit
+    wide = parse_run({"model": "tiny"}, served="tiny", defaults={"branches": 2}, limits=Limits())
+    assert wide.options.max_tokens == 512  # the CLI's default, where --ctx has room for it

@@ -153,6 +153,8 @@ def _coerce(key: str, value: Any, kind: type, limits: Limits, *, nullable: bool 
         if isinstance(value, bool):
             return value
     elif kind is int:
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)  # 8.0 is an integer in JSON Schema, so it is one here too
         if isinstance(value, int) and not isinstance(value, bool):
             _check_range(key, value, limits)
             return value
@@ -193,6 +195,23 @@ def _check_range(key: str, value: int, limits: Limits) -> None:
     }.get(high, high)  # type: ignore[call-overload]
     if not low <= value <= top:
         raise UsageError(f"{key} must be an integer from {low} to {top}, not {value}")
+
+
+# Options whose default is a number of branches: a request that asks for fewer branches and
+# leaves them unset gets them lowered to its branch count instead of a 400 for a value it never
+# gave (vote-2 with weighted-vote's --warmup 4).
+_BRANCH_BOUND_DEFAULTS = ("warmup", "beam_width", "pilot")
+
+
+def _fit_defaults(values: dict[str, Any], limits: Limits) -> None:
+    """Defaults that the request's own values or this server's limits make impossible."""
+    defaults = StrategyOptions()
+    branches = values.get("branches", defaults.branches)
+    for name in _BRANCH_BOUND_DEFAULTS:
+        if name not in values:
+            values[name] = min(getattr(defaults, name), branches)
+    if "max_tokens" not in values:  # a small --ctx: the default must leave room for a prompt
+        values["max_tokens"] = min(defaults.max_tokens, limits.max_tokens_per_branch // 2)
 
 
 def _branches_at_once(strategy: str, options: StrategyOptions, used: tuple[str, ...]) -> int:
@@ -278,8 +297,10 @@ def parse_run(
             f"model {model!r} asks for {strategy} but reason.strategy is {extra['strategy']!r}"
         )
     runner = get_strategy(chosen)  # unknown strategy: UsageError listing the known ones
+    explicit = "max_tokens" in values
+    _fit_defaults(values, limits)
     options = StrategyOptions(**values)
-    options.max_tokens_explicit = "max_tokens" in values
+    options.max_tokens_explicit = explicit
     try:
         runner.check(options)
     except (TypeError, ValueError, ArithmeticError) as exc:  # a combination no rule foresaw
@@ -287,6 +308,8 @@ def parse_run(
     n = body.get("n", 1)
     if n is None:
         n = 1
+    if isinstance(n, float) and n.is_integer():
+        n = int(n)
     if not isinstance(n, int) or isinstance(n, bool) or not 1 <= n <= limits.max_n:
         raise UsageError(f"'n' must be an integer from 1 to {limits.max_n} (reason serve --max-n)")
     branches = _branches_at_once(chosen, options, runner.info.options)

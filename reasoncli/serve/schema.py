@@ -91,9 +91,10 @@ def reason_options_schema(limits: Limits) -> dict[str, Any]:
     }
 
 
-def _model_schema(served: str) -> dict[str, Any]:
+def _model_schema(served: str, limits: Limits) -> dict[str, Any]:
     names = sorted(strategy_names(), key=len, reverse=True)
-    pattern = f"^({'|'.join(re.escape(n) for n in names)})-[0-9]+-{re.escape(served)}$"
+    counts = "|".join(str(n) for n in range(limits.max_request_branches, 0, -1))
+    pattern = f"^({'|'.join(re.escape(n) for n in names)})-({counts})-{re.escape(served)}$"
     return {
         "description": "The served model, STRATEGY-MODEL, or STRATEGY-N-MODEL (N branches).",
         "anyOf": [
@@ -106,7 +107,7 @@ def _model_schema(served: str) -> dict[str, Any]:
 def _common_request(served: str, limits: Limits) -> dict[str, Any]:
     tokens = {"type": "integer", "minimum": 1, "maximum": limits.max_tokens_per_branch}
     return {
-        "model": _model_schema(served),
+        "model": _model_schema(served, limits),
         "max_tokens": _nullable({**tokens, "description": "Per-branch cap."}),
         "max_completion_tokens": _nullable({**tokens, "description": "Same as max_tokens."}),
         "temperature": _nullable({"type": "number", **_FLOAT_RANGES["temperature"]}),
