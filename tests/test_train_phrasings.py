@@ -176,7 +176,7 @@ def test_heldout_sources_are_never_trained_on() -> None:
         trained_text = {p.question for p in data.train}
         assert not trained_text & {p.question for p in data.heldout}
     balanced = gsm8k_steps.balanced_heldout(40)
-    assert sorted(s.steps for s in balanced) == [1] * 20 + [2] * 20
+    assert [s.steps for s in balanced] == [1, 2] * 20  # any prefix is balanced too
     assert all(gsm8k_steps.split_of(s.question) == "heldout" for s in balanced)
 
 

@@ -109,15 +109,16 @@ def sources(split: Split, *, steps: tuple[int, ...] = (1, 2)) -> list[Source]:
 
 
 def balanced_heldout(n: int) -> list[Source]:
-    """`n` held-out sources, half one-step and half two-step (file order within each), so
-    an evaluation set is not dominated by the more common two-step problems."""
+    """`n` held-out sources, one-step and two-step in turn (file order within each), so an
+    evaluation set, and any prefix of it (`bench --limit`), is not dominated by the more
+    common two-step problems."""
     one, two = sources("heldout", steps=(1,)), sources("heldout", steps=(2,))
-    k = min(len(one), n - n // 2)
-    chosen = one[:k] + two[: n - k]
+    chosen: list[Source] = []
+    for i in range(max(len(one), len(two))):
+        chosen += one[i : i + 1] + two[i : i + 1]
     if len(chosen) < n:
         raise UsageError(f"only {len(chosen)} held-out GSM8K sources are packaged; ask for fewer")
-    order = {s.id: i for i, s in enumerate(load_sources())}
-    return sorted(chosen, key=lambda s: order[s.id])
+    return chosen[:n]
 
 
 def main(argv: list[str]) -> int:
