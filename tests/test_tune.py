@@ -288,3 +288,41 @@ def test_write_policy_round_trips_and_keeps_the_file(registry: Path) -> None:
     assert registry.read_text().startswith("# mine\n")
     assert load_catalog().get("tiny-tuned").policy == policy
     assert np.isclose(policy.bin_of(0.0), 0) and policy.bin_of(0.5) == 1
+
+
+def test_tune_runs_the_ladder_with_bench_and_resumes(tiny_gguf: Path, tmp_path: Path) -> None:
+    data = tmp_path / "data.jsonl"
+    data.write_text(
+        "".join(
+            json.dumps({"id": f"q{i}", "question": f"What is {i} + 1?", "answer": str(i + 1)})
+            + "\n"
+            for i in range(20)
+        )
+    )
+    runs = tmp_path / "runs"
+    args = ["tune", str(data), "-m", str(tiny_gguf), "--threads", "1", "-n", "4"]
+    args += ["--max-tokens", "4", "--budgets", "8", "--out", str(runs), "--json"]
+    proc = reason(*args)
+    # the tiny model states no answers: nothing beats anything, so no policy
+    assert proc.returncode == NO_POLICY, proc.stderr
+    files = sorted(p.name for p in runs.iterdir())
+    assert files == ["greedy.jsonl", "revise.jsonl", "think.jsonl", "vote.jsonl"]
+    samples = {f: _samples(runs / f) for f in files}
+    assert all(len(s) == 20 for s in samples.values())
+    assert {r["branches"] for r in samples["vote.jsonl"]} == {4}
+    assert {r["max_tokens"] for r in samples["think.jsonl"]} == {8}
+    labels = {p["label"] for p in json.loads(proc.stdout)["frontier"]}
+    assert {"greedy", "vote n=4", "think 8 tok", "revise 4 tok"} <= labels
+    again = reason(*args)  # resumes every file: nothing is generated twice
+    assert again.returncode == NO_POLICY, again.stderr
+    assert all(len(_samples(runs / f)) == 20 for f in files)
+    assert all(_lines(runs / f, "run")[-1]["resumed"] for f in files)
+
+
+def _lines(path: Path, kind: str) -> list[dict[str, Any]]:
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    return [r for r in rows if r.get("type") == kind]
+
+
+def _samples(path: Path) -> list[dict[str, Any]]:
+    return _lines(path, "sample")

@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 __all__ = ["ESTIMATE_NAMES", "Action", "Expected", "PolicyBin", "PolicyRow", "TunedPolicy"]
 
+SERIAL = ("think", "revise")  # one chain: a branch count means nothing, its token budget does
 ESTIMATE_NAMES = ("disagreement", "length", "disagreement+length")
 """The difficulty estimates `reasoncli.tune.difficulty` defines (a test keeps them equal)."""
 
@@ -61,7 +62,8 @@ class Action(_Schema):
         """Short and unique: `vote n=8`, `greedy`, `best-of-n n=16 weighted prm:X`."""
         if self.strategy == "vote" and self.branches == 1 and self.temperature == 0:
             return "greedy"
-        parts = [self.strategy, f"n={self.branches}"]
+        serial = self.strategy in SERIAL
+        parts = [self.strategy] if serial else [self.strategy, f"n={self.branches}"]
         if self.pick == "weighted":
             parts.append("weighted")
         if self.verifier and self.verifier != "confidence":
@@ -70,7 +72,7 @@ class Action(_Schema):
             parts.append(f"agg={self.aggregate}")
         if self.temperature is not None and self.temperature != 0:
             parts.append(f"t={self.temperature:g}")
-        if self.max_tokens is not None and self.strategy in ("think", "revise"):
+        if self.max_tokens is not None and serial:
             parts.append(f"{self.max_tokens} tok")
         return " ".join(parts)
 
