@@ -28,6 +28,7 @@ from reasoncli.cli.ask import (
     Verbose,
     model_request,
 )
+from reasoncli.cli.help import examples
 from reasoncli.cli.io import Terminal
 from reasoncli.errors import ExitCode, UsageError
 
@@ -37,12 +38,12 @@ if TYPE_CHECKING:
 NO_POLICY = 10
 """Exit status when the fit wrote no policy (it did not beat uniform strategies out of sample)."""
 
-EXAMPLES = """Examples:
-  reason tune --from vote16.jsonl --from bon16.jsonl --from dvts.jsonl -m my-model
-  reason tune --from vote16.jsonl --dry-run --budgets 128,256,512 --bins 3
-  reason tune heldout.jsonl -m my-model --verifier prm:my-prm --out tune-runs/
-  reason tune --from vote16.jsonl -m my-model --accept better --json
-"""
+EXAMPLES = examples(
+    "reason tune --from vote16.jsonl --from bon16.jsonl --from dvts.jsonl -m my-model",
+    "reason tune --from vote16.jsonl --dry-run --budgets 128,256,512 --bins 3",
+    "reason tune heldout.jsonl -m my-model --verifier prm:my-prm --out tune-runs/",
+    "reason tune --from vote16.jsonl -m my-model --accept better --json",
+)
 
 
 def _ints(value: str, flag: str) -> tuple[int, ...]:
@@ -59,30 +60,52 @@ def tune(
     ctx: typer.Context,
     data: Annotated[
         str | None,
-        typer.Argument(help="Labelled JSONL questions to run the candidates on (as bench)."),
+        typer.Argument(
+            metavar="DATA", help="Labelled JSONL questions to run the candidates on (as bench)."
+        ),
     ] = None,
     from_: Annotated[
         list[Path] | None,
-        typer.Option("--from", help="Fit on these bench results files instead (repeatable)."),
+        typer.Option(
+            "--from", metavar="FILE", help="Fit on these bench results files instead (repeatable)."
+        ),
     ] = None,
     model: ModelOpt = None,
     verifier: Annotated[
         str | None,
-        typer.Option("--verifier", help="orm:NAME or prm:NAME: add best-of-n (and dvts/beam)."),
+        typer.Option(
+            "--verifier",
+            metavar="orm:NAME|prm:NAME",
+            help="orm:NAME or prm:NAME: add best-of-n (and dvts/beam).",
+        ),
     ] = None,
     budgets: Annotated[
         str,
-        typer.Option("--budgets", help="Mean tokens per question, one policy row each."),
+        typer.Option(
+            "--budgets", metavar="N,N,...", help="Mean tokens per question, one policy row each."
+        ),
     ] = "64,128,256,512,1024",
-    bins: Annotated[int, typer.Option("--bins", help="Difficulty bins (quantiles).", min=1)] = 4,
-    pilot: Annotated[int, typer.Option("--pilot", help="Pilot branches auto samples.", min=1)] = 4,
+    bins: Annotated[
+        int, typer.Option("--bins", metavar="N", help="Difficulty bins (quantiles).", min=1)
+    ] = 4,
+    pilot: Annotated[
+        int, typer.Option("--pilot", metavar="N", help="Pilot branches auto samples.", min=1)
+    ] = 4,
     estimate: Annotated[
         str | None,
-        typer.Option("--estimate", help="disagreement, length or disagreement+length [best AUC]."),
+        typer.Option(
+            "--estimate",
+            metavar="NAME",
+            help="disagreement, length or disagreement+length [best AUC].",
+        ),
     ] = None,
     accept: Annotated[
         str,
-        typer.Option("--accept", help="significant: paired 95% gain above 0; better: gain > 0."),
+        typer.Option(
+            "--accept",
+            metavar="significant|better",
+            help="significant: paired 95% gain above 0; better: gain > 0.",
+        ),
     ] = "significant",
     seed: Annotated[int, typer.Option("--seed", help="Seed of the held-out split.")] = 0,
     branches: Annotated[

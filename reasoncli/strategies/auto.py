@@ -688,8 +688,10 @@ class Auto:
         result.details["policy"] = choice.to_json() if choice is not None else None
         result.details["policy_not_used"] = skipped or None
         result.details["max_tokens"] = options.max_tokens
-        result.details["max_tokens_derived"] = not options.max_tokens_explicit and (
-            options.budget_tokens is not None
+        result.details["max_tokens_derived"] = (
+            choice is None  # a policy's cap is its own, not a share of the budget
+            and not options.max_tokens_explicit
+            and options.budget_tokens is not None
         )
         return result
 
