@@ -127,10 +127,11 @@ def serve(
 ) -> None:
     import uvicorn
 
-    from reasoncli.cli.runner import ModelRequest, load_session
-    from reasoncli.engine.pool import SharedContext
+    from reasoncli.cli.runner import ModelRequest
     from reasoncli.serve.app import ServerState, create_app
+    from reasoncli.serve.engine_proc import EngineProcess
     from reasoncli.serve.request import Limits
+    from reasoncli.serve.worker import EngineConfig
     from reasoncli.strategies.base import get_strategy
 
     get_strategy(strategy)  # unknown names fail before the model loads
@@ -149,25 +150,30 @@ def serve(
     listener = bind(host, port)  # before the model loads: a taken port fails in a second
     if warning := exposure_warning(host, listener.getsockname()[1], api_key):
         print(warning, file=sys.stderr, flush=True)
-    session = load_session(
-        ModelRequest(model, threads, gpu_layers, flash_attn, verbose, backend="local")
+    engine = EngineProcess(
+        EngineConfig(
+            model=ModelRequest(model, threads, gpu_layers, flash_attn, verbose, backend="local"),
+            max_branches=max_branches,
+            max_requests=max_requests,
+            ctx=ctx,
+            threads=threads,
+            flash_attn=flash_attn,
+            queue=queue,
+            queue_timeout=queue_timeout,
+        ),
+        note=lambda line: print(line, file=sys.stderr, flush=True),
     )
-    shared = SharedContext(
-        session.model,
-        max_branches=max_branches,
-        max_runs=max_requests,
-        ctx_per_branch=ctx,
-        n_threads=threads,
-        flash_attn=flash_attn,
-        max_waiting=queue,
-        acquire_timeout_s=queue_timeout,
-    )
+    try:
+        engine.start()  # the model loads in the engine process; its errors keep their exit code
+    except BaseException:
+        listener.close()
+        raise
+    engine.record = _recorder(engine.model_name, log)
     state = ServerState(
-        session=session,
-        shared=shared,
+        engine=engine,
+        model_name=engine.model_name,
         defaults={"strategy": strategy, "branches": branches},
         api_key=api_key or None,
-        record=_recorder(session.name, log),
         limits=limits,
     )
     config = uvicorn.Config(
@@ -184,8 +190,7 @@ def serve(
         server.run([listener])
     finally:
         listener.close()
-        shared.close()
-        session.close()
+        engine.close()
     if server.failed:
         raise AddressError(f"could not serve on {host}:{port}")
     if server.signal == signal.SIGINT:
@@ -226,7 +231,7 @@ class _Server:
         for server in getattr(self._server, "servers", []):
             for sock in server.sockets:
                 port = sock.getsockname()[1]
-        name = self.state.session.name
+        name = self.state.model_name
         key = " (API key required)" if self.state.api_key else ""
         print(f"reason serve: {name} on http://{host}:{port}/v1{key}", file=sys.stderr, flush=True)
 

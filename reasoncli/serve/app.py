@@ -1,8 +1,8 @@
-"""The FastAPI app: OpenAI routes over the shared engine.
+"""The FastAPI app: OpenAI routes in front of the engine process.
 
-Errors are OpenAI-shaped: bad input 400, a wrong key 401, an unknown model 404, a full queue 429
-and no free branch slots in time 503 (both with Retry-After); anything unexpected is a 500 whose
-body says what failed. Nothing here prints: the CLI command prints the one startup line.
+The model is not here: runs go to the engine process (engine_proc.py, worker.py), so a native
+crash there costs the runs in flight a 503, not the server. Errors are OpenAI-shaped (errors.py
+lists the statuses). Nothing here prints: the CLI command prints the startup line.
 """
 
 from __future__ import annotations
@@ -11,22 +11,20 @@ import asyncio
 import json
 import secrets
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from reasoncli.engine.pool import PoolBusy, SharedContext, TokenBudget
-from reasoncli.errors import ReasonError, UsageError
 from reasoncli.events import Event
 from reasoncli.results import Result
 from reasoncli.serve import responses as oai
-from reasoncli.serve.jobs import Cancelled, Job, is_done_marker
+from reasoncli.serve.engine_proc import EngineProcess, Job, is_done_marker
+from reasoncli.serve.errors import ApiError, api_error
 from reasoncli.serve.request import (
     Limits,
-    ModelNotFound,
     RunSpec,
     chat_messages,
     completion_prompt,
@@ -34,72 +32,35 @@ from reasoncli.serve.request import (
     served_model_names,
 )
 from reasoncli.serve.schema import openapi_document
-from reasoncli.serve.session import RequestSession
-from reasoncli.session import Session
+from reasoncli.serve.worker import RunOrder
 
-# Called after every served run: (question, strategy, options, result or None, error or None).
-RunRecorder = Callable[[str, str, Any, Result | None, BaseException | None], None]
 # How often a non-streaming request checks whether its client is still there.
 DISCONNECT_POLL_S = 0.25
 
 
 @dataclass
 class ServerState:
-    session: Session
-    shared: SharedContext
+    engine: EngineProcess
+    model_name: str
     defaults: dict[str, Any] = field(default_factory=dict)  # strategy and its options
     api_key: str | None = None
-    record: RunRecorder | None = None
     jobs: set[Job] = field(default_factory=set)
     started: float = field(default_factory=time.time)
     limits: Limits = field(default_factory=Limits)
 
     def cancel_all(self) -> None:
-        for job in list(self.jobs):
-            job.cancel()
+        self.engine.cancel_all()
 
 
-class ApiError(Exception):
-    def __init__(
-        self, status: int, message: str, *, kind: str, code: str | None = None, retry: int = 0
-    ) -> None:
-        super().__init__(message)
-        self.status, self.message, self.kind, self.code, self.retry = (
-            status,
-            message,
-            kind,
-            code,
-            retry,
-        )
-
-    def response(self) -> JSONResponse:
-        headers = {"Retry-After": str(self.retry)} if self.retry else None
-        body = oai.error_body(self.message, kind=self.kind, code=self.code)
-        return JSONResponse(body, status_code=self.status, headers=headers)
-
-
-def api_error(exc: BaseException) -> ApiError:
-    """The HTTP error for an exception from parsing or running a request."""
-    if isinstance(exc, ApiError):
-        return exc
-    if isinstance(exc, ModelNotFound):
-        return ApiError(404, str(exc), kind="invalid_request_error", code="model_not_found")
-    if isinstance(exc, UsageError):
-        return ApiError(400, str(exc), kind="invalid_request_error", code="invalid_option")
-    if isinstance(exc, PoolBusy):
-        status = 429 if exc.queue_full else 503
-        return ApiError(status, str(exc), kind="server_busy", code="busy", retry=exc.retry_after_s)
-    if isinstance(exc, Cancelled):
-        return ApiError(503, str(exc), kind="server_busy", code="cancelled", retry=1)
-    if isinstance(exc, ReasonError):
-        return ApiError(500, str(exc), kind="server_error", code="run_failed")
-    return ApiError(500, f"internal error: {type(exc).__name__}: {exc}", kind="server_error")
+def error_response(err: ApiError) -> JSONResponse:
+    return JSONResponse(err.body(), status_code=err.status, headers=err.headers())
 
 
 def create_app(state: ServerState) -> FastAPI:
     app = FastAPI(title="reason serve", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.reason = state
-    served = state.session.name
+    served = state.model_name
+    engine = state.engine
     document = openapi_document(served, state.limits, auth=bool(state.api_key))
 
     @app.get("/openapi.json", include_in_schema=False)
@@ -108,7 +69,7 @@ def create_app(state: ServerState) -> FastAPI:
 
     @app.exception_handler(ApiError)
     async def _api_error(request: Request, exc: ApiError) -> JSONResponse:
-        return exc.response()
+        return error_response(exc)
 
     @app.middleware("http")
     async def _auth(request: Request, call_next: Any) -> Any:
@@ -119,24 +80,28 @@ def create_app(state: ServerState) -> FastAPI:
                 token.strip().encode(), state.api_key.encode()
             )
             if not ok:
-                return ApiError(
-                    401, "invalid or missing API key", kind="invalid_request_error",
-                    code="invalid_api_key",
-                ).response()  # fmt: skip
+                return error_response(
+                    ApiError(
+                        401, "invalid or missing API key", kind="invalid_request_error",
+                        code="invalid_api_key",
+                    )
+                )  # fmt: skip
         return await call_next(request)
 
     @app.get("/health")
     async def health() -> dict[str, Any]:
-        shared = state.shared
+        info = engine.info
         return {
-            "status": "ok",
+            "status": "ok" if info.state == "ready" else info.state,
             "model": served,
             "requests_in_flight": len(state.jobs),
-            "branch_slots_free": shared.free_branches,
-            "branch_slots": shared.max_branches,
-            "decode_rounds": shared.scheduler.rounds,
-            "shared_rounds": shared.scheduler.shared_rounds,  # rounds with >1 request's branches
-            "round_seconds": round(shared.scheduler.round_s, 3),  # decoding and sampling
+            **await engine.stats(),  # branch slots and batching counters; {} while restarting
+            "engine": {
+                "pid": info.pid,
+                "state": info.state,
+                "restarts": info.restarts,
+                "last_exit": info.last_exit,
+            },
             "limits": state.limits.to_json(),
         }
 
@@ -186,26 +151,30 @@ def create_app(state: ServerState) -> FastAPI:
         *,
         chat: bool,
     ) -> Any:
-        loop = asyncio.get_running_loop()
-        budget = TokenBudget(state.limits.max_request_tokens)
-        session = RequestSession.of(state.session, state.shared, history, budget)
-        jobs = [
-            Job(
-                spec.strategy,
-                question,
-                session,
-                replace(spec.options, seed=spec.options.seed + i * 10_000),
-                spec.sampling,
-                loop,
-                record=state.record,
-                forward_events=spec.stream,
-            )
-            for i in range(spec.n)
-        ]
-        for job in jobs:
-            state.jobs.add(job)
-            job.on_finished = state.jobs.discard  # in flight until its thread is done
-            job.start()
+        group = engine.new_group()
+        jobs: list[Job] = []
+        try:
+            for i in range(spec.n):
+                order = RunOrder(
+                    rid=0,
+                    strategy=spec.strategy,
+                    question=question,
+                    options=replace(spec.options, seed=spec.options.seed + i * 10_000),
+                    sampling=spec.sampling,
+                    history=history,
+                    forward_events=spec.stream,
+                    group=group,
+                    group_runs=spec.n,
+                    budget_tokens=state.limits.max_request_tokens,
+                )
+                job = await engine.submit(order)
+                jobs.append(job)
+                state.jobs.add(job)
+                job.on_finished = state.jobs.discard  # in flight until the engine says done
+        except BaseException:
+            for j in jobs:
+                j.cancel()
+            raise
         model = body["model"]
         rid = oai.new_id("chatcmpl" if chat else "cmpl")
         if spec.stream:
@@ -271,7 +240,7 @@ def create_app(state: ServerState) -> FastAPI:
                 job = jobs[index]
                 if job.error is not None:
                     err = api_error(job.error)
-                    yield oai.sse(oai.error_body(err.message, kind=err.kind, code=err.code))
+                    yield oai.sse(err.body())
                     continue
                 assert job.result is not None
                 by_index[index] = job.result

@@ -1,0 +1,245 @@
+"""The engine process of `reason serve`: the model, the shared context and the strategy runs.
+
+llama.cpp can abort or segfault (the AMX crash of issue #26 killed every process), so the HTTP
+server does not load the model: it starts this process (`python -m reasoncli.serve.worker FD`)
+and talks to it over a socket pair with `multiprocessing.connection` (pickled tuples; chosen
+by `benchmarks/serve_ipc.py`). A crash here ends the runs in flight, not the server, which
+reports them and starts a new engine (engine_proc.py).
+
+Messages in: ("run", RunOrder), ("cancel", rid), ("stats", qid), ("stop",).
+Messages out: ("ready", info), ("failed", exit_code, message), ("started", rid),
+("event", rid, Event), ("done", rid, Result | None, ApiError | None), ("stats", qid, dict).
+
+Each run gets a thread, as strategies block in `llama_decode`; cancelling makes the run's next
+event raise KeyboardInterrupt inside the strategy, which every strategy handles as Ctrl-C.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+from dataclasses import dataclass, field, replace
+from multiprocessing.connection import Connection
+from typing import Any
+
+from reasoncli.errors import ExitCode, ReasonError
+from reasoncli.events import Event
+from reasoncli.strategies.base import StrategyOptions
+
+
+@dataclass(frozen=True)
+class EngineConfig:
+    """What the engine process loads: the model and the shared context's shape."""
+
+    model: Any  # reasoncli.cli.runner.ModelRequest
+    max_branches: int = 16
+    max_requests: int = 8
+    ctx: int = 2048
+    threads: int | None = None
+    flash_attn: bool = True
+    queue: int = 16
+    queue_timeout: float = 60.0
+
+
+@dataclass(frozen=True)
+class RunOrder:
+    """One strategy run, as the server sends it to the engine process."""
+
+    rid: int
+    strategy: str
+    question: str
+    options: StrategyOptions
+    sampling: dict[str, Any] = field(default_factory=dict)
+    history: list[dict[str, str]] = field(default_factory=list)
+    forward_events: bool = False  # only streams need the token events
+    group: int = 0  # the request: its runs share one generated-token budget
+    group_runs: int = 1
+    budget_tokens: int = 32_768
+
+
+class _Run:
+    """A run on its own thread; reports through `send`."""
+
+    def __init__(self, worker: Worker, order: RunOrder) -> None:
+        self.worker = worker
+        self.order = order
+        self.cancelled = threading.Event()
+        self._emitted = False
+        self._interrupted = False
+        self.thread = threading.Thread(target=self._work, name=f"run-{order.rid}", daemon=True)
+
+    def _emit(self, event: Event) -> None:
+        if self.cancelled.is_set() and not self._interrupted:
+            self._interrupted = True  # once, like one Ctrl-C: its handler may emit more events
+            raise KeyboardInterrupt  # the strategy's Ctrl-C path returns what it has
+        if not self._emitted:
+            self._emitted = True
+            self.worker.send(("started", self.order.rid))
+        if self.order.forward_events:
+            self.worker.send(("event", self.order.rid, event))
+
+    def _work(self) -> None:
+        from reasoncli.serve.errors import Cancelled, api_error
+        from reasoncli.strategies.base import get_strategy
+
+        order = self.order
+        result, error = None, None
+        try:
+            session = self.worker.session_for(order)
+            options = order.options
+            if order.sampling:
+                sampling = replace(session.sampling, **order.sampling)
+                options = replace(options, sampling=sampling)
+            result = get_strategy(order.strategy).run(order.question, session, options, self._emit)
+            result.backend = session.backend_info()
+            if self.cancelled.is_set():
+                result.interrupted = True
+        except KeyboardInterrupt:
+            error = api_error(Cancelled("the request was cancelled before it had a result"))
+        except BaseException as exc:  # reported to the client, never lost in a thread
+            error = api_error(exc)
+        finally:
+            self.worker.finished(self, result, error)
+
+
+class Worker:
+    """The engine process's state: the loaded model, the shared context and the runs."""
+
+    def __init__(self, conn: Connection, session: Any, shared: Any) -> None:
+        self.conn = conn
+        self.session = session
+        self.shared = shared
+        self.runs: dict[int, _Run] = {}
+        self._budgets: dict[int, tuple[Any, int]] = {}  # group -> (TokenBudget, runs left)
+        self._lock = threading.Lock()
+        self._send_lock = threading.Lock()
+
+    def send(self, message: tuple[Any, ...]) -> None:
+        with self._send_lock:
+            try:
+                self.conn.send(message)
+            except (BrokenPipeError, ConnectionResetError, EOFError):
+                pass  # the server is gone; the receive loop ends too
+
+    def session_for(self, order: RunOrder) -> Any:
+        from reasoncli.engine.pool import TokenBudget
+        from reasoncli.serve.session import RequestSession
+
+        with self._lock:
+            budget, _ = self._budgets.setdefault(
+                order.group, (TokenBudget(order.budget_tokens), order.group_runs)
+            )
+        return RequestSession.of(self.session, self.shared, order.history, budget)
+
+    def finished(self, run: _Run, result: Any, error: Any) -> None:
+        order = run.order
+        with self._lock:
+            self.runs.pop(order.rid, None)
+            budget, left = self._budgets.get(order.group, (None, 0))
+            if left <= 1:
+                self._budgets.pop(order.group, None)
+            else:
+                self._budgets[order.group] = (budget, left - 1)
+        try:
+            self.send(("done", order.rid, result, error))
+        except Exception as exc:  # a result that does not pickle must still end the request
+            from reasoncli.serve.errors import api_error
+
+            self.send(("done", order.rid, None, api_error(exc)))
+
+    def stats(self) -> dict[str, Any]:
+        shared = self.shared
+        return {
+            "branch_slots_free": shared.free_branches,
+            "branch_slots": shared.max_branches,
+            "decode_rounds": shared.scheduler.rounds,
+            "shared_rounds": shared.scheduler.shared_rounds,  # rounds with >1 request's branches
+            "round_seconds": round(shared.scheduler.round_s, 3),  # decoding and sampling
+        }
+
+    def serve(self) -> None:
+        """Take orders until the server says stop or goes away (its end of the pipe closes)."""
+        while True:
+            try:
+                message = self.conn.recv()
+            except (EOFError, OSError):
+                break
+            op = message[0]
+            if op == "run":
+                order: RunOrder = message[1]
+                run = _Run(self, order)
+                with self._lock:
+                    self.runs[order.rid] = run
+                run.thread.start()
+            elif op == "cancel":
+                with self._lock:
+                    target = self.runs.get(message[1])
+                if target is not None:
+                    target.cancelled.set()
+            elif op == "stats":
+                self.send(("stats", message[1], self.stats()))
+            elif op == "stop":
+                break
+        self.stop()
+
+    def stop(self) -> None:
+        """Cancel what still runs and wait for it (cancelled runs return at their next step)."""
+        with self._lock:
+            runs = list(self.runs.values())
+        for run in runs:
+            run.cancelled.set()
+        for run in runs:
+            run.thread.join(15)
+
+
+def load(conn: Connection, config: EngineConfig) -> Worker | None:
+    """Load the model and open the shared context; on failure tell the server why."""
+    from reasoncli.cli.runner import load_session
+    from reasoncli.engine.pool import SharedContext
+
+    try:
+        session = load_session(config.model)
+        shared = SharedContext(
+            session.model,
+            max_branches=config.max_branches,
+            max_runs=config.max_requests,
+            ctx_per_branch=config.ctx,
+            n_threads=config.threads,
+            flash_attn=config.flash_attn,
+            max_waiting=config.queue,
+            acquire_timeout_s=config.queue_timeout,
+        )
+    except ReasonError as exc:
+        conn.send(("failed", int(exc.exit_code), str(exc)))
+        return None
+    except Exception as exc:
+        conn.send(("failed", int(ExitCode.MODEL), f"{type(exc).__name__}: {exc}"))
+        return None
+    return Worker(conn, session, shared)
+
+
+def main(argv: list[str]) -> int:
+    # Ctrl-C in a terminal reaches the whole process group: the server decides, not us.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    conn = Connection(int(argv[0]))
+    try:
+        config: EngineConfig = conn.recv()
+    except (EOFError, OSError):
+        return 0
+    worker = load(conn, config)
+    if worker is None:
+        return 1
+    worker.send(("ready", {"model": worker.session.name, "pid": os.getpid()}))
+    try:
+        worker.serve()
+    finally:
+        worker.shared.close()
+        worker.session.close()
+        conn.close()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
