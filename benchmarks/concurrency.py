@@ -6,8 +6,8 @@ prints every process's `tokens_per_s`, medians over repetitions that interleave 
 - `shared`: the default, threads follow the number of decoding processes (engine/core_share.py);
 - `spin`: `REASON_SHARE_CORES=0`, OpenMP's default wait, every process keeps all its threads
   (what `reason` did before);
-- `passive`: `OMP_WAIT_POLICY=passive`, threads sleep at barriers (no sharing: the user's
-  OpenMP setting wins).
+- `active` / `passive`: `OMP_WAIT_POLICY` set, threads spin / sleep at barriers (no sharing:
+  the user's OpenMP setting wins).
 
     python benchmarks/concurrency.py [--reps 3] [--procs 1,2,3] [--max-tokens 96]
 """
@@ -25,6 +25,7 @@ from concurrent.futures import ThreadPoolExecutor
 SETTINGS = {
     "shared": {},
     "spin": {"REASON_SHARE_CORES": "0"},
+    "active": {"OMP_WAIT_POLICY": "active"},
     "passive": {"OMP_WAIT_POLICY": "passive"},
 }
 QUESTION = "Write a short story about a cat."
