@@ -65,6 +65,10 @@ _UNEVALUATED_RE = re.compile(rf"^\(?-?{_NUMBER}\)?(?:\s*{_OPERATOR}\s*\(?-?{_NUM
 # A fragment that stops where more must follow: an operator, "=", an open bracket.
 _INCOMPLETE_RE = re.compile(r"(?:[-+*/×÷·^=_({\[]|\\(?:times|cdot|div|frac|sqrt))\s*$")
 _YES_NO = {"yes": "Yes", "no": "No", "true": "True", "false": "False"}
+# Replies that open with these say yes ("Absolutely, penguins ...").
+_AFFIRMATIVE_OPENING_RE = re.compile(
+    r"^[\W_]*(?:absolutely|certainly|definitely|of course)\b[*_]*[,.!]", re.IGNORECASE
+)
 # "No, ...", "**Yes.**", "no" alone; not "No numbers here" or "no more than 5".
 _FIRST_WORD_RE = re.compile(r"^[\W_]*([A-Za-z]+)(?=[*_]*(?:[.,;:!)]|\s*$))")
 # A yes/no question opens with an auxiliary verb: "Is 1001 prime?", "Can a penguin fly?".
@@ -83,6 +87,9 @@ _ASKED_RE = re.compile(r"(?:[^.!?\n]|\.(?=\d))*\?")  # a sentence that asks; "0.
 _SAID_YES_NO_RE = re.compile(r"\b(yes|no)\b(?=\s*[,.!;:])", re.IGNORECASE)
 _SENTENCE_RE = re.compile(r"[^.!?\n]+(?:[.!?]+|$)")
 _NEGATIONS = frozenset(["not", "never", "cannot", "no"])
+# "15 is an odd number" answers "Is 15 an even number?": opposites, as stems.
+_OPPOSITE_PAIRS = (("even", "odd"), ("prim", "comp"), ("rati", "irra"), ("posi", "nega"))
+_OPPOSITES = {a: b for pair in _OPPOSITE_PAIRS for a, b in (pair, pair[::-1])}
 # Words of a question that say nothing about what it asks.
 _QUESTION_STOPWORDS = frozenset(
     "a an the of to in on at by for with and or it its this that these those there here be is "
@@ -218,27 +225,30 @@ def _polar_answer(text: str, question: str) -> str | None:
         word = _yes_no(statement) or _yes_no(statement.split(",")[0] + ",")
         if word in ("Yes", "No"):
             return word
-    opening = _yes_no(text)
+    opening = "Yes" if _AFFIRMATIVE_OPENING_RE.match(text) else _yes_no(text)
     if opening in ("Yes", "No"):
         return opening
     asked = _asked_about(question)
     if asked is None:
         return None
     subject, predicate = asked
+    opposite = {_OPPOSITES[p] for p in predicate if p in _OPPOSITES}
     answers = []
     for match in _SENTENCE_RE.finditer(text):
         sentence = match.group(0).strip()
-        claim = _claim(sentence, subject, predicate)
-        if claim is not None:
-            answers.append((bool(_CONCLUSION_RE.match(sentence)), sentence, claim))
+        for words, flip in ((predicate, False), (opposite, True)):
+            claim = _claim(sentence, subject, words)
+            if claim is not None:
+                answers.append((bool(_CONCLUSION_RE.match(sentence)), sentence, claim, flip))
+                break
     if not answers:
         return None
     concluding = [a for a in answers if a[0]]
-    _, sentence, claim = concluding[-1] if concluding else answers[0]
+    _, sentence, claim, flip = concluding[-1] if concluding else answers[0]
     said = _SAID_YES_NO_RE.search(sentence)  # "So, yes, ..." / "Therefore no, ..."
     if said:
         return _YES_NO[said.group(1).lower()]
-    return "No" if _NEGATION_RE.search(claim) else "Yes"
+    return "No" if bool(_NEGATION_RE.search(claim)) != flip else "Yes"
 
 
 def _words(text: str) -> list[str]:
