@@ -174,12 +174,19 @@ def _bin_index(d: np.ndarray, bounds: list[float | None]) -> np.ndarray:
     return out
 
 
-def _frontier_options(actions: list[Candidate], mask: np.ndarray) -> list[tuple[int, float, int]]:
-    """(right, cost, candidate index) of the actions on this bin's accuracy-cost frontier."""
+@dataclass(frozen=True)
+class _Arm:
+    """What a policy can pick for a bin: a configuration and its outcome after the pilot."""
+
+    action: Action
+    outcome: Outcome
+
+
+def _frontier_options(arms: list[_Arm], mask: np.ndarray) -> list[tuple[int, float, int]]:
+    """(right, cost, arm index) of the arms on this bin's accuracy-cost frontier."""
     rows = []
-    for i, c in enumerate(actions):
-        o = c.after_pilot
-        assert o is not None
+    for i, arm in enumerate(arms):
+        o = arm.outcome
         rows.append((int(o.correct[mask].sum()), float(o.total[mask].sum()), i))
     rows.sort(key=lambda r: (r[1], -r[0], r[2]))
     kept, best = [], -1
@@ -231,14 +238,15 @@ def _point(label: str, kind: str, o: Outcome, note: str = "") -> FrontierPoint:
 
 
 def _policy_outcome(
-    actions: list[Candidate], chosen: list[int], bins: np.ndarray, mask: np.ndarray
+    arms: list[_Arm], chosen: list[int], bins: np.ndarray, mask: np.ndarray
 ) -> Outcome:
-    picks = [actions[chosen[b]].after_pilot for b in bins[mask]]
-    rows = np.flatnonzero(mask)
+    """Per question of `mask`: the outcome of the arm its bin chose."""
+    questions = np.flatnonzero(mask)
+    pairs = [(arms[chosen[bins[q]]].outcome, q) for q in questions]
     return Outcome(
-        np.array([p.correct[q] for p, q in zip(picks, rows, strict=True)], dtype=bool),  # type: ignore[union-attr]
-        np.array([p.generated[q] for p, q in zip(picks, rows, strict=True)], dtype=float),  # type: ignore[union-attr]
-        np.array([p.verifier[q] for p, q in zip(picks, rows, strict=True)], dtype=float),  # type: ignore[union-attr]
+        np.array([o.correct[q] for o, q in pairs], dtype=bool),
+        np.array([o.generated[q] for o, q in pairs], dtype=float),
+        np.array([o.verifier[q] for o, q in pairs], dtype=float),
     )
 
 
@@ -292,9 +300,9 @@ def fit_policy(cs: CandidateSet, settings: TuneSettings) -> TuneResult:
         )
         for i, pb in enumerate(policy_bins)
     ]
-    actions = [c for c in cs.candidates if c.after_pilot is not None]
+    arms = [_Arm(c.action, c.after_pilot) for c in cs.candidates if c.after_pilot is not None]
     uniform = list(cs.candidates)
-    options = [_frontier_options(actions, fit & (bins_of == i)) for i in range(len(bounds))]
+    options = [_frontier_options(arms, fit & (bins_of == i)) for i in range(len(bounds))]
     n_fit = int(fit.sum())
     rows: list[RowResult] = []
     for budget in sorted(set(settings.budgets)):
@@ -305,9 +313,9 @@ def fit_policy(cs: CandidateSet, settings: TuneSettings) -> TuneResult:
                 RowResult(budget, None, why=f"the cheapest choice costs {cheapest:.0f} tok/q")
             )
             continue
-        if rows and rows[-1].actions == [actions[i].action for i in chosen]:
+        if rows and rows[-1].actions == [arms[i].action for i in chosen]:
             continue  # a larger budget that buys nothing more: the row below already says it
-        rows.append(_judge(budget, actions, chosen, bins_of, fit, held, uniform, settings))
+        rows.append(_judge(budget, arms, chosen, bins_of, fit, held, uniform, settings))
     passed = [r for r in rows if r.passed and r.actions is not None]
     policy = None
     if passed:
@@ -343,7 +351,7 @@ def fit_policy(cs: CandidateSet, settings: TuneSettings) -> TuneResult:
 
 def _judge(
     budget: int,
-    actions: list[Candidate],
+    arms: list[_Arm],
     chosen: list[int],
     bins_of: np.ndarray,
     fit: np.ndarray,
@@ -351,13 +359,13 @@ def _judge(
     uniform: list[Candidate],
     settings: TuneSettings,
 ) -> RowResult:
-    fitted = _policy_outcome(actions, chosen, bins_of, fit)
-    tested = _policy_outcome(actions, chosen, bins_of, held)
+    fitted = _policy_outcome(arms, chosen, bins_of, fit)
+    tested = _policy_outcome(arms, chosen, bins_of, held)
     point = _point(f"policy @{budget}", "policy", tested)
     base = _baseline(uniform, held, point.total)
     row = RowResult(
         budget,
-        [actions[i].action for i in chosen],
+        [arms[i].action for i in chosen],
         fit_accuracy=float(fitted.correct.mean()),
         fit_tokens=float(fitted.total.mean()),
         held_out=point,
