@@ -8,6 +8,7 @@ from __future__ import annotations
 import io
 import os
 import re
+import shlex
 import subprocess
 import sys
 
@@ -132,3 +133,28 @@ def test_beam_panel_titles_are_never_cut_mid_word() -> None:
         number = int(title[1:].split()[0])
         status = statuses.get(number, "running")
         assert title.endswith(status) or title == f"#{number}", title
+
+
+@pytest.mark.embedded
+def test_readme_memory_limit_example_is_what_the_tool_prints() -> None:
+    """The README shows a refused request word for word; run its command and compare."""
+    from pathlib import Path
+
+    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    block = re.search(
+        r"```\n\$ (REASON_MEMORY_LIMIT=\S+) (reason ask .*?)\n(Error: .*?)\n```", readme, re.S
+    )
+    assert block, "the README's REASON_MEMORY_LIMIT example"
+    env_var, command, shown = block[1], block[2], " ".join(block[3].split())
+    name, value = env_var.split("=")
+    args = shlex.split(command)[1:]
+    proc = subprocess.run(
+        [sys.executable, "-m", "reasoncli", *args],
+        input="",
+        text=True,
+        capture_output=True,
+        env={**os.environ, name: value, "REASON_NO_LOG": "1"},
+        timeout=120,
+    )
+    assert proc.returncode == 5
+    assert " ".join(proc.stderr.split()) == shown
