@@ -15,6 +15,7 @@ class BranchResult:
     finish_reason: str
     parent: int | None = None
     thinking: str | None = None  # the <think> trace, when the model writes one
+    thinking_tokens: int = 0  # the trace's tokens, where counted (reason serve's usage)
     forced_tokens: int = 0
     confidence: float | None = None
     score: float | None = None

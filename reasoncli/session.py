@@ -16,6 +16,7 @@ from reasoncli.engine.model import LlamaModel, ModelLoadOptions
 from reasoncli.engine.sampling import Sampling
 from reasoncli.engine.sizing import offload_for, plan_context
 from reasoncli.prompting import COT_SYSTEM, PromptStyle, render_prompt
+from reasoncli.reasoning import skip_thinking, template_think_tags
 
 
 @dataclass
@@ -38,6 +39,8 @@ class Session:
     think_tags: tuple[str, str] | None = None
     options: SessionOptions = field(default_factory=SessionOptions)
     load_s: float = 0.0
+    effort_budgets: dict[str, int] = field(default_factory=dict)  # models.yaml reasoning_effort
+    skip_thinking: bool = False  # prompts close an empty thought (effort none, budget 0)
 
     @classmethod
     def load(cls, resolved: Any, options: SessionOptions | None = None) -> Session:
@@ -61,7 +64,8 @@ class Session:
         style = PromptStyle(
             mode=spec.mode, chat_template=chat_template, prompt_template=spec.prompt_template
         )
-        tags = tuple(spec.think_tags) if spec.think_tags else None
+        tags = tuple(spec.think_tags) if spec.think_tags else template_think_tags(chat_template)
+        effort = spec.reasoning_effort
         return cls(
             name=spec.name,
             model=model,
@@ -71,19 +75,22 @@ class Session:
             think_tags=tags,  # type: ignore[arg-type]
             options=options,
             load_s=time.perf_counter() - t0,
+            effort_budgets=effort.budgets() if effort else {},
         )
 
     def prompt_text(
         self, question: str, *, system: str | None = COT_SYSTEM, assistant_prefix: str = ""
     ) -> str:
-        return render_prompt(
-            self.style,
-            question,
-            system=system,
-            bos=self.model.bos_text,
-            eos=self.model.eos_text,
-            assistant_prefix=assistant_prefix,
+        prompt = render_prompt(
+            self.style, question, system=system, bos=self.model.bos_text, eos=self.model.eos_text
         )
+        return self.open_answer(prompt) + assistant_prefix
+
+    def open_answer(self, prompt: str) -> str:
+        """The rendered prompt, with an empty thought closed when thinking is skipped."""
+        if self.skip_thinking and self.think_tags and self.style.mode == "chat":
+            return skip_thinking(prompt, self.think_tags)
+        return prompt
 
     def prompt_tokens(self, text: str) -> list[int]:
         tokens = self.model.tokenize(text, add_special=True, parse_special=True)

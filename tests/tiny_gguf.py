@@ -26,11 +26,15 @@ class TinyShape:
     dtype: str = "f16"  # f32 | f16
 
 
-def _copy_tokenizer(reader: object, writer: object) -> None:
+def _copy_tokenizer(reader: object, writer: object, chat_template: str | None = None) -> None:
     import gguf
 
+    if chat_template is not None:
+        writer.add_chat_template(chat_template)  # type: ignore[attr-defined]
     for name, fld in reader.fields.items():  # type: ignore[attr-defined]
         if not name.startswith("tokenizer."):
+            continue
+        if chat_template is not None and name == "tokenizer.chat_template":
             continue
         vtype = fld.types[0]
         value = fld.contents()
@@ -40,8 +44,15 @@ def _copy_tokenizer(reader: object, writer: object) -> None:
             writer.add_key_value(name, value, vtype)  # type: ignore[attr-defined]
 
 
-def write_tiny_gguf(source: Path, out: Path, shape: TinyShape = TinyShape(), seed: int = 0) -> Path:
-    """Create `out` with random weights and `source`'s tokenizer; returns `out`."""
+def write_tiny_gguf(
+    source: Path,
+    out: Path,
+    shape: TinyShape = TinyShape(),
+    seed: int = 0,
+    chat_template: str | None = None,
+) -> Path:
+    """Create `out` with random weights and `source`'s tokenizer (and chat template, unless
+    `chat_template` replaces it); returns `out`."""
     import gguf
 
     reader = gguf.GGUFReader(str(source))
@@ -66,7 +77,7 @@ def write_tiny_gguf(source: Path, out: Path, shape: TinyShape = TinyShape(), see
     writer.add_layer_norm_rms_eps(1e-5)
     writer.add_rope_freq_base(10000.0)
     writer.add_file_type(1 if shape.dtype == "f16" else 0)
-    _copy_tokenizer(reader, writer)
+    _copy_tokenizer(reader, writer, chat_template)
 
     norm = np.ones(shape.n_embd, dtype=np.float32)
     writer.add_tensor("token_embd.weight", weight(n_vocab, shape.n_embd, 1.0))

@@ -41,6 +41,18 @@ class Sampling(_Schema):
     repeat_penalty: float = Field(1.0, gt=0)
 
 
+class ReasoningEffort(_Schema):
+    """Thinking tokens per `reasoning_effort` (`none` is always no thinking); unset levels
+    keep `reasoncli.reasoning.DEFAULT_EFFORT_BUDGETS`."""
+
+    low: int | None = Field(None, gt=0)
+    medium: int | None = Field(None, gt=0)
+    high: int | None = Field(None, gt=0)
+
+    def budgets(self) -> dict[str, int]:
+        return {k: v for k, v in self.model_dump().items() if v is not None}
+
+
 class PackageRef(_Schema):
     """A file inside an installed distribution, `path` as `pip show -f DISTRIBUTION` lists it."""
 
@@ -194,6 +206,8 @@ class ModelSpec(_Schema):
     Chat mode: optional wrapper for the user message."""
     stop: tuple[_NonEmpty, ...] = Field((), strict=False)
     think_tags: tuple[_NonEmpty, _NonEmpty] | None = Field(None, strict=False)
+    """Unset: `<think>`/`</think>` when the chat template writes both."""
+    reasoning_effort: ReasoningEffort | None = None
     sampling: Sampling = Sampling()
     extra: str | None = Field(None, pattern=r"^[A-Za-z0-9_-]+$")
     """The `reasoncli[EXTRA]` pip extra that installs this model's package."""

@@ -51,6 +51,7 @@ class RemoteSession:
     options: SessionOptions = field(default_factory=SessionOptions)
     load_s: float = 0.0
     eos_text: str = ""
+    skip_thinking: bool = False  # not applied to remote prompts; think forces no close tag
 
     def prompt_text(
         self, question: str, *, system: str | None = COT_SYSTEM, assistant_prefix: str = ""

@@ -18,7 +18,8 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, StreamingResponse
 
-from reasoncli.events import Event
+from reasoncli.events import BranchText, Event
+from reasoncli.reasoning import ReasoningStream
 from reasoncli.results import Result
 from reasoncli.serve import responses as oai
 from reasoncli.serve.engine_proc import EngineProcess, Job, is_done_marker
@@ -33,6 +34,7 @@ from reasoncli.serve.request import (
 )
 from reasoncli.serve.schema import openapi_document
 from reasoncli.serve.worker import RunOrder
+from reasoncli.strategies.base import get_strategy
 
 # How often a non-streaming request checks whether its client is still there.
 DISCONNECT_POLL_S = 0.25
@@ -127,7 +129,13 @@ def create_app(state: ServerState) -> FastAPI:
         body = await _json(request, state.limits.max_body_bytes)
         try:
             question, history = chat_messages(body)
-            spec = parse_run(body, served=served, defaults=state.defaults, limits=state.limits)
+            spec = parse_run(
+                body,
+                served=served,
+                defaults=state.defaults,
+                limits=state.limits,
+                effort_budgets=engine.thinking.get("effort_budgets"),
+            )
         except Exception as exc:
             raise api_error(exc) from None
         return await _serve(request, body, spec, question, history, chat=True)
@@ -137,7 +145,13 @@ def create_app(state: ServerState) -> FastAPI:
         body = await _json(request, state.limits.max_body_bytes)
         try:
             question = completion_prompt(body)
-            spec = parse_run(body, served=served, defaults=state.defaults, limits=state.limits)
+            spec = parse_run(
+                body,
+                served=served,
+                defaults=state.defaults,
+                limits=state.limits,
+                effort_budgets=engine.thinking.get("effort_budgets"),
+            )
         except Exception as exc:
             raise api_error(exc) from None
         return await _serve(request, body, spec, question, [], chat=False)
@@ -166,6 +180,7 @@ def create_app(state: ServerState) -> FastAPI:
                     group=group,
                     group_runs=spec.n,
                     budget_tokens=state.limits.max_request_tokens,
+                    skip_thinking=spec.skip_thinking,
                 )
                 job = await engine.submit(order)
                 jobs.append(job)
@@ -195,7 +210,20 @@ def create_app(state: ServerState) -> FastAPI:
                 j.cancel()
             raise api_error(exc) from None
         build = oai.chat_completion if chat else oai.text_completion
-        return build(rid, model, spec.strategy, results)
+        return build(rid, model, spec.strategy, results, think_tags())
+
+    def think_tags() -> tuple[str, str] | None:
+        tags = engine.thinking.get("think_tags")
+        return (tags[0], tags[1]) if tags else None
+
+    def trace_streams(spec: RunSpec, n: int, chat: bool) -> dict[int, ReasoningStream]:
+        """Live traces for runs that keep the one branch they start (think); others send the
+        kept branch's trace once the run has decided it."""
+        tags = think_tags()
+        if not (chat and tags and get_strategy(spec.strategy).info.one_chain):
+            return {}
+        opens = bool(engine.thinking.get("opens_thinking")) and not spec.skip_thinking
+        return {i: ReasoningStream(tags, open_at_start=opens) for i in range(n)}
 
     async def _results(request: Request, jobs: list[Job]) -> list[Result]:
         pending = {asyncio.ensure_future(j.finished.wait()) for j in jobs}
@@ -231,10 +259,17 @@ def create_app(state: ServerState) -> FastAPI:
             pumps = [asyncio.ensure_future(_pump(i, j, merged)) for i, j in enumerate(jobs)]
             done = 0
             by_index: dict[int, Result] = {}
+            traces = trace_streams(spec, len(jobs), chat)
             while done < len(jobs):
                 index, item = await merged.get()
                 if isinstance(item, Event):
                     yield oai.sse_comment({"choice": index, **item.to_json()})
+                    live = traces.get(index)
+                    if live is not None and isinstance(item, BranchText):
+                        if piece := live.feed(item.text, forced=item.forced):
+                            yield oai.sse(
+                                oai.chunk(rid, model, chat=chat, index=index, thinking=piece)
+                            )
                     continue
                 done += 1
                 job = jobs[index]
@@ -244,7 +279,12 @@ def create_app(state: ServerState) -> FastAPI:
                     continue
                 assert job.result is not None
                 by_index[index] = job.result
-                text = oai.content(job.result)
+                trace = oai.reasoning(job.result)
+                live = traces.get(index)
+                rest = live.rest(trace) if live is not None else trace
+                if chat and rest:
+                    yield oai.sse(oai.chunk(rid, model, chat=chat, index=index, thinking=rest))
+                text = oai.content(job.result, think_tags())
                 yield oai.sse(oai.chunk(rid, model, chat=chat, index=index, text=text))
                 extra = {"reason": {"strategy": spec.strategy, **oai.result_json(job.result)}}
                 finish = oai.finish_reason(job.result)

@@ -113,6 +113,7 @@ class EngineProcess:
         self.note = note or (lambda _line: None)
         self.info = EngineState()
         self.model_name = ""
+        self.thinking: dict[str, Any] = {}  # worker.thinking_info: tags, opens, effort budgets
         self.loop: asyncio.AbstractEventLoop | None = None
         self._proc: subprocess.Popen[bytes] | None = None
         self._conn: Connection | None = None
@@ -162,6 +163,9 @@ class EngineProcess:
             error.exit_code = message[1]  # type: ignore[misc]
             raise error
         self.model_name = message[1]["model"]
+        self.thinking = {
+            k: message[1].get(k) for k in ("think_tags", "opens_thinking", "effort_budgets")
+        }
         with self._lock:
             self._proc, self._conn = proc, conn
             self.info.pid = proc.pid

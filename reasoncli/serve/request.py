@@ -16,6 +16,7 @@ from typing import Any
 
 from reasoncli.errors import UsageError
 from reasoncli.option_checks import check_options
+from reasoncli.reasoning import EFFORTS, ThinkingBudget, effort_budget
 from reasoncli.stopping import STOP_RULES
 from reasoncli.strategies.base import PICKS, StrategyOptions, get_strategy, strategy_names
 from reasoncli.strategies.revise import FINAL_MODES
@@ -98,6 +99,7 @@ class RunSpec:
     n: int = 1
     stream: bool = False
     include_usage: bool = False
+    skip_thinking: bool = False  # reasoning_effort none, or thinking_budget_tokens 0
 
 
 def split_model_name(name: str, served: str) -> tuple[str | None, int | None]:
@@ -242,12 +244,37 @@ def planned_tokens(strategy: str, options: StrategyOptions) -> int:
     return options.max_tokens
 
 
+def thinking_budget(
+    body: dict[str, Any], limits: Limits, effort_budgets: dict[str, int] | None = None
+) -> ThinkingBudget:
+    """The request's thinking budget: llama.cpp's `thinking_budget_tokens` (-1: none), else
+    `reasoning_effort` through the model's table, capped to what --ctx leaves for thinking."""
+    tokens = body.get("thinking_budget_tokens")
+    if tokens is not None:
+        if isinstance(tokens, float) and tokens.is_integer():
+            tokens = int(tokens)
+        top = limits.max_tokens_per_branch
+        if not isinstance(tokens, int) or isinstance(tokens, bool) or not -1 <= tokens <= top:
+            raise UsageError(f"'thinking_budget_tokens' must be an integer from -1 to {top}")
+        return ThinkingBudget(None if tokens == -1 else tokens)
+    effort = body.get("reasoning_effort")
+    if effort is None:
+        return ThinkingBudget()
+    if effort not in EFFORTS:
+        raise UsageError(f"'reasoning_effort' must be one of {', '.join(EFFORTS)}, not {effort!r}")
+    budget = effort_budget(effort, effort_budgets)
+    if budget.tokens:
+        return ThinkingBudget(min(budget.tokens, limits.max_tokens_per_branch // 2))
+    return budget
+
+
 def parse_run(
     body: dict[str, Any],
     *,
     served: str,
     defaults: dict[str, Any],
     limits: Limits | None = None,
+    effort_budgets: dict[str, int] | None = None,
 ) -> RunSpec:
     """Validate an OpenAI request body and build the run; raises UsageError (HTTP 400)."""
     limits = limits or Limits()
@@ -267,8 +294,14 @@ def parse_run(
     for key in ("temperature", "top_p"):
         if body.get(key) is not None:
             sampling[key] = _coerce(key, body[key], float, limits)
-    if (max_tokens := body.get("max_completion_tokens", body.get("max_tokens"))) is not None:
+    max_tokens = body.get("max_completion_tokens")
+    if max_tokens is None:
+        max_tokens = body.get("max_tokens")
+    if max_tokens is not None:
         values["max_tokens"] = _coerce("max_tokens", max_tokens, int, limits)
+    thinking = thinking_budget(body, limits, effort_budgets)
+    if thinking.tokens:  # the thinking cap: think forces the answer at it, others stop there
+        values["max_tokens"] = min(thinking.tokens, values.get("max_tokens", thinking.tokens))
     if body.get("seed") is not None:
         values["seed"] = _coerce("seed", body["seed"], int, limits)
     types = _option_types()
@@ -345,11 +378,17 @@ def parse_run(
         n=n,
         stream=stream,
         include_usage=bool(include_usage),
+        skip_thinking=thinking.skip,
     )
 
 
+# Where clients put an assistant turn's trace: llama.cpp/DeepSeek, then vLLM/ollama/OpenRouter.
+REASONING_KEYS = ("reasoning_content", "reasoning")
+
+
 def chat_messages(body: dict[str, Any]) -> tuple[str, list[dict[str, str]]]:
-    """The question (the last user message) and the conversation before it."""
+    """The question (the last user message) and the conversation before it; earlier traces are
+    dropped, as thinking models' templates drop them (they were not trained to read them)."""
     messages = body.get("messages")
     if not isinstance(messages, list) or not messages:
         raise UsageError("'messages' must be a non-empty list")
@@ -357,6 +396,9 @@ def chat_messages(body: dict[str, Any]) -> tuple[str, list[dict[str, str]]]:
     for i, m in enumerate(messages):
         if not isinstance(m, dict) or m.get("role") not in ("system", "user", "assistant"):
             raise UsageError(f"messages[{i}] needs a role of system, user or assistant")
+        for key in REASONING_KEYS:  # an earlier turn's trace: accepted, not fed back as text
+            if m.get(key) is not None and not isinstance(m[key], str):
+                raise UsageError(f"messages[{i}].{key} must be a string")
         turns.append({"role": m["role"], "content": _text(m.get("content"), f"messages[{i}]")})
     if turns[-1]["role"] != "user":
         raise UsageError("the last message must be the user's question")

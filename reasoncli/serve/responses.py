@@ -1,8 +1,11 @@
 """Results as OpenAI-shaped JSON: completions, chat completions, stream chunks and errors.
 
 `content` is the final answer, what `reason ask` prints on stdout; when no answer could be
-extracted (an open-ended question) it is the text of the branch the strategy kept. Usage counts
-every branch's tokens, and the whole result (votes, branches, timings) rides along in `reason`.
+extracted (an open-ended question) it is the text of the branch the strategy kept, less its
+`<think>` trace. That trace goes in `reasoning_content` (llama.cpp, DeepSeek) and `reasoning`
+(vLLM, ollama, OpenRouter): both, as clients read one or the other. Usage counts every branch's
+tokens (`reasoning_tokens` those of the traces), and the whole result (votes, branches,
+timings) rides along in `reason`.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from reasoncli.results import BranchResult, Result
+from reasoncli.strategies.parallel import split_thinking
 
 
 def new_id(prefix: str) -> str:
@@ -31,11 +35,28 @@ def winner(result: Result) -> BranchResult | None:
     return (natural or result.branches or [None])[0]
 
 
-def content(result: Result) -> str:
+def content(result: Result, tags: tuple[str, str] | None = None) -> str:
     if result.answer is not None:
         return result.answer
     best = winner(result)
-    return best.text.strip() if best else ""
+    if best is None:
+        return ""
+    if best.thinking is None:
+        return best.text.strip()
+    if tags and tags[1] in best.text:  # the text after the trace; the trace has its own field
+        return split_thinking(best.text, tags)[1].strip()
+    return ""  # cut while still thinking
+
+
+def reasoning(result: Result) -> str | None:
+    """The kept branch's trace, None when it wrote none."""
+    best = winner(result)
+    return best.thinking if best is not None and best.thinking else None
+
+
+def reasoning_fields(text: str | None) -> dict[str, str]:
+    """The trace under both names clients read; nothing when there is none."""
+    return {"reasoning_content": text, "reasoning": text} if text else {}
 
 
 def finish_reason(result: Result) -> str:
@@ -50,10 +71,12 @@ def finish_reason(result: Result) -> str:
 def usage(results: Sequence[Result]) -> dict[str, int]:
     prompt = sum(r.prompt_tokens for r in results)
     generated = sum(r.generated_tokens for r in results)
+    thinking = sum(b.thinking_tokens for r in results for b in r.branches)
     return {
         "prompt_tokens": prompt,
         "completion_tokens": generated,
         "total_tokens": prompt + generated,
+        "completion_tokens_details": {"reasoning_tokens": min(thinking, generated)},
     }
 
 
@@ -78,7 +101,11 @@ def reason_field(strategy: str, results: Sequence[Result]) -> dict[str, Any]:
 
 
 def chat_completion(
-    rid: str, model: str, strategy: str, results: Sequence[Result]
+    rid: str,
+    model: str,
+    strategy: str,
+    results: Sequence[Result],
+    tags: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
     return {
         "id": rid,
@@ -88,7 +115,11 @@ def chat_completion(
         "choices": [
             {
                 "index": i,
-                "message": {"role": "assistant", "content": content(r)},
+                "message": {
+                    "role": "assistant",
+                    "content": content(r, tags),
+                    **reasoning_fields(reasoning(r)),
+                },
                 "finish_reason": finish_reason(r),
                 "logprobs": None,
             }
@@ -100,7 +131,11 @@ def chat_completion(
 
 
 def text_completion(
-    rid: str, model: str, strategy: str, results: Sequence[Result]
+    rid: str,
+    model: str,
+    strategy: str,
+    results: Sequence[Result],
+    tags: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
     return {
         "id": rid,
@@ -108,7 +143,12 @@ def text_completion(
         "created": int(time.time()),
         "model": model,
         "choices": [
-            {"index": i, "text": content(r), "finish_reason": finish_reason(r), "logprobs": None}
+            {
+                "index": i,
+                "text": content(r, tags),
+                "finish_reason": finish_reason(r),
+                "logprobs": None,
+            }
             for i, r in enumerate(results)
         ],
         "usage": usage(results),
@@ -126,10 +166,13 @@ def chunk(
     role: bool = False,
     finish: str | None = None,
     extra: dict[str, Any] | None = None,
+    thinking: str | None = None,
 ) -> dict[str, Any]:
-    """One streamed chunk; chat chunks carry a `delta`, completion chunks `text`."""
+    """One streamed chunk; chat chunks carry a `delta` (trace text in `reasoning_content` and
+    `reasoning`), completion chunks `text`."""
     if chat:
         delta: dict[str, Any] = {"role": "assistant"} if role else {}
+        delta.update(reasoning_fields(thinking))
         if text is not None:
             delta["content"] = text
         choice: dict[str, Any] = {"index": index, "delta": delta, "finish_reason": finish}

@@ -15,6 +15,7 @@ import typing
 from dataclasses import fields
 from typing import Any
 
+from reasoncli.reasoning import EFFORTS
 from reasoncli.serve.request import (
     _BRANCHES,
     _INTERNAL,
@@ -109,7 +110,27 @@ def _common_request(served: str, limits: Limits) -> dict[str, Any]:
     return {
         "model": _model_schema(served, limits),
         "max_tokens": _nullable({**tokens, "description": "Per-branch cap."}),
-        "max_completion_tokens": _nullable({**tokens, "description": "Same as max_tokens."}),
+        "max_completion_tokens": _nullable(
+            {**tokens, "description": "Same as max_tokens; wins when both are given."}
+        ),
+        "reasoning_effort": _nullable(
+            {
+                "type": "string",
+                "enum": list(EFFORTS),
+                "description": "A thinking budget from the model's table (models.yaml "
+                "reasoning_effort); none skips thinking where the model thinks in tags.",
+            }
+        ),
+        "thinking_budget_tokens": _nullable(
+            {
+                "type": "integer",
+                "minimum": -1,
+                "maximum": limits.max_tokens_per_branch,
+                "description": "llama.cpp's thinking budget: -1 none, 0 no thinking; the think "
+                "strategy forces the answer at it, others stop each branch there. Wins over "
+                "reasoning_effort.",
+            }
+        ),
         "temperature": _nullable({"type": "number", **_FLOAT_RANGES["temperature"]}),
         "top_p": _nullable({"type": "number", **_FLOAT_RANGES["top_p"]}),
         "n": _nullable({"type": "integer", "minimum": 1, "maximum": limits.max_n}),
@@ -137,6 +158,10 @@ def _request_schemas(served: str, limits: Limits) -> dict[str, Any]:
         "properties": {
             "role": {"type": "string", "enum": ["system", "user", "assistant"]},
             "content": content,
+            "reasoning_content": _nullable(
+                {"type": "string", "description": "An earlier turn's trace; not fed back."}
+            ),
+            "reasoning": _nullable({"type": "string", "description": "Same as reasoning_content."}),
         },
         "required": ["role", "content"],
     }
@@ -182,6 +207,11 @@ def _response_schemas(limits: Limits) -> dict[str, Any]:
             "prompt_tokens": integer,
             "completion_tokens": integer,
             "total_tokens": integer,
+            "completion_tokens_details": {
+                "type": "object",
+                "properties": {"reasoning_tokens": integer},
+                "required": ["reasoning_tokens"],
+            },
         },
         "required": ["prompt_tokens", "completion_tokens", "total_tokens"],
     }
@@ -196,6 +226,7 @@ def _response_schemas(limits: Limits) -> dict[str, Any]:
             "finish_reason": {"type": "string"},
             "parent": {"type": ["integer", "null"]},
             "thinking": optional_text,
+            "thinking_tokens": integer,
             "confidence": {"type": ["number", "null"]},
             "score": {"type": ["number", "null"]},
         },
@@ -239,7 +270,15 @@ def _response_schemas(limits: Limits) -> dict[str, Any]:
             **choice_base,
             "message": {
                 "type": "object",
-                "properties": {"role": {"const": "assistant"}, "content": {"type": "string"}},
+                "properties": {
+                    "role": {"const": "assistant"},
+                    "content": {"type": "string", "description": "The answer, without the trace."},
+                    "reasoning_content": {
+                        "type": "string",
+                        "description": "The kept branch's <think> trace (thinking models only).",
+                    },
+                    "reasoning": {"type": "string", "description": "Same as reasoning_content."},
+                },
                 "required": ["role", "content"],
             },
         },

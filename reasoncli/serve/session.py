@@ -28,8 +28,10 @@ class RequestSession(Session):
         shared: SharedContext,
         history: list[dict[str, str]] | None = None,
         budget: TokenBudget | None = None,
+        skip_thinking: bool = False,
     ) -> RequestSession:
         values = {f.name: getattr(base, f.name) for f in fields(Session)}
+        values["skip_thinking"] = skip_thinking
         return cls(**values, shared=shared, history=list(history or []), budget=budget)
 
     def prompt_text(
@@ -51,7 +53,7 @@ class RequestSession(Session):
         prompt = render_messages(
             style.chat_template, messages, bos=self.model.bos_text, eos=self.model.eos_text
         )
-        return prompt + assistant_prefix
+        return self.open_answer(prompt) + assistant_prefix
 
     def open_engine(
         self,

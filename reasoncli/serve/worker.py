@@ -57,6 +57,7 @@ class RunOrder:
     group: int = 0  # the request: its runs share one generated-token budget
     group_runs: int = 1
     budget_tokens: int = 32_768
+    skip_thinking: bool = False  # reasoning_effort none / a thinking budget of 0
 
 
 class _Run:
@@ -81,6 +82,7 @@ class _Run:
             self.worker.send(("event", self.order.rid, event))
 
     def _work(self) -> None:
+        from reasoncli.reasoning import opens_thinking, settle_reasoning
         from reasoncli.serve.errors import Cancelled, api_error
         from reasoncli.strategies.base import get_strategy
 
@@ -94,6 +96,12 @@ class _Run:
                 options = replace(options, sampling=sampling)
             result = get_strategy(order.strategy).run(order.question, session, options, self._emit)
             result.backend = session.backend_info()
+            settle_reasoning(
+                result,
+                lambda text: len(session.model.tokenize(text, add_special=False)),
+                opened=not session.skip_thinking
+                and opens_thinking(session.prompt_text("?"), session.think_tags),
+            )
             if self.cancelled.is_set():
                 result.interrupted = True
         except KeyboardInterrupt:
@@ -131,7 +139,9 @@ class Worker:
             budget, _ = self._budgets.setdefault(
                 order.group, (TokenBudget(order.budget_tokens), order.group_runs)
             )
-        return RequestSession.of(self.session, self.shared, order.history, budget)
+        return RequestSession.of(
+            self.session, self.shared, order.history, budget, skip_thinking=order.skip_thinking
+        )
 
     def finished(self, run: _Run, result: Any, error: Any) -> None:
         order = run.order
@@ -220,6 +230,20 @@ def load(conn: Connection, config: EngineConfig) -> Worker | None:
     return Worker(conn, session, shared)
 
 
+def thinking_info(session: Any) -> dict[str, Any]:
+    """What the server needs to shape reasoning fields: the tags, whether the template opens the
+    thought itself (the trace then starts with the first token), the effort budgets."""
+    from reasoncli.reasoning import opens_thinking
+
+    tags = session.think_tags
+    probe = session.prompt_text("?") if tags else ""
+    return {
+        "think_tags": tags,
+        "opens_thinking": opens_thinking(probe, tags),
+        "effort_budgets": dict(session.effort_budgets),
+    }
+
+
 def main(argv: list[str]) -> int:
     # Ctrl-C in a terminal reaches the whole process group: the server decides, not us.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -231,7 +255,12 @@ def main(argv: list[str]) -> int:
     worker = load(conn, config)
     if worker is None:
         return 1
-    worker.send(("ready", {"model": worker.session.name, "pid": os.getpid()}))
+    worker.send(
+        (
+            "ready",
+            {"model": worker.session.name, "pid": os.getpid(), **thinking_info(worker.session)},
+        )
+    )
     try:
         worker.serve()
     finally:

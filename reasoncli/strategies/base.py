@@ -36,6 +36,8 @@ class StrategyInfo:
     options: tuple[str, ...] = ()
     continues: bool = False
     """Forks branches or appends text to them, so a remote model needs its prompt template."""
+    one_chain: bool = False
+    """Starts one branch and keeps it, so its trace can be streamed while it is written."""
 
 
 @dataclass

@@ -21,6 +21,11 @@ from reasoncli.voting import majority_vote
 FORCE_ANSWER = "\n\nFinal Answer:"
 
 
+def _thinking_tags(session: Session) -> tuple[str, str] | None:
+    """The tags to force with; none when the prompt already closed an empty thought."""
+    return None if session.skip_thinking else session.think_tags
+
+
 @register
 class Think:
     info: ClassVar[StrategyInfo] = StrategyInfo(
@@ -29,6 +34,7 @@ class Think:
         summary="One chain of thought with a thinking budget; budget forcing (s1) via 'Wait'.",
         options=("max_tokens", "min_tokens", "max_waits", "wait_text", "answer_tokens", "seed"),
         continues=True,
+        one_chain=True,
     )
 
     def check(self, options: StrategyOptions) -> None:
@@ -42,7 +48,7 @@ class Think:
         self, question: str, session: Session, options: StrategyOptions, emit: EventSink
     ) -> Result:
         sampling = (options.sampling or session.sampling).with_seed(options.seed)
-        tags = session.think_tags
+        tags = _thinking_tags(session)
         wait_cost = (options.max_waits + 1) * (len(options.wait_text) + 8)
         run = ParallelRun(
             self.info.name,
@@ -77,7 +83,7 @@ class Think:
     ) -> tuple[int, bool]:
         """Drive one branch through thinking and answering; returns (waits used, forced?)."""
         engine, session = run.engine, run.session
-        tags = session.think_tags
+        tags = _thinking_tags(session)
         close_tag = tags[1] if tags else None
         answer_budget = options.answer_tokens
         waits, forced, answering = 0, False, False
