@@ -13,8 +13,9 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from reasoncli.events import BranchText, Event
 from reasoncli.results import Result
 
 EFFORTS = ("none", "low", "medium", "high")
@@ -145,3 +146,47 @@ def _partial_suffix(text: str, tag: str) -> int:
         if text.endswith(tag[:n]):
             return n
     return 0
+
+
+@dataclass
+class TraceFilter:
+    """One branch's text with its trace held out, as it is generated (`--hide-thinking`).
+
+    `opened`: the prompt opened the thought, so text is trace until the close tag. Otherwise text
+    that starts with the open tag is trace until the close tag, and any other text is shown.
+    """
+
+    tags: tuple[str, str]
+    opened: bool = False
+    _text: str = field(default="", init=False)
+    _shown: int = field(default=0, init=False)
+
+    def feed(self, text: str) -> str:
+        """The newly visible text ("" while it is trace or may still open one)."""
+        open_tag, close_tag = self.tags
+        self._text += text
+        head = self._text.lstrip()
+        if close_tag in self._text:
+            visible = self._text.split(close_tag, 1)[1].lstrip()
+        elif self.opened or head.startswith(open_tag) or open_tag.startswith(head):
+            visible = ""  # thinking, or undecided
+        else:
+            visible = self._text
+        out = visible[self._shown :]
+        self._shown = max(self._shown, len(visible))
+        return out
+
+
+class HideThinking:
+    """An event sink filter: branch text without its trace; events with no text left dropped."""
+
+    def __init__(self, tags: tuple[str, str], opened: bool) -> None:
+        self.tags, self.opened = tags, opened
+        self._branches: dict[int, TraceFilter] = {}
+
+    def __call__(self, event: Event) -> Event | None:
+        if not isinstance(event, BranchText):
+            return event
+        branch = self._branches.setdefault(event.branch, TraceFilter(self.tags, self.opened))
+        text = branch.feed(event.text)
+        return replace(event, text=text) if text else None

@@ -67,6 +67,24 @@ Jsonl = Annotated[
     bool, flag("--jsonl", help="Stream events as JSON lines on stdout.", panel=PANEL_OUTPUT)
 ]
 Quiet = Annotated[bool, flag("--quiet", "-q", help="No live view on stderr.", panel=PANEL_OUTPUT)]
+HideThinking = Annotated[
+    bool,
+    flag(
+        "--hide-thinking",
+        help="Keep the <think> trace out of the live view and --jsonl (--json keeps it apart).",
+        panel=PANEL_OUTPUT,
+    ),
+]
+ReasoningBudget = Annotated[
+    int | None,
+    option(
+        "--reasoning-budget",
+        metavar="N",
+        help="Thinking budget, llama.cpp's name: caps --max-tokens; 0 skips thinking, -1 none.",
+        panel=PANEL_THINK,
+        min=-1,
+    ),
+]
 Progress = Annotated[
     str,
     option(
@@ -387,6 +405,8 @@ def ask(
             "rounds", "--rounds", metavar="N", help="Rounds of self-revision.", panel=PANEL_REVISE
         ),
     ] = 3,
+    hide_thinking: HideThinking = False,
+    reasoning_budget: ReasoningBudget = None,
     threads: Threads = None,
     gpu_layers: GpuLayers = None,
     flash_attn: FlashAttn = True,
@@ -402,6 +422,7 @@ def ask(
     _check_progress(progress)
     model_flags = model_request(ctx.params, model)
     term = Terminal()
+    max_tokens = thinking_cap(max_tokens, reasoning_budget)
     options = StrategyOptions(
         branches=branches,
         max_tokens=DEFAULT_MAX_TOKENS if max_tokens is None else max_tokens,
@@ -431,9 +452,10 @@ def ask(
         options,
         term,
         model_flags,
-        OutputRequest(json_out, jsonl, quiet, progress),
+        OutputRequest(json_out, jsonl, quiet, progress, hide_thinking),
         _sampling_overrides(temperature=temperature, top_p=top_p, top_k=top_k, min_p=min_p),
         log=not no_log,
+        skip_thinking=reasoning_budget == 0,
     )
 
 
@@ -529,6 +551,8 @@ def think(
     jsonl: Jsonl = False,
     quiet: Quiet = False,
     progress: Progress = "auto",
+    hide_thinking: HideThinking = False,
+    reasoning_budget: ReasoningBudget = None,
     threads: Threads = None,
     gpu_layers: GpuLayers = None,
     flash_attn: FlashAttn = True,
@@ -546,7 +570,7 @@ def think(
     term = Terminal()
     options = StrategyOptions(
         branches=1,
-        max_tokens=max_tokens,
+        max_tokens=reasoning_budget if reasoning_budget and reasoning_budget > 0 else max_tokens,
         min_tokens=min_tokens,
         max_waits=max_waits,
         wait_text=wait_text,
@@ -562,10 +586,18 @@ def think(
         options,
         term,
         model_flags,
-        OutputRequest(json_out, jsonl, quiet, progress),
+        OutputRequest(json_out, jsonl, quiet, progress, hide_thinking),
         _sampling_overrides(temperature=temperature, top_p=top_p, top_k=top_k, min_p=min_p),
         log=not no_log,
+        skip_thinking=reasoning_budget == 0,
     )
+
+
+def thinking_cap(max_tokens: int | None, reasoning_budget: int | None) -> int | None:
+    """--max-tokens under --reasoning-budget N > 0 (0 and -1 leave it: no thinking, no cap)."""
+    if reasoning_budget is None or reasoning_budget <= 0:
+        return max_tokens
+    return reasoning_budget if max_tokens is None else min(max_tokens, reasoning_budget)
 
 
 def _run(
@@ -577,6 +609,9 @@ def _run(
     output: OutputRequest,
     overrides: dict[str, Any],
     log: bool = True,
+    skip_thinking: bool = False,
 ) -> None:
-    request = RunRequest(strategy, question, options, model, output, overrides, log)
+    request = RunRequest(
+        strategy, question, options, model, output, overrides, log, skip_thinking=skip_thinking
+    )
     raise typer.Exit(execute(request, term))

@@ -36,6 +36,7 @@ class OutputRequest:
     jsonl: bool = False
     quiet: bool = False
     progress: str = "auto"  # auto | live | plain | none
+    hide_thinking: bool = False  # the trace stays out of the live view and --jsonl events
 
 
 @dataclass
@@ -47,6 +48,7 @@ class RunRequest:
     output: OutputRequest = field(default_factory=OutputRequest)
     sampling_overrides: dict[str, Any] = field(default_factory=dict)
     log: bool = True  # keep the run in `reason logs` (also off with REASON_NO_LOG=1)
+    skip_thinking: bool = False  # --reasoning-budget 0: the prompt closes an empty thought
 
 
 BACKENDS = ("auto", "local", "openai")
@@ -122,8 +124,9 @@ def _execute(request: RunRequest, term: Terminal) -> int:
         session.check_strategy(strategy.info)
         if request.sampling_overrides:
             request.options.sampling = replace(session.sampling, **request.sampling_overrides)
+        session.skip_thinking = request.skip_thinking
         try:
-            with _progress(request, term, reader) as emit:
+            with _progress(request, term, reader, _trace_filter(request, session)) as emit:
                 result = strategy.run(request.question, session, request.options, emit)
         except ReasonError as exc:
             _log_run(request, session.name, None, exc.exit_code, exc, term)
@@ -245,8 +248,21 @@ class _Reader:
     gone: bool = False
 
 
+def _trace_filter(request: RunRequest, session: Any) -> Any:
+    """--hide-thinking: a filter that holds each branch's trace out of its streamed text."""
+    if not request.output.hide_thinking or not session.think_tags or session.skip_thinking:
+        return None
+    from reasoncli.reasoning import HideThinking, opens_thinking
+
+    probe = session.prompt_text("?")  # a remote chat model's is a message list, not text
+    opened = isinstance(probe, str) and opens_thinking(probe, session.think_tags)
+    return HideThinking(session.think_tags, opened)
+
+
 @contextlib.contextmanager
-def _progress(request: RunRequest, term: Terminal, reader: _Reader) -> Iterator[Any]:
+def _progress(
+    request: RunRequest, term: Terminal, reader: _Reader, hide: Any = None
+) -> Iterator[Any]:
     """Pick the event sinks: JSONL on stdout, a live view or plain lines on stderr, or nothing.
 
     A sink whose stream breaks stops getting events instead of ending the run by surprise: a
@@ -280,6 +296,8 @@ def _progress(request: RunRequest, term: Terminal, reader: _Reader) -> Iterator[
             sinks.append(_StderrSink(PlainProgress(term.stderr).handle))
 
         def emit(event: Event) -> None:
+            if hide is not None and (event := hide(event)) is None:
+                return
             for sink in sinks:
                 sink(event)
 
