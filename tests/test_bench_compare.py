@@ -196,3 +196,19 @@ def test_cli_bad_input_is_one_line(tmp_path: Path) -> None:
     proc = _reason("bench", "compare", str(a), str(tmp_path / "missing.jsonl"))
     assert proc.returncode == 4 and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "missing.jsonl" in proc.stderr
+
+
+def test_one_model_name_with_two_weight_files_is_pointed_out(tmp_path: Path) -> None:
+    """How the difficulty-1 vote-16 and best-of-16 runs came to draw different branches: the
+    model was re-exported under its name. The run line's SHA-256 shows it."""
+    samples = [_sample(f"q{i}", [0, 0, 1], [True, False]) for i in range(5)]
+    paths = []
+    for name, digest in (("a.jsonl", "11" * 32), ("b.jsonl", "22" * 32), ("c.jsonl", "22" * 32)):
+        path = _write(tmp_path / name, "smollm2-arith-t10", samples)
+        header, *rest = path.read_text().splitlines(keepends=True)
+        run = json.loads(header) | {"model_file": {"sha256": digest}}
+        path.write_text(json.dumps(run) + "\n" + "".join(rest))
+        paths.append(path)
+    notes = compare_files(paths[:2]).notes
+    assert any("2 different model files" in n for n in notes)
+    assert not any("model files" in n for n in compare_files(paths[1:]).notes)

@@ -118,6 +118,7 @@ def compare_files(paths: Sequence[Path]) -> Comparison:
     if len(datasets) > 1:
         notes.append(f"the files ran different datasets ({', '.join(sorted(datasets))}); "
                      "questions are paired by id")  # fmt: skip
+    notes += _same_name_other_weights(files)
     cells = []
     for key in keys:
         ids, changed = _shared_ids([f.cells[key] for f in files])
@@ -147,6 +148,22 @@ def _load(path: Path) -> _File:
         cells.setdefault((str(s["strategy"]), str(s["budget"])), {})[str(s["id"])] = s
     notes = [f"{path.name}: ignored {duplicates} repeated sample(s)"] if duplicates else []
     return _File(path, header, cells, notes)
+
+
+def _same_name_other_weights(files: list[_File]) -> list[str]:
+    """Files that name one model but sampled from different weights (a re-exported model keeps
+    its name): their branches differ though the settings match, so say so."""
+    digests: dict[str, set[str]] = {}
+    for f in files:
+        model_file = f.header.get("model_file") or {}
+        if f.header.get("model") and model_file.get("sha256"):
+            digests.setdefault(str(f.header["model"]), set()).add(str(model_file["sha256"]))
+    return [
+        f"the files name model {name!r} but ran {len(found)} different model files (SHA-256), "
+        "so their branches are not the same draws"
+        for name, found in digests.items()
+        if len(found) > 1
+    ]
 
 
 def _cell_names(f: _File) -> str:
