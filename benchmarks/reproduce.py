@@ -171,7 +171,7 @@ def _vote_files(*pairs: str) -> tuple[str, ...]:
     )
 
 
-TUNE2 = ("vote16", "bon16-prm", "dvts-prm", "beam-prm", "greedy")
+TUNE2 = ("bon16-prm", "vote16", "dvts-prm", "beam-prm", "greedy")  # the scored file pilots
 LADDER = ("--budgets", "128,192,256,384,512,768,1024", "--dry-run")
 
 TABLES: tuple[Table, ...] = (

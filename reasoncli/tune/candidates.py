@@ -75,6 +75,7 @@ class Pilots:
     pilots: list[Pilot]
     tokens: np.ndarray  # generated pilot tokens per question
     pass_rate: np.ndarray  # share of right branches after the pilot: the "true" difficulty
+    scores: np.ndarray | None = None  # mean verifier score of the pilots, where the file has one
 
 
 @dataclass
@@ -167,9 +168,11 @@ def _pilot_source(groups: list[_Group], size: int) -> _Group:
 
 def _pilots(group: _Group, ids: list[str], size: int) -> Pilots:
     max_tokens = int(group.header["max_tokens"])
-    pilots, tokens, rates = [], [], []
+    pilots, tokens, rates, scores = [], [], [], []
     for i in ids:
         r = group.records[i]
+        scored = [x for x in (r.get("scores") or [])[:size] if x is not None]
+        scores.append(float(np.mean(scored)) if scored else np.nan)
         pilots.append(Pilot(r["answers"][:size], r["branch_tokens"][:size], max_tokens))
         tokens.append(sum(r["branch_tokens"][:size]))
         rest = r["labels"][size:] if len(r["labels"]) - size >= 4 else r["labels"]
@@ -182,6 +185,7 @@ def _pilots(group: _Group, ids: list[str], size: int) -> Pilots:
         pilots=pilots,
         tokens=np.array(tokens, dtype=float),
         pass_rate=np.array(rates),
+        scores=None if group.strategy != "best-of-n" or not group.scored else np.array(scores),
     )
 
 

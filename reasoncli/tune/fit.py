@@ -45,6 +45,7 @@ strategies come in steps (vote n=7, n=8) and cannot be matched to the token, so 
 against the policy."""
 ACCEPT = ("significant", "better")
 """significant: the paired 95% interval of the gain is above 0; better: the gain is above 0."""
+VERIFIER_ESTIMATE = "pilot verifier score (not available to auto, which does not score pilots)"
 HARD_PASS_RATE = 0.5  # a question is hard when fewer than half its later branches are right
 
 
@@ -280,6 +281,11 @@ def fit_policy(cs: CandidateSet, settings: TuneSettings) -> TuneResult:
         for name, d in values.items()
     ]
     name = settings.estimate or max(scores, key=lambda s: s.auc_fit or 0.0).name
+    if pilots.scores is not None:  # for comparison only: auto does not score its pilots
+        low = 1.0 - pilots.scores
+        scores.append(
+            EstimateScore(VERIFIER_ESTIMATE, auc(low[fit], hard[fit]), auc(low[held], hard[held]))
+        )
     d = values[name]
     bounds = _bins(d[fit], settings.bins)
     bins_of = _bin_index(d, bounds)

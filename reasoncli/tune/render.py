@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from reasoncli.tune.fit import TOKEN_SLACK, FrontierPoint, TuneResult
+from reasoncli.tune.fit import TOKEN_SLACK, VERIFIER_ESTIMATE, FrontierPoint, TuneResult
 
 __all__ = ["render_text", "to_json"]
 
@@ -32,6 +32,9 @@ def render_text(r: TuneResult, verdict: str) -> str:
         mark = "  <- used" if e.name == r.estimate else ""
         fit = "–" if e.auc_fit is None else f"{e.auc_fit:.2f}"
         held = "–" if e.auc_held_out is None else f"{e.auc_held_out:.2f}"
+        if e.name == VERIFIER_ESTIMATE:
+            out.append(f"  {'pilot verifier score':<20} {fit:>7} {held:>13}  (auto cannot use it)")
+            continue
         out.append(f"  {e.name:<20} {fit:>7} {held:>13}{mark}")
     out += ["", "bins (quantiles of the estimate on the fit part; pass rate on the fit part)"]
     for b in r.bins:
