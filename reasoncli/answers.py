@@ -304,10 +304,11 @@ def extract_answer(
     boxed = _boxed_spans(text)
     stated = [_clean(content)[0] for *_, content in boxed]
     stated = [s for s in stated if s]
+    marked = True  # a box or `####` marks its content as the answer, whatever it is
     if not stated:
-        stated = [a for *_, a in _phrase_answers(text, _PHRASE_RE)]
+        stated, marked = [a for *_, a in _phrase_answers(text, _PHRASE_RE)], False
     if not stated:
-        stated = [a for *_, a in _phrase_answers(text, _GSM8K_RE)]
+        stated, marked = [a for *_, a in _phrase_answers(text, _GSM8K_RE)], True
     if multiple_choice:
         # The first letter of a stated answer ("C, because A is wrong"), else the last in text.
         in_statement = _choice_letters(stated[-1]) if stated else []
@@ -316,7 +317,7 @@ def extract_answer(
         anywhere = _choice_letters(text)
         return anywhere[-1] if anywhere else None
     for statement in reversed(stated):
-        core = _core_of_statement(statement)
+        core = _core_of_statement(statement, marked=marked)
         if core is not None:
             return core
     if stated and _INCOMPLETE_RE.search(stated[-1]):
@@ -333,13 +334,14 @@ def _yes_no(answer: str) -> str | None:
     return _YES_NO.get(first.group(1).lower()) if first else None
 
 
-def _core_of_statement(answer: str) -> str | None:
+def _core_of_statement(answer: str, *, marked: bool = False) -> str | None:
     """What a stated answer states, or None when it states nothing.
 
     Small models often state a calculation or a sentence as the answer ("17 * 23 = 391",
     "that the ball costs 5 cents", "No, 1001 = 7 * 11 * 13"): keep a leading yes/no, what
-    follows the last `=`, and the last number of prose. Prose without a number and words that
-    are only filler ("the final answer", 'X," which is the final answer') are no answer.
+    follows the last `=`, and the last number of prose. After "the answer is", prose without a
+    number and words that are only filler ("the final answer", 'X," which is the final
+    answer') are no answer; a `marked` one (in a box, after `####`) is kept as written.
     """
     yes_no = _yes_no(answer)
     if yes_no is not None:
@@ -355,14 +357,15 @@ def _core_of_statement(answer: str) -> str | None:
         return answer
     letters = re.findall(r"[A-Za-z]+", answer)
     filler = letters and all(w.lower() in _FILLER_WORDS for w in letters)
-    if filler and not re.search(r"\d", answer):
+    if filler and not marked and not re.search(r"\d", answer):
         return None
     words = answer.split()
     prose = len(words) > 3 or (len(words) > 1 and words[0].isalpha() and len(words[0]) > 1)
-    if prose and any(q in answer for q in '"“”'):
+    if prose and not marked and any(q in answer for q in '"“”'):
         return None  # quoting a template: 'X," which is the final answer to the problem'
     if prose:
-        return _last_number(answer)
+        number = _last_number(answer)
+        return answer if number is None and marked else number
     return answer
 
 
