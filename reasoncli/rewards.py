@@ -1,7 +1,8 @@
 """Rule-based GRPO rewards (DeepSeek-R1, arXiv 2501.12948), shared by `--expect` and training.
 
 Each branch earns an accuracy reward (its answer matches the expected one), a format reward
-(it reasons, then states the answer in a form the extractor reads reliably) and a stop reward
+(it reasons, then states the answer in a form the extractor reads reliably; for a model that
+thinks in tags, R1-Zero's: a closed `<think>` trace, then the answer) and a stop reward
 (it ends on its own right after the answer). The stop reward exists because a GRPO probe here
 learned to fill its whole token budget when nothing rewarded stopping.
 """
@@ -26,6 +27,7 @@ __all__ = [
     "group_advantages",
     "score_branch",
     "stop_reward",
+    "think_format_reward",
 ]
 
 # total = accuracy + FORMAT_WEIGHT * format: a right answer always outranks a pretty wrong one.
@@ -66,6 +68,25 @@ def format_reward(text: str) -> float:
     return 1.0 if _has_reasoning(text[: span[0]]) else 0.5
 
 
+def think_format_reward(text: str, tags: tuple[str, str]) -> float:
+    """R1-Zero's format reward for thinking models: 1.0 for a non-empty trace closed by the close
+    tag and followed by a final answer, 0.5 for a closed trace without one, else 0.0.
+
+    The open tag is optional at the start, as templates that open the thought (R1 distills,
+    `reason train grpo --format think`) put it in the prompt; a second trace, or tags inside the
+    answer, is 0.0.
+    """
+    open_tag, close_tag = tags
+    body = text.lstrip()
+    body = body[len(open_tag) :] if body.startswith(open_tag) else body
+    if body.count(close_tag) != 1 or open_tag in body:
+        return 0.0
+    trace, answer = body.split(close_tag)
+    if not trace.strip():
+        return 0.0
+    return 1.0 if final_answer_span(answer) is not None else 0.5
+
+
 def stop_reward(text: str, finish_reason: str) -> float:
     """1.0 when the branch ended by itself shortly after stating its final answer, else 0.0."""
     if finish_reason not in STOP_FINISH_REASONS:
@@ -102,10 +123,17 @@ class BranchReward:
     total: float
 
 
-def score_branch(text: str, answer: str | None, finish_reason: str, expected: str) -> BranchReward:
-    """All rewards for one branch's `text`, its extracted `answer` and why it finished."""
+def score_branch(
+    text: str,
+    answer: str | None,
+    finish_reason: str,
+    expected: str,
+    think_tags: tuple[str, str] | None = None,
+) -> BranchReward:
+    """All rewards for one branch's `text`, its extracted `answer` and why it finished; a model
+    that thinks in `think_tags` is held to the thinking format."""
     accuracy = accuracy_reward(answer, expected)
-    fmt = format_reward(text)
+    fmt = think_format_reward(text, think_tags) if think_tags else format_reward(text)
     return BranchReward(
         accuracy=accuracy,
         format=fmt,

@@ -112,7 +112,8 @@ def group_record(
 ) -> dict[str, Any]:
     """One question's GRPO group in TRL's field names (see the module docstring)."""
     rewards = [
-        score_branch(b.text, b.answer, b.finish_reason, item.expected) for b in result.branches
+        score_branch(b.text, b.answer, b.finish_reason, item.expected, session.think_tags)
+        for b in result.branches
     ]
     totals = [r.total for r in rewards]
     style = session.style  # None: a remote model prompted through its server's chat API

@@ -109,6 +109,15 @@ def grpo(
     export: Annotated[
         str | None, typer.Option("--export", help="GGUF type to export: q8_0 [default] or f16.")
     ] = None,
+    format_: Annotated[
+        str | None,
+        typer.Option(
+            "--format",
+            help="answer [default]: reason, then 'The answer is X'; think: R1-Zero's, reasoning "
+            "in <think>...</think> (format reward on the tags), exported with a template that "
+            "declares them.",
+        ),
+    ] = None,
     gradient_checkpointing: Annotated[
         bool | None,
         typer.Option(
@@ -152,6 +161,7 @@ def grpo(
             checkpoint_every=checkpoint_every,
             export=export,
             gradient_checkpointing=gradient_checkpointing,
+            format=format_,
             run_dir=run_dir,
             resume=resume,
             force=force,

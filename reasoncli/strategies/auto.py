@@ -680,7 +680,7 @@ class Auto:
         result.timings.total_s = time.perf_counter() - run.started
         result.stop_reason = state.stop
         if options.expect is not None:
-            attach_rewards(result.branches, options.expect)
+            attach_rewards(result.branches, options.expect, think_tags=run.session.think_tags)
         result.details = self._details(plan, state, result.branches)
         if choice is not None:
             result.details["path"] = "policy"

@@ -386,7 +386,7 @@ class ParallelRun:
                 )
             )
         if expect is not None:
-            attach_rewards(branches, expect)
+            attach_rewards(branches, expect, think_tags=self.session.think_tags)
         inverse = dict(enumerate(ids))  # position in the vote -> branch id
         votes = [
             VoteGroup(g.answer, g.count, g.weight, [inverse[m] for m in g.members])
@@ -433,12 +433,16 @@ def attach_rewards(
     branches: list[BranchResult],
     expect: str,
     finish_reason: Callable[[BranchResult], str] = lambda b: b.finish_reason,
+    think_tags: tuple[str, str] | None = None,
 ) -> None:
     """GRPO rewards per branch and the group-relative advantage over all of them.
 
-    `finish_reason` lets a strategy say which of its own endings count as stopping on its own.
+    `finish_reason` lets a strategy say which of its own endings count as stopping on its own;
+    `think_tags` (the session's) hold a thinking model to the thinking format.
     """
-    rewards = [score_branch(b.text, b.answer, finish_reason(b), expect) for b in branches]
+    rewards = [
+        score_branch(b.text, b.answer, finish_reason(b), expect, think_tags) for b in branches
+    ]
     advantages = group_advantages([r.total for r in rewards])
     for b, r, a in zip(branches, rewards, advantages, strict=True):
         b.reward = {

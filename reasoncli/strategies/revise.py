@@ -240,7 +240,7 @@ class Revise:
         answer, share, vote = choose_final(answers, options.final)
         branches = [r.branch for r in rounds if r.branch is not None]
         if options.expect is not None:
-            attach_rewards(branches, options.expect)
+            attach_rewards(branches, options.expect, think_tags=session.think_tags)
         changes = sum(
             1
             for a, b in zip(answers, answers[1:], strict=False)

@@ -354,6 +354,7 @@ class SearchRun:
                 self.options.expect,
                 # a leaf that answered and stopped at a line end ended on its own
                 lambda b: "stop" if b.finish_reason == ANSWERED else b.finish_reason,
+                think_tags=self.session.think_tags,
             )
         members = [n.id for n in self.leaves]
         votes = [

@@ -49,8 +49,10 @@ def export_gguf(
     *,
     file_type: str,
     name: str,
+    chat_template: str | None = None,
 ) -> Path:
-    """Write `state` (a transformers Llama state dict) as `out`, shaped like `source`."""
+    """Write `state` (a transformers Llama state dict) as `out`, shaped like `source`;
+    `chat_template` replaces the source's (`--format think` trains with its own)."""
     import gguf
 
     header = read_header(source)
@@ -65,7 +67,7 @@ def export_gguf(
     out.parent.mkdir(parents=True, exist_ok=True)
     writer = gguf.GGUFWriter(str(tmp), "llama")
     try:
-        _copy_metadata(header, writer, file_type=file_type, name=name)
+        _copy_metadata(header, writer, file_type=file_type, name=name, chat_template=chat_template)
         used = set()
         for info in header.tensors:
             hf = gguf_to_hf_name(info.name)
@@ -112,11 +114,17 @@ def _raw_type(ggml_type: int) -> Any:
     return None if kind in (GGMLQuantizationType.F32, GGMLQuantizationType.F16) else kind
 
 
-def _copy_metadata(header: GGUFHeader, writer: Any, *, file_type: str, name: str) -> None:
+def _copy_metadata(
+    header: GGUFHeader, writer: Any, *, file_type: str, name: str, chat_template: str | None
+) -> None:
     from gguf.constants import GGML_QUANT_VERSION, GGUFValueType, LlamaFileType
 
+    if chat_template is not None:
+        writer.add_chat_template(chat_template)
     for kv in header.kv:
         if kv.key.startswith(_DROP_PREFIXES) or kv.key in _REPLACED:
+            continue
+        if chat_template is not None and kv.key == "tokenizer.chat_template":
             continue
         if kv.item_type is not None and not kv.value:
             continue  # GGUFWriter cannot write an empty array, and nothing reads one

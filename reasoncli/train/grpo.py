@@ -41,6 +41,7 @@ from reasoncli.train.settings import (
     latest_checkpoint,
     resolve_settings,
 )
+from reasoncli.train.think_format import FORMATS
 from reasoncli.train.verify import GreedyCheck, greedy_check
 
 __all__ = ["TrainJob", "TrainOutcome", "prepare_training"]
@@ -105,6 +106,7 @@ def prepare_training(request: TrainRequest) -> TrainJob:
     plan = resolve_settings(request, catalog.default.name)
     s = plan.settings
     resolved = resolve_model(s.model, catalog)
+    resolved = replace(resolved, spec=FORMATS[s.format].training_spec(resolved.spec))
     info = read_gguf_info(resolved.path)
     check_trainable(info, s.model)
     check_out_name(s.out, catalog, force=request.force, run_dir=plan.run_dir)
@@ -272,6 +274,7 @@ class TrainJob:
             gguf,
             file_type=s.export,
             name=s.out,
+            chat_template=FORMATS[s.format].chat_template,
         )
         outcome.gguf = gguf
         reporter.status("checking the export against the trained model (greedy decoding)")
@@ -285,7 +288,8 @@ class TrainJob:
             f"GRPO-trained from {spec.name} on {self.data.source}, {outcome.step} steps "
             "(reason train grpo)"
         )
-        outcome.registry = write_entry(trained_spec(s.out, spec, gguf, description))
+        entry = FORMATS[s.format].registered_spec(spec)
+        outcome.registry = write_entry(trained_spec(s.out, entry, gguf, description))
 
 
 def _eos_ids(policy: Policy) -> list[int]:

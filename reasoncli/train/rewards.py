@@ -62,7 +62,7 @@ class RewardAdapter:
         if cut >= 0:  # llama.cpp ends a branch at a stop string; score what it would have kept
             text, reason = text[:cut], "stop"
         answer = branch_answer(text, self.think_tags, multiple_choice)
-        return score_branch(text, answer, reason, expected)
+        return score_branch(text, answer, reason, expected, self.think_tags)
 
     def score_batch(
         self,

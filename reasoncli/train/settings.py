@@ -19,6 +19,7 @@ from reasoncli.errors import InputError, UsageError
 from reasoncli.models.schema import NAME_RE
 from reasoncli.train.arithmetic import DIFFICULTIES
 from reasoncli.train.data import TASKS
+from reasoncli.train.think_format import FORMATS
 
 __all__ = [
     "EXPORT_TYPES",
@@ -63,6 +64,8 @@ class TrainSettings:
     checkpoint_every: int = 50
     export: str = "q8_0"
     gradient_checkpointing: bool = False
+    format: str = "answer"
+    """answer: reason, then 'The answer is X'; think: R1-Zero's <think> format (think_format)."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -101,6 +104,7 @@ class TrainRequest:
     checkpoint_every: int | None = None
     export: str | None = None
     gradient_checkpointing: bool | None = None
+    format: str | None = None
     run_dir: Path | None = None
     resume: Path | None = None
     force: bool = False
@@ -250,6 +254,8 @@ def _validate(s: TrainSettings) -> None:
         raise UsageError(f"unknown --task {s.task!r}; known: {', '.join(TASKS)}")
     if s.difficulty not in DIFFICULTIES:
         raise UsageError(f"--difficulty must be one of {', '.join(map(str, DIFFICULTIES))}")
+    if s.format not in FORMATS:
+        raise UsageError(f"--format must be one of {', '.join(FORMATS)}, not {s.format!r}")
     if s.export not in EXPORT_TYPES:
         raise UsageError(f"--export must be one of {', '.join(EXPORT_TYPES)}, not {s.export!r}")
     if s.temperature <= 0:

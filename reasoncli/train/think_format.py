@@ -9,9 +9,12 @@ a thinking model (budget forcing, reasoning fields in `reason serve`) with no mo
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
+from reasoncli.models.schema import ModelSpec
 from reasoncli.reasoning import THINK_TAGS
 
-__all__ = ["THINK_CHAT_TEMPLATE", "THINK_SYSTEM", "THINK_TAGS"]
+__all__ = ["FORMATS", "THINK_CHAT_TEMPLATE", "THINK_SYSTEM", "THINK_TAGS", "TrainFormat"]
 
 # R1-Zero's template (arXiv 2501.12948, Table 1), with our answer line so extraction reads it.
 THINK_SYSTEM = (
@@ -41,3 +44,37 @@ THINK_CHAT_TEMPLATE = (
     "{% endfor %}"
     "{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n<think>\\n' }}{% endif %}"
 )
+
+
+@dataclass(frozen=True)
+class TrainFormat:
+    """What `--format` changes in a run: the template prompts are made with, and the entry."""
+
+    name: str
+    chat_template: str | None = None  # None: the model's own
+    think_tags: tuple[str, str] | None = None
+
+    def training_spec(self, spec: ModelSpec) -> ModelSpec:
+        """The entry training prompts, rewards and the export check are made with."""
+        if self.chat_template is None:
+            return spec
+        return spec.model_copy(
+            update={
+                "mode": "chat",
+                "chat_template": self.chat_template,
+                "think_tags": self.think_tags,
+            }
+        )
+
+    def registered_spec(self, spec: ModelSpec) -> ModelSpec:
+        """The entry the export is registered from: with our template in the GGUF, the entry
+        names no template or tags of its own, so the file's own template (and tags) rule."""
+        if self.chat_template is None:
+            return spec
+        return spec.model_copy(update={"chat_template": None, "think_tags": None})
+
+
+FORMATS: dict[str, TrainFormat] = {
+    "answer": TrainFormat("answer"),
+    "think": TrainFormat("think", THINK_CHAT_TEMPLATE, THINK_TAGS),
+}
