@@ -143,5 +143,8 @@ class Session:
     def check_strategy(self, info: object) -> None:
         """A local model can run every strategy."""
 
+    def pass_thinking_budget(self, tokens: int | None) -> None:
+        """Nothing to pass: `reason` forces a local model's budget itself (think)."""
+
     def close(self) -> None:
         self.model.close()

@@ -456,6 +456,7 @@ def ask(
         _sampling_overrides(temperature=temperature, top_p=top_p, top_k=top_k, min_p=min_p),
         log=not no_log,
         skip_thinking=reasoning_budget == 0,
+        thinking_budget=reasoning_budget if reasoning_budget != -1 else None,
     )
 
 
@@ -590,6 +591,7 @@ def think(
         _sampling_overrides(temperature=temperature, top_p=top_p, top_k=top_k, min_p=min_p),
         log=not no_log,
         skip_thinking=reasoning_budget == 0,
+        thinking_budget=reasoning_budget if reasoning_budget != -1 else None,
     )
 
 
@@ -610,8 +612,10 @@ def _run(
     overrides: dict[str, Any],
     log: bool = True,
     skip_thinking: bool = False,
+    thinking_budget: int | None = None,
 ) -> None:
     request = RunRequest(
-        strategy, question, options, model, output, overrides, log, skip_thinking=skip_thinking
-    )
+        strategy, question, options, model, output, overrides, log,
+        skip_thinking=skip_thinking, thinking_budget=thinking_budget,
+    )  # fmt: skip
     raise typer.Exit(execute(request, term))

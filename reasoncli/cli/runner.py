@@ -49,6 +49,7 @@ class RunRequest:
     sampling_overrides: dict[str, Any] = field(default_factory=dict)
     log: bool = True  # keep the run in `reason logs` (also off with REASON_NO_LOG=1)
     skip_thinking: bool = False  # --reasoning-budget 0: the prompt closes an empty thought
+    thinking_budget: int | None = None  # --reasoning-budget, for servers that apply it
 
 
 BACKENDS = ("auto", "local", "openai")
@@ -125,6 +126,7 @@ def _execute(request: RunRequest, term: Terminal) -> int:
         if request.sampling_overrides:
             request.options.sampling = replace(session.sampling, **request.sampling_overrides)
         session.skip_thinking = request.skip_thinking
+        session.pass_thinking_budget(request.thinking_budget)
         try:
             with _progress(request, term, reader, _trace_filter(request, session)) as emit:
                 result = strategy.run(request.question, session, request.options, emit)

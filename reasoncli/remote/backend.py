@@ -56,6 +56,8 @@ class RemoteBackend:
         self.config = config
         self.chat_api = chat_api
         self.use_n = honours_n if config.use_n is None else config.use_n
+        # Sent with chat requests (see `thinking_fields`): None sends nothing.
+        self.thinking_budget: int | None = None
         self._tokenizer: str | None = None  # which tokenize endpoint works; "" for none
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -128,6 +130,7 @@ class RemoteBackend:
             body["messages"] = list(prompt.messages or ())
             if logprobs:
                 body.update(logprobs=True, top_logprobs=logprobs)
+            body.update(thinking_fields(self.thinking_budget))
         body["max_tokens"] = max(1, max_tokens)
         body.update(sampling_fields(sampling))
         if n > 1:
@@ -181,6 +184,18 @@ class RemoteBackend:
         if messages is not None:
             return RemotePrompt(None, messages, n, estimated=True)
         return RemotePrompt(text, None, n, estimated=counted is None)
+
+
+def thinking_fields(budget: int | None) -> dict[str, Any]:
+    """A thinking budget for a server that applies its own chat template, where `reason` cannot
+    force one: llama.cpp's `thinking_budget_tokens`, and for 0 the `enable_thinking: false`
+    template switch (Qwen3-style templates; llama.cpp and vLLM pass it to the template)."""
+    if budget is None:
+        return {}
+    fields: dict[str, Any] = {"thinking_budget_tokens": budget}
+    if budget == 0:
+        fields["chat_template_kwargs"] = {"enable_thinking": False}
+    return fields
 
 
 def sampling_fields(s: Sampling) -> dict[str, Any]:

@@ -19,6 +19,7 @@ from typing import Any
 from reasoncli.engine.sampling import Sampling
 from reasoncli.errors import ModelError, ReasonError, UsageError
 from reasoncli.prompting import COT_SYSTEM, PromptStyle, render_prompt
+from reasoncli.reasoning import skip_thinking
 from reasoncli.remote.backend import ChatPrompt, RemoteBackend, RemotePrompt
 from reasoncli.remote.client import DEFAULT_TIMEOUT_S, RemoteConfig, check_server, fetch_props
 from reasoncli.remote.engine import RemoteEngine
@@ -51,7 +52,12 @@ class RemoteSession:
     options: SessionOptions = field(default_factory=SessionOptions)
     load_s: float = 0.0
     eos_text: str = ""
-    skip_thinking: bool = False  # not applied to remote prompts; think forces no close tag
+    skip_thinking: bool = False  # a rendered prompt closes an empty thought (think_tags known)
+
+    def pass_thinking_budget(self, tokens: int | None) -> None:
+        """Without a template `reason` cannot force a budget: the server is asked to."""
+        if self.style is None:
+            self.backend.thinking_budget = tokens
 
     def prompt_text(
         self, question: str, *, system: str | None = COT_SYSTEM, assistant_prefix: str = ""
@@ -62,14 +68,10 @@ class RemoteSession:
             messages = [{"role": "system", "content": system}] if system else []
             return ChatPrompt([*messages, {"role": "user", "content": question}])
         # BOS is left to the server, which adds it when it tokenizes the prompt.
-        return render_prompt(
-            self.style,
-            question,
-            system=system,
-            bos="",
-            eos=self.eos_text,
-            assistant_prefix=assistant_prefix,
-        )
+        prompt = render_prompt(self.style, question, system=system, bos="", eos=self.eos_text)
+        if self.skip_thinking and self.think_tags and self.style.mode == "chat":
+            prompt = skip_thinking(prompt, self.think_tags)
+        return prompt + assistant_prefix
 
     def prompt_tokens(self, text: str) -> RemotePrompt:
         return self.backend.prompt(text)
