@@ -143,3 +143,19 @@ def test_a_remote_server_without_a_template_is_asked_for_the_budget(tiny_gguf: P
             for body in bodies:
                 assert body["thinking_budget_tokens"] == budget
                 assert {k: body[k] for k in extra} == extra
+
+
+@pytest.mark.parametrize(
+    ("owned_by", "props", "n"),
+    [
+        ("llamacpp", {"total_slots": 4}, 4),  # -np 4: up to 4 sibling branches per request
+        ("llamacpp", {"total_slots": 1}, 0),  # one slot: one branch per request
+        ("llamacpp", {}, 0),  # no /props
+        ("vllm", {"total_slots": 4}, 0),  # vLLM's `n` is known already (N_SERVERS)
+    ],
+)
+def test_llama_server_n_follows_its_slots(owned_by: str, props: dict, n: int) -> None:
+    """Decision only: no llama-server binary is built here to test PR #17775's `n` for real."""
+    from reasoncli.remote.client import ServerInfo, llama_server_n
+
+    assert llama_server_n(ServerInfo(("m",), owned_by), props) == n

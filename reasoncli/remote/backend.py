@@ -52,10 +52,18 @@ class ChatPrompt(str):
 class RemoteBackend:
     """The event loop thread, the pooled async client, and what was learnt about the server."""
 
-    def __init__(self, config: RemoteConfig, *, chat_api: bool, honours_n: bool = False) -> None:
+    def __init__(
+        self,
+        config: RemoteConfig,
+        *,
+        chat_api: bool,
+        honours_n: bool = False,
+        max_n: int | None = None,
+    ) -> None:
         self.config = config
         self.chat_api = chat_api
         self.use_n = honours_n if config.use_n is None else config.use_n
+        self.max_n = max_n  # the most `n` one request may carry (llama-server's slots)
         # Sent with chat requests (see `thinking_fields`): None sends nothing.
         self.thinking_budget: int | None = None
         self._tokenizer: str | None = None  # which tokenize endpoint works; "" for none

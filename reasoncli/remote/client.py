@@ -153,6 +153,20 @@ def _reason(exc: BaseException) -> str:
     return text.splitlines()[0][:160]
 
 
+LLAMA_SERVER = "llamacpp"  # `owned_by` of llama-server's models
+
+
+def llama_server_n(info: ServerInfo, props: dict[str, Any]) -> int:
+    """Branches one request may ask llama-server for with `n`: its parallel slots (`-np`, as
+    /props' `total_slots`), since llama-server serves `n` > 1 from one prefill only with
+    `-np` >= n (llama.cpp PR #17775); 0 for other servers or one slot. An older llama-server
+    that ignores `n` is caught at its first answer, which turns `n` off (remote.engine)."""
+    if info.owned_by.lower() != LLAMA_SERVER:
+        return 0
+    slots = props.get("total_slots")
+    return slots if isinstance(slots, int) and not isinstance(slots, bool) and slots >= 2 else 0
+
+
 def fetch_props(config: RemoteConfig) -> dict[str, Any]:
     """llama-server's `/props` (chat template, BOS/EOS text); {} from servers without it."""
     httpx = _http()

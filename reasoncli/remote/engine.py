@@ -257,9 +257,10 @@ class RemoteEngine:
             for b in fresh:
                 key = (_without_seed(b.sampling), b.max_tokens, b.stop)
                 by_key.setdefault(key, []).append(b)
+            size = min(MAX_N, self.backend.max_n or MAX_N)
             for siblings in by_key.values():
-                for i in range(0, len(siblings), MAX_N):
-                    groups.append(siblings[i : i + MAX_N])
+                for i in range(0, len(siblings), size):
+                    groups.append(siblings[i : i + size])
             grouped = {b.id for g in groups for b in g}
             groups += [[b] for b in waiting if b.id not in grouped]
         else:

@@ -21,7 +21,14 @@ from reasoncli.errors import ModelError, ReasonError, UsageError
 from reasoncli.prompting import COT_SYSTEM, PromptStyle, render_prompt
 from reasoncli.reasoning import skip_thinking
 from reasoncli.remote.backend import ChatPrompt, RemoteBackend, RemotePrompt
-from reasoncli.remote.client import DEFAULT_TIMEOUT_S, RemoteConfig, check_server, fetch_props
+from reasoncli.remote.client import (
+    DEFAULT_TIMEOUT_S,
+    LLAMA_SERVER,
+    RemoteConfig,
+    check_server,
+    fetch_props,
+    llama_server_n,
+)
 from reasoncli.remote.engine import RemoteEngine
 from reasoncli.session import SessionOptions
 
@@ -160,9 +167,17 @@ def open_remote_session(request: RemoteRequest, catalog: Any) -> RemoteSession:
     sampling = (
         Sampling(s.temperature, s.top_p, s.top_k, s.min_p, s.repeat_penalty) if s else Sampling()
     )
+    llama = server.owned_by.lower() == LLAMA_SERVER  # one more GET, to llama-server only
+    slots = llama_server_n(server, fetch_props(config)) if llama else 0
+    backend = RemoteBackend(
+        config,
+        chat_api=style is None,
+        honours_n=server.honours_n or slots > 0,
+        max_n=slots or None,
+    )
     return RemoteSession(
         name=spec.name if spec else str(config.model),
-        backend=RemoteBackend(config, chat_api=style is None, honours_n=server.honours_n),
+        backend=backend,
         style=style,
         sampling=sampling,
         stop=tuple(spec.stop or ()) if spec else (),
