@@ -127,6 +127,9 @@ def main() -> None:
     ap.add_argument("--max-tokens", type=int, default=128)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--model", help="a registry name or GGUF path (default: the embedded model)")
+    ap.add_argument(
+        "--overhead-only", action="store_true", help="only part 2: vote-8 served vs in-process"
+    )
     args = ap.parse_args()
 
     from reasoncli.cli.runner import ModelRequest, load_session
@@ -138,7 +141,9 @@ def main() -> None:
         concurrent(url, 8)  # warm up both sides, batch shapes included
         in_process(session, 8)
         for rep in range(args.reps):
-            order = ["conc", "seq"] if rep % 2 == 0 else ["seq", "conc"]
+            order = (
+                [] if args.overhead_only else ["conc", "seq"] if rep % 2 == 0 else ["seq", "conc"]
+            )
             order += ["srv", "inproc"] if rep % 2 == 0 else ["inproc", "srv"]
             for name in order:
                 fn = {
@@ -149,7 +154,7 @@ def main() -> None:
                 }[name]
                 runs[name].append(fn())
             print(f"rep {rep + 1}/{args.reps}: " + ", ".join(
-                f"{k} {v[-1][0]} tok {v[-1][1]:.2f} s" for k, v in runs.items()
+                f"{k} {v[-1][0]} tok {v[-1][1]:.2f} s" for k, v in runs.items() if v
             ), file=sys.stderr)  # fmt: skip
     finally:
         proc.terminate()
@@ -166,9 +171,10 @@ def main() -> None:
     model = args.model or "embedded model"
     print(f"reason serve, {model}, {args.threads} threads, medians of {args.reps} reps")
     print(f"{'':38} {'tok/s':>8} {'wall s':>8}")
-    print(f"{'4 clients at once, vote-4 each':38} {tps('conc'):8.1f} {wall('conc'):8.2f}")
-    print(f"{'the same 4 requests one by one':38} {tps('seq'):8.1f} {wall('seq'):8.2f}")
-    print(f"  shared-batch ratio: {tps('conc') / tps('seq'):.2f}x (goal >= 1.5x)")
+    if not args.overhead_only:
+        print(f"{'4 clients at once, vote-4 each':38} {tps('conc'):8.1f} {wall('conc'):8.2f}")
+        print(f"{'the same 4 requests one by one':38} {tps('seq'):8.1f} {wall('seq'):8.2f}")
+        print(f"  shared-batch ratio: {tps('conc') / tps('seq'):.2f}x (goal >= 1.5x)")
     print(f"{'vote-8 through the server':38} {tps('srv'):8.1f} {wall('srv'):8.2f}")
     print(f"{'vote-8 in-process':38} {tps('inproc'):8.1f} {wall('inproc'):8.2f}")
     extra = wall("srv") / wall("inproc") - 1

@@ -4,12 +4,13 @@ batches and get the tokens they would have got alone; the sequence pool waits, t
 from __future__ import annotations
 
 import threading
+import time
 
 import pytest
 from test_engine import GREEDY, PROMPT, make_engine, run_all
 
 from reasoncli.engine.model import LlamaModel
-from reasoncli.engine.pool import PoolBusy, SharedContext, TokenBudget
+from reasoncli.engine.pool import PoolBusy, SharedContext, TokenBudget, WaitCancelled
 from reasoncli.engine.sampling import Sampling
 from reasoncli.errors import UsageError
 
@@ -107,5 +108,38 @@ def test_a_token_budget_ends_a_requests_branches_with_length(
             [(1, "length"), (0, "eos")],
         )
         assert shared.free_branches == 4
+    finally:
+        shared.close()
+
+
+def test_a_run_cancelled_while_it_waits_for_slots_leaves_the_queue_at_once(
+    tiny_model: LlamaModel, threads: int
+) -> None:
+    shared = SharedContext(
+        tiny_model, max_branches=2, max_runs=2, ctx_per_branch=256, n_threads=threads,
+        acquire_timeout_s=60,
+    )  # fmt: skip
+    tokens = tiny_model.tokenize(PROMPT)
+    cancelled = threading.Event()
+    outcome: list[BaseException] = []
+
+    def queued() -> None:
+        try:
+            shared.open_engine(tokens, max_branches=2, max_tokens=8, cancelled=cancelled).close()
+        except BaseException as exc:  # the test reads what it raised
+            outcome.append(exc)
+
+    try:
+        with shared.open_engine(tokens, max_branches=2, max_tokens=8):  # holds every slot
+            waiter = threading.Thread(target=queued)
+            waiter.start()
+            time.sleep(0.3)
+            assert waiter.is_alive() and not outcome  # waiting for slots
+            cancelled.set()
+            t0 = time.monotonic()
+            waiter.join(5)
+            assert time.monotonic() - t0 < 1.0  # not at the 60 s timeout, nor when slots free
+        assert len(outcome) == 1 and isinstance(outcome[0], WaitCancelled)
+        assert shared.free_branches == 2
     finally:
         shared.close()

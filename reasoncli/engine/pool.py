@@ -49,6 +49,10 @@ class PoolBusy(ResourceError):
         self.retry_after_s = retry_after_s
 
 
+class WaitCancelled(ResourceError):
+    """The run was cancelled (client gone, server stopping) while it waited for branch slots."""
+
+
 class TokenBudget:
     """A request's ceiling on generated tokens over all of its engines (--max-request-tokens).
 
@@ -184,8 +188,12 @@ class SharedContext:
     def free_branches(self) -> int:
         return self.max_branches - self._reserved
 
-    def acquire(self, branches: int) -> int:
-        """A prompt sequence and `branches` reserved slots, waiting while others hold them."""
+    def acquire(self, branches: int, cancelled: threading.Event | None = None) -> int:
+        """A prompt sequence and `branches` reserved slots, waiting while others hold them.
+
+        A run waiting here emits no events, so `cancelled` is polled: a request cancelled in
+        the queue leaves it at once (WaitCancelled) instead of when slots come free.
+        """
         if branches > self.max_branches:
             raise UsageError(
                 f"the run needs {branches} branches at once; this server decodes at most "
@@ -202,6 +210,8 @@ class SharedContext:
             try:
                 deadline = time.monotonic() + self.acquire_timeout_s
                 while not self._fits(branches):
+                    if cancelled is not None and cancelled.is_set():
+                        raise WaitCancelled("the request was cancelled while it waited for slots")
                     left = deadline - time.monotonic()
                     if left <= 0:
                         raise PoolBusy(
@@ -209,7 +219,7 @@ class SharedContext:
                             queue_full=False,
                             retry_after_s=max(1, int(self.acquire_timeout_s // 4)),
                         )
-                    self._seqs.wait(left)
+                    self._seqs.wait(left if cancelled is None else min(left, 0.1))
             finally:
                 self._waiters -= 1
             self._reserved += branches
@@ -239,6 +249,7 @@ class SharedContext:
         slack_tokens: int = 64,
         logprobs: int = 0,
         budget: TokenBudget | None = None,
+        cancelled: threading.Event | None = None,
     ) -> PooledEngine:
         """What `Session.open_engine` gives a run on the server: an engine on this context."""
         need = len(prompt_tokens) + max_tokens + slack_tokens
@@ -248,7 +259,9 @@ class SharedContext:
                 f"{need} context cells a branch; this server has {self.plan.n_ctx_seq} "
                 "(reason serve --ctx)"
             )
-        engine = PooledEngine(self, max_branches=max_branches, logprobs=logprobs)
+        engine = PooledEngine(
+            self, max_branches=max_branches, logprobs=logprobs, cancelled=cancelled
+        )
         engine.budget = budget
         try:
             engine.set_prompt(prompt_tokens)
@@ -270,8 +283,15 @@ class SharedContext:
 class PooledEngine(BranchEngine):
     """A run's engine on the shared context: its own prompt and branch sequences from the pool."""
 
-    def __init__(self, shared: SharedContext, *, max_branches: int, logprobs: int = 0) -> None:
-        prompt_seq = shared.acquire(max_branches)
+    def __init__(
+        self,
+        shared: SharedContext,
+        *,
+        max_branches: int,
+        logprobs: int = 0,
+        cancelled: threading.Event | None = None,
+    ) -> None:
+        prompt_seq = shared.acquire(max_branches, cancelled)
         model = shared.model
         self.shared = shared
         self.lib = model.lib

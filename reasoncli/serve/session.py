@@ -7,6 +7,7 @@ own conversation. Strategies see an ordinary `Session`, so they run unchanged.
 
 from __future__ import annotations
 
+import threading
 from dataclasses import dataclass, field, fields
 from typing import Any
 
@@ -20,6 +21,7 @@ class RequestSession(Session):
     shared: Any = None  # SharedContext
     history: list[dict[str, str]] = field(default_factory=list)
     budget: TokenBudget | None = None  # the request's generated-token ceiling
+    cancelled: threading.Event | None = None  # set when the request is cancelled
 
     @classmethod
     def of(
@@ -29,10 +31,17 @@ class RequestSession(Session):
         history: list[dict[str, str]] | None = None,
         budget: TokenBudget | None = None,
         skip_thinking: bool = False,
+        cancelled: threading.Event | None = None,
     ) -> RequestSession:
         values = {f.name: getattr(base, f.name) for f in fields(Session)}
         values["skip_thinking"] = skip_thinking
-        return cls(**values, shared=shared, history=list(history or []), budget=budget)
+        return cls(
+            **values,
+            shared=shared,
+            history=list(history or []),
+            budget=budget,
+            cancelled=cancelled,
+        )
 
     def prompt_text(
         self, question: str, *, system: str | None = COT_SYSTEM, assistant_prefix: str = ""
@@ -71,6 +80,7 @@ class RequestSession(Session):
             slack_tokens=slack_tokens,
             logprobs=logprobs,
             budget=self.budget,
+            cancelled=self.cancelled,
         )
 
     def close(self) -> None:

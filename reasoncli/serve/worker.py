@@ -20,20 +20,33 @@ import os
 import signal
 import sys
 import threading
+import time
 from dataclasses import dataclass, field, replace
 from multiprocessing.connection import Connection
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reasoncli.errors import ExitCode, ReasonError
 from reasoncli.events import Event
+from reasoncli.results import Result
 from reasoncli.strategies.base import StrategyOptions
+
+if TYPE_CHECKING:  # the HTTP process imports this module too, without loading llama.cpp
+    from reasoncli.cli.runner import ModelRequest
+    from reasoncli.engine.pool import SharedContext, TokenBudget
+    from reasoncli.serve.errors import ApiError
+    from reasoncli.serve.session import RequestSession
+    from reasoncli.session import Session
+
+
+# How long the engine waits for cancelled runs to return when the server stops it.
+STOP_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True)
 class EngineConfig:
     """What the engine process loads: the model and the shared context's shape."""
 
-    model: Any  # reasoncli.cli.runner.ModelRequest
+    model: ModelRequest
     max_branches: int = 16
     max_requests: int = 8
     ctx: int = 2048
@@ -82,14 +95,16 @@ class _Run:
             self.worker.send(("event", self.order.rid, event))
 
     def _work(self) -> None:
+        from reasoncli.engine.pool import WaitCancelled
         from reasoncli.reasoning import opens_thinking, settle_reasoning
         from reasoncli.serve.errors import Cancelled, api_error
         from reasoncli.strategies.base import get_strategy
 
         order = self.order
-        result, error = None, None
+        result: Result | None = None
+        error: ApiError | None = None
         try:
-            session = self.worker.session_for(order)
+            session = self.worker.session_for(order, self.cancelled)
             options = order.options
             if order.sampling:
                 sampling = replace(session.sampling, **order.sampling)
@@ -104,7 +119,7 @@ class _Run:
             )
             if self.cancelled.is_set():
                 result.interrupted = True
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, WaitCancelled):
             error = api_error(Cancelled("the request was cancelled before it had a result"))
         except BaseException as exc:  # reported to the client, never lost in a thread
             error = api_error(exc)
@@ -115,12 +130,12 @@ class _Run:
 class Worker:
     """The engine process's state: the loaded model, the shared context and the runs."""
 
-    def __init__(self, conn: Connection, session: Any, shared: Any) -> None:
+    def __init__(self, conn: Connection, session: Session, shared: SharedContext) -> None:
         self.conn = conn
         self.session = session
         self.shared = shared
         self.runs: dict[int, _Run] = {}
-        self._budgets: dict[int, tuple[Any, int]] = {}  # group -> (TokenBudget, runs left)
+        self._budgets: dict[int, tuple[TokenBudget, int]] = {}  # group -> (budget, runs left)
         self._lock = threading.Lock()
         self._send_lock = threading.Lock()
 
@@ -131,7 +146,7 @@ class Worker:
             except (BrokenPipeError, ConnectionResetError, EOFError):
                 pass  # the server is gone; the receive loop ends too
 
-    def session_for(self, order: RunOrder) -> Any:
+    def session_for(self, order: RunOrder, cancelled: threading.Event) -> RequestSession:
         from reasoncli.engine.pool import TokenBudget
         from reasoncli.serve.session import RequestSession
 
@@ -140,18 +155,23 @@ class Worker:
                 order.group, (TokenBudget(order.budget_tokens), order.group_runs)
             )
         return RequestSession.of(
-            self.session, self.shared, order.history, budget, skip_thinking=order.skip_thinking
+            self.session,
+            self.shared,
+            order.history,
+            budget,
+            skip_thinking=order.skip_thinking,
+            cancelled=cancelled,
         )
 
-    def finished(self, run: _Run, result: Any, error: Any) -> None:
+    def finished(self, run: _Run, result: Result | None, error: ApiError | None) -> None:
         order = run.order
         with self._lock:
             self.runs.pop(order.rid, None)
-            budget, left = self._budgets.get(order.group, (None, 0))
-            if left <= 1:
-                self._budgets.pop(order.group, None)
+            held = self._budgets.get(order.group)
+            if held is not None and held[1] > 1:
+                self._budgets[order.group] = (held[0], held[1] - 1)
             else:
-                self._budgets[order.group] = (budget, left - 1)
+                self._budgets.pop(order.group, None)
         try:
             self.send(("done", order.rid, result, error))
         except Exception as exc:  # a result that does not pickle must still end the request
@@ -200,8 +220,9 @@ class Worker:
             runs = list(self.runs.values())
         for run in runs:
             run.cancelled.set()
+        deadline = time.monotonic() + STOP_TIMEOUT_S
         for run in runs:
-            run.thread.join(15)
+            run.thread.join(max(0.0, deadline - time.monotonic()))
 
 
 def load(conn: Connection, config: EngineConfig) -> Worker | None:
