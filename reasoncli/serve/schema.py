@@ -431,7 +431,13 @@ def openapi_document(served: str, limits: Limits, *, auth: bool) -> dict[str, An
                         "(progress as `:` comment lines, then chunks and `data: [DONE]`).",
                         "content": {
                             "application/json": {"schema": _ref(response)},
-                            "text/event-stream": {"schema": {"type": "string"}},
+                            "text/event-stream": {
+                                "schema": {
+                                    "description": "Each event's data: a chunk (or an error "
+                                    "object) as JSON, then the literal [DONE].",
+                                    "anyOf": [{"type": "object"}, {"const": "[DONE]"}],
+                                }
+                            },
                         },
                     },
                     **errors,
