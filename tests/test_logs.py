@@ -133,7 +133,10 @@ def test_no_log_flag_and_env_skip_the_history(tiny_gguf: Path, _private_history:
     assert reason(*run, "--no-log").returncode == 0
     assert reason(*run, env={"REASON_NO_LOG": "1"}).returncode == 0
     assert (
-        reason("think", "2+2?", "-m", str(tiny_gguf), "--max-tokens", "2", "--no-log").stderr == ""
+        reason(
+            "think", "2+2?", "-m", str(tiny_gguf), "--max-tokens", "2", "--no-log", "--json"
+        ).stderr
+        == ""
     )
     assert not _private_history.exists()
     assert logs_json("list") == []
