@@ -130,7 +130,7 @@ BENCH_EXAMPLES = examples(
 )
 ROLLOUTS_EXAMPLES = examples(
     "reason rollouts data.jsonl --branches 8 --out grpo.jsonl",
-    "reason rollouts data.jsonl --out grpo.jsonl --resume grpo.jsonl",
+    "reason rollouts data.jsonl --resume grpo.jsonl",
     "reason rollouts data.jsonl -n 16 --max-tokens 128 --limit 100 -o small.jsonl",
 )
 TRAIN_EXAMPLES = examples(
