@@ -119,7 +119,7 @@ def list_models(as_json: JsonOpt = False) -> None:
         console.print("pull: `reason models pull NAME` downloads it", markup=False)
     for row in rows:
         if not row.inst.installed and row.spec.source.hf is None:
-            console.print(f"not installed: {row.inst.detail}", markup=False, soft_wrap=True)
+            console.print(f"not installed: {row.inst.detail}", markup=False)
 
 
 @models_app.command("show")
