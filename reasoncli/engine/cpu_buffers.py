@@ -121,11 +121,13 @@ class ExtraBufferList:
         self._name = g.ggml_backend_buft_name
         self._array: Any = None
         device = g.ggml_backend_dev_by_type(0)  # GGML_BACKEND_DEVICE_TYPE_CPU
-        if not device:
-            return
-        reg = g.ggml_backend_dev_backend_reg(device)
-        address = g.ggml_backend_reg_get_proc_address(reg, b"ggml_backend_dev_get_extra_bufts")
-        if address:
+        reg = g.ggml_backend_dev_backend_reg(device) if device else None
+        address = (
+            g.ggml_backend_reg_get_proc_address(reg, b"ggml_backend_dev_get_extra_bufts")
+            if reg
+            else None
+        )
+        if address:  # a build without a CPU device or the symbol has no list: nothing to edit
             getter = ctypes.CFUNCTYPE(ctypes.POINTER(ctypes.c_void_p), ctypes.c_void_p)(address)
             self._array = getter(device)
         self.original: tuple[str, ...] = self.names()
