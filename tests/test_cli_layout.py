@@ -136,15 +136,16 @@ def test_beam_panel_titles_are_never_cut_mid_word() -> None:
 
 
 @pytest.mark.embedded
-def test_readme_memory_limit_example_is_what_the_tool_prints() -> None:
-    """The README shows a refused request word for word; run its command and compare."""
+def test_docs_memory_limit_example_is_what_the_tool_prints() -> None:
+    """The docs show a refused request word for word; run its command and compare."""
     from pathlib import Path
 
-    readme = (Path(__file__).parent.parent / "README.md").read_text()
+    page = Path(__file__).parent.parent / "docs" / "models-and-hardware.md"
+    text = page.read_text(encoding="utf-8")
     block = re.search(
-        r"```\n\$ (REASON_MEMORY_LIMIT=\S+) (reason ask .*?)\n(Error: .*?)\n```", readme, re.S
+        r"```\n\$ (REASON_MEMORY_LIMIT=\S+) (reason ask .*?)\n(Error: .*?)\n```", text, re.S
     )
-    assert block, "the README's REASON_MEMORY_LIMIT example"
+    assert block, f"the REASON_MEMORY_LIMIT example of {page}"
     env_var, command, shown = block[1], block[2], " ".join(block[3].split())
     name, value = env_var.split("=")
     args = shlex.split(command)[1:]
