@@ -171,9 +171,9 @@ def curve_lines(report: Report, width: int = 48, height: int = 10) -> list[str]:
             row = height - 1 - _scale(y, 0.0, top, height)
             grid[row][col] = marker
     lines = ["accuracy vs tokens per question (log scale)"]
-    for i, row in enumerate(grid):
+    for i, cells in enumerate(grid):
         label = f"{top:>4.0%}" if i == 0 else ("  0%" if i == height - 1 else "    ")
-        lines.append(f"{label} │{''.join(row)}")
+        lines.append(f"{label} │{''.join(cells)}")
     lines.append("     └" + "─" * width)
     left, right = f"{2**x0:,.0f}", f"{2**x1:,.0f} tokens"
     lines.append("      " + left + " " * max(1, width - len(left) - len(right)) + right)

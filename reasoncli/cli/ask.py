@@ -210,7 +210,6 @@ def _check_progress(progress: str) -> None:
         raise typer.BadParameter(
             f"{progress!r} is not one of {', '.join(PROGRESS_MODES)}",
             param_hint="--progress",
-            metavar="MODE",
         )
 
 

@@ -12,7 +12,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
-import click
 import typer
 from typer.core import TyperGroup
 
@@ -38,7 +37,10 @@ from reasoncli.errors import ExitCode
 class _RunByDefault(TyperGroup):
     """A group that treats `bench DATA ...` as `bench run DATA ...`."""
 
-    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+    # typer.Context: typer's own Context subclasses the click one it vendors (not `click`'s).
+    def parse_args(  # type: ignore[override]
+        self, ctx: typer.Context, args: list[str]
+    ) -> list[str]:
         if args and args[0] not in self.commands and args[0] not in ("--help", "-h"):
             args = ["run", *args]
         return super().parse_args(ctx, args)

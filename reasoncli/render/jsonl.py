@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import TextIO
+from typing import IO
 
 from reasoncli.events import Event
 from reasoncli.results import Result
@@ -14,7 +14,7 @@ __all__ = ["JsonlWriter"]
 class JsonlWriter:
     """One JSON object per line, flushed at once so a reader downstream of a pipe sees it now."""
 
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: IO[str]) -> None:
         self.stream = stream
 
     def handle(self, event: Event) -> None:

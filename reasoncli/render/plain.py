@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TextIO
+from typing import IO
 
 from reasoncli.events import BranchFinished, Event, Note, RunStarted, VoteUpdated
 
@@ -18,7 +18,7 @@ __all__ = ["PlainProgress"]
 class PlainProgress:
     """Writes `[  1.2s] ...` lines to a text stream as events arrive."""
 
-    def __init__(self, stream: TextIO, *, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, stream: IO[str], *, clock: Callable[[], float] = time.monotonic) -> None:
         self.stream = stream
         self._clock = clock
         self._started = clock()

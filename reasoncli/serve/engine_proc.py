@@ -11,6 +11,7 @@ meanwhile wait for it like for branch slots (up to --queue-timeout).
 from __future__ import annotations
 
 import asyncio
+import functools
 import itertools
 import signal
 import socket
@@ -224,7 +225,7 @@ class EngineProcess:
             self._record(job)
             self._call(job._finish)
         for fut in stats:
-            self._call(lambda f=fut: f.done() or f.set_result({}))
+            self._call(functools.partial(_resolve, fut, {}))
 
     def close(self, timeout: float = 20.0) -> None:
         """Stop the engine process: runs still in it are cancelled and end first."""
@@ -343,7 +344,7 @@ class EngineProcess:
                 fut = self._stats.get(message[1])
             if fut is not None:
                 data = message[2]
-                self._call(lambda: fut.done() or fut.set_result(data))
+                self._call(functools.partial(_resolve, fut, data))
             return
         with self._lock:
             job = self._jobs.get(message[1])
@@ -389,3 +390,9 @@ def exit_cause(returncode: int | None) -> str:
             name = f"signal {-returncode}"
         return f"was killed by {name}"
     return f"exited with status {returncode}"
+
+
+def _resolve(future: asyncio.Future[dict[str, Any]], value: dict[str, Any]) -> None:
+    """Set a future's result unless it already has one (or was cancelled); on the loop."""
+    if not future.done():
+        future.set_result(value)

@@ -185,16 +185,23 @@ def _json_type(value: Any) -> str:
     )
 
 
+def int_range(name: str, limits: Limits) -> tuple[int, int]:
+    """An integer option's (lowest, highest), with the server's limits in place of their names."""
+    low, high = INT_RANGES[name]
+    if isinstance(high, str):
+        high = {
+            _BRANCHES: limits.max_request_branches,
+            _TOKENS: limits.max_tokens_per_branch,
+            _REQUEST_TOKENS: limits.max_request_tokens,
+        }[high]
+    return low, high
+
+
 def _check_range(key: str, value: int, limits: Limits) -> None:
     name = key.removeprefix("reason.").split(" ")[0]
     if name not in INT_RANGES:
         return
-    low, high = INT_RANGES[name]
-    top = {
-        _BRANCHES: limits.max_request_branches,
-        _TOKENS: limits.max_tokens_per_branch,
-        _REQUEST_TOKENS: limits.max_request_tokens,
-    }.get(high, high)  # type: ignore[call-overload]
+    low, top = int_range(name, limits)
     if not low <= value <= top:
         raise UsageError(f"{key} must be an integer from {low} to {top}, not {value}")
 

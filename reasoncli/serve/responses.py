@@ -32,7 +32,8 @@ def winner(result: Result) -> BranchResult | None:
             if b.answer == result.answer:
                 return b
     natural = [b for b in result.branches if b.finish_reason in ("eos", "stop")]
-    return (natural or result.branches or [None])[0]
+    candidates = natural or result.branches
+    return candidates[0] if candidates else None
 
 
 def content(result: Result, tags: tuple[str, str] | None = None) -> str:
@@ -68,7 +69,7 @@ def finish_reason(result: Result) -> str:
     return "length" if best is not None and best.finish_reason == "length" else "stop"
 
 
-def usage(results: Sequence[Result]) -> dict[str, int]:
+def usage(results: Sequence[Result]) -> dict[str, Any]:
     prompt = sum(r.prompt_tokens for r in results)
     generated = sum(r.generated_tokens for r in results)
     thinking = sum(b.thinking_tokens for r in results for b in r.branches)

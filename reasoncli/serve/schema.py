@@ -17,14 +17,12 @@ from typing import Any
 
 from reasoncli.reasoning import EFFORTS
 from reasoncli.serve.request import (
-    _BRANCHES,
     _INTERNAL,
-    _REQUEST_TOKENS,
-    _TOKENS,
     CHOICES,
     INT_RANGES,
     MAX_STRING_CHARS,
     Limits,
+    int_range,
 )
 from reasoncli.strategies.base import StrategyOptions, strategy_names
 
@@ -45,12 +43,7 @@ def _nullable(schema: dict[str, Any]) -> dict[str, Any]:
 
 
 def _int(name: str, limits: Limits) -> dict[str, Any]:
-    low, high = INT_RANGES[name]
-    top = {
-        _BRANCHES: limits.max_request_branches,
-        _TOKENS: limits.max_tokens_per_branch,
-        _REQUEST_TOKENS: limits.max_request_tokens,
-    }.get(high, high)  # type: ignore[call-overload]
+    low, top = int_range(name, limits)
     return {"type": "integer", "minimum": low, "maximum": top}
 
 
@@ -414,7 +407,7 @@ def _error_responses(auth: bool) -> dict[str, Any]:
 def openapi_document(served: str, limits: Limits, *, auth: bool) -> dict[str, Any]:
     """The OpenAPI 3.1 document for this server's model, limits and key setting."""
     errors = _error_responses(auth)
-    security = [{"bearer": []}] if auth else []
+    security: list[dict[str, list[str]]] = [{"bearer": []}] if auth else []
 
     def post(request: str, response: str, summary: str) -> dict[str, Any]:
         return {

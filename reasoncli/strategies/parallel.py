@@ -70,10 +70,13 @@ def branch_answer(
 ) -> str | None:
     """The branch's answer; given the question, a yes/no question gets Yes or No."""
     thinking, visible = split_thinking(text, tags)
-    how = {"multiple_choice": multiple_choice, "question": question}
-    answer = extract_answer(visible, **how) if visible else None
+    answer = (
+        extract_answer(visible, multiple_choice=multiple_choice, question=question)
+        if visible
+        else None
+    )
     if answer is None and thinking:
-        answer = extract_answer(thinking, **how)
+        answer = extract_answer(thinking, multiple_choice=multiple_choice, question=question)
     return answer
 
 

@@ -14,8 +14,12 @@ from typing import Any
 __all__ = ["PLOT_FILE", "plot_available", "write_reward_plot"]
 
 PLOT_FILE = "rewards.png"
-_SERIES = (("reward", "reward (weighted sum)"), ("accuracy", "accuracy"), ("format", "format"))
-_SERIES += (("stop", "stop"),)
+_SERIES: tuple[tuple[str, str], ...] = (
+    ("reward", "reward (weighted sum)"),
+    ("accuracy", "accuracy"),
+    ("format", "format"),
+    ("stop", "stop"),
+)
 
 
 def plot_available() -> bool:

@@ -71,7 +71,7 @@ class RewardAdapter:
         completion_ids: Sequence[Sequence[int]] | None = None,
         multiple_choice: Sequence[bool] | None = None,
     ) -> list[BranchReward]:
-        ids = completion_ids or [None] * len(completions)
+        ids: Sequence[Sequence[int] | None] = completion_ids or [None] * len(completions)
         choice = multiple_choice or [False] * len(completions)
         return [
             self.score(completion_text(c), finish_reason(i, self.eos_ids), str(a), bool(m))

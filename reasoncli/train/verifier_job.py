@@ -135,7 +135,7 @@ class VerifierJob:
             "source": self.base.spec.name,
             "run_dir": str(self.run_dir),
             "examples": len(rows),
-            "positive_share": round(sum(x["label"] for x in rows) / len(rows), 4),
+            "positive_share": round(sum(e.label for e in examples) / len(rows), 4),
             "step": step,
             "steps": r.steps,
             "interrupted": interrupted,

@@ -215,7 +215,7 @@ def _sampled_candidates(g: _Group, ids: list[str], pilots: Pilots) -> list[Candi
     out = []
     recs = [g.records[i] for i in ids]
     recorded = all("verifier_tokens" in r for r in recs)
-    picks = [("maj", None)]
+    picks: list[tuple[str, str | None]] = [("maj", None)]
     if g.scored:
         picks += [("best", "best"), ("weighted", "weighted")]
     for how, pick in picks:

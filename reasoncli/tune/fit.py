@@ -156,8 +156,8 @@ def _describe(
     if steps == 0:
         return f"{harder}{pilot} of {pilot} agree, {tokens}"
     more = pilot - steps + 1
-    most = f"{more}" if more == pilot else f"{more}+"
-    return f"{harder}{most} of {pilot} agree, or {pilot - steps} with {tokens}"
+    agreeing = f"{more}" if more == pilot else f"{more}+"
+    return f"{harder}{agreeing} of {pilot} agree, or {pilot - steps} with {tokens}"
 
 
 def _bins(values: np.ndarray, count: int) -> list[float | None]:

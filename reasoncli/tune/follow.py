@@ -113,7 +113,7 @@ def options_for(action: Action, base: StrategyOptions, sampling: Sampling) -> St
         "step_tokens": action.step_tokens,
         "max_tokens": action.max_tokens,
     }
-    fields = {name: value for name, value in given.items() if value is not None}
+    fields: dict[str, Any] = {name: value for name, value in given.items() if value is not None}
     if action.temperature is not None:
         fields["sampling"] = replace(sampling, temperature=action.temperature)
     return replace(
