@@ -1,8 +1,9 @@
 """The model registry: which models exist, where their GGUF files are, and what a GGUF says.
 
-`reason run` needs all of it before it loads a model (which file, which prompt format, whether
-it fits in memory) and `reason models` displays it. Nothing here imports llama_cpp, and GGUF
-headers are read without touching the weights, so this stays cheap on every invocation.
+Every run (`reason ask`, `think`, `bench`, `serve`) needs all of it before it loads a model
+(which file, which prompt format, whether it fits in memory) and `reason models` displays it.
+Nothing here imports llama_cpp, and GGUF headers are read without touching the weights, so this
+stays cheap on every invocation.
 
 One module per concern, each imported directly (this package re-exports nothing):
 

@@ -4,7 +4,7 @@ key/value and tensor for the trainer's loader and exporter (`read_header`).
 Both sit on `gguf.GGUFReader`, llama.cpp's own parser (magic, byte order, versions, alignment,
 tensor layout, memory-mapped data). Its one cost is a numpy view per metadata array element:
 5 s for SmolLM2's 49k-token vocabulary. `_Reader` keeps each array as one view instead, so a
-header read stays in milliseconds on every `reason run` and `reason models list`; the strings
+header read stays in milliseconds on every `reason ask` and `reason models list`; the strings
 of a vocabulary are split only when the trainer asks for them.
 
 Missing, foreign, corrupt and truncated files become a one-line ModelError here, since

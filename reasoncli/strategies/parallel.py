@@ -4,7 +4,7 @@
 time), step the engine, stream text, track DeepConf token confidence, extract each finished
 branch's answer, keep the vote tally current, and stop on Ctrl-C with what it has.
 
-Strategies steer the loop with a `Policy` (or the older `should_stop`/`weights` callables):
+Strategies steer the loop with a `Policy`:
 
 - `launch`: how many queued branches may start now (waves for early stopping, warm-up first);
 - `watch`: after each token of a live branch, may `cut()` it (online DeepConf);
@@ -20,12 +20,13 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from reasoncli.answers import extract_answer
 from reasoncli.confidence import SlidingWindow, token_confidence
-from reasoncli.engine.branches import FAILED, Branch, BranchEngine
+from reasoncli.engine.branches import FAILED, Branch
+from reasoncli.engine.protocols import Engine, ModelSession
 from reasoncli.engine.sampling import Sampling
 from reasoncli.errors import UsageError
 from reasoncli.events import (
@@ -40,12 +41,10 @@ from reasoncli.events import (
 )
 from reasoncli.results import BranchResult, Result, Timings, VoteGroup
 from reasoncli.rewards import group_advantages, score_branch
-from reasoncli.session import Session
 from reasoncli.stopping import STOP_RULES, BetaRule, EscRule, StopRule, beta_leader_probability
 from reasoncli.strategies.base import StrategyOptions
 from reasoncli.voting import VoteResult, majority_vote
 
-StopHook = Callable[["ParallelRun"], "str | None"]
 WeightHook = Callable[["ParallelRun"], "Sequence[float] | None"]
 
 # The finish reason of a branch that an online confidence rule ended (it does not vote).
@@ -118,19 +117,6 @@ class Policy:
         return None
 
 
-class _Callables(Policy):
-    """Adapts the original `drive(should_stop, weights)` callables to a Policy."""
-
-    def __init__(self, should_stop: StopHook | None, weights: WeightHook | None) -> None:
-        self._stop, self._weights = should_stop, weights
-
-    def should_stop(self, run: ParallelRun) -> str | None:
-        return self._stop(run) if self._stop else None
-
-    def weights(self, run: ParallelRun) -> Sequence[float] | None:
-        return self._weights(run) if self._weights else None
-
-
 @dataclass(frozen=True)
 class _Queued:
     sampling: Sampling
@@ -149,7 +135,7 @@ class ParallelRun:
         self,
         strategy: str,
         question: str,
-        session: Session,
+        session: ModelSession,
         emit: EventSink,
         *,
         max_tokens: int,
@@ -169,7 +155,7 @@ class ParallelRun:
         self.started = time.perf_counter()
         prompt = session.prompt_tokens(session.prompt_text(question))
         self.prompt_tokens = len(prompt)
-        self.engine: BranchEngine = session.open_engine(
+        self.engine: Engine = session.open_engine(
             prompt,
             max_branches=max_branches,
             max_tokens=max_tokens,
@@ -255,15 +241,9 @@ class ParallelRun:
         return window.lowest if window else math.nan
 
     # -- the loop ---------------------------------------------------------------------------
-    def drive(
-        self,
-        should_stop: StopHook | None = None,
-        weights: WeightHook | None = None,
-        *,
-        policy: Policy | None = None,
-    ) -> None:
+    def drive(self, policy: Policy | None = None) -> None:
         """Step until every branch ends, a stop rule fires, or the user presses Ctrl-C."""
-        policy = policy or _Callables(should_stop, weights)
+        policy = policy or Policy()
         engine, emit = self.engine, self.emit
         started = time.perf_counter()
         try:
@@ -413,7 +393,7 @@ class ParallelRun:
                 generate_s=self._generate_s(),
                 total_s=total_s,
                 prompt_tokens_decoded=engine.prompt_tokens_decoded,
-                decode_calls=getattr(engine, "decode_calls", 0),
+                decode_calls=engine.decode_calls,
             ),
             interrupted=self.interrupted,
             stop_reason=self.stop_reason,
@@ -554,7 +534,7 @@ class VotePolicy(Policy):
         return self.early.decide(run) if self.early else None
 
 
-def _with_requests(details: dict[str, Any], engine: Any) -> dict[str, Any]:
+def _with_requests(details: dict[str, Any], engine: Engine) -> dict[str, Any]:
     """A remote engine's request counts (requests, retries, failed) join the details."""
-    stats = getattr(engine, "stats", None)
-    return {**details, "requests": asdict(stats)} if stats is not None else details
+    counts = engine.request_counts()
+    return {**details, "requests": counts} if counts is not None else details
