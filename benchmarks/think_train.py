@@ -23,8 +23,9 @@ from reasoncli.reasoning import THINK_TAGS
 
 
 def _run_dir(args: list[str]) -> Path:
-    if "--run-dir" in args:
-        return Path(args[args.index("--run-dir") + 1])
+    for flag in ("--run-dir", "--resume"):
+        if flag in args:
+            return Path(args[args.index(flag) + 1])
     return Path("runs") / args[args.index("--out") + 1]
 
 
@@ -33,7 +34,11 @@ def main(argv: list[str]) -> int:
     run_dir = _run_dir(args)
     import reasoncli.train.rewards as rewards
 
-    rows: list[dict[str, Any]] = []
+    # A resumed run goes on from its checkpoint: keep the rows logged up to it and number on.
+    kept = run_dir / "thinking.jsonl"
+    rows: list[dict[str, Any]] = (
+        [json.loads(x) for x in kept.read_text().splitlines()] if kept.exists() else []
+    )
     last: list[Any] = []  # TRL scores each batch once per reward function: count it once
     counter: dict[str, Any] = {}
 

@@ -1,20 +1,21 @@
-"""Range checks for the options a run takes, shared by the CLI (exit 2) and `reason serve` (400).
+"""Range and choice checks for the options a run takes, shared by the CLI (exit 2), the
+strategies' own `check` and `reason serve` (400).
 
 Typer only checks types, so `--threads -3` or `--top-p 5` would reach llama.cpp (or the JSON)
-unnoticed. One table of rules, read by every caller, keeps the messages and limits the same
-wherever a run is asked for.
+unnoticed. The rules are the ranges and choices declared with each option (`reasoncli.options`),
+so the messages and limits are the same wherever a run is asked for.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
 from reasoncli.errors import UsageError
+from reasoncli.options import every_option
 
-__all__ = ["RULES", "CONFLICTS", "check_options"]
+__all__ = ["RULES", "CHOICES", "CONFLICTS", "check_options"]
 
 
 @dataclass(frozen=True)
@@ -25,16 +26,16 @@ class Rule:
 
 
 RULES: dict[str, Rule] = {
-    "threads": Rule("--threads", "at least 1", lambda v: v >= 1),
-    "gpu_layers": Rule("--gpu-layers", "at least -1 (-1: every layer)", lambda v: v >= -1),
-    "temperature": Rule("--temperature", "at least 0 (0: greedy)", lambda v: v >= 0),
-    "top_p": Rule("--top-p", "in (0, 1]", lambda v: 0 < v <= 1),
-    "top_k": Rule("--top-k", "at least 0 (0: off)", lambda v: v >= 0),
-    "min_p": Rule("--min-p", "in [0, 1]", lambda v: 0 <= v <= 1),
-    "max_concurrency": Rule("--max-concurrency", "at least 1", lambda v: v >= 1),
-    "timeout": Rule("--timeout", "more than 0 seconds", lambda v: v > 0),
+    name: Rule(d.flag, d.opt.range.requirement, d.opt.range.ok)
+    for name, d in every_option().items()
+    if d.opt.range is not None
 }
-"""Option name (the Python parameter, as in `ctx.params` or an API body) -> its rule."""
+"""Option name (the Python parameter, as in `ctx.params` or an API body) -> its range."""
+
+CHOICES: dict[str, tuple[str, tuple[str, ...]]] = {
+    name: (d.flag, d.opt.choices) for name, d in every_option().items() if d.opt.choices
+}
+"""Option name -> (its flag, the values it may take)."""
 
 CONFLICTS: tuple[tuple[str, str], ...] = (("json_out", "jsonl"),)
 """Pairs of switches that cannot both be on."""
@@ -43,24 +44,36 @@ _FLAGS = {"json_out": "--json", "jsonl": "--jsonl"}
 
 
 def check_options(
-    values: Mapping[str, object], *, names: Literal["flag", "field"] = "flag"
+    values: Mapping[str, object],
+    *,
+    names: Literal["flag", "field"] = "flag",
+    only: Collection[str] | None = None,
 ) -> None:
-    """Raise `UsageError` for the first value out of range, or two switches that conflict.
+    """Raise `UsageError` for the first value out of range or choices, or two switches that
+    conflict.
 
-    `values` maps option names to values (a command's `ctx.params`, or the sampling fields of
-    an API request); names without a rule and `None` values are skipped. `names="field"`
+    `values` maps option names to values (a command's `ctx.params`, the fields of a
+    `StrategyOptions`, or the sampling fields of an API request); names without a rule and
+    `None` values are skipped, and so are names not in `only` when it is given. `names="field"`
     words the message with the field name (`top_p`) instead of the flag (`--top-p`).
     """
     for key, rule in RULES.items():
         value = values.get(key)
-        if value is None or isinstance(value, bool):
+        if value is None or isinstance(value, bool) or (only is not None and key not in only):
             continue
         if not isinstance(value, int | float):
             raise UsageError(f"{_name(key, rule.flag, names)} must be a number, not {value!r}")
-        if not math.isfinite(value) or not rule.ok(value):
+        if not rule.ok(value):
             raise UsageError(
                 f"{_name(key, rule.flag, names)} must be {rule.requirement}, not {value:g}"
             )
+    for key, (flag, choices) in CHOICES.items():
+        value = values.get(key)
+        if value is None or (only is not None and key not in only) or value in choices:
+            continue
+        raise UsageError(
+            f"{_name(key, flag, names)} must be one of {', '.join(choices)}, not {value!r}"
+        )
     for a, b in CONFLICTS:
         if values.get(a) and values.get(b):
             first, second = (_name(k, _FLAGS.get(k, k), names) for k in (a, b))

@@ -46,6 +46,7 @@ from reasoncli.engine.branches import BranchEngine, TokenLogprobs
 from reasoncli.engine.sampling import Sampling
 from reasoncli.engine.sizing import plan_context
 from reasoncli.errors import ModelError, UsageError
+from reasoncli.options import AGGREGATES
 
 if TYPE_CHECKING:
     from reasoncli.models.catalog import Catalog
@@ -53,7 +54,6 @@ if TYPE_CHECKING:
 
 BUILTIN_VERIFIERS = ("confidence", "self")
 VERIFIER_KINDS = ("orm", "prm")  # `KIND:NAME` prefixes: outcome or process reward model
-AGGREGATES = ("last", "min", "prod")
 
 
 @dataclass(frozen=True)
@@ -178,12 +178,6 @@ def aggregate_scores(scores: Sequence[float], how: str) -> float:
     if how == "prod":
         return math.prod(clean)
     raise ValueError(f"unknown aggregation {how!r}; choose one of {', '.join(AGGREGATES)}")
-
-
-def check_aggregate(how: str) -> None:
-    """Reject an `--aggregate` that `aggregate_scores` does not know (UsageError, exit 2)."""
-    if how not in AGGREGATES:
-        raise UsageError(f"--aggregate must be one of {', '.join(AGGREGATES)}, not {how!r}")
 
 
 def judge_prompt_parts(session: Session, question: str) -> tuple[str, str]:

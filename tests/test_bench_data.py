@@ -161,13 +161,9 @@ def test_cli_usage_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[s
         assert pattern in err and out == ""
 
 
-def test_budget_grid_and_how_token_budgets_reach_strategies(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    from reasoncli.bench import plan as plan_module
+def test_budget_grid_and_how_token_budgets_reach_strategies() -> None:
     from reasoncli.bench.plan import BenchPlan, Budget, budget_grid
     from reasoncli.errors import UsageError
-    from reasoncli.strategies.base import Kind, StrategyInfo
 
     assert budget_grid(None, None) == [Budget(8)]
     assert [b.label for b in budget_grid([1, 4, 4], None)] == ["n=1", "n=4"]
@@ -180,14 +176,8 @@ def test_budget_grid_and_how_token_budgets_reach_strategies(
     with pytest.raises(UsageError):
         budget_grid([0], None)
 
-    class Planner:  # a strategy that plans with a token budget itself, like `auto`
-        info = StrategyInfo("planner", Kind.ADAPTIVE, "", options=("budget_tokens",))
-
-    real = plan_module.get_strategy
-    monkeypatch.setattr(
-        plan_module, "get_strategy", lambda n: Planner() if n == "planner" else real(n)
-    )
-    plan = BenchPlan(["vote", "think", "planner"], [Budget(tokens=4000)], max_tokens=512)
+    # `auto` plans with a token budget itself: it reads `budget_tokens`
+    plan = BenchPlan(["vote", "think", "auto"], [Budget(tokens=4000)], max_tokens=512)
     vote, think, planner = (plan.options(s, plan.budgets[0], multiple_choice=False) for s in
                             plan.strategies)  # fmt: skip
     assert (vote.branches, vote.max_tokens, vote.budget_tokens) == (7, 512, None)

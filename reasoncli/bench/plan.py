@@ -13,13 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from reasoncli.errors import UsageError
-from reasoncli.strategies.base import (
-    DEFAULT_MAX_TOKENS,
-    Kind,
-    StrategyOptions,
-    get_strategy,
-    strategy_names,
-)
+from reasoncli.options import DEFAULT_MAX_TOKENS, StrategyOptions
+from reasoncli.strategies.base import Kind, get_strategy, strategy_names
 
 __all__ = ["DEFAULT_BRANCHES", "JUDGE_OPTIONS", "BenchPlan", "Budget", "budget_grid"]
 

@@ -26,8 +26,9 @@ from reasoncli.bench.plan import JUDGE_OPTIONS, BenchPlan, Budget, budget_grid
 from reasoncli.bench.store import JsonlStore, read_records
 from reasoncli.errors import InputError, UsageError
 from reasoncli.events import discard
+from reasoncli.options import DEFAULT_MAX_TOKENS
 from reasoncli.session import Session
-from reasoncli.strategies.base import DEFAULT_MAX_TOKENS, Strategy, get_strategy
+from reasoncli.strategies.base import Strategy, get_strategy
 
 __all__ = [
     "BenchJob",

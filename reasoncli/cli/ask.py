@@ -416,7 +416,7 @@ def ask(
     max_concurrency: MaxConcurrency = None,
     timeout: Timeout = None,
 ) -> None:
-    from reasoncli.strategies.base import DEFAULT_MAX_TOKENS, StrategyOptions
+    from reasoncli.options import DEFAULT_MAX_TOKENS, StrategyOptions
 
     _check_progress(progress)
     model_flags = model_request(ctx.params, model)
@@ -563,7 +563,7 @@ def think(
     max_concurrency: MaxConcurrency = None,
     timeout: Timeout = None,
 ) -> None:
-    from reasoncli.strategies.base import StrategyOptions
+    from reasoncli.options import StrategyOptions
 
     _check_progress(progress)
     model_flags = model_request(ctx.params, model)

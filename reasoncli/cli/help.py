@@ -1,7 +1,7 @@
 """What `--help` shows: option panels, which strategy reads each strategy option, examples.
 
-`--help` must stay fast, so nothing here imports the strategies; `OPTION_STRATEGIES` is the
-registry's `info.options` written out, and a test keeps the two equal.
+`--help` must stay fast, so nothing here imports the strategies: which strategies read an option
+is declared with the option (`reasoncli.options`), which the registry's `info.options` reads too.
 """
 
 from __future__ import annotations
@@ -10,6 +10,8 @@ from typing import Any
 
 import typer
 from typer.core import TyperCommand
+
+from reasoncli import options
 
 PANEL_RUN = "Question and strategy"
 PANEL_SAMPLING = "Sampling (defaults: the model's models.yaml entry)"
@@ -22,28 +24,21 @@ PANEL_BUDGET = "Budgets"
 PANEL_THINK = "Thinking budget"
 PANEL_REVISE = "Self-revision (--strategy revise)"
 
-OPTION_STRATEGIES: dict[str, tuple[str, ...]] = {
-    "early_stop": ("vote", "weighted-vote"),
-    "stop_rule": ("vote", "weighted-vote", "auto"),
-    "esc_window": ("vote", "weighted-vote", "auto"),
-    "beta_threshold": ("vote", "weighted-vote", "auto"),
-    "window": ("weighted-vote", "best-of-n"),
-    "keep_percent": ("weighted-vote",),
-    "warmup": ("weighted-vote",),
-    "verifier": ("best-of-n", "beam", "dvts"),
-    "aggregate": ("best-of-n", "beam", "dvts"),
-    "pick": ("best-of-n",),
-    "beam_width": ("beam", "dvts"),
-    "step_tokens": ("beam", "dvts"),
-    "budget_tokens": ("auto",),
-    "pilot": ("auto",),
-    "rounds": ("revise",),
-    "final": ("revise",),
-    "min_tokens": ("think",),
-    "max_waits": ("think",),
-    "wait_text": ("think",),
-    "answer_tokens": ("think",),
+PANELS = {
+    options.RUN: PANEL_RUN,
+    options.SAMPLING: PANEL_SAMPLING,
+    options.OUTPUT: PANEL_OUTPUT,
+    options.ENGINE: PANEL_ENGINE,
+    options.REMOTE: PANEL_REMOTE,
+    options.VOTING: PANEL_VOTING,
+    options.SEARCH: PANEL_SEARCH,
+    options.BUDGET: PANEL_BUDGET,
+    options.THINK: PANEL_THINK,
+    options.REVISE: PANEL_REVISE,
 }
+"""The title of each panel key an option declares (`reasoncli.options.Opt.panel`)."""
+
+OPTION_STRATEGIES: dict[str, tuple[str, ...]] = options.labelled_options()
 """Options only some strategies read -> those strategies (their `info.options`)."""
 
 

@@ -2,30 +2,38 @@
 
 The strategy comes from the model name (`vote-8-smollm2-135m`: strategy, optional branch count,
 model) or from the `reason` field (`{"strategy": "vote", "branches": 8, ...}`), which takes every
-`StrategyOptions` field the CLI has, under the same names. Values are type-checked here and then
-validated by the strategy's own `check()`, the code the CLI runs, so both reject the same input.
+declared strategy option and sampling flag (`reasoncli.options`) under its field name. Values are
+type-checked here against the declarations, bounded by the server's limits, then checked against
+the declared ranges and by the strategy's own `check()`, the code the CLI runs, so both reject the
+same input.
 """
 
 from __future__ import annotations
 
 import math
 import re
-import typing
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from reasoncli.errors import UsageError
 from reasoncli.option_checks import check_options
+from reasoncli.options import (
+    BRANCHES,
+    REQUEST_TOKENS,
+    TOKENS,
+    SamplingOverrides,
+    StrategyOptions,
+    declared,
+    every_option,
+)
 from reasoncli.reasoning import EFFORTS, ThinkingBudget, effort_budget
-from reasoncli.stopping import STOP_RULES
-from reasoncli.strategies.base import PICKS, StrategyOptions, get_strategy, strategy_names
-from reasoncli.strategies.revise import FINAL_MODES
-from reasoncli.verifiers import AGGREGATES
+from reasoncli.strategies.base import get_strategy, strategy_names
 
 # Sampling knobs the `reason` field (and the OpenAI body, for the first two) may set.
-SAMPLING_KEYS = ("temperature", "top_p", "top_k", "min_p")
-# StrategyOptions fields a request cannot set: they are built from other fields.
-_INTERNAL = {"sampling", "max_tokens_explicit"}
+SAMPLING_KEYS = tuple(d.name for d in declared(SamplingOverrides))
+# The strategy options a request may set: every declared one (not `sampling`, which is built
+# from the sampling keys, nor `max_tokens_explicit`, from whether max_tokens was given).
+STRATEGY_KEYS = tuple(d.name for d in declared(StrategyOptions))
 _COUNT = re.compile(r"(\d+)-(.+)")
 
 
@@ -52,27 +60,14 @@ class Limits:
         return asdict(self)
 
 
-# Ranges for the integer options a request may set: (lowest, highest), where a highest of
-# "branches", "tokens" or "request_tokens" is the server's limit of that name. Floats must be
-# finite; the strategies' own check() then applies the finer rules the CLI has.
-_BRANCHES, _TOKENS, _REQUEST_TOKENS = "branches", "tokens", "request_tokens"
+# Ranges for the integer options a request may set: (lowest, highest), from each option's
+# declared range and `serve_max`, where a highest of "branches", "tokens" or "request_tokens"
+# is the server's limit of that name. Floats must be finite and in their declared range; the
+# strategies' own check() then applies the rules that span options, as the CLI does.
 INT_RANGES: dict[str, tuple[int, int | str]] = {
-    "branches": (1, _BRANCHES),
-    "max_tokens": (1, _TOKENS),
-    "seed": (0, 2**31 - 1),
-    "min_tokens": (0, _TOKENS),
-    "max_waits": (0, 64),
-    "answer_tokens": (1, _TOKENS),
-    "rounds": (1, 16),
-    "esc_window": (1, 1024),
-    "window": (1, _TOKENS),
-    "warmup": (0, _BRANCHES),
-    "top_logprobs": (0, 20),
-    "top_k": (0, 1 << 20),
-    "beam_width": (1, _BRANCHES),
-    "step_tokens": (1, _TOKENS),
-    "budget_tokens": (1, _REQUEST_TOKENS),
-    "pilot": (1, _BRANCHES),
+    name: (int(d.opt.range.low or 0) if d.opt.range else 0, d.opt.serve_max)
+    for name, d in every_option().items()
+    if d.type is int and d.opt.serve_max is not None
 }
 MAX_STRING_CHARS = 1000  # wait_text, expect and the other free-text options
 # A request may not make the server load another model file: the verifiers it may name are the
@@ -81,10 +76,7 @@ SERVED_VERIFIERS = ("confidence", "self", "orm:self", "prm:self")
 # String options with a fixed set of values, checked for every strategy (the strategies check
 # only the ones they read), so that the published schema's enums are exactly what is accepted.
 CHOICES: dict[str, tuple[str, ...]] = {
-    "pick": PICKS,
-    "final": FINAL_MODES,
-    "stop_rule": tuple(STOP_RULES),
-    "aggregate": AGGREGATES,
+    **{d.name: d.opt.choices for d in declared(StrategyOptions) if d.opt.choices},
     "verifier": SERVED_VERIFIERS,
 }
 
@@ -129,20 +121,11 @@ def served_model_names(served: str) -> list[str]:
 
 
 def _option_types() -> dict[str, type]:
-    hints = typing.get_type_hints(StrategyOptions)
-    types: dict[str, type] = {}
-    for f in fields(StrategyOptions):
-        if f.name in _INTERNAL:
-            continue
-        hint = hints[f.name]
-        args = [a for a in typing.get_args(hint) if a is not type(None)]
-        types[f.name] = args[0] if args else hint
-    return types
+    return {d.name: d.type for d in declared(StrategyOptions)}
 
 
 def _optional_fields() -> set[str]:
-    hints = typing.get_type_hints(StrategyOptions)
-    return {name for name, hint in hints.items() if type(None) in typing.get_args(hint)}
+    return {d.name for d in declared(StrategyOptions) if d.optional}
 
 
 def _coerce(key: str, value: Any, kind: type, limits: Limits, *, nullable: bool = False) -> Any:
@@ -190,9 +173,9 @@ def int_range(name: str, limits: Limits) -> tuple[int, int]:
     low, high = INT_RANGES[name]
     if isinstance(high, str):
         high = {
-            _BRANCHES: limits.max_request_branches,
-            _TOKENS: limits.max_tokens_per_branch,
-            _REQUEST_TOKENS: limits.max_request_tokens,
+            BRANCHES: limits.max_request_branches,
+            TOKENS: limits.max_tokens_per_branch,
+            REQUEST_TOKENS: limits.max_request_tokens,
         }[high]
     return low, high
 
@@ -326,8 +309,9 @@ def parse_run(
         else:
             known = ", ".join(sorted([*types, *SAMPLING_KEYS, "strategy"]))
             raise UsageError(f"unknown option reason.{key}; known: {known}")
-    # The CLI's range rules for sampling values (--top-p in (0, 1], ...), worded by field name.
+    # The declared ranges (--top-p in (0, 1], --keep-percent in (0, 100], ...), worded by field.
     check_options(sampling, names="field")
+    check_options(values, names="field", only=STRATEGY_KEYS)
     asked = extra.get("strategy")
     if asked is not None and not isinstance(asked, str):
         raise UsageError("reason.strategy must be a string")

@@ -2,8 +2,9 @@
 
 Written out here rather than derived from the routes: the routes read raw JSON so that every bad
 value becomes an OpenAI-shaped 400 with our wording, not FastAPI's 422. The document is built
-from the same tables the parser checks against (option types, `INT_RANGES` resolved with this
-server's `Limits`, the strategy registry), so the two cannot drift apart silently; the fuzz test
+from the same declarations the parser checks against (`reasoncli.options`: types, ranges, choices;
+`INT_RANGES` resolved with this server's `Limits`; the strategy registry), so the two cannot drift
+apart silently; the fuzz test
 (tests/test_serve_fuzz.py) holds the server to it. What a schema cannot say (min_tokens at most
 max_tokens, n x branches, a prompt that fits --ctx) is a documented 400.
 """
@@ -11,27 +12,27 @@ max_tokens, n x branches, a prompt that fits --ctx) is a documented 400.
 from __future__ import annotations
 
 import re
-import typing
-from dataclasses import fields
 from typing import Any
 
+from reasoncli.options import SamplingOverrides, StrategyOptions, declared, every_option
 from reasoncli.reasoning import EFFORTS
-from reasoncli.serve.request import (
-    _INTERNAL,
-    CHOICES,
-    INT_RANGES,
-    MAX_STRING_CHARS,
-    Limits,
-    int_range,
-)
-from reasoncli.strategies.base import StrategyOptions, strategy_names
+from reasoncli.serve.request import CHOICES, INT_RANGES, MAX_STRING_CHARS, Limits, int_range
+from reasoncli.strategies.base import strategy_names
 
 OPENAPI_VERSION = "3.1.0"
-_FLOAT_RANGES: dict[str, dict[str, float]] = {
-    "temperature": {"minimum": 0},
-    "top_p": {"exclusiveMinimum": 0, "maximum": 1},
-    "min_p": {"minimum": 0, "maximum": 1},
-}
+
+
+def _float_range(name: str) -> dict[str, float]:
+    """A number's declared range as JSON Schema bounds."""
+    bounds = every_option()[name].opt.range
+    if bounds is None:
+        return {}
+    out: dict[str, float] = {}
+    if bounds.low is not None:
+        out["exclusiveMinimum" if bounds.low_open else "minimum"] = bounds.low
+    if bounds.high is not None:
+        out["exclusiveMaximum" if bounds.high_open else "maximum"] = bounds.high
+    return out
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -55,27 +56,20 @@ def _option(name: str, kind: type, limits: Limits) -> dict[str, Any]:
     if kind is int:
         return _int(name, limits) if name in INT_RANGES else {"type": "integer"}
     if kind is float:
-        return {"type": "number", **_FLOAT_RANGES.get(name, {})}
+        return {"type": "number", **_float_range(name)}
     return {"type": "string", "maxLength": MAX_STRING_CHARS}
 
 
 def reason_options_schema(limits: Limits) -> dict[str, Any]:
     """The `reason` extension: the strategy and every strategy option, as the parser takes them."""
-    hints = typing.get_type_hints(StrategyOptions)
     props: dict[str, Any] = {
         "strategy": _nullable({"type": "string", "enum": sorted(strategy_names())}),
     }
-    for f in fields(StrategyOptions):
-        if f.name in _INTERNAL:
-            continue
-        hint = hints[f.name]
-        args = [a for a in typing.get_args(hint) if a is not type(None)]
-        schema = _option(f.name, args[0] if args else hint, limits)
-        props[f.name] = _nullable(schema) if type(None) in typing.get_args(hint) else schema
-    props["temperature"] = {"type": "number", **_FLOAT_RANGES["temperature"]}
-    props["top_p"] = {"type": "number", **_FLOAT_RANGES["top_p"]}
-    props["min_p"] = {"type": "number", **_FLOAT_RANGES["min_p"]}
-    props["top_k"] = _int("top_k", limits)
+    for d in declared(StrategyOptions):
+        schema = _option(d.name, d.type, limits)
+        props[d.name] = _nullable(schema) if d.optional else schema
+    for d in declared(SamplingOverrides):  # given, a sampling value is a value (not null)
+        props[d.name] = _option(d.name, d.type, limits)
     return {
         "type": "object",
         "description": "reason's extension: the strategy and its options, named as the CLI flags "
@@ -124,8 +118,8 @@ def _common_request(served: str, limits: Limits) -> dict[str, Any]:
                 "reasoning_effort.",
             }
         ),
-        "temperature": _nullable({"type": "number", **_FLOAT_RANGES["temperature"]}),
-        "top_p": _nullable({"type": "number", **_FLOAT_RANGES["top_p"]}),
+        "temperature": _nullable({"type": "number", **_float_range("temperature")}),
+        "top_p": _nullable({"type": "number", **_float_range("top_p")}),
         "n": _nullable({"type": "integer", "minimum": 1, "maximum": limits.max_n}),
         "seed": _nullable(_int("seed", limits)),
         "stream": _nullable({"type": "boolean"}),

@@ -377,16 +377,6 @@ class Auto:
         name="auto",
         kind=Kind.ADAPTIVE,
         summary="Compute-optimal: pilot branches judge difficulty, then stop, widen or revise.",
-        options=(
-            "budget_tokens",
-            "pilot",
-            "max_tokens",
-            "stop_rule",
-            "beta_threshold",
-            "esc_window",
-            "seed",
-            "expect",
-        ),
     )
 
     def __init__(
@@ -410,19 +400,7 @@ class Auto:
 
     def check(self, options: StrategyOptions) -> None:
         options.check()
-        if options.pilot < 1:
-            raise UsageError(f"--pilot must be at least 1 (got {options.pilot})")
-        if options.budget_tokens is not None and options.budget_tokens < 1:
-            raise UsageError("--budget-tokens must be at least 1")
         branch_cap(options)
-        if options.stop_rule not in ("beta", "esc"):
-            raise UsageError(f"--stop-rule must be beta or esc (got {options.stop_rule!r})")
-        if options.stop_rule == "esc" and options.esc_window < 1:
-            raise UsageError("--esc-window must be at least 1")
-        if options.stop_rule == "beta" and not 0.5 < options.beta_threshold <= 1:
-            raise UsageError(
-                f"--beta-threshold must be in (0.5, 1] (got {options.beta_threshold:g})"
-            )
 
     def run(
         self, question: str, session: Session, options: StrategyOptions, emit: EventSink

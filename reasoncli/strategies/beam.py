@@ -15,7 +15,7 @@ from typing import ClassVar
 
 from reasoncli.results import Result
 from reasoncli.strategies.base import Kind, StrategyInfo, StrategyOptions, register
-from reasoncli.strategies.search import SEARCH_OPTIONS, Node, SearchRun, SearchStrategy, share_of
+from reasoncli.strategies.search import Node, SearchRun, SearchStrategy, share_of
 
 
 @register
@@ -24,7 +24,6 @@ class Beam(SearchStrategy):
         name="beam",
         kind=Kind.SEARCH,
         summary="Step-level beam search: keep the best --beam-width partial solutions per step.",
-        options=SEARCH_OPTIONS,
         continues=True,
     )
 

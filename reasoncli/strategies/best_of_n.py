@@ -28,7 +28,6 @@ from reasoncli.verifiers import (
     Candidate,
     Verifier,
     aggregate_scores,
-    check_aggregate,
     check_verifier,
     make_verifier,
 )
@@ -107,26 +106,12 @@ class BestOfN:
         kind=Kind.PARALLEL,
         summary="N sampled solutions scored by a verifier (confidence, self, another model, "
         "or a trained orm:/prm:); the best one's answer wins, or a score-weighted vote.",
-        options=(
-            "branches",
-            "max_tokens",
-            "seed",
-            "temperature",
-            "expect",
-            "verifier",
-            "aggregate",
-            "pick",
-            "window",  # the confidence verifier's sliding window
-        ),
     )
 
     def check(self, options: StrategyOptions) -> None:
         options.check()
         if options.early_stop:
             raise UsageError("--early-stop applies to vote and weighted-vote, not best-of-n")
-        if options.top_logprobs < 1:
-            raise UsageError("top-k log-probabilities must be at least 1")
-        check_aggregate(options.aggregate)
         check_verifier(options.verifier)
 
     def run(

@@ -17,7 +17,7 @@ from typing import ClassVar
 
 from reasoncli.results import Result
 from reasoncli.strategies.base import Kind, StrategyInfo, StrategyOptions, register
-from reasoncli.strategies.search import SEARCH_OPTIONS, Node, SearchRun, SearchStrategy
+from reasoncli.strategies.search import Node, SearchRun, SearchStrategy
 
 
 @register
@@ -26,7 +26,6 @@ class Dvts(SearchStrategy):
         name="dvts",
         kind=Kind.SEARCH,
         summary="Diverse verifier tree search: N/M greedy subtrees, weighted vote over leaves.",
-        options=SEARCH_OPTIONS,
         continues=True,
     )
 

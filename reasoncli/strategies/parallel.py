@@ -41,7 +41,7 @@ from reasoncli.events import (
 from reasoncli.results import BranchResult, Result, Timings, VoteGroup
 from reasoncli.rewards import group_advantages, score_branch
 from reasoncli.session import Session
-from reasoncli.stopping import STOP_RULES, BetaRule, EscRule, StopRule, beta_leader_probability
+from reasoncli.stopping import BetaRule, EscRule, StopRule, beta_leader_probability
 from reasoncli.strategies.base import StrategyOptions
 from reasoncli.voting import VoteResult, majority_vote
 
@@ -439,26 +439,14 @@ def attach_rewards(
 
 # -- early stopping for votes ---------------------------------------------------------------
 def check_early_stop(options: StrategyOptions) -> None:
-    """Reject `--stop-rule`, `--esc-window` and `--beta-threshold` values that cannot work."""
-    rule = options.stop_rule
-    if rule not in STOP_RULES:
-        raise UsageError(f"--stop-rule must be one of {', '.join(STOP_RULES)}, not {rule!r}")
-    if not options.early_stop:
-        return
-    branches = options.branches
-    if rule == "esc":
-        window = options.esc_window
-        if window < 1:
-            raise UsageError("--esc-window must be at least 1")
-        if window > branches:
-            raise UsageError(
-                f"--esc-window ({window}) is larger than --branches ({branches}), "
-                "so the vote could never stop early"
-            )
-    else:
-        threshold = options.beta_threshold
-        if not 0.5 < threshold <= 1:
-            raise UsageError(f"--beta-threshold must be in (0.5, 1], not {threshold:g}")
+    """Reject an `--esc-window` that could never stop the vote (the declared ranges and
+    choices of `--stop-rule`, `--esc-window` and `--beta-threshold` are checked with the rest)."""
+    window, branches = options.esc_window, options.branches
+    if options.early_stop and options.stop_rule == "esc" and window > branches:
+        raise UsageError(
+            f"--esc-window ({window}) is larger than --branches ({branches}), "
+            "so the vote could never stop early"
+        )
 
 
 @dataclass(frozen=True)

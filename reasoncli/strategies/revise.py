@@ -21,7 +21,6 @@ from typing import ClassVar
 
 from reasoncli.answers import answers_equivalent
 from reasoncli.engine.sampling import Sampling
-from reasoncli.errors import UsageError
 from reasoncli.events import (
     BranchFinished,
     BranchStarted,
@@ -31,6 +30,7 @@ from reasoncli.events import (
     RunStarted,
     VoteUpdated,
 )
+from reasoncli.options import FINAL_MODES
 from reasoncli.results import BranchResult, Result, Timings, VoteGroup
 from reasoncli.session import Session
 from reasoncli.strategies.base import Kind, StrategyInfo, StrategyOptions, register
@@ -42,7 +42,6 @@ from reasoncli.strategies.parallel import (
 )
 from reasoncli.voting import VoteResult, majority_vote
 
-FINAL_MODES = ("last", "vote")
 REVISE_TEMPLATE = (
     "{question}\n\n"
     "Here is a previous attempt at this problem:\n\n"
@@ -174,17 +173,10 @@ class Revise:
         name="revise",
         kind=Kind.SERIAL,
         summary="Sequential self-revision: each round reviews and fixes the previous attempt.",
-        options=("rounds", "final", "max_tokens", "seed", "temperature", "expect"),
     )
 
     def check(self, options: StrategyOptions) -> None:
         options.check()
-        if options.rounds < 1:
-            raise UsageError(f"--rounds must be at least 1 (got {options.rounds})")
-        if options.final not in FINAL_MODES:
-            raise UsageError(
-                f"--final must be one of {', '.join(FINAL_MODES)} (got {options.final!r})"
-            )
 
     def run(
         self, question: str, session: Session, options: StrategyOptions, emit: EventSink

@@ -42,7 +42,6 @@ from reasoncli.strategies.parallel import attach_rewards, branch_answer, split_t
 from reasoncli.verifiers import (
     Candidate,
     aggregate_scores,
-    check_aggregate,
     check_verifier,
     make_verifier,
 )
@@ -58,11 +57,6 @@ def check_search_options(options: StrategyOptions) -> None:
     """Reject options a step-level search cannot honour (UsageError, exit 2)."""
     options.check()
     n, width = options.branches, options.beam_width
-    check_aggregate(options.aggregate)
-    if options.step_tokens < 1:
-        raise UsageError("--step-tokens must be at least 1")
-    if width < 1:
-        raise UsageError("--beam-width must be at least 1")
     if width > n:
         raise UsageError(f"--beam-width ({width}) is larger than --branches ({n})")
     if n % width:
@@ -418,20 +412,6 @@ def share_of(vote: VoteResult, member: int) -> float:
         if member in g.members:
             return g.weight / total if total > 0 else 0.0
     return 0.0
-
-
-SEARCH_OPTIONS = (
-    "branches",
-    "beam_width",
-    "step_tokens",
-    "aggregate",
-    "verifier",
-    "max_tokens",
-    "seed",
-    "temperature",
-    "expect",
-)
-"""The options every step-level search takes; each spends `branches` and `beam_width` its way."""
 
 
 class SearchStrategy:

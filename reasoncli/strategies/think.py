@@ -32,17 +32,12 @@ class Think:
         name="think",
         kind=Kind.SERIAL,
         summary="One chain of thought with a thinking budget; budget forcing (s1) via 'Wait'.",
-        options=("max_tokens", "min_tokens", "max_waits", "wait_text", "answer_tokens", "seed"),
         continues=True,
         one_chain=True,
     )
 
     def check(self, options: StrategyOptions) -> None:
         options.check()
-        if options.max_waits < 0:
-            from reasoncli.errors import UsageError
-
-            raise UsageError("--max-waits must not be negative")
 
     def run(
         self, question: str, session: Session, options: StrategyOptions, emit: EventSink

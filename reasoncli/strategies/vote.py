@@ -15,8 +15,6 @@ from reasoncli.session import Session
 from reasoncli.strategies.base import Kind, StrategyInfo, StrategyOptions, register
 from reasoncli.strategies.parallel import EarlyStop, ParallelRun, VotePolicy, check_early_stop
 
-EARLY_STOP_OPTIONS = ("early_stop", "stop_rule", "esc_window", "beta_threshold")
-
 
 def run_vote(
     strategy: str,
@@ -60,7 +58,6 @@ class Vote:
         name="vote",
         kind=Kind.PARALLEL,
         summary="Self-consistency: N sampled chains of thought, majority vote over answers.",
-        options=("branches", "max_tokens", "seed", "temperature", "expect", *EARLY_STOP_OPTIONS),
     )
 
     def check(self, options: StrategyOptions) -> None:

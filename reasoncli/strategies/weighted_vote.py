@@ -31,10 +31,7 @@ from reasoncli.strategies.parallel import (
     VotePolicy,
     check_early_stop,
 )
-from reasoncli.strategies.vote import EARLY_STOP_OPTIONS
 from reasoncli.voting import VoteResult, majority_vote, top_fraction
-
-MAX_TOP_LOGPROBS = 100
 
 
 class DeepConfPolicy(VotePolicy):
@@ -113,18 +110,11 @@ def confidence_vote(
 
 
 def check_confidence_options(options: StrategyOptions) -> None:
-    if options.window < 1:
-        raise UsageError("--window must be at least 1 token")
-    if not 0 < options.keep_percent <= 100:
-        raise UsageError(f"--keep-percent must be in (0, 100], not {options.keep_percent:g}")
-    if options.warmup < 0:
-        raise UsageError("--warmup must not be negative")
+    """What the declared ranges cannot say: the warm-up fits in the branches."""
     if options.warmup > options.branches:
         raise UsageError(
             f"--warmup ({options.warmup}) is larger than --branches ({options.branches})"
         )
-    if not 1 <= options.top_logprobs <= MAX_TOP_LOGPROBS:
-        raise UsageError(f"top-k log-probabilities must be in [1, {MAX_TOP_LOGPROBS}]")
 
 
 @register
@@ -134,17 +124,6 @@ class WeightedVote:
         kind=Kind.PARALLEL,
         summary="DeepConf: confidence-weighted vote over the most confident branches; "
         "cuts low-confidence branches online.",
-        options=(
-            "branches",
-            "max_tokens",
-            "seed",
-            "temperature",
-            "expect",
-            "window",
-            "keep_percent",
-            "warmup",
-            *EARLY_STOP_OPTIONS,
-        ),
     )
 
     def check(self, options: StrategyOptions) -> None:

@@ -1,0 +1,101 @@
+"""The option declarations (`reasoncli.options`) and what is derived from them."""
+
+from __future__ import annotations
+
+import pytest
+
+from reasoncli.errors import UsageError
+from reasoncli.option_checks import check_options
+from reasoncli.options import (
+    AGGREGATES,
+    DEFAULT_MAX_TOKENS,
+    STOP_RULE_NAMES,
+    EngineFlags,
+    Range,
+    SamplingOverrides,
+    StrategyOptions,
+    declared,
+    every_option,
+    labelled_options,
+)
+
+
+def test_choices_are_the_names_the_code_knows() -> None:
+    from reasoncli.stopping import STOP_RULES
+    from reasoncli.verifiers import aggregate_scores
+
+    assert STOP_RULE_NAMES == tuple(STOP_RULES)
+    for how in AGGREGATES:
+        aggregate_scores([0.5], how)
+
+
+def test_every_strategy_option_but_the_callers_own_is_declared() -> None:
+    from dataclasses import fields
+
+    names = {d.name for d in declared(StrategyOptions)}
+    assert {f.name for f in fields(StrategyOptions)} - names == {"sampling", "max_tokens_explicit"}
+    assert {d.name for d in declared(SamplingOverrides)} == {
+        "temperature",
+        "top_p",
+        "top_k",
+        "min_p",
+    }
+    assert "threads" in {d.name for d in declared(EngineFlags)}
+    assert len(every_option()) == len(names) + 4 + len(declared(EngineFlags))
+
+
+def test_info_options_and_help_labels_come_from_the_declarations() -> None:
+    from reasoncli.strategies.base import REGISTRY, load_builtin_strategies
+
+    load_builtin_strategies()
+    for name, cls in REGISTRY.items():
+        takes = cls.info.options
+        assert {"max_tokens", "seed"} <= set(takes), name
+        assert all(every_option()[o].opt.commands for o in takes), name
+    assert REGISTRY["think"].info.options[-4:] == (
+        "min_tokens",
+        "max_waits",
+        "wait_text",
+        "answer_tokens",
+    )
+    assert "branches" not in REGISTRY["revise"].info.options
+    labels = labelled_options()
+    assert labels["pilot"] == ("auto",) and "branches" not in labels
+    assert "top_logprobs" not in labels  # no flag: serve's field only
+
+
+@pytest.mark.parametrize(
+    ("bounds", "said"),
+    [
+        (Range(1), "at least 1"),
+        (Range(0, 1, low_open=True), "in (0, 1]"),
+        (Range(0, 100, low_open=True), "in (0, 100]"),
+        (Range(0, low_open=True, note="seconds"), "more than 0 seconds"),
+        (Range(-1, note="(-1: every layer)"), "at least -1 (-1: every layer)"),
+    ],
+)
+def test_range_words(bounds: Range, said: str) -> None:
+    assert bounds.requirement == said
+
+
+def test_declared_ranges_and_choices_are_checked_for_every_strategy() -> None:
+    with pytest.raises(UsageError, match=r"^--keep-percent must be in \(0, 100\], not 0$"):
+        StrategyOptions(keep_percent=0).check()
+    with pytest.raises(UsageError, match=r"^--stop-rule must be one of esc, beta, not 'x'$"):
+        StrategyOptions(stop_rule="x").check()
+    with pytest.raises(UsageError, match=r"^pick must be one of best, weighted"):
+        check_options({"pick": "worst"}, names="field")
+    with pytest.raises(UsageError, match="--min-tokens"):
+        StrategyOptions(min_tokens=600).check()
+    check_options({"pilot": 0}, only=("threads",))  # outside `only`: not checked
+    StrategyOptions().check()
+
+
+def test_given_keeps_defaults_for_none_and_says_whether_max_tokens_was_given() -> None:
+    options = StrategyOptions.given(branches=4, max_tokens=None, expect=None)
+    assert (options.branches, options.max_tokens) == (4, DEFAULT_MAX_TOKENS)
+    assert options.max_tokens_explicit is False and options.expect is None
+    assert StrategyOptions.given(max_tokens=64).max_tokens_explicit is True
+    with pytest.raises(UsageError, match="unknown option 'brnaches'"):
+        StrategyOptions.given(brnaches=4)
+    assert SamplingOverrides(temperature=0.0).given() == {"temperature": 0.0}
