@@ -74,7 +74,7 @@ def plan_for(setup: Setup, n_prompt: int, n: int, max_tokens: int) -> ContextPla
 
 
 def engine(setup: Setup, plan: ContextPlan) -> BranchEngine:
-    return BranchEngine(
+    return BranchEngine.open(
         setup.model, plan, n_threads=setup.threads, flash_attn=setup.flash_attn, tuning=setup.tuning
     )
 

@@ -37,7 +37,9 @@ def layouts(n: int) -> dict[str, list[int]]:
 
 def measure(model: LlamaModel, n: int, reps: int, threads: int, unified: bool) -> dict[str, float]:
     plan = ContextPlan(n_seq_max=2 * n + 1, n_ctx_seq=512, n_batch=512, kv_bytes=0)
-    engine = BranchEngine(model, plan, n_threads=threads, tuning=ContextTuning(kv_unified=unified))
+    engine = BranchEngine.open(
+        model, plan, n_threads=threads, tuning=ContextTuning(kv_unified=unified)
+    )
     prompt = model.tokenize(TEXT)
     engine.set_prompt(prompt)
     for seq in range(1, 2 * n + 1):

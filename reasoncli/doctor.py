@@ -18,16 +18,19 @@ from pathlib import Path
 from typing import Any
 
 from reasoncli.engine import core_share, cpu_buffers
+from reasoncli.engine.backend import BackendInfo, detect_backend
 from reasoncli.engine.cpu_buffers import BufferChoice
-from reasoncli.engine.sizing import (
-    Assessment,
+from reasoncli.engine.machine import (
     MemoryInfo,
-    Offload,
-    assess_request,
     available_memory_bytes,
     gpu_devices,
     memory_limit_from_env,
     total_memory_bytes,
+)
+from reasoncli.engine.sizing import (
+    Assessment,
+    Offload,
+    assess_request,
 )
 from reasoncli.errors import ModelError, ResourceError
 
@@ -42,49 +45,6 @@ METAL_INSTALL = (
 # --------------------------------------------------------------------------------------------
 # Hardware
 # --------------------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class BackendInfo:
-    name: str
-    """The backend llama.cpp offloads to ("CUDA", "Metal", "Vulkan", ...) or "CPU"."""
-    gpu_offload: bool
-    compiled: list[str]
-    """Every backend in this llama-cpp-python build, from `llama_print_system_info`."""
-    cpu_features: list[str]
-    llama_cpp_python: str | None
-
-
-def parse_system_info(text: str) -> tuple[list[str], list[str]]:
-    """(backends, CPU features) from llama.cpp's `NAME : KEY = 1 | KEY = 1 | NAME : ...`."""
-    backends: list[str] = []
-    features: list[str] = []
-    current = ""
-    for segment in text.split("|"):
-        head, sep, rest = segment.partition(" : ")
-        if sep:
-            current = head.strip()
-            backends.append(current)
-            segment = rest
-        key, _, value = segment.partition("=")
-        if current == "CPU" and value.strip() == "1":
-            features.append(key.strip())
-    return backends, features
-
-
-def detect_backend() -> BackendInfo:
-    from reasoncli.engine.model import load_llama_cpp
-
-    lib = load_llama_cpp()
-    text = lib.llama_print_system_info().decode("utf-8", errors="replace")
-    compiled, features = parse_system_info(text)
-    gpu = bool(lib.llama_supports_gpu_offload())
-    name = "CPU"
-    if gpu:
-        devices = gpu_devices()
-        others = [b for b in compiled if b not in ("CPU", "BLAS")]
-        name = devices[0].backend if devices else (others[0] if others else "GPU")
-    return BackendInfo(name, gpu, compiled, features, getattr(lib, "__version__", None))
 
 
 @dataclass(frozen=True)
@@ -363,23 +323,6 @@ def _fit_json(m: ModelFit) -> dict[str, Any]:
 def run_doctor(request: FitRequest, names: list[str] | None = None) -> DoctorReport:
     hardware = detect_hardware()
     return DoctorReport(hardware, request, check_models(request, hardware, names))
-
-
-def active_backend(session: Any) -> dict[str, Any]:
-    """What a finished run used, for `--json` output: backend, offloaded layers, threads."""
-    from reasoncli.engine.branches import default_threads
-    from reasoncli.engine.sizing import offload_for
-
-    offload = offload_for(session.model)
-    name = detect_backend().name if offload.gpu_layers > 0 else "CPU"
-    buffers = cpu_buffers.current()
-    return {
-        "name": name,
-        "gpu_layers": offload.gpu_layers,
-        "n_layer": offload.n_layer,
-        "threads": session.options.threads or default_threads(),
-        "cpu_extra_buffers": list(buffers.in_use) if buffers else None,
-    }
 
 
 def human_backend(backend: BackendInfo) -> str:

@@ -9,27 +9,33 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from reasoncli.engine.branches import BranchEngine
 from reasoncli.engine.model import LlamaModel, ModelLoadOptions
+from reasoncli.engine.protocols import (
+    Prompt,
+    PromptTokens,
+    SessionOptions,
+    StrategyTraits,
+    prompt_text_only,
+    token_ids,
+)
 from reasoncli.engine.sampling import Sampling
 from reasoncli.engine.sizing import offload_for, plan_context
 from reasoncli.prompting import COT_SYSTEM, PromptStyle, render_prompt
 from reasoncli.reasoning import skip_thinking, template_think_tags
 
+if TYPE_CHECKING:
+    from reasoncli.models.resolve import ResolvedModel
 
-@dataclass
-class SessionOptions:
-    threads: int | None = None
-    gpu_layers: int | None = None
-    flash_attn: bool = True
-    verbose: bool = False
+__all__ = ["Session", "SessionOptions"]
 
 
 @dataclass
 class Session:
-    """One model, loaded once, serving any number of strategy runs."""
+    """One model, loaded once, serving any number of strategy runs (an `engine.protocols.
+    ModelSession`)."""
 
     name: str
     model: LlamaModel
@@ -43,7 +49,7 @@ class Session:
     skip_thinking: bool = False  # prompts close an empty thought (effort none, budget 0)
 
     @classmethod
-    def load(cls, resolved: Any, options: SessionOptions | None = None) -> Session:
+    def load(cls, resolved: ResolvedModel, options: SessionOptions | None = None) -> Session:
         """Load a `models.resolve.ResolvedModel` (spec + path)."""
         options = options or SessionOptions()
         spec = resolved.spec
@@ -92,7 +98,8 @@ class Session:
             return skip_thinking(prompt, self.think_tags)
         return prompt
 
-    def prompt_tokens(self, text: str) -> list[int]:
+    def prompt_tokens(self, prompt: Prompt) -> list[int]:
+        text = prompt_text_only(prompt)
         tokens = self.model.tokenize(text, add_special=True, parse_special=True)
         bos = self.model.lib.llama_vocab_bos(self.model.vocab)
         if len(tokens) > 1 and tokens[0] == bos and tokens[1] == bos:
@@ -101,7 +108,7 @@ class Session:
 
     def open_engine(
         self,
-        prompt_tokens: list[int],
+        prompt_tokens: PromptTokens,
         *,
         max_branches: int,
         max_tokens: int,
@@ -109,6 +116,7 @@ class Session:
         logprobs: int = 0,
     ) -> BranchEngine:
         """An engine sized for this request, with the prompt already decoded once."""
+        prompt_tokens = token_ids(prompt_tokens)
         model = self.model
         plan = plan_context(
             n_prompt=len(prompt_tokens),
@@ -120,7 +128,7 @@ class Session:
             slack_tokens=slack_tokens,
             offload=offload_for(model),
         )
-        engine = BranchEngine(
+        engine = BranchEngine.open(
             model,
             plan,
             n_threads=self.options.threads,
@@ -134,17 +142,20 @@ class Session:
             raise
         return engine
 
-    def backend_info(self) -> dict[str, Any]:
+    def backend_info(self) -> dict[str, object]:
         """For `--json`: llama.cpp's backend, offloaded layers and threads."""
-        from reasoncli.doctor import active_backend
+        from reasoncli.engine.backend import active_backend
 
-        return active_backend(self)
+        return active_backend(self.model, self.options.threads)
 
-    def check_strategy(self, info: object) -> None:
+    def check_strategy(self, info: StrategyTraits) -> None:
         """A local model can run every strategy."""
 
     def pass_thinking_budget(self, tokens: int | None) -> None:
         """Nothing to pass: `reason` forces a local model's budget itself (think)."""
+
+    def weights_path(self) -> Path:
+        return self.model.path
 
     def close(self) -> None:
         self.model.close()

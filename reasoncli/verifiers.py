@@ -43,8 +43,10 @@ import numpy as np
 
 from reasoncli.confidence import token_confidence
 from reasoncli.engine.branches import BranchEngine, TokenLogprobs
+from reasoncli.engine.context import DecodeContext
+from reasoncli.engine.protocols import ModelSession
 from reasoncli.engine.sampling import Sampling
-from reasoncli.engine.sizing import plan_context
+from reasoncli.engine.sizing import ContextPlan, plan_context
 from reasoncli.errors import ModelError, UsageError
 from reasoncli.options import AGGREGATES
 
@@ -145,12 +147,12 @@ class _JudgeEngine(BranchEngine):
     logits are still valid; `top_tokens` then holds the watched tokens, not a top-k.
     """
 
-    def __init__(self, *args: Any, watch: Sequence[int], **kwargs: Any) -> None:
-        super().__init__(*args, logprobs=1, **kwargs)
+    def __init__(self, context: DecodeContext, plan: ContextPlan, *, watch: Sequence[int]) -> None:
+        super().__init__(context, plan, logprobs=1)
         self.watch = np.asarray(watch, dtype=np.int64)
 
     def _logprobs(self, row: int, token: int) -> TokenLogprobs:
-        ptr = self.lib.llama_get_logits_ith(self.ctx, row)
+        ptr = self.lib.llama_get_logits_ith(self.context.ctx, row)
         logits = np.ctypeslib.as_array(ptr, shape=(self.model.n_vocab,)).astype(np.float64)
         peak = float(logits.max())
         lse = peak + math.log(float(np.exp(logits - peak).sum()))
@@ -275,13 +277,11 @@ class JudgeVerifier:
         )
         # A candidate is injected whole and decoded in one step: the batch must hold it.
         plan = replace(plan, n_batch=max(plan.n_batch, room + 2))
-        engine = _JudgeEngine(
-            model,
-            plan,
-            n_threads=self.judge.options.threads,
-            flash_attn=self.judge.options.flash_attn,
-            watch=self.yes + self.no,
+        options = self.judge.options
+        context = DecodeContext(
+            model, plan, n_threads=options.threads, flash_attn=options.flash_attn
         )
+        engine = _JudgeEngine(context, plan, watch=self.yes + self.no)
         try:
             engine.set_prompt(tokens)
         except BaseException:
@@ -402,13 +402,15 @@ def check_verifier(name: str) -> None:
     )
 
 
-def make_verifier(name: str, session: Session) -> Verifier:
+def make_verifier(name: str, session: ModelSession) -> Verifier:
     """The verifier `--verifier NAME` asks for; the caller closes it.
 
     `self` shares `session`'s loaded model; another model is loaded here with the same
     threads and GPU settings and is freed by `close()`. `orm:`/`prm:` name the same judges
     (see the module docstring); `prm:` sets `per_step`.
     """
+    from reasoncli.session import Session
+
     if name == "confidence":
         return ConfidenceVerifier()
     check_verifier(name)
@@ -416,7 +418,7 @@ def make_verifier(name: str, session: Session) -> Verifier:
     kind, model_name = split_verifier(name, catalog)
     per_step = kind == "prm"
     if model_name == "self":
-        if not hasattr(session, "model"):
+        if not isinstance(session, Session):  # a remote model: its weights are not here
             raise UsageError(
                 f"--verifier {name} reads the model's own next-token distribution, which a "
                 "remote server does not give; use --verifier confidence or a local model name"
@@ -424,7 +426,6 @@ def make_verifier(name: str, session: Session) -> Verifier:
         return JudgeVerifier(session, name=name, per_step=per_step)
     from reasoncli.models.gguf_file import read_gguf_info
     from reasoncli.models.resolve import resolve_model
-    from reasoncli.session import Session
 
     try:
         resolved = resolve_model(model_name, catalog)

@@ -6,12 +6,16 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
 
 from tiny_gguf import TinyShape, write_tiny_gguf  # noqa: E402
+
+if TYPE_CHECKING:
+    from reasoncli.session import Session
 
 
 @pytest.fixture(autouse=True)
@@ -59,3 +63,15 @@ def tiny_model(tiny_gguf: Path) -> Iterator[object]:
 @pytest.fixture(scope="session")
 def threads() -> int:
     return int(os.environ.get("REASON_TEST_THREADS", "2"))
+
+
+@pytest.fixture(scope="module")
+def session(tiny_gguf: Path, threads: int) -> Iterator[Session]:
+    """The tiny model loaded as a `Session`, shared by one test module's tests."""
+    from reasoncli.models.catalog import load_catalog
+    from reasoncli.models.resolve import resolve_model
+    from reasoncli.session import Session, SessionOptions
+
+    s = Session.load(resolve_model(str(tiny_gguf), load_catalog()), SessionOptions(threads=threads))
+    yield s
+    s.close()

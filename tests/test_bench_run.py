@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_run import reason
 
 from reasoncli.bench.progress import NullProgress
 from reasoncli.bench.runner import BenchRequest, prepare_bench, sample_key
@@ -40,17 +41,6 @@ FORMATS = {
 def TINY(path: Path) -> list[str]:  # noqa: N802
     """The tiny model on one thread: on 2 shared cores, 2 threads spin-wait 10-100x slower."""
     return ["-m", str(path), "--threads", "1"]
-
-
-def reason(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "reasoncli", *args],
-        text=True,
-        capture_output=True,
-        env={**os.environ, "COLUMNS": "120"},
-        timeout=timeout,
-        stdin=subprocess.DEVNULL,
-    )
 
 
 def records(path: Path, kind: str | None = "sample") -> list[dict[str, Any]]:
@@ -241,9 +231,7 @@ def test_every_strategy_keeps_texts_and_judged_ones_count_the_verifier(
         max_tokens=6,
         out=out,
         model="tiny",
-        verifier="self",
-        beam_width=2,
-        step_tokens=3,
+        options={"verifier": "self", "beam_width": 2, "step_tokens": 3},
     )
     prepare_bench(request).run(tiny_session, NullProgress())
     rows = {(r["id"], r["strategy"]): r for r in records(out)}

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import re
 import signal
 import subprocess
@@ -11,6 +10,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_run import reason as run_reason
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
@@ -18,16 +18,8 @@ ANSI = re.compile(r"\x1b\[[0-9;]*m")
 def reason(
     *args: str, input: str | None = "", env: dict[str, str] | None = None, timeout: float = 120
 ) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, "COLUMNS": "120", **(env or {})}
-    full_env.pop("NO_COLOR", None) if "NO_COLOR" not in (env or {}) else None
-    return subprocess.run(
-        [sys.executable, "-m", "reasoncli", *args],
-        input=input,
-        text=True,
-        capture_output=True,
-        env=full_env,
-        timeout=timeout,
-    )
+    """NO_COLOR cleared unless a test sets it."""
+    return run_reason(*args, input=input, env={"NO_COLOR": None, **(env or {})}, timeout=timeout)
 
 
 def one_error_line(proc: subprocess.CompletedProcess[str]) -> str:

@@ -6,32 +6,24 @@ up, so every run below names a model file that does not exist.
 
 from __future__ import annotations
 
-import os
 import re
 import shlex
 import subprocess
-import sys
 from typing import Any
 
 import pytest
+from cli_run import reason as run_reason
 
 from reasoncli import __version__
-from reasoncli.cli.help import OPTION_STRATEGIES
 from reasoncli.errors import UsageError
 from reasoncli.option_checks import check_options
+from reasoncli.options import labelled_options
 
 NO_MODEL = "/nonexistent/model.gguf"  # a run that got past the checks would exit 3 on this
 
 
 def reason(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "reasoncli", *args],
-        input="",
-        text=True,
-        capture_output=True,
-        env={**os.environ, "COLUMNS": "100", **(env or {})},
-        timeout=60,
-    )
+    return run_reason(*args, env=env, columns=100)
 
 
 @pytest.mark.parametrize(
@@ -157,12 +149,12 @@ def test_think_help_keeps_revise_options_apart() -> None:
 
 
 def test_help_labels_are_the_registry() -> None:
-    """The labels are written out so `--help` need not import the strategies; they must say
-    what every strategy's `info.options` says."""
+    """`--help` labels an option with the strategies its declaration names, without importing
+    them; each is a registered strategy whose `info.options` lists the option."""
     from reasoncli.strategies.base import REGISTRY, load_builtin_strategies
 
     load_builtin_strategies()
-    for field, labelled in OPTION_STRATEGIES.items():
+    for field, labelled in labelled_options().items():
         readers = {name for name, cls in REGISTRY.items() if field in cls.info.options}
         assert set(labelled) == readers, field
 

@@ -13,6 +13,7 @@ import subprocess
 import sys
 
 import pytest
+from cli_run import reason
 from rich.console import Console
 
 from reasoncli.events import BranchFinished, BranchStarted, BranchText, RunStarted
@@ -23,17 +24,6 @@ from reasoncli.results import BranchResult, Result
 from reasoncli.strategies.base import StrategyOptions
 
 ANSI = re.compile(r"\x1b\[[0-9;?]*[a-zA-Z]")
-
-
-def reason(*args: str, columns: int = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "reasoncli", *args],
-        input="",
-        text=True,
-        capture_output=True,
-        env={**os.environ, "COLUMNS": str(columns)},
-        timeout=60,
-    )
 
 
 def on_a_terminal(*args: str, columns: int) -> str:

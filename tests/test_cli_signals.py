@@ -17,21 +17,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_run import reason
 
 LONG_RUN = ("-n", "4", "--max-tokens", "4000")
 HIDE, SHOW = "\x1b[?25l", "\x1b[?25h"
 ANSI_CODES = re.compile(r"\x1b\[[0-9;?]*[a-zA-Z]")
-
-
-def reason(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "reasoncli", *args],
-        input="",
-        text=True,
-        capture_output=True,
-        env={**os.environ, "COLUMNS": "120"},
-        timeout=120,
-    )
 
 
 def logged_runs() -> list[dict[str, Any]]:

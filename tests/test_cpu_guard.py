@@ -277,7 +277,7 @@ def test_a_context_drops_to_its_share_and_back(
     monkeypatch.setattr(core_share, "_registry", core_share.DecodingRegistry(tmp_path))
     model = tiny_model
     plan = ContextPlan(n_seq_max=2, n_ctx_seq=64, n_batch=64, kv_bytes=0)
-    with BranchEngine(model, plan) as engine:  # type: ignore[arg-type]
+    with BranchEngine.open(model, plan) as engine:  # type: ignore[arg-type]
         lib, ctx = engine.lib, engine.ctx
         share = core_share.ThreadShare(2, 2)
         share.before_decode(lib, ctx)

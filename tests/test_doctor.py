@@ -14,24 +14,17 @@ from typing import Any
 import pytest
 
 from reasoncli.cli.app import main
-from reasoncli.doctor import (
-    FitRequest,
-    assess_file,
-    detect_backend,
-    offload_from_gguf,
-    parse_system_info,
-)
+from reasoncli.doctor import FitRequest, assess_file, offload_from_gguf
+from reasoncli.engine.backend import detect_backend, parse_system_info
+from reasoncli.engine.machine import SAFETY, MemoryInfo, parse_bytes
 from reasoncli.engine.model import LlamaModel
 from reasoncli.engine.sizing import (
     BUFFER_SLACK,
     N_UBATCH,
-    SAFETY,
-    MemoryInfo,
     Offload,
     assess_request,
     estimate_memory,
     offload_for,
-    parse_bytes,
     plan_context,
 )
 from reasoncli.errors import ResourceError

@@ -29,7 +29,7 @@ def make_engine(
         n_ctx_train=model.n_ctx_train,
         kv_bytes_per_token=model.kv_bytes_per_token,
     )
-    engine = BranchEngine(model, plan, n_threads=threads, logprobs=logprobs)
+    engine = BranchEngine.open(model, plan, n_threads=threads, logprobs=logprobs)
     engine.set_prompt(prompt)
     return engine
 
@@ -153,7 +153,7 @@ def test_inject_continues_as_if_the_text_were_in_the_prompt(
         n_ctx_train=tiny_model.n_ctx_train,
         kv_bytes_per_token=tiny_model.kv_bytes_per_token,
     )
-    with BranchEngine(tiny_model, plan, n_threads=threads) as fresh:
+    with BranchEngine.open(tiny_model, plan, n_threads=threads) as fresh:
         fresh.set_prompt(prompt)
         ref = fresh.add_branch(GREEDY, 8)
         run_all(fresh)
@@ -279,7 +279,7 @@ def test_context_tuning_levers_run_and_chunk_the_prompt(
     plan = dataclasses.replace(plan, n_batch=8)  # smaller than the prompt and than 4 rows
     # f16 by name: q8_0 needs a head size that is a multiple of 32, and the tiny model's is 16.
     tuning = ContextTuning(n_ubatch=4, type_k="f16", type_v="f16", kv_unified=True)
-    with BranchEngine(tiny_model, plan, n_threads=threads, tuning=tuning) as engine:
+    with BranchEngine.open(tiny_model, plan, n_threads=threads, tuning=tuning) as engine:
         engine.set_prompt(prompt)
         assert engine.decode_calls == math.ceil((len(prompt) - 1) / 8)
         branches = [engine.add_branch(Sampling(seed=i), 6) for i in range(4)]
@@ -287,4 +287,4 @@ def test_context_tuning_levers_run_and_chunk_the_prompt(
     assert all(b.done and b.n_tokens > 0 for b in branches)
     assert engine.prompt_tokens_decoded == len(prompt) - 1
     with pytest.raises(ReasonError, match="unknown ggml type"):
-        BranchEngine(tiny_model, plan, n_threads=threads, tuning=ContextTuning(type_k="q9"))
+        BranchEngine.open(tiny_model, plan, n_threads=threads, tuning=ContextTuning(type_k="q9"))

@@ -6,7 +6,6 @@ Each test has its own history file (conftest sets REASON_LOGS_PATH), so none tou
 from __future__ import annotations
 
 import json
-import os
 import signal
 import sqlite3
 import subprocess
@@ -17,25 +16,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_run import reason
 
 from reasoncli.history import RunFilter, list_runs, record_run, record_served_run
 from reasoncli.results import BranchResult, Result, Timings, VoteGroup
 from reasoncli.strategies.base import StrategyOptions
 
 TINY_RUN = ("-n", "3", "--max-tokens", "12")
-
-
-def reason(
-    *args: str, env: dict[str, str] | None = None, timeout: float = 120
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "reasoncli", *args],
-        input="",
-        text=True,
-        capture_output=True,
-        env={**os.environ, "COLUMNS": "120", **(env or {})},
-        timeout=timeout,
-    )
 
 
 def logs_json(*args: str) -> Any:

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from cli_run import reason as run_reason
 
 from reasoncli.errors import UsageError
 from reasoncli.events import BranchStarted, BranchText, Event, Note
@@ -153,15 +153,6 @@ def test_options_that_do_not_fit_are_usage_errors(
 
 
 # -- mechanics on the tiny model --------------------------------------------------------------
-
-
-@pytest.fixture(scope="module")
-def session(tiny_gguf: Path, threads: int) -> Iterator[object]:
-    from reasoncli.cli.runner import ModelRequest, load_session
-
-    s = load_session(ModelRequest(str(tiny_gguf), threads=threads))
-    yield s
-    s.close()
 
 
 def scripted(monkeypatch: pytest.MonkeyPatch, answers: Sequence[str | None]) -> None:
@@ -319,13 +310,7 @@ def test_auto_ctrl_c_returns_the_partial_result(session: object) -> None:
 
 
 def reason(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "reasoncli", *args],
-        input="",
-        text=True,
-        capture_output=True,
-        timeout=timeout,
-    )
+    return run_reason(*args, columns=None, timeout=timeout)
 
 
 def test_cli_think_revise_json(tiny_gguf: Path) -> None:

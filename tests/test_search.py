@@ -5,13 +5,10 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cli_run import reason
 
 from reasoncli.engine.branches import Branch
 from reasoncli.engine.sampling import Sampling
@@ -147,13 +144,6 @@ def test_fitting_options_pass(name: str) -> None:
 
 
 # -- mechanics on the tiny model -------------------------------------------------------------
-@pytest.fixture(scope="module")
-def session(tiny_gguf: Path, threads: int) -> Iterator[object]:
-    from reasoncli.cli.runner import ModelRequest, load_session
-
-    s = load_session(ModelRequest(str(tiny_gguf), threads=threads))
-    yield s
-    s.close()
 
 
 def search(session: object, name: str, **changes: object) -> tuple[Result, list[Event]]:
@@ -319,16 +309,6 @@ def test_ctrl_c_returns_the_partial_search(session: object) -> None:
 
 
 # -- the CLI ---------------------------------------------------------------------------------
-def reason(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "COLUMNS": "120"}
-    return subprocess.run(
-        [sys.executable, "-m", "reasoncli", *args],
-        input="",
-        text=True,
-        capture_output=True,
-        env=env,
-        timeout=timeout,
-    )
 
 
 @pytest.mark.parametrize("name", SEARCHES)

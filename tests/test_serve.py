@@ -18,6 +18,7 @@ from typing import Any
 import httpx2 as httpx
 import openai
 import pytest
+from cli_run import reason
 
 API_KEY = "sk-serve-test-secret-42"
 
@@ -340,17 +341,13 @@ def test_served_runs_are_kept_in_the_history(tiny_gguf: Path, tmp_path: Path) ->
         served = r.model_extra["reason"]["results"][0]  # type: ignore[index]
     finally:
         assert s.stop() == 0
-    run_env = {**os.environ, "REASON_LOGS_PATH": str(logs)}
-    listed = subprocess.run(
-        [sys.executable, "-m", "reasoncli", "logs", "list", "--json"],
-        env=run_env, capture_output=True, text=True, check=True,
-    )  # fmt: skip
+    run_env: dict[str, str | None] = {"REASON_LOGS_PATH": str(logs)}
+    listed = reason("logs", "list", "--json", env=run_env)
+    assert listed.returncode == 0, listed.stderr
     runs = json.loads(listed.stdout)
     assert len(runs) == 1 and runs[0]["strategy"] == "vote" and runs[0]["source"] == "serve"
-    shown = subprocess.run(
-        [sys.executable, "-m", "reasoncli", "logs", "show", str(runs[0]["id"]), "--json"],
-        env=run_env, capture_output=True, text=True, check=True,
-    )  # fmt: skip
+    shown = reason("logs", "show", str(runs[0]["id"]), "--json", env=run_env)
+    assert shown.returncode == 0, shown.stderr
     kept = json.loads(shown.stdout)["result"]
     assert [b["text"] for b in kept["branches"]] == [b["text"] for b in served["branches"]]
 

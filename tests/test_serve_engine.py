@@ -15,9 +15,11 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx2 as httpx
 import pytest
+from cli_run import reason
 from test_serve import ServeProcess, wait_until
 
 LONG = {"model": "vote-2-tiny", "max_tokens": 6000}
@@ -53,22 +55,21 @@ def served_after_restart(server: ServeProcess, old_pid: object) -> None:
     assert r.status_code == 200 and r.json()["usage"]["completion_tokens"] > 0
 
 
+def logs(tmp_path: Path, *args: str) -> Any:
+    """`reason logs ARGS --json` on the server's log in `tmp_path`."""
+    out = reason(
+        "logs", *args, "--json", env={"REASON_LOGS_PATH": str(tmp_path / "history.sqlite3")}
+    )
+    assert out.returncode == 0, out.stderr
+    return json.loads(out.stdout)
+
+
 def history(tmp_path: Path) -> list[dict[str, object]]:
-    env = {**os.environ, "REASON_LOGS_PATH": str(tmp_path / "history.sqlite3")}
-    out = subprocess.run(
-        [sys.executable, "-m", "reasoncli", "logs", "list", "--json"],
-        env=env, capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    return list(json.loads(out.stdout))
+    return list(logs(tmp_path, "list"))
 
 
 def logged_error(tmp_path: Path, run_id: object) -> str:
-    env = {**os.environ, "REASON_LOGS_PATH": str(tmp_path / "history.sqlite3")}
-    out = subprocess.run(
-        [sys.executable, "-m", "reasoncli", "logs", "show", str(run_id), "--json"],
-        env=env, capture_output=True, text=True, check=True,
-    )  # fmt: skip
-    return str(json.loads(out.stdout)["error"] or "")
+    return str(logs(tmp_path, "show", str(run_id))["error"] or "")
 
 
 @pytest.mark.parametrize("sig", [signal.SIGKILL, signal.SIGSEGV], ids=["SIGKILL", "SIGSEGV"])

@@ -9,20 +9,17 @@ from __future__ import annotations
 
 import json
 import math
-import os
-import subprocess
-import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from cli_run import reason
 
 from reasoncli.engine.branches import Branch
 from reasoncli.engine.sampling import Sampling
 from reasoncli.errors import UsageError
 from reasoncli.events import BranchFinished, BranchStarted, Event, Note, VoteUpdated
 from reasoncli.results import Result
-from reasoncli.session import Session, SessionOptions
+from reasoncli.session import Session
 from reasoncli.stopping import EscRule
 from reasoncli.strategies.base import StrategyOptions, get_strategy
 from reasoncli.strategies.best_of_n import best_of_n_vote, pick_best
@@ -31,16 +28,6 @@ from reasoncli.strategies.vote import run_vote
 from reasoncli.strategies.weighted_vote import confidence_vote
 
 GREEDY = Sampling(temperature=0.0)
-
-
-@pytest.fixture(scope="module")
-def session(tiny_gguf: Path, threads: int) -> Iterator[Session]:
-    from reasoncli.models.catalog import load_catalog
-    from reasoncli.models.resolve import resolve_model
-
-    s = Session.load(resolve_model(str(tiny_gguf), load_catalog()), SessionOptions(threads=threads))
-    yield s
-    s.close()
 
 
 class Recorder:
@@ -268,15 +255,6 @@ def test_check_rejects_options_that_do_not_fit(strategy: str, kw: dict, message:
 
 
 # -- the CLI --------------------------------------------------------------------------------
-def reason(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "reasoncli", *args],
-        input="",
-        text=True,
-        capture_output=True,
-        env={**os.environ, "COLUMNS": "120"},
-        timeout=timeout,
-    )
 
 
 def test_cli_weighted_vote_json(tiny_gguf: Path) -> None:

@@ -6,14 +6,13 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_run import reason as run_reason
 
 from reasoncli.bench.datasets import load_dataset
 from reasoncli.errors import ModelError, UsageError
@@ -32,16 +31,8 @@ TINY_RUN = ("--group-size", "2", "--prompts-per-step", "1", "--max-tokens", "8")
 def reason(
     *args: str, env: dict[str, str] | None = None, timeout: float = 300
 ) -> subprocess.CompletedProcess[str]:
-    full_env = {**os.environ, "COLUMNS": "120", "OMP_NUM_THREADS": "1", **(env or {})}
-    return subprocess.run(
-        [sys.executable, "-m", "reasoncli", *args],
-        text=True,
-        capture_output=True,
-        env=full_env,
-        stdin=subprocess.DEVNULL,
-        timeout=timeout,
-        cwd=ROOT,
-    )
+    env = {"OMP_NUM_THREADS": "1", **(env or {})}
+    return run_reason(*args, input=None, env=env, timeout=timeout, cwd=ROOT)
 
 
 def reason_here(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str]:

@@ -10,15 +10,14 @@ tells easy from hard questions: there a policy is written into models.yaml, read
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
+from cli_run import reason as run_reason
 
 from reasoncli.bench.picks import pick_is_right
 from reasoncli.bench.progress import NullProgress
@@ -45,14 +44,7 @@ NO_POLICY = 10
 
 
 def reason(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "reasoncli", *args],
-        text=True,
-        capture_output=True,
-        env={**os.environ, **(env or {})},
-        timeout=300,
-        stdin=subprocess.DEVNULL,
-    )
+    return run_reason(*args, input=None, env=env, columns=None, timeout=300)
 
 
 # -- pieces -----------------------------------------------------------------------------------

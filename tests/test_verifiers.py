@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,7 @@ import pytest
 from reasoncli.engine.branches import TokenLogprobs
 from reasoncli.engine.sampling import Sampling
 from reasoncli.errors import UsageError
-from reasoncli.session import Session, SessionOptions
+from reasoncli.session import Session
 from reasoncli.verifiers import (
     Candidate,
     ConfidenceVerifier,
@@ -23,16 +22,6 @@ from reasoncli.verifiers import (
 )
 
 GREEDY = Sampling(temperature=0.0)
-
-
-@pytest.fixture(scope="module")
-def session(tiny_gguf: Path, threads: int) -> Iterator[Session]:
-    from reasoncli.models.catalog import load_catalog
-    from reasoncli.models.resolve import resolve_model
-
-    s = Session.load(resolve_model(str(tiny_gguf), load_catalog()), SessionOptions(threads=threads))
-    yield s
-    s.close()
 
 
 def test_confidence_verifier_on_real_logprobs(session: Session) -> None:

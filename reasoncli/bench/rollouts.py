@@ -27,12 +27,12 @@ from typing import Any
 from reasoncli.bench.datasets import Dataset, Item, load_dataset
 from reasoncli.bench.runner import BenchProgress, remembered_model
 from reasoncli.bench.store import JsonlStore, read_records
+from reasoncli.engine.protocols import ModelSession
 from reasoncli.errors import InputError, UsageError
 from reasoncli.events import discard
 from reasoncli.prompting import COT_SYSTEM
 from reasoncli.results import Result
 from reasoncli.rewards import group_advantages, score_branch
-from reasoncli.session import Session
 from reasoncli.strategies.base import StrategyOptions, get_strategy
 
 __all__ = ["RolloutJob", "RolloutRequest", "prepare_rollouts", "rollout_summary"]
@@ -76,7 +76,7 @@ class RolloutJob:
             "temperature": self.temperature,
         }
 
-    def run(self, session: Session, progress: BenchProgress) -> int:
+    def run(self, session: ModelSession, progress: BenchProgress) -> int:
         """Sample and write each missing question's group; Ctrl-C propagates."""
         if self.saved_model is not None and self.saved_model != session.name:
             raise UsageError(
@@ -108,7 +108,7 @@ class RolloutJob:
 
 
 def group_record(
-    item: Item, result: Result, session: Session, settings: dict[str, Any]
+    item: Item, result: Result, session: ModelSession, settings: dict[str, Any]
 ) -> dict[str, Any]:
     """One question's GRPO group in TRL's field names (see the module docstring)."""
     rewards = [

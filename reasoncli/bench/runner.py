@@ -24,10 +24,10 @@ from reasoncli.bench.datasets import Dataset, Item, load_dataset
 from reasoncli.bench.grading import grade
 from reasoncli.bench.plan import JUDGE_OPTIONS, BenchPlan, Budget, budget_grid
 from reasoncli.bench.store import JsonlStore, read_records
+from reasoncli.engine.protocols import ModelSession
 from reasoncli.errors import InputError, UsageError
 from reasoncli.events import discard
 from reasoncli.options import DEFAULT_MAX_TOKENS
-from reasoncli.session import Session
 from reasoncli.strategies.base import Strategy, get_strategy
 
 __all__ = [
@@ -90,7 +90,7 @@ class BenchJob:
     def resuming(self) -> bool:
         return self.header is not None
 
-    def check_model(self, session: Session) -> None:
+    def check_model(self, session: ModelSession) -> None:
         if self.header and self.header.get("model") != session.name:
             raise UsageError(
                 f"{self.out} was run with model {self.header.get('model')!r}, not "
@@ -110,7 +110,7 @@ class BenchJob:
         cells = {(s, b.label) for s, b in self.plan.cells()}
         return [r for k, r in self.done.items() if k[0] in ids and (k[1], k[2]) in cells]
 
-    def run(self, session: Session, progress: BenchProgress) -> int:
+    def run(self, session: ModelSession, progress: BenchProgress) -> int:
         """Run what is missing; returns the number of samples written. Ctrl-C propagates."""
         self.check_model(session)
         todo = list(self.pending())
@@ -137,7 +137,7 @@ class BenchJob:
                 store.append({**end, "interrupted": interrupted})
         return self.written
 
-    def _run_line(self, session: Session) -> dict[str, Any]:
+    def _run_line(self, session: ModelSession) -> dict[str, Any]:
         return {
             "type": "run",
             "version": FORMAT_VERSION,
@@ -156,7 +156,7 @@ class BenchJob:
         }
 
     def _sample(
-        self, item: Item, name: str, budget: Budget, strategy: Strategy, session: Session
+        self, item: Item, name: str, budget: Budget, strategy: Strategy, session: ModelSession
     ) -> dict[str, Any]:
         options = self.plan.options(name, budget, multiple_choice=item.multiple_choice)
         if self.plan.temperature is not None:
@@ -199,10 +199,10 @@ class BenchJob:
         return record
 
 
-def _model_file(session: Session) -> dict[str, Any] | None:
+def _model_file(session: ModelSession) -> dict[str, Any] | None:
     """The weights a run sampled from, by content: two runs of one configuration that drew
     different branches can then be told apart by a re-exported model (same name, new file)."""
-    path = getattr(getattr(session, "model", None), "path", None)
+    path = session.weights_path()
     if path is None:  # a remote server: its weights are not ours to read
         return None
     digest = hashlib.sha256()

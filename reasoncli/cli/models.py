@@ -8,17 +8,15 @@ The catalog (pydantic, PyYAML), huggingface_hub and Rich are imported inside the
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
+from reasoncli.cli import models_view as view
+
 if TYPE_CHECKING:
     from reasoncli.cli.io import Terminal
-    from reasoncli.models.catalog import Catalog
     from reasoncli.models.gguf_file import GGUFInfo
-    from reasoncli.models.install import Installation
-    from reasoncli.models.schema import ModelSpec
 
 models_app = typer.Typer(
     no_args_is_help=True,
@@ -30,61 +28,19 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a t
 ResultJsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON.")]
 
 
-@dataclass(frozen=True)
-class _Row:
-    spec: ModelSpec
-    inst: Installation
-    info: GGUFInfo | None
-
-
-def _rows(catalog: Catalog) -> list[_Row]:
-    """Each entry with its install state and, when the file is there, its GGUF header (read
-    without the weights: milliseconds per model)."""
-    from reasoncli.errors import ModelError
-    from reasoncli.models.gguf_file import read_gguf_info
-    from reasoncli.models.install import check_installed
-
-    rows = []
-    for spec in catalog.specs():
-        inst = check_installed(spec)
-        info = None
-        if inst.path is not None:
-            try:
-                info = read_gguf_info(inst.path)
-            except ModelError:
-                info = None
-        rows.append(_Row(spec, inst, info))
-    return rows
-
-
-def _quant(row: _Row) -> str | None:
-    from reasoncli.models.filenames import quant_from_filename
-
-    if row.info is not None:
-        return row.info.file_type or row.info.quant_type
-    hf = row.spec.source.hf
-    return quant_from_filename(hf.file) if hf is not None else None
-
-
-def _context(row: _Row) -> int | None:
-    if row.info is not None and row.info.context_length:
-        return row.info.context_length
-    return row.spec.n_ctx
-
-
 @models_app.command("list")
 def list_models(as_json: JsonOpt = False) -> None:
     """List every registered model: installed or available to pull, size, quant, context."""
     from reasoncli.models.catalog import load_catalog
 
     catalog = load_catalog()
-    rows = _rows(catalog)
+    rows = view.rows(catalog)
     if as_json:
-        out = [_list_json(row, catalog) for row in rows]
+        out = [view.list_json(row, catalog) for row in rows]
         typer.echo(json.dumps(out, indent=2))
         return
 
-    console = _out_console()
+    console = view.out_console()
     entries: list[tuple[list[str], str]] = []
     unverified = False
     for row in rows:
@@ -96,18 +52,19 @@ def list_models(as_json: JsonOpt = False) -> None:
             name += " ?"
             unverified = True
         if inst.installed:
-            state, size = "yes", human_bytes(inst.size_bytes)
+            state, size = "yes", view.human_bytes(inst.size_bytes)
         else:
             state = "pull" if spec.source.hf is not None else "no"
-            size = f"~{human_bytes(spec.download_size)}" if spec.download_size else "-"
-        ctx = _context(row)
+            size = f"~{view.human_bytes(spec.download_size)}" if spec.download_size else "-"
+        ctx = view.context(row)
         think = spec.think_tags[0] if spec.think_tags else "-"
-        facts = [name, state, size, _quant(row) or "-", str(ctx) if ctx else "-", spec.mode, think]
+        quant = view.quant(row) or "-"
+        facts = [name, state, size, quant, str(ctx) if ctx else "-", spec.mode, think]
         about = spec.description
         if spec.aliases:
             about += f" (aliases: {', '.join(spec.aliases)})"
         entries.append((facts, about.strip()))
-    for line in _list_lines(entries, console.width):
+    for line in view.list_lines(entries, console.width):
         console.print(line)
     console.print("* default model", markup=False)
     if unverified:
@@ -156,11 +113,11 @@ def show_model(
                 inst = Installation(True, path, inst.size_bytes, str(exc))
 
     if as_json:
-        out = _spec_json(spec, inst, catalog)
-        out["gguf"] = _info_json(info, spec) if info is not None else None
+        out = view.spec_json(spec, inst, catalog)
+        out["gguf"] = view.info_json(info, spec) if info is not None else None
         typer.echo(json.dumps(out, indent=2))
         return
-    _render_show(spec, inst, info, catalog)
+    view.render_show(spec, inst, info, catalog)
 
 
 @models_app.command("pull")
@@ -209,7 +166,7 @@ def pull_model(
     how = {"present": "already installed", "hf-cache": "from the HF cache"}.get(result.origin)
     details = ", ".join(
         x
-        for x in (human_bytes(result.size_bytes), result.info.file_type, check, how)
+        for x in (view.human_bytes(result.size_bytes), result.info.file_type, check, how)
         if x is not None
     )
     typer.echo(f"{result.name}: {result.path} ({details})")
@@ -227,7 +184,7 @@ def remove_model(
     if as_json:
         typer.echo(json.dumps(result.to_json(), indent=2))
         return
-    freed = f", freed {human_bytes(result.freed_bytes)}" if result.freed_bytes else ""
+    freed = f", freed {view.human_bytes(result.freed_bytes)}" if result.freed_bytes else ""
     typer.echo(f"removed {result.name}{freed}")
 
 
@@ -249,8 +206,8 @@ class _RichReporter:
         if self.quiet:
             return
         if not self.tty:
-            resumed = f", {human_bytes(done)} already here" if done else ""
-            self.status(f"downloading {description} ({human_bytes(total)}{resumed})")
+            resumed = f", {view.human_bytes(done)} already here" if done else ""
+            self.status(f"downloading {description} ({view.human_bytes(total)}{resumed})")
             return
         from rich.progress import (
             BarColumn,
@@ -280,222 +237,3 @@ class _RichReporter:
         if self.progress is not None:
             self.progress.stop()
             self.progress = None
-
-
-# --------------------------------------------------------------------------------------------
-# Rendering helpers
-# --------------------------------------------------------------------------------------------
-
-
-LIST_COLUMNS = ("name", "installed", "size", "quant", "ctx", "mode", "think")
-RIGHT_ALIGNED = frozenset({"size", "ctx"})
-DROPPABLE = ("mode",)  # dropped, in this order, when the facts would not fit the width
-DESCRIPTION_INDENT = 4
-
-
-def _list_lines(entries: list[tuple[list[str], str]], width: int) -> list[Any]:
-    """`models list` as lines: one line of short facts per model in aligned columns, then its
-    description and aliases wrapped underneath at the full width.
-
-    A table column for the description was squeezed to a dozen characters at 120 columns
-    (five to ten lines a model, aliases cut); on a line of its own it is whole at any width.
-    """
-    import textwrap
-
-    from rich.text import Text
-
-    columns = list(LIST_COLUMNS)
-
-    def widths() -> list[int]:
-        i = [LIST_COLUMNS.index(c) for c in columns]
-        return [
-            max(len(c), *(len(f[k]) for f, _ in entries)) for c, k in zip(columns, i, strict=True)
-        ]
-
-    for name in DROPPABLE:
-        if sum(widths()) + 2 * (len(columns) - 1) <= width:
-            break
-        columns.remove(name)
-    sizes = widths()
-    keep = [LIST_COLUMNS.index(c) for c in columns]
-
-    def line(cells: list[str]) -> str:
-        out = [
-            cell.rjust(w) if column in RIGHT_ALIGNED else cell.ljust(w)
-            for cell, w, column in zip(cells, sizes, columns, strict=True)
-        ]
-        return "  ".join(out).rstrip()
-
-    lines: list[Any] = [Text(line(list(columns)), style="bold")]
-    indent = " " * DESCRIPTION_INDENT
-    room = max(20, width - DESCRIPTION_INDENT)
-    for facts, about in entries:
-        lines.append(Text(line([facts[k] for k in keep])))
-        for part in textwrap.wrap(about, room, break_on_hyphens=False):
-            lines.append(Text(indent + part, style="dim"))
-    return lines
-
-
-def _out_console() -> Any:
-    from reasoncli.cli.io import Terminal
-
-    return Terminal().out_console()
-
-
-def human_bytes(n: int | None) -> str:
-    if n is None:
-        return "-"
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}" if n < 10 * scale else f"{n / scale:.0f} {unit}"
-    return f"{n} B"
-
-
-def human_count(n: int) -> str:
-    for unit, scale in (("B", 1e9), ("M", 1e6), ("k", 1e3)):
-        if n >= scale:
-            return f"{n / scale:.1f}{unit}"
-    return str(n)
-
-
-def chat_template_family(template: str | None) -> str:
-    """A recognisable name for common templates, so users can tell what the prompt looks like."""
-    if not template:
-        return "none"
-    for marker, family in (
-        ("<|im_start|>", "ChatML"),
-        ("<start_of_turn>", "Gemma"),
-        ("<|start_header_id|>", "Llama 3"),
-        ("[INST]", "Mistral/Llama 2"),
-        ("<|user|>", "Zephyr/Phi"),
-    ):
-        if marker in template:
-            return family
-    return "custom"
-
-
-def _spec_json(spec: ModelSpec, inst: Installation, catalog: Catalog) -> dict[str, Any]:
-    data = spec.model_dump(mode="json")
-    data["source"] = spec.source.model_dump(mode="json", exclude_none=True)
-    data.update(
-        default=spec.name == catalog.default.name,
-        installed=inst.installed,
-        path=str(inst.path) if inst.path else None,
-        size_bytes=inst.size_bytes,
-        detail=inst.detail or None,
-        origin=catalog.origin(spec.name),
-    )
-    return data
-
-
-def _list_json(row: _Row, catalog: Catalog) -> dict[str, Any]:
-    data = _spec_json(row.spec, row.inst, catalog)
-    info = row.info
-    data.update(
-        quant=_quant(row),
-        context_length=_context(row),
-        architecture=info.architecture if info else None,
-        parameter_count=info.parameter_count if info else None,
-        has_chat_template=info.has_chat_template if info else None,
-    )
-    return data
-
-
-def _info_json(info: GGUFInfo, spec: ModelSpec) -> dict[str, Any]:
-    from dataclasses import asdict
-
-    from reasoncli.models.gguf_file import kv_bytes_per_token
-
-    data = {k: v for k, v in asdict(info).items() if k != "metadata"}
-    data["path"] = str(info.path)
-    data.update(
-        has_chat_template=info.has_chat_template,
-        chat_template_family=chat_template_family(info.chat_template),
-        head_dim=info.head_dim,
-        kv_bytes_per_token=kv_bytes_per_token(info),
-    )
-    return data
-
-
-def _render_show(
-    spec: ModelSpec, inst: Installation, info: GGUFInfo | None, catalog: Catalog
-) -> None:
-    from rich.table import Table
-    from rich.text import Text
-
-    from reasoncli.models.gguf_file import kv_bytes_per_token
-
-    grid = Table.grid(padding=(0, 2))
-    grid.add_column(style="bold", no_wrap=True)
-    grid.add_column(overflow="fold")
-
-    def row(key: str, value: object) -> None:
-        grid.add_row(Text(key), Text(str(value)))
-
-    default = "  (default)" if spec.name == catalog.default.name else ""
-    row("name", spec.name + default)
-    if spec.aliases:
-        row("aliases", ", ".join(spec.aliases))
-    if spec.description:
-        row("description", spec.description)
-    row("source", spec.source.describe())
-    hf = spec.source.hf
-    if hf is not None and hf.sha256:
-        row("sha256", hf.sha256)
-    if inst.installed and inst.path is None:
-        row("remote", inst.detail)
-    elif inst.installed:
-        row("file", f"{inst.path}  ({human_bytes(inst.size_bytes)})")
-    else:
-        row("installed", f"no: {inst.detail}")
-        if spec.download_size:
-            row("download", f"about {human_bytes(spec.download_size)}")
-    if not spec.verified:
-        row("verified", "no: repo, file, size and settings come from the model cards")
-    origin = catalog.origin(spec.name)
-    if origin.endswith("pulled.yaml"):
-        row("registered in", origin)
-    row("mode", spec.mode)
-    row("n_ctx", spec.n_ctx or "from the GGUF")
-    if spec.chat_template:
-        row("chat template", f"override, {len(spec.chat_template)} chars")
-    if spec.prompt_template:
-        lines = spec.prompt_template.splitlines()
-        row("prompt template", f"{len(lines)} lines, ends {lines[-1]!r}")
-    if spec.stop:
-        row("stop", ", ".join(json.dumps(s) for s in spec.stop))
-    if spec.think_tags:
-        row("think tags", " ... ".join(spec.think_tags))
-    s = spec.sampling
-    row(
-        "sampling",
-        f"temperature {s.temperature}, top_p {s.top_p}, top_k {s.top_k}, min_p {s.min_p}, "
-        f"repeat_penalty {s.repeat_penalty}",
-    )
-    if spec.extra:
-        row("pip extra", spec.extra)
-    if info is not None:
-        row("", "")
-        row("architecture", info.architecture)
-        if info.name:
-            row("gguf name", info.name)
-        row("parameters", f"{human_count(info.parameter_count)} ({info.tensor_count} tensors)")
-        row("quantization", f"{info.file_type or '?'} (most bytes: {info.quant_type})")
-        row("trained context", info.context_length or "?")
-        row("layers", info.block_count or "?")
-        row("embedding", info.embedding_length or "?")
-        row(
-            "heads",
-            f"{info.head_count or '?'} (kv {info.head_count_kv or '?'}), "
-            f"head dim {info.head_dim or '?'}",
-        )
-        row("vocabulary", info.vocab_size or "?")
-        row("chat template", chat_template_family(info.chat_template))
-        kv = kv_bytes_per_token(info)
-        if kv:
-            ctx = spec.n_ctx or info.context_length
-            at_ctx = f", {human_bytes(kv * ctx)} at n_ctx {ctx}" if ctx else ""
-            row("KV cache (f16)", f"{kv / 1024:.1f} KiB/token{at_ctx}")
-    elif inst.installed and inst.detail:
-        row("gguf", inst.detail)
-    _out_console().print(grid)

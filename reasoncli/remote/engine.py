@@ -24,13 +24,14 @@ import queue
 import time
 from collections.abc import Iterable, Iterator
 from concurrent.futures import Future
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from reasoncli.engine.branches import FAILED, Branch, TokenEvent
+from reasoncli.engine.branch_state import FAILED, Branch, TokenEvent
+from reasoncli.engine.protocols import RemotePrompt
 from reasoncli.engine.sampling import Sampling
 from reasoncli.errors import ProtocolError, ReasonError, ResourceError, UsageError
-from reasoncli.remote.backend import RemoteBackend, RemotePrompt
+from reasoncli.remote.backend import RemoteBackend
 from reasoncli.remote.client import RequestFailed, backoff_s, stream_chunks
 
 UNKNOWN_TOKEN = -1  # the API streams text, not token ids
@@ -198,6 +199,9 @@ class RemoteEngine:
     def run(self) -> Iterator[list[TokenEvent]]:
         while self.live:
             yield self.step()
+
+    def request_counts(self) -> dict[str, int]:
+        return asdict(self.stats)
 
     def close(self) -> None:
         """Cancel whatever is still in flight; the backend (and its connections) stay open."""

@@ -14,13 +14,22 @@ import os
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
+from reasoncli.engine.protocols import (
+    ChatMessages,
+    Prompt,
+    PromptTokens,
+    RemotePrompt,
+    SessionOptions,
+    StrategyTraits,
+    server_prompt,
+)
 from reasoncli.engine.sampling import Sampling
 from reasoncli.errors import ModelError, ReasonError, UsageError
 from reasoncli.prompting import COT_SYSTEM, PromptStyle, render_prompt
 from reasoncli.reasoning import skip_thinking
-from reasoncli.remote.backend import ChatPrompt, RemoteBackend, RemotePrompt
+from reasoncli.remote.backend import RemoteBackend
 from reasoncli.remote.client import (
     DEFAULT_TIMEOUT_S,
     LLAMA_SERVER,
@@ -30,7 +39,10 @@ from reasoncli.remote.client import (
     llama_server_n,
 )
 from reasoncli.remote.engine import RemoteEngine
-from reasoncli.session import SessionOptions
+
+if TYPE_CHECKING:
+    from reasoncli.models.catalog import Catalog
+    from reasoncli.models.schema import ModelSpec
 
 API_KEY_ENV = "REASON_API_KEY"
 
@@ -68,40 +80,41 @@ class RemoteSession:
 
     def prompt_text(
         self, question: str, *, system: str | None = COT_SYSTEM, assistant_prefix: str = ""
-    ) -> str:
+    ) -> Prompt:
         if self.style is None:
             if assistant_prefix:
                 raise UsageError("an assistant prefix needs a prompt template on a remote model")
             messages = [{"role": "system", "content": system}] if system else []
-            return ChatPrompt([*messages, {"role": "user", "content": question}])
+            return ChatMessages((*messages, {"role": "user", "content": question}))
         # BOS is left to the server, which adds it when it tokenizes the prompt.
         prompt = render_prompt(self.style, question, system=system, bos="", eos=self.eos_text)
         if self.skip_thinking and self.think_tags and self.style.mode == "chat":
             prompt = skip_thinking(prompt, self.think_tags)
         return prompt + assistant_prefix
 
-    def prompt_tokens(self, text: str) -> RemotePrompt:
-        return self.backend.prompt(text)
+    def prompt_tokens(self, prompt: Prompt) -> RemotePrompt:
+        return self.backend.prompt(prompt)
 
     def open_engine(
         self,
-        prompt: RemotePrompt,
+        prompt_tokens: PromptTokens,
         *,
         max_branches: int,
         max_tokens: int,
         slack_tokens: int = 64,
         logprobs: int = 0,
     ) -> RemoteEngine:
+        prompt = server_prompt(prompt_tokens)
         return RemoteEngine(self.backend, prompt, max_branches=max_branches, logprobs=logprobs)
 
-    def check_strategy(self, info: Any) -> None:
-        if self.style is None and getattr(info, "continues", False):
+    def check_strategy(self, info: StrategyTraits) -> None:
+        if self.style is None and info.continues:
             raise UsageError(
                 f"{info.name} continues branches from a prefix, which needs {self.name!r}'s "
                 "prompt template; set chat_template or template_from in its models.yaml entry"
             )
 
-    def backend_info(self) -> dict[str, Any]:
+    def backend_info(self) -> dict[str, object]:
         config = self.backend.config
         return {
             "name": "openai",
@@ -110,6 +123,10 @@ class RemoteSession:
             "api": "chat" if self.style is None else "completions",
             "max_concurrency": config.max_concurrency,
         }
+
+    def weights_path(self) -> None:
+        """The server's weights are not ours to read."""
+        return None
 
     def close(self) -> None:
         self.backend.close()
@@ -130,7 +147,7 @@ def read_api_key(key_file: str | None, env: str = API_KEY_ENV) -> str | None:
     return os.environ.get(env) or None
 
 
-def open_remote_session(request: RemoteRequest, catalog: Any) -> RemoteSession:
+def open_remote_session(request: RemoteRequest, catalog: Catalog) -> RemoteSession:
     """Check the server, pick the prompt template, and open the backend."""
     t0 = time.perf_counter()
     entry = catalog.find(request.model) if request.model else None
@@ -187,7 +204,7 @@ def open_remote_session(request: RemoteRequest, catalog: Any) -> RemoteSession:
     )
 
 
-def _local_spec(name: str | None, catalog: Any) -> Any:
+def _local_spec(name: str | None, catalog: Catalog) -> ModelSpec | None:
     """The registry entry or ad-hoc GGUF spec `name` also names here, for prompting; None if
     it is only a server-side id."""
     if not name:
@@ -200,7 +217,7 @@ def _local_spec(name: str | None, catalog: Any) -> Any:
         return None
 
 
-def _template_of(name: str, catalog: Any) -> str | None:
+def _template_of(name: str, catalog: Catalog) -> str | None:
     """The chat template inside the GGUF that `name` resolves to, read from its header."""
     from reasoncli.models.gguf_file import read_gguf_info
     from reasoncli.models.resolve import resolve_model
@@ -213,7 +230,7 @@ def _template_of(name: str, catalog: Any) -> str | None:
 
 
 def _prompt_style(
-    spec: Any, template_from: str | None, config: RemoteConfig, catalog: Any
+    spec: ModelSpec | None, template_from: str | None, config: RemoteConfig, catalog: Catalog
 ) -> tuple[PromptStyle | None, str]:
     """(style, EOS text) from the sources in the module docstring; (None, "") for chat API."""
     if spec is not None and spec.mode == "completion":

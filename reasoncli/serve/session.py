@@ -9,16 +9,16 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass, field, fields
-from typing import Any
 
 from reasoncli.engine.pool import PooledEngine, SharedContext, TokenBudget
+from reasoncli.engine.protocols import PromptTokens, token_ids
 from reasoncli.prompting import COT_SYSTEM, render_messages, render_prompt
 from reasoncli.session import Session
 
 
 @dataclass
 class RequestSession(Session):
-    shared: Any = None  # SharedContext
+    shared: SharedContext = field(kw_only=True)
     history: list[dict[str, str]] = field(default_factory=list)
     budget: TokenBudget | None = None  # the request's generated-token ceiling
     cancelled: threading.Event | None = None  # set when the request is cancelled
@@ -66,7 +66,7 @@ class RequestSession(Session):
 
     def open_engine(
         self,
-        prompt_tokens: list[int],
+        prompt_tokens: PromptTokens,
         *,
         max_branches: int,
         max_tokens: int,
@@ -74,7 +74,7 @@ class RequestSession(Session):
         logprobs: int = 0,
     ) -> PooledEngine:
         return self.shared.open_engine(
-            prompt_tokens,
+            token_ids(prompt_tokens),
             max_branches=max_branches,
             max_tokens=max_tokens,
             slack_tokens=slack_tokens,

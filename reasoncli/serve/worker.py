@@ -227,11 +227,11 @@ class Worker:
 
 def load(conn: Connection, config: EngineConfig) -> Worker | None:
     """Load the model and open the shared context; on failure tell the server why."""
-    from reasoncli.cli.runner import load_session
+    from reasoncli.cli.runner import load_local_session
     from reasoncli.engine.pool import SharedContext
 
     try:
-        session = load_session(config.model)
+        session = load_local_session(config.model)
         shared = SharedContext(
             session.model,
             max_branches=config.max_branches,
@@ -251,7 +251,7 @@ def load(conn: Connection, config: EngineConfig) -> Worker | None:
     return Worker(conn, session, shared)
 
 
-def thinking_info(session: Any) -> dict[str, Any]:
+def thinking_info(session: Session) -> dict[str, Any]:
     """What the server needs to shape reasoning fields: the tags, whether the template opens the
     thought itself (the trace then starts with the first token), the effort budgets."""
     from reasoncli.reasoning import opens_thinking

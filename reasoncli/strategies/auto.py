@@ -43,6 +43,7 @@ from typing import TYPE_CHECKING, Any, ClassVar
 
 from reasoncli.answers import answers_equivalent
 from reasoncli.engine.branches import Branch
+from reasoncli.engine.protocols import ModelSession
 from reasoncli.engine.sampling import Sampling
 from reasoncli.errors import UsageError
 from reasoncli.events import (
@@ -55,7 +56,6 @@ from reasoncli.events import (
     RunStarted,
 )
 from reasoncli.results import BranchResult, Result, VoteGroup
-from reasoncli.session import Session
 from reasoncli.stopping import BetaRule, EscRule, StopRule, beta_leader_probability
 from reasoncli.strategies.base import Kind, StrategyInfo, StrategyOptions, get_strategy, register
 from reasoncli.strategies.parallel import ParallelRun, Policy, attach_rewards, vote_event
@@ -403,7 +403,7 @@ class Auto:
         branch_cap(options)
 
     def run(
-        self, question: str, session: Session, options: StrategyOptions, emit: EventSink
+        self, question: str, session: ModelSession, options: StrategyOptions, emit: EventSink
     ) -> Result:
         budget = total_budget(options)
         policy, row, skipped = self._tuned(session.name, options, budget)
@@ -475,7 +475,7 @@ class Auto:
         self,
         choice: Choice,
         question: str,
-        session: Session,
+        session: ModelSession,
         options: StrategyOptions,
         sampling: Sampling,
         state: _State,
@@ -514,7 +514,7 @@ class Auto:
         self,
         plan: Plan,
         question: str,
-        session: Session,
+        session: ModelSession,
         options: StrategyOptions,
         sampling: Sampling,
         state: _State,
@@ -562,7 +562,7 @@ class Auto:
         self,
         state: _State,
         question: str,
-        session: Session,
+        session: ModelSession,
         options: StrategyOptions,
         sampling: Sampling,
         rounds_per_chain: int,

@@ -12,11 +12,11 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import ClassVar, Protocol
 
+from reasoncli.engine.protocols import ModelSession
 from reasoncli.errors import UsageError
 from reasoncli.events import EventSink
 from reasoncli.options import StrategyOptions, strategy_options
 from reasoncli.results import Result
-from reasoncli.session import Session
 
 
 class Kind(str, Enum):
@@ -50,7 +50,7 @@ class Strategy(Protocol):
         """Reject options that do not fit this strategy (UsageError)."""
 
     def run(
-        self, question: str, session: Session, options: StrategyOptions, emit: EventSink
+        self, question: str, session: ModelSession, options: StrategyOptions, emit: EventSink
     ) -> Result:
         """Answer `question`. Ctrl-C returns the partial result with `interrupted=True`."""
         ...

@@ -17,10 +17,10 @@ from dataclasses import replace
 from typing import ClassVar
 
 from reasoncli.engine.branches import Branch
+from reasoncli.engine.protocols import ModelSession
 from reasoncli.errors import UsageError
 from reasoncli.events import EventSink, Note
 from reasoncli.results import Result
-from reasoncli.session import Session
 from reasoncli.solution_steps import step_prefixes
 from reasoncli.strategies.base import Kind, StrategyInfo, StrategyOptions, register
 from reasoncli.strategies.parallel import ParallelRun, Policy, finite_or_none
@@ -115,7 +115,7 @@ class BestOfN:
         check_verifier(options.verifier)
 
     def run(
-        self, question: str, session: Session, options: StrategyOptions, emit: EventSink
+        self, question: str, session: ModelSession, options: StrategyOptions, emit: EventSink
     ) -> Result:
         sampling = options.sampling or session.sampling
         verifier = make_verifier(options.verifier, session)

@@ -20,12 +20,13 @@ import math
 import time
 from collections import deque
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from reasoncli.answers import extract_answer
 from reasoncli.confidence import SlidingWindow, token_confidence
-from reasoncli.engine.branches import FAILED, Branch, BranchEngine
+from reasoncli.engine.branches import FAILED, Branch
+from reasoncli.engine.protocols import Engine, ModelSession
 from reasoncli.engine.sampling import Sampling
 from reasoncli.errors import UsageError
 from reasoncli.events import (
@@ -40,7 +41,6 @@ from reasoncli.events import (
 )
 from reasoncli.results import BranchResult, Result, Timings, VoteGroup
 from reasoncli.rewards import group_advantages, score_branch
-from reasoncli.session import Session
 from reasoncli.stopping import BetaRule, EscRule, StopRule, beta_leader_probability
 from reasoncli.strategies.base import StrategyOptions
 from reasoncli.voting import VoteResult, majority_vote
@@ -135,7 +135,7 @@ class ParallelRun:
         self,
         strategy: str,
         question: str,
-        session: Session,
+        session: ModelSession,
         emit: EventSink,
         *,
         max_tokens: int,
@@ -155,7 +155,7 @@ class ParallelRun:
         self.started = time.perf_counter()
         prompt = session.prompt_tokens(session.prompt_text(question))
         self.prompt_tokens = len(prompt)
-        self.engine: BranchEngine = session.open_engine(
+        self.engine: Engine = session.open_engine(
             prompt,
             max_branches=max_branches,
             max_tokens=max_tokens,
@@ -393,7 +393,7 @@ class ParallelRun:
                 generate_s=self._generate_s(),
                 total_s=total_s,
                 prompt_tokens_decoded=engine.prompt_tokens_decoded,
-                decode_calls=getattr(engine, "decode_calls", 0),
+                decode_calls=engine.decode_calls,
             ),
             interrupted=self.interrupted,
             stop_reason=self.stop_reason,
@@ -522,7 +522,7 @@ class VotePolicy(Policy):
         return self.early.decide(run) if self.early else None
 
 
-def _with_requests(details: dict[str, Any], engine: Any) -> dict[str, Any]:
+def _with_requests(details: dict[str, Any], engine: Engine) -> dict[str, Any]:
     """A remote engine's request counts (requests, retries, failed) join the details."""
-    stats = getattr(engine, "stats", None)
-    return {**details, "requests": asdict(stats)} if stats is not None else details
+    counts = engine.request_counts()
+    return {**details, "requests": counts} if counts is not None else details

@@ -20,6 +20,7 @@ from dataclasses import dataclass, replace
 from typing import ClassVar
 
 from reasoncli.answers import answers_equivalent
+from reasoncli.engine.protocols import ModelSession
 from reasoncli.engine.sampling import Sampling
 from reasoncli.events import (
     BranchFinished,
@@ -32,7 +33,6 @@ from reasoncli.events import (
 )
 from reasoncli.options import FINAL_MODES
 from reasoncli.results import BranchResult, Result, Timings, VoteGroup
-from reasoncli.session import Session
 from reasoncli.strategies.base import Kind, StrategyInfo, StrategyOptions, register
 from reasoncli.strategies.parallel import (
     attach_rewards,
@@ -77,7 +77,7 @@ class Round:
 
 
 def run_round(
-    session: Session,
+    session: ModelSession,
     question: str,
     attempt: str | None,
     *,
@@ -116,7 +116,7 @@ def run_round(
         out.generate_s = time.perf_counter() - started - out.prompt_s
         if engine is not None:
             out.prompt_tokens_decoded = engine.prompt_tokens_decoded
-            out.decode_calls = getattr(engine, "decode_calls", 0)
+            out.decode_calls = engine.decode_calls
             engine.close()
     if b is not None:
         # an interrupted round is unfinished text: no answer, no vote (README)
@@ -179,7 +179,7 @@ class Revise:
         options.check()
 
     def run(
-        self, question: str, session: Session, options: StrategyOptions, emit: EventSink
+        self, question: str, session: ModelSession, options: StrategyOptions, emit: EventSink
     ) -> Result:
         started = time.perf_counter()
         sampling = options.sampling or session.sampling
@@ -221,7 +221,7 @@ class Revise:
     def _result(
         self,
         question: str,
-        session: Session,
+        session: ModelSession,
         options: StrategyOptions,
         rounds: list[Round],
         done: list[BranchResult],

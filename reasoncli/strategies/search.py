@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from typing import ClassVar
 
 from reasoncli.answers import final_answer_span
-from reasoncli.engine.branches import FAILED, Branch, BranchEngine
+from reasoncli.engine.branches import FAILED, Branch
+from reasoncli.engine.protocols import Engine, ModelSession
 from reasoncli.engine.sampling import Sampling
 from reasoncli.errors import UsageError
 from reasoncli.events import (
@@ -35,7 +36,6 @@ from reasoncli.events import (
     RunStarted,
 )
 from reasoncli.results import BranchResult, Result, Timings, VoteGroup
-from reasoncli.session import Session
 from reasoncli.solution_steps import ends_step
 from reasoncli.strategies.base import StrategyInfo, StrategyOptions
 from reasoncli.strategies.parallel import attach_rewards, branch_answer, split_thinking, vote_event
@@ -129,7 +129,7 @@ class SearchRun:
         self,
         strategy: str,
         question: str,
-        session: Session,
+        session: ModelSession,
         options: StrategyOptions,
         emit: EventSink,
     ) -> None:
@@ -144,7 +144,7 @@ class SearchRun:
         try:
             prompt = session.prompt_tokens(session.prompt_text(question))
             self.prompt_tokens = len(prompt)
-            self.engine: BranchEngine = session.open_engine(
+            self.engine: Engine = session.open_engine(
                 prompt,
                 max_branches=options.branches + 1,
                 max_tokens=options.max_tokens,
@@ -375,7 +375,7 @@ class SearchRun:
                 generate_s=self.generate_s,
                 total_s=time.perf_counter() - self.started,
                 prompt_tokens_decoded=self.engine.prompt_tokens_decoded,
-                decode_calls=getattr(self.engine, "decode_calls", 0),
+                decode_calls=self.engine.decode_calls,
             ),
             interrupted=self.interrupted,
             details={
@@ -425,7 +425,7 @@ class SearchStrategy:
         check_search_options(options)
 
     def run(
-        self, question: str, session: Session, options: StrategyOptions, emit: EventSink
+        self, question: str, session: ModelSession, options: StrategyOptions, emit: EventSink
     ) -> Result:
         run = SearchRun(self.info.name, question, session, options, emit)
         try:

@@ -11,9 +11,9 @@ from __future__ import annotations
 from typing import ClassVar
 
 from reasoncli.engine.branches import Branch
+from reasoncli.engine.protocols import ModelSession
 from reasoncli.events import BranchText, EventSink, Note
 from reasoncli.results import Result
-from reasoncli.session import Session
 from reasoncli.strategies.base import Kind, StrategyInfo, StrategyOptions, register
 from reasoncli.strategies.parallel import ParallelRun
 from reasoncli.voting import majority_vote
@@ -21,7 +21,7 @@ from reasoncli.voting import majority_vote
 FORCE_ANSWER = "\n\nFinal Answer:"
 
 
-def _thinking_tags(session: Session) -> tuple[str, str] | None:
+def _thinking_tags(session: ModelSession) -> tuple[str, str] | None:
     """The tags to force with; none when the prompt already closed an empty thought."""
     return None if session.skip_thinking else session.think_tags
 
@@ -40,7 +40,7 @@ class Think:
         options.check()
 
     def run(
-        self, question: str, session: Session, options: StrategyOptions, emit: EventSink
+        self, question: str, session: ModelSession, options: StrategyOptions, emit: EventSink
     ) -> Result:
         sampling = (options.sampling or session.sampling).with_seed(options.seed)
         tags = _thinking_tags(session)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+from reasoncli.engine.protocols import ModelSession
 from reasoncli.events import EventSink
 from reasoncli.results import Result
-from reasoncli.session import Session
 from reasoncli.strategies.base import Kind, StrategyInfo, StrategyOptions, register
 from reasoncli.strategies.parallel import EarlyStop, ParallelRun, VotePolicy, check_early_stop
 
@@ -19,7 +19,7 @@ from reasoncli.strategies.parallel import EarlyStop, ParallelRun, VotePolicy, ch
 def run_vote(
     strategy: str,
     question: str,
-    session: Session,
+    session: ModelSession,
     options: StrategyOptions,
     emit: EventSink,
     *,
@@ -65,7 +65,7 @@ class Vote:
         check_early_stop(options)
 
     def run(
-        self, question: str, session: Session, options: StrategyOptions, emit: EventSink
+        self, question: str, session: ModelSession, options: StrategyOptions, emit: EventSink
     ) -> Result:
         return run_vote(
             self.info.name, question, session, options, emit, early=EarlyStop.from_options(options)

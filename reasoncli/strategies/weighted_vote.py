@@ -19,10 +19,10 @@ from typing import ClassVar
 
 from reasoncli.confidence import calibrate_threshold
 from reasoncli.engine.branches import Branch
+from reasoncli.engine.protocols import ModelSession
 from reasoncli.errors import UsageError
 from reasoncli.events import EventSink, Note
 from reasoncli.results import Result
-from reasoncli.session import Session
 from reasoncli.strategies.base import Kind, StrategyInfo, StrategyOptions, register
 from reasoncli.strategies.parallel import (
     LOW_CONFIDENCE,
@@ -132,7 +132,7 @@ class WeightedVote:
         check_early_stop(options)
 
     def run(
-        self, question: str, session: Session, options: StrategyOptions, emit: EventSink
+        self, question: str, session: ModelSession, options: StrategyOptions, emit: EventSink
     ) -> Result:
         sampling = options.sampling or session.sampling
         early = EarlyStop.from_options(options)

@@ -1,0 +1,90 @@
+"""One branch of a run: its state, and what a decode step produced for it.
+
+These are values shared by every engine (local, pooled and remote) and by the strategies that
+read them; an engine changes a branch, a strategy only reads it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from reasoncli.engine.sampling import Sampling
+
+FAILED = "failed"  # remote branches whose requests ran out of retries
+
+
+@dataclass(frozen=True)
+class TokenLogprobs:
+    """The chosen token's log-probability and the top-k alternatives (raw model distribution)."""
+
+    token: int
+    logprob: float
+    top_tokens: tuple[int, ...]
+    top_logprobs: tuple[float, ...]
+
+
+@dataclass
+class Branch:
+    """One continuation. Read its fields; change it only through the engine."""
+
+    id: int
+    seq: int
+    sampling: Sampling
+    max_tokens: int
+    stop: tuple[str, ...] = ()
+    parent: int | None = None
+    tokens: list[int] = field(default_factory=list)
+    text: str = ""
+    logprobs: list[TokenLogprobs] = field(default_factory=list)
+    finish_reason: str | None = None  # "eos" | "stop" | "length" | "stopped" | "failed"
+    stop_hit: str | None = None  # which stop string ended it
+    n_past: int = 0
+    pending: list[int] = field(default_factory=list)
+    forced_tokens: int = 0
+    _decoder: Any = None
+    _sampler: Any = None
+
+    @property
+    def done(self) -> bool:
+        return self.finish_reason is not None
+
+    @property
+    def n_tokens(self) -> int:
+        """Tokens this branch generated (forced text not counted)."""
+        return len(self.tokens)
+
+    def child(
+        self,
+        id: int,
+        seq: int,
+        sampling: Sampling | None,
+        max_tokens: int | None,
+        stop: Iterable[str] | None,
+    ) -> Branch:
+        """A fork: everything produced so far, under its own id and settings (None: inherit)."""
+        return Branch(
+            id=id,
+            seq=seq,
+            sampling=sampling or self.sampling,
+            max_tokens=self.max_tokens if max_tokens is None else max_tokens,
+            stop=self.stop if stop is None else tuple(stop),
+            parent=self.id,
+            tokens=list(self.tokens),
+            text=self.text,
+            logprobs=list(self.logprobs),
+            n_past=self.n_past,
+            pending=list(self.pending),
+            forced_tokens=self.forced_tokens,
+        )
+
+
+@dataclass(frozen=True)
+class TokenEvent:
+    """What one step produced for one branch."""
+
+    branch: Branch
+    token: int | None
+    text: str
+    finished: bool
