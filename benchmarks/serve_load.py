@@ -12,10 +12,19 @@ checks they end (answered with what they had, or 503) within a deadline and the 
 intact.
 
     python benchmarks/serve_load.py [--requests 1000] [--clients 32] [--model PATH|NAME]
-        [--max-tokens 16] [--threads 2] [--time-limit 900]
+        [--max-tokens 16] [--threads 2] [--time-limit 900] [--peer llama-server]
 
-Bounded: --requests in all, --time-limit seconds at most (requests not sent by then are
-skipped and reported).
+With `--peer llama-server` the same plans then go, in the same run, to llama.cpp's own
+llama-server (benchmarks/llama_server.sh builds it from the vendored llama.cpp) on the same
+model and threads: `--max-branches` slots (`-np`), continuous batching, `--ctx` tokens a slot.
+A vote-4 request asks it for `n` 4 (one prefill, llama.cpp PR #17775), best-of-n-2 for `n` 2,
+think for one completion of max_tokens + answer_tokens; it does not vote. Generated tokens
+are summed over all choices (llama-server's `usage` covers choice 0 only when not streamed:
+the others count as their length, or their tokens + EOS), cross-checked with its /metrics.
+Last, aggregate generated tok/s and latency side by side, and reason serve's ratio to it.
+
+Bounded: --requests in all, --time-limit seconds at most per server (requests not sent by
+then are skipped and reported).
 """
 
 from __future__ import annotations
@@ -33,7 +42,7 @@ import tempfile
 import threading
 import time
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -46,6 +55,7 @@ QUESTIONS = [
     "What is 7 times 8 plus 6?",
     "Is 91 a prime number?",
 ]
+ANSWER_TOKENS = 8  # think's answer after its thinking
 MALFORMED: list[bytes | dict[str, Any]] = [
     b'{"model": "vote-2-M", "messages": [',
     {"model": "vote-2-M", "messages": "not a list"},
@@ -66,6 +76,7 @@ class Outcome:
     retry_after: bool = True
     marker: str = ""
     error: str = ""
+    uncounted: list[str] = field(default_factory=list)  # peer: choice texts that ended on EOS
 
 
 @dataclass
@@ -107,7 +118,7 @@ def make_plans(n: int, model: str, max_tokens: int, seed: int) -> list[Plan]:
             "stream": stream,
         }
         if strategy == "think":
-            body["reason"] = {"answer_tokens": 8}
+            body["reason"] = {"answer_tokens": ANSWER_TOKENS}
         if chat:
             body["messages"] = [{"role": "user", "content": question}]
         else:
@@ -160,13 +171,12 @@ def send(client: httpx.Client, url: str, plan: Plan) -> Outcome:
     if not plan.stream:
         r = client.post(url + path, json=plan.body)
         dt = time.perf_counter() - t0
-        tokens = (
-            r.json().get("usage", {}).get("completion_tokens", 0) if r.status_code == 200 else 0
-        )
+        tokens, uncounted = choice_tokens(r.json(), plan.body) if r.status_code == 200 else (0, [])
         return Outcome(
             "ok", r.status_code, dt, dt, tokens,
             retry_after=r.status_code not in (429, 503) or "retry-after" in r.headers,
             marker=plan.marker, error="" if r.status_code < 400 else r.text[:200],
+            uncounted=uncounted,
         )  # fmt: skip
     with client.stream("POST", url + path, json=plan.body) as r:
         ttfb = time.perf_counter() - t0
@@ -184,9 +194,26 @@ def send(client: httpx.Client, url: str, plan: Plan) -> Outcome:
                 break  # the client goes away mid-stream
             if line.startswith("data: {") and '"usage"' in line:
                 usage = json.loads(line[6:]).get("usage") or {}
-                tokens = usage.get("completion_tokens", tokens)
+                tokens += usage.get("completion_tokens", 0)  # llama-server: one per choice
         dt = time.perf_counter() - t0
         return Outcome("dropped" if plan.drop else "ok", 200, dt, ttfb, tokens, marker=plan.marker)
+
+
+def choice_tokens(body: dict[str, Any], request: dict[str, Any]) -> tuple[int, list[str]]:
+    """Generated tokens of a whole answer, and texts still to count. `usage` covers every branch
+    of reason serve's answer, but only choice 0 of llama-server's answer to `n` > 1 (its merged
+    answer keeps the first result's usage): a further choice that ended on length counts
+    max_tokens, one that ended on EOS is returned to be tokenized (+1 for the EOS) later."""
+    tokens = int((body.get("usage") or {}).get("completion_tokens", 0))
+    uncounted = []
+    for choice in (body.get("choices") or [])[1:] if request.get("n", 1) > 1 else []:
+        if choice.get("finish_reason") == "length":
+            tokens += int(request["max_tokens"])
+        else:
+            message = choice.get("message") or {}
+            text = choice.get("text") or message.get("content") or ""
+            uncounted.append((message.get("reasoning_content") or "") + text)
+    return tokens, uncounted
 
 
 def run_load(url: str, plans: list[Plan], clients: int, deadline: float) -> list[Outcome]:
@@ -281,6 +308,157 @@ def sigterm_phase(
     return statuses, took, rc
 
 
+def summary(outcomes: list[Outcome], wall: float) -> dict[str, float]:
+    ok = [o for o in outcomes if o.kind == "ok" and o.status == 200]
+    lat = [o.latency for o in ok]
+    ttfb = [o.ttfb for o in ok]
+    return {
+        "requests/s": len(outcomes) / wall,
+        "generated tok/s": sum(o.tokens for o in ok) / wall,
+        "p50 latency s": pct(lat, 0.5),
+        "p95 latency s": pct(lat, 0.95),
+        "p99 latency s": pct(lat, 0.99),
+        "p95 first byte s": pct(ttfb, 0.95),
+    }
+
+
+def llama_server_binary(given: str | None) -> Path:
+    """--llama-server, else $REASON_LLAMA_SERVER, else benchmarks/llama_server.sh's build."""
+    default = Path.home() / ".cache/reasoncli-bench/llama.cpp/build/bin/llama-server"
+    path = Path(given or os.environ.get("REASON_LLAMA_SERVER") or default).expanduser()
+    if not os.access(path, os.X_OK):
+        raise SystemExit(
+            f"no llama-server at {path}: build it with `low bash benchmarks/llama_server.sh` "
+            "or name one with --llama-server / REASON_LLAMA_SERVER"
+        )
+    return path
+
+
+def start_llama_server(
+    args: argparse.Namespace, binary: Path, model_path: str, alias: str, log: Path
+) -> tuple[subprocess.Popen[bytes], str]:
+    """llama-server on 127.0.0.1 (port 0): --max-branches slots of --ctx tokens each, continuous
+    batching, flash attention on as in `reason serve`, the same threads."""
+    slots = args.max_branches
+    threads = str(args.threads)
+    cmd = [
+        str(binary), "-m", model_path, "--host", "127.0.0.1", "--port", "0", "--alias", alias,
+        "-np", str(slots), "-c", str(slots * args.ctx), "-cb", "-fa", "on",
+        "-t", threads, "-tb", threads, "--metrics", "--no-webui",
+    ]  # fmt: skip
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    deadline = time.monotonic() + 600  # a loaded machine takes minutes to load and warm up
+    while time.monotonic() < deadline and proc.poll() is None:
+        m = re.search(r"listening on (http://127\.0\.0\.1:\d+)", log.read_text(errors="replace"))
+        if m:
+            url = m.group(1)
+            try:
+                if httpx.get(f"{url}/health", timeout=5).status_code == 200:
+                    return proc, url
+            except httpx.HTTPError:
+                pass
+        time.sleep(0.2)
+    proc.kill()
+    tail = "\n".join(log.read_text(errors="replace").splitlines()[-15:])
+    raise SystemExit(f"llama-server did not start:\n{tail}")
+
+
+PEER_N = {"vote-4": 4, "best-of-n-2": 2, "think": 1}
+
+
+def peer_plans(plans: list[Plan], alias: str) -> list[Plan]:
+    """The same requests as llama-server can take them: `n` for the branches, no `reason`."""
+    out = []
+    for plan in plans:
+        body = {k: v for k, v in plan.body.items() if k != "reason"}
+        body["model"] = alias
+        if PEER_N[plan.strategy] > 1:
+            body["n"] = PEER_N[plan.strategy]
+        if plan.strategy == "think":
+            body["max_tokens"] += ANSWER_TOKENS  # the same budget: thinking, then the answer
+        out.append(replace(plan, body=body))
+    return out
+
+
+def count_uncounted(url: str, outcomes: list[Outcome]) -> None:
+    """Tokens of the choices `choice_tokens` left: their text's tokens, plus the EOS."""
+    with httpx.Client(timeout=60) as client:
+        for o in outcomes:
+            for text in o.uncounted:
+                r = client.post(f"{url}/tokenize", json={"content": text})
+                o.tokens += len(r.json()["tokens"]) + 1
+            o.uncounted = []
+
+
+def predicted_total(url: str) -> int:
+    """llama-server's own count of generated tokens (/metrics, Prometheus text)."""
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    m = re.search(r"^llamacpp:tokens_predicted_total (\S+)", text, re.M)
+    return int(float(m.group(1))) if m else -1
+
+
+def run_peer(args: argparse.Namespace, alias: str) -> tuple[dict[str, float], bool]:
+    """The load phase again against llama-server; (its summary, whether it went wrong)."""
+    from reasoncli.models.catalog import load_catalog
+    from reasoncli.models.resolve import resolve_model
+
+    binary = llama_server_binary(args.llama_server)
+    model_path = str(resolve_model(args.model, load_catalog()).path)
+    log = Path(tempfile.mkdtemp(prefix="serve-load-peer-")) / "llama-server.log"
+    proc, url = start_llama_server(args, binary, model_path, alias, log)
+    try:
+        warm = peer_plans(make_plans(args.warmup, alias, args.max_tokens, args.seed + 1), alias)
+        run_load(url, warm, args.clients, time.monotonic() + 300)
+        plans = peer_plans(make_plans(args.requests, alias, args.max_tokens, args.seed), alias)
+        before = predicted_total(url)
+        rss0 = rss_mb(proc.pid)
+        t0 = time.monotonic()
+        outcomes = run_load(url, plans, args.clients, t0 + args.time_limit)
+        wall = time.monotonic() - t0
+        server_tokens = predicted_total(url) - before
+        rss1 = rss_mb(proc.pid)
+        count_uncounted(url, outcomes)
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    stats = summary(outcomes, wall)
+    statuses = Counter(o.status for o in outcomes)
+    ok = [o for o in outcomes if o.kind == "ok" and o.status == 200]
+    well_formed_failed = [o for o in outcomes if o.kind != "malformed" and o.status != 200]
+    print(f"llama-server ({binary}), -np {args.max_branches}, continuous batching: "
+          f"{len(outcomes)} of {len(plans)} requests sent in {wall:.1f} s")  # fmt: skip
+    print(f"  throughput: {stats['requests/s']:.2f} requests/s, "
+          f"{stats['generated tok/s']:.1f} generated tok/s (answered, non-dropped requests, "
+          f"all choices); its /metrics: {server_tokens / wall:.1f} tok/s (all)")  # fmt: skip
+    print(f"  latency of 200s: p50 {stats['p50 latency s']:.2f} s, p95 "
+          f"{stats['p95 latency s']:.2f} s, p99 {stats['p99 latency s']:.2f} s; time to first "
+          f"byte p95 {stats['p95 first byte s']:.2f} s")  # fmt: skip
+    kinds = Counter(o.kind for o in outcomes)
+    print(f"  statuses: {dict(sorted(statuses.items()))}; kinds: {dict(kinds)}; "
+          f"well-formed requests not answered 200: {len(well_formed_failed)}")  # fmt: skip
+    print(f"  RSS MB: before {rss0:.0f}, after {rss1:.0f}; answered {len(ok)}")
+    errors = Counter(o.error[:120] for o in well_formed_failed if o.error)
+    for text, n in errors.most_common(3):
+        print(f"  error x{n}: {text}")
+    return stats, bool(well_formed_failed)
+
+
+def side_by_side(ours: dict[str, float], peer: dict[str, float]) -> None:
+    print("side by side, same plans, model, threads and machine, one server after the other:")
+    print(f"  {'':<18} {'reason serve':>13} {'llama-server':>13} {'ratio':>7}")
+    for key in ("generated tok/s", "requests/s", "p50 latency s", "p95 latency s"):
+        ratio = ours[key] / peer[key] if peer[key] else float("nan")
+        print(f"  {key:<18} {ours[key]:>13.2f} {peer[key]:>13.2f} {ratio:>6.2f}x")
+    goal = ours["generated tok/s"] / peer["generated tok/s"] if peer["generated tok/s"] else 0
+    print(f"  throughput goal (#30: reason serve >= 1.0x llama-server while voting): "
+          f"{'met' if goal >= 1.0 else 'not met'} ({goal:.2f}x)")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=1000)
@@ -300,7 +478,31 @@ def main() -> None:
     parser.add_argument("--time-limit", type=float, default=900.0)
     parser.add_argument("--sigterm-deadline", type=float, default=20.0)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--peer",
+        choices=["llama-server"],
+        default=None,
+        help="then the same plans against this server, and the two side by side",
+    )
+    parser.add_argument(
+        "--llama-server",
+        default=None,
+        help="its binary (default: $REASON_LLAMA_SERVER, else benchmarks/llama_server.sh's)",
+    )
+    parser.add_argument(
+        "--peer-only", action="store_true", help="only the --peer phase (its own numbers)"
+    )
     args = parser.parse_args()
+    if args.peer_only and not args.peer:
+        parser.error("--peer-only needs --peer")
+    if args.peer:
+        llama_server_binary(args.llama_server)  # fail before the long first phase
+    if args.peer_only:
+        from reasoncli.models.catalog import load_catalog
+        from reasoncli.models.resolve import resolve_model
+
+        name = resolve_model(args.model, load_catalog()).spec.name
+        sys.exit(1 if run_peer(args, name)[1] else 0)
 
     logs = Path(tempfile.mkdtemp(prefix="serve-load-")) / "history.sqlite3"
     proc, url = start_server(args, logs)
@@ -321,21 +523,20 @@ def main() -> None:
     except BaseException:
         proc.kill()
         raise
+    ours = summary(outcomes, wall)
     statuses = Counter(o.status for o in outcomes)
     ok = [o for o in outcomes if o.kind == "ok" and o.status == 200]
-    lat = [o.latency for o in ok]
-    ttfb = [o.ttfb for o in ok]
-    tokens = sum(o.tokens for o in ok)
     no_retry = sum(1 for o in outcomes if o.status in (429, 503) and not o.retry_after)
     bad_malformed = [o for o in outcomes if o.kind == "malformed" and o.status != 400]
     print(f"reason serve load: {len(outcomes)} of {len(plans)} requests sent in {wall:.1f} s, "
           f"{args.clients} clients, max_tokens {args.max_tokens}, model {model}"
           f" (warm-up: {len(warm)} requests)")  # fmt: skip
-    print(f"  throughput: {len(outcomes) / wall:.2f} requests/s, {tokens / wall:.1f} generated "
-          "tok/s (answered, non-dropped requests)")  # fmt: skip
-    print(f"  latency of 200s: p50 {pct(lat, .5):.2f} s, p95 {pct(lat, .95):.2f} s, "
-          f"p99 {pct(lat, .99):.2f} s; time to first byte p50 {pct(ttfb, .5):.2f} s, "
-          f"p95 {pct(ttfb, .95):.2f} s")  # fmt: skip
+    print(f"  throughput: {ours['requests/s']:.2f} requests/s, {ours['generated tok/s']:.1f} "
+          "generated tok/s (answered, non-dropped requests)")  # fmt: skip
+    print(f"  latency of 200s: p50 {ours['p50 latency s']:.2f} s, p95 "
+          f"{ours['p95 latency s']:.2f} s, p99 {ours['p99 latency s']:.2f} s; time to first "
+          f"byte p50 {pct([o.ttfb for o in ok], 0.5):.2f} s, p95 "
+          f"{ours['p95 first byte s']:.2f} s")  # fmt: skip
     kinds = Counter(o.kind for o in outcomes)
     print(f"  statuses: {dict(sorted(statuses.items()))}; kinds: {dict(kinds)}")
     classes = Counter(f"{s // 100}xx" if s > 0 else "no reply" for s in statuses.elements())
@@ -366,6 +567,10 @@ def main() -> None:
     failed = statuses[500] + len(bad_malformed) + no_retry + (integrity != "ok")
     failed += found != len(answered) or took > args.sigterm_deadline
     print("  result:", "PASS" if not failed else "FAIL")
+    if args.peer:
+        peer, peer_failed = run_peer(args, model)
+        side_by_side(ours, peer)
+        failed += peer_failed
     sys.exit(1 if failed else 0)
 
 
