@@ -22,6 +22,7 @@ from reasoncli.engine.sampling import Sampling
 from reasoncli.remote.client import RemoteConfig, stream_timeout, timeout_for
 
 CHARS_PER_TOKEN = 4  # the estimate used when the server cannot count tokens
+CHAT_THINK_TAGS = ("<think>", "</think>")
 
 
 class RemoteBackend:
@@ -41,6 +42,7 @@ class RemoteBackend:
         self.max_n = max_n  # the most `n` one request may carry (llama-server's slots)
         # Sent with chat requests (see `thinking_fields`): None sends nothing.
         self.thinking_budget: int | None = None
+        self.think_tags: tuple[str, ...] = CHAT_THINK_TAGS  # around a thought sent apart
         self._tokenizer: str | None = None  # which tokenize endpoint works; "" for none
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._loop.run_forever, daemon=True)
@@ -129,6 +131,22 @@ class RemoteBackend:
             text = (choice.get("delta") or {}).get("content") or ""
             return text, _chat_logprobs(lp)
         return choice.get("text") or "", _completion_logprobs(lp)
+
+    def with_thought(self, choice: dict[str, Any], text: str, open_: bool) -> tuple[str, bool]:
+        """Chat servers that parse a thinking model's output stream the thought apart
+        (`reasoning_content`: llama-server, DeepSeek; `reasoning`: vLLM, ollama). Put it back in
+        the branch text between the think tags, as the local engine has it, so that it is shown,
+        counted and kept out of the answer. `open_`: a thought of this branch is open; returns
+        (text, whether one is open after it)."""
+        delta = (choice.get("delta") or {}) if self.chat_api else {}
+        thought = delta.get("reasoning_content") or delta.get("reasoning") or ""
+        start, end = self.think_tags
+        out = ""
+        if thought:
+            out, open_ = (thought if open_ else start + thought), True
+        if text and open_:
+            out, open_ = out + end, False
+        return out + text, open_
 
     # -- counting tokens ----------------------------------------------------------------------
     def count_tokens(self, text: str) -> int | None:

@@ -9,7 +9,10 @@ unchanged.
   so far as a completion prompt. Branches of one question share that prefix byte for byte,
   so the server's prefix cache hits.
 - Sibling branches started together from the prompt go out as one request with `n` when the
-  server honours it (vLLM); the first response that ignores `n` turns it off.
+  server honours it (vLLM, SGLang, llama-server with slots for them); the first response that
+  ignores `n` turns it off, and so does a refused `n` request whose branches alone go through.
+- A chat server's thought sent apart from the content (`reasoning_content`, `reasoning`) goes
+  back into the branch text between think tags, as the local engine has it.
 - Stop strings are matched here, on the streamed text, and the request is cancelled: that
   tells a stop string from an end-of-sequence, which the API does not.
 - A request that fails with 429/5xx, a dropped stream or a stall past the timeout is retried
@@ -86,6 +89,8 @@ class RemoteEngine:
         self._inflight: dict[int, _Request] = {}  # branch id -> its request
         self._attempts: dict[int, int] = {}
         self._retry_at: dict[int, float] = {}  # branch id -> backoff before its next request
+        self._thinking: set[int] = set()  # branch ids inside a thought the server sent apart
+        self._n_doubt: set[int] = set()  # siblings of a refused `n` request, now sent alone
         self._inbox: queue.Queue[tuple[str, _Request, Any]] = queue.Queue()
         self._sem = asyncio.Semaphore(backend.config.max_concurrency)
         self._closed = False
@@ -254,7 +259,11 @@ class RemoteEngine:
         waiting = self._waiting()
         if not waiting:
             return
-        fresh = [b for b in waiting if not b.text and b.id not in self._attempts]
+        fresh = [
+            b
+            for b in waiting
+            if not b.text and b.id not in self._attempts and b.id not in self._n_doubt
+        ]
         groups: list[list[Branch]] = []
         if self.backend.use_n and len(fresh) > 1:
             by_key: dict[tuple[Any, ...], list[Branch]] = {}
@@ -335,6 +344,9 @@ class RemoteEngine:
                 b = self._current(request, index)
                 if b is not None:
                     request.started.add(index)
+                    if b.id in self._n_doubt:  # alone it went through: `n` was what failed
+                        self.backend.use_n = False
+                        self._n_doubt.clear()
                     self._on_choice(b, choice, events)
             if len(request.branches) > 1 and request.chunks == N_PROBE_CHUNKS:
                 # Servers that honour `n` interleave the choices from the start.
@@ -348,6 +360,8 @@ class RemoteEngine:
 
     def _on_choice(self, b: Branch, choice: dict[str, Any], events: list[TokenEvent]) -> None:
         text, logprobs = self.backend.parse_choice(choice)
+        text, thinking = self.backend.with_thought(choice, text, b.id in self._thinking)
+        (self._thinking.add if thinking else self._thinking.discard)(b.id)
         if self.top_logprobs and text and not logprobs:
             raise ProtocolError(
                 f"{self.backend.config.root} sent no log-probabilities; this strategy needs "
@@ -387,9 +401,12 @@ class RemoteEngine:
 
     def _on_failure(self, request: _Request, exc: RequestFailed, events: list[TokenEvent]) -> None:
         if len(request.branches) > 1 and not exc.retryable and not request.started:
-            self._drop_n(request, range(len(request.branches)))  # e.g. 400 "only one choice"
+            # e.g. 400 "only one choice", or a prompt too long for the server: which of the two
+            # it was, their requests alone tell (see _apply) before `n` is turned off for good
+            self._drop_n(request, range(len(request.branches)), doubt=True)
             return
         for b in self._served_by(request):
+            self._n_doubt.discard(b.id)  # failed alone too: not for its `n`
             self._retry_or_fail(b, exc, events)
 
     def _on_closed(self, request: _Request, events: list[TokenEvent]) -> None:
@@ -414,11 +431,15 @@ class RemoteEngine:
                     waiting.append(b)
         return waiting
 
-    def _drop_n(self, request: _Request, indexes: Iterable[int]) -> None:
-        """The server does not do `n`: send these siblings as requests of their own."""
-        self.backend.use_n = False
+    def _drop_n(self, request: _Request, indexes: Iterable[int], *, doubt: bool = False) -> None:
+        """The server does not do `n` (or, with `doubt`, may not): send these siblings as
+        requests of their own."""
+        if not doubt:
+            self.backend.use_n = False
         for i in indexes:
             b = request.branches[i]
+            if doubt:
+                self._n_doubt.add(b.id)
             if self._inflight.get(b.id) is request:
                 del self._inflight[b.id]
 

@@ -26,10 +26,10 @@ from reasoncli.engine.protocols import (
     server_prompt,
 )
 from reasoncli.engine.sampling import Sampling
-from reasoncli.errors import ModelError, ReasonError, UsageError
+from reasoncli.errors import ModelError, ProtocolError, ReasonError, UsageError
 from reasoncli.prompting import COT_SYSTEM, PromptStyle, render_prompt
 from reasoncli.reasoning import skip_thinking
-from reasoncli.remote.backend import RemoteBackend
+from reasoncli.remote.backend import CHAT_THINK_TAGS, RemoteBackend
 from reasoncli.remote.client import (
     DEFAULT_TIMEOUT_S,
     LLAMA_SERVER,
@@ -174,24 +174,36 @@ def open_remote_session(request: RemoteRequest, catalog: Catalog) -> RemoteSessi
                 f"({', '.join(server.models[:8])}); pick one with --model"
             )
         config = replace(config, model=server.models[0])
+    llama = server.owned_by.lower() == LLAMA_SERVER  # one more GET, to llama-server only
+    props = fetch_props(config) if llama else {}
+    if props and not config.root.endswith("/v1"):
+        # llama-server answers GET /models at its root too, but its /completions there is its
+        # own API, not OpenAI's: every branch would fail on the first stream.
+        raise ProtocolError(
+            f"{config.root} is llama-server's root, where /completions is llama.cpp's own API; "
+            f"--base-url should end in /v1 ({config.root}/v1)"
+        )
     spec = entry if ref is not None else local
     template_from = ref.template_from if ref else (request.model if local else None)
     style, eos = _prompt_style(spec, template_from, config, catalog)
     think_tags = tuple(spec.think_tags) if spec and spec.think_tags else None
     if think_tags is None and style and style.chat_template and "<think>" in style.chat_template:
         think_tags = ("<think>", "</think>")
+    if think_tags is None and style is None:
+        think_tags = CHAT_THINK_TAGS  # what the engine puts around a thought sent apart
     s = spec.sampling if spec else None
     sampling = (
         Sampling(s.temperature, s.top_p, s.top_k, s.min_p, s.repeat_penalty) if s else Sampling()
     )
-    llama = server.owned_by.lower() == LLAMA_SERVER  # one more GET, to llama-server only
-    slots = llama_server_n(server, fetch_props(config)) if llama else 0
+    slots = llama_server_n(server, props) if llama else 0
     backend = RemoteBackend(
         config,
         chat_api=style is None,
         honours_n=server.honours_n or slots > 0,
         max_n=slots or None,
     )
+    if think_tags is not None:
+        backend.think_tags = think_tags
     return RemoteSession(
         name=spec.name if spec else str(config.model),
         backend=backend,
