@@ -215,11 +215,11 @@ def test_slots_turn_n_on(server4: LlamaCppServer, server1: LlamaCppServer) -> No
 def test_siblings_go_out_as_one_request_with_n(proxy4: FaultProxy) -> None:
     result = vote(session_on(proxy4.base_url), 6, seed=7)
     sent = bodies(proxy4)
-    # 4 slots: 4 siblings in one request, the other 2 in a second; llama-server gives child j
-    # of a request seed + j, so branch i keeps seed 7 + i as on the local engine. (Any retry
-    # on a busy machine goes out alone.)
-    assert [(b.get("n"), b["seed"]) for b in sent[:2]] == [(4, 7), (2, 11)], sent
-    assert all("n" not in b for b in sent[2:])
+    # 4 slots: 4 siblings in one request, the other 2 in a second (the two go out at once, in
+    # either order); llama-server gives child j of a request seed + j, so branch i keeps
+    # seed 7 + i as on the local engine. Any retry, on a busy machine, goes out alone.
+    assert sorted((b["n"], b["seed"]) for b in sent if "n" in b) == [(2, 11), (4, 7)], sent
+    assert len([b for b in sent if "n" in b]) == 2
     assert len(result.branches) == 6
     assert all(b.finish_reason in ("length", "eos") and b.tokens > 0 for b in result.branches)
     assert len({b.text for b in result.branches}) == 6  # six seeds, six samples
