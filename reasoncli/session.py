@@ -135,12 +135,7 @@ class Session:
             flash_attn=self.options.flash_attn,
             logprobs=logprobs,
         )
-        try:
-            engine.set_prompt(prompt_tokens)
-        except BaseException:
-            engine.close()
-            raise
-        return engine
+        return engine.with_prompt(prompt_tokens)
 
     def backend_info(self) -> dict[str, object]:
         """For `--json`: llama.cpp's backend, offloaded layers and threads."""

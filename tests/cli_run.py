@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 
 def reason(
@@ -40,3 +43,29 @@ def reason(
         timeout=timeout,
         cwd=cwd,
     )
+
+
+def start(*args: str) -> subprocess.Popen[str]:
+    """`python -m reasoncli ARGS` running, to read while it writes: stdout and stderr are text
+    pipes, stdin is /dev/null."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "reasoncli", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def interrupted_vote(model: Path) -> dict[str, Any]:
+    """A long 4-branch `reason ask --jsonl` on `model`, Ctrl-C once a token is out: the last
+    event it printed (the partial result), after checking that it exited 130."""
+    proc = start("ask", "q", "-m", str(model), "-n", "4", "--max-tokens", "4000", "--jsonl")
+    assert proc.stdout is not None
+    for line in proc.stdout:
+        if json.loads(line)["event"] == "token":
+            break
+    proc.send_signal(signal.SIGINT)
+    rest = proc.stdout.read().splitlines()
+    assert proc.wait(timeout=60) == 130
+    return dict(json.loads(rest[-1]))

@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import json
 import re
-import signal
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_run import interrupted_vote, start
 from cli_run import reason as run_reason
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -199,62 +198,17 @@ def test_live_view_goes_to_stderr_only_on_a_tty(tiny_gguf: Path) -> None:
 
 
 def test_closed_stdout_pipe_exits_quietly(tiny_gguf: Path) -> None:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "reasoncli",
-            "ask",
-            "q",
-            "-m",
-            str(tiny_gguf),
-            "-n",
-            "4",
-            "--max-tokens",
-            "64",
-            "--jsonl",
-        ],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-    )
+    proc = start("ask", "q", "-m", str(tiny_gguf), "-n", "4", "--max-tokens", "64", "--jsonl")
     assert proc.stdout is not None and proc.stderr is not None
     proc.stdout.readline()
     proc.stdout.close()
-    err = proc.stderr.read().decode()
+    err = proc.stderr.read()
     assert proc.wait(timeout=120) == 0
     assert "Traceback" not in err and "BrokenPipe" not in err
 
 
 def test_ctrl_c_prints_partial_vote_and_exits_130(tiny_gguf: Path) -> None:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "reasoncli",
-            "ask",
-            "q",
-            "-m",
-            str(tiny_gguf),
-            "-n",
-            "4",
-            "--max-tokens",
-            "4000",
-            "--jsonl",
-        ],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if json.loads(line)["event"] == "token":
-            break
-    proc.send_signal(signal.SIGINT)
-    rest = proc.stdout.read().splitlines()
-    assert proc.wait(timeout=60) == 130
-    result = json.loads(rest[-1])
+    result = interrupted_vote(tiny_gguf)
     assert result["event"] == "result" and result["interrupted"] is True
     assert len(result["branches"]) == 4
     assert all(b["tokens"] > 0 for b in result["branches"])

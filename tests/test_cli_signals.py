@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_run import reason
+from cli_run import reason, start
 
 LONG_RUN = ("-n", "4", "--max-tokens", "4000")
 HIDE, SHOW = "\x1b[?25l", "\x1b[?25h"
@@ -153,13 +153,8 @@ def test_ctrl_c_after_some_branches_finished_counts_exactly_their_votes() -> Non
     """The embedded model finishes branches at different lengths: interrupt right after the
     first one ends, and the text, the JSON in the history and the vote all count the same."""
     for _attempt in range(3):
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "reasoncli", "ask", "What is 12 + 30?", "-n", "8"]
-            + ["--max-tokens", "256", "--progress", "plain"],
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
+        proc = start(
+            "ask", "What is 12 + 30?", "-n", "8", "--max-tokens", "256", "--progress", "plain"
         )
         assert proc.stderr is not None
         for line in proc.stderr:
@@ -228,14 +223,7 @@ def test_runs_ended_by_a_closed_stdout_are_logged(tiny_gguf: Path) -> None:
 def test_a_reader_leaving_mid_run_keeps_the_partial_run(tiny_gguf: Path) -> None:
     """The reader takes events until tokens flow, then closes the pipe: the run stops as on
     Ctrl-C, exits 0 without a word, and its partial branches are in the history."""
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "reasoncli", "ask", "q", "-m", str(tiny_gguf), *LONG_RUN]
-        + ["--jsonl"],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    proc = start("ask", "q", "-m", str(tiny_gguf), *LONG_RUN, "--jsonl")
     assert proc.stdout is not None and proc.stderr is not None
     tokens = 0
     for line in proc.stdout:

@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from cli_run import reason
 
 from reasoncli.engine import core_share, cpu_buffers
 from reasoncli.engine.cpu_buffers import decide, kept_types, requested_mode
@@ -149,26 +150,13 @@ def test_the_probe_runs_once_then_answers_from_the_cache(
 def test_the_embedded_model_answers_on_this_cpu(tmp_path: Path) -> None:
     """The README's first command, end to end, with the default (auto) choice: on an AMX
     machine whose AMX faults it crashed with exit 139 before the guard."""
-    env = {**os.environ}
-    env.pop(cpu_buffers.ENV_VAR, None)
-    done = subprocess.run(
-        [sys.executable, "-m", "reasoncli", "ask", "What is 2 + 3?", "--branches", "4", "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    env: dict[str, str | None] = {cpu_buffers.ENV_VAR: None}
+    done = reason("ask", "What is 2 + 3?", "--branches", "4", "--json", env=env, timeout=300)
     assert done.returncode == 0, done.stderr
     result = json.loads(done.stdout)
     assert result["answer"] == "5"
     in_use = result["backend"]["cpu_extra_buffers"]
-    doctor = subprocess.run(
-        [sys.executable, "-m", "reasoncli", "doctor", "--json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    doctor = reason("doctor", "--json", env=env, timeout=300)
     report = json.loads(doctor.stdout)["cpu"]["extra_buffers"]
     assert report["in_use"] == in_use
     assert report["mode"] in ("on", "repack", "off")
@@ -176,25 +164,13 @@ def test_the_embedded_model_answers_on_this_cpu(tmp_path: Path) -> None:
 
 
 def test_a_bad_setting_is_a_usage_error_before_any_model_loads() -> None:
-    env = {**os.environ, cpu_buffers.ENV_VAR: "sometimes"}
-    done = subprocess.run(
-        [sys.executable, "-m", "reasoncli", "ask", "What is 2 + 3?"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    done = reason("ask", "What is 2 + 3?", env={cpu_buffers.ENV_VAR: "sometimes"})
     assert done.returncode == 2
     assert done.stdout == ""
     assert done.stderr.strip().splitlines() == [
         "Error: REASON_CPU_EXTRA_BUFFERS must be one of auto, on, repack, off (got 'sometimes')"
     ]
-    flag = subprocess.run(
-        [sys.executable, "-m", "reasoncli", "--cpu-extra-buffers", "x", "doctor"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
+    flag = reason("--cpu-extra-buffers", "x", "doctor")
     assert flag.returncode == 2
     assert "--cpu-extra-buffers must be one of" in flag.stderr
 

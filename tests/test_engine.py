@@ -11,24 +11,28 @@ import pytest
 from reasoncli.engine.branches import BranchEngine
 from reasoncli.engine.model import LlamaModel
 from reasoncli.engine.sampling import Sampling
-from reasoncli.engine.sizing import plan_context
+from reasoncli.engine.sizing import ContextPlan, plan_context
 from reasoncli.errors import ResourceError
 
 GREEDY = Sampling(temperature=0.0)
 PROMPT = "<|im_start|>user\nWhat is 17 times 23?<|im_end|>\n<|im_start|>assistant\n"
 
 
-def make_engine(
-    model: LlamaModel, branches: int, max_tokens: int, threads: int, logprobs: int = 0
-) -> BranchEngine:
-    prompt = model.tokenize(PROMPT)
-    plan = plan_context(
-        n_prompt=len(prompt),
+def plan_for(model: LlamaModel, n_prompt: int, max_tokens: int, branches: int) -> ContextPlan:
+    return plan_context(
+        n_prompt=n_prompt,
         max_new_tokens=max_tokens,
         max_branches=branches,
         n_ctx_train=model.n_ctx_train,
         kv_bytes_per_token=model.kv_bytes_per_token,
     )
+
+
+def make_engine(
+    model: LlamaModel, branches: int, max_tokens: int, threads: int, logprobs: int = 0
+) -> BranchEngine:
+    prompt = model.tokenize(PROMPT)
+    plan = plan_for(model, len(prompt), max_tokens, branches)
     engine = BranchEngine.open(model, plan, n_threads=threads, logprobs=logprobs)
     engine.set_prompt(prompt)
     return engine
@@ -146,13 +150,7 @@ def test_inject_continues_as_if_the_text_were_in_the_prompt(
         after = b.tokens[8:]
     assert b.text.count(" Wait") >= 1 and forced
     prompt = tiny_model.tokenize(PROMPT) + b.tokens[:8] + forced
-    plan = plan_context(
-        n_prompt=len(prompt),
-        max_new_tokens=8,
-        max_branches=1,
-        n_ctx_train=tiny_model.n_ctx_train,
-        kv_bytes_per_token=tiny_model.kv_bytes_per_token,
-    )
+    plan = plan_for(tiny_model, len(prompt), 8, 1)
     with BranchEngine.open(tiny_model, plan, n_threads=threads) as fresh:
         fresh.set_prompt(prompt)
         ref = fresh.add_branch(GREEDY, 8)
@@ -269,14 +267,8 @@ def test_context_tuning_levers_run_and_chunk_the_prompt(
     from reasoncli.errors import ReasonError
 
     prompt = tiny_model.tokenize(PROMPT)
-    plan = plan_context(
-        n_prompt=len(prompt),
-        max_new_tokens=6,
-        max_branches=4,
-        n_ctx_train=tiny_model.n_ctx_train,
-        kv_bytes_per_token=tiny_model.kv_bytes_per_token,
-    )
-    plan = dataclasses.replace(plan, n_batch=8)  # smaller than the prompt and than 4 rows
+    # n_batch 8: smaller than the prompt and than 4 rows
+    plan = dataclasses.replace(plan_for(tiny_model, len(prompt), 6, 4), n_batch=8)
     # f16 by name: q8_0 needs a head size that is a multiple of 32, and the tiny model's is 16.
     tuning = ContextTuning(n_ubatch=4, type_k="f16", type_v="f16", kv_unified=True)
     with BranchEngine.open(tiny_model, plan, n_threads=threads, tuning=tuning) as engine:

@@ -17,6 +17,27 @@ from reasoncli.errors import UsageError
 QUESTIONS = [PROMPT, PROMPT.replace("17 times 23", "the capital of France")]
 
 
+def pool(
+    model: LlamaModel,
+    threads: int,
+    *,
+    max_branches: int,
+    ctx: int = 256,
+    max_waiting: int = 16,
+    acquire_timeout_s: float = 60.0,
+) -> SharedContext:
+    """A shared context for two runs at once."""
+    return SharedContext(
+        model,
+        max_branches=max_branches,
+        max_runs=2,
+        ctx_per_branch=ctx,
+        n_threads=threads,
+        max_waiting=max_waiting,
+        acquire_timeout_s=acquire_timeout_s,
+    )
+
+
 def alone(model: LlamaModel, prompt: str, threads: int) -> list[list[int]]:
     with make_engine(model, 2, 24, threads) as engine:
         engine.set_prompt(model.tokenize(prompt))
@@ -29,9 +50,7 @@ def test_concurrent_runs_share_batches_and_match_running_alone(
     tiny_model: LlamaModel, threads: int
 ) -> None:
     expected = [alone(tiny_model, q, threads) for q in QUESTIONS]
-    shared = SharedContext(
-        tiny_model, max_branches=4, max_runs=2, ctx_per_branch=256, n_threads=threads
-    )
+    shared = pool(tiny_model, threads, max_branches=4)
     got: dict[int, list[list[int]]] = {}
     decoded: dict[int, int] = {}
     barrier = threading.Barrier(2)
@@ -63,10 +82,9 @@ def test_concurrent_runs_share_batches_and_match_running_alone(
 def test_the_pool_refuses_what_it_can_never_hold_and_times_out_when_full(
     tiny_model: LlamaModel, threads: int
 ) -> None:
-    shared = SharedContext(
-        tiny_model, max_branches=2, max_runs=2, ctx_per_branch=128, n_threads=threads,
-        max_waiting=1, acquire_timeout_s=0.2,
-    )  # fmt: skip
+    shared = pool(
+        tiny_model, threads, max_branches=2, ctx=128, max_waiting=1, acquire_timeout_s=0.2
+    )
     tokens = tiny_model.tokenize(PROMPT)
     try:
         with pytest.raises(UsageError, match="at most 2"):
@@ -86,9 +104,7 @@ def test_the_pool_refuses_what_it_can_never_hold_and_times_out_when_full(
 def test_a_token_budget_ends_a_requests_branches_with_length(
     tiny_model: LlamaModel, threads: int
 ) -> None:
-    shared = SharedContext(
-        tiny_model, max_branches=4, max_runs=2, ctx_per_branch=256, n_threads=threads
-    )
+    shared = pool(tiny_model, threads, max_branches=4)
     budget = TokenBudget(10)
     try:
         tokens = tiny_model.tokenize(PROMPT)
@@ -115,10 +131,7 @@ def test_a_token_budget_ends_a_requests_branches_with_length(
 def test_a_run_cancelled_while_it_waits_for_slots_leaves_the_queue_at_once(
     tiny_model: LlamaModel, threads: int
 ) -> None:
-    shared = SharedContext(
-        tiny_model, max_branches=2, max_runs=2, ctx_per_branch=256, n_threads=threads,
-        acquire_timeout_s=60,
-    )  # fmt: skip
+    shared = pool(tiny_model, threads, max_branches=2, acquire_timeout_s=60)
     tokens = tiny_model.tokenize(PROMPT)
     cancelled = threading.Event()
     outcome: list[BaseException] = []

@@ -6,7 +6,6 @@ Each test has its own history file (conftest sets REASON_LOGS_PATH), so none tou
 from __future__ import annotations
 
 import json
-import signal
 import sqlite3
 import subprocess
 import sys
@@ -16,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_run import reason
+from cli_run import interrupted_vote, reason
 
 from reasoncli.history import RunFilter, list_runs, record_run, record_served_run
 from reasoncli.results import BranchResult, Result, Timings, VoteGroup
@@ -314,22 +313,7 @@ def test_rm_one_run_or_all_and_path(_private_history: Path) -> None:
 
 
 def test_ctrl_c_run_is_logged_with_its_partial_vote(tiny_gguf: Path) -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "reasoncli", "ask", "q", "-m", str(tiny_gguf), "-n", "4"]
-        + ["--max-tokens", "4000", "--jsonl"],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if json.loads(line)["event"] == "token":
-            break
-    proc.send_signal(signal.SIGINT)
-    rest = proc.stdout.read().splitlines()
-    assert proc.wait(timeout=60) == 130
-    printed = json.loads(rest[-1])
+    printed = interrupted_vote(tiny_gguf)
     assert printed.pop("event") == "result" and printed["interrupted"] is True
 
     (run,) = logs_json("list")

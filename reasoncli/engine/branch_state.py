@@ -27,7 +27,8 @@ class TokenLogprobs:
 
 @dataclass
 class Branch:
-    """One continuation. Read its fields; change it only through the engine."""
+    """One continuation. Read its fields; change it only through the engine (which uses the
+    methods below)."""
 
     id: int
     seq: int
@@ -54,6 +55,34 @@ class Branch:
     def n_tokens(self) -> int:
         """Tokens this branch generated (forced text not counted)."""
         return len(self.tokens)
+
+    def take_text(self, piece: str) -> str:
+        """Append generated text and end the branch at the first stop string in it: the text is
+        cut there (finish_reason "stop", `stop_hit` set). Returns what of `piece` stays."""
+        start = max(0, len(self.text) - max((len(s) for s in self.stop), default=0))
+        self.text += piece
+        for s in self.stop:
+            at = self.text.find(s, start)
+            if at >= 0:
+                removed = len(self.text) - at
+                self.text = self.text[:at]
+                self.finish_reason, self.stop_hit = "stop", s
+                return piece[: max(0, len(piece) - removed)]
+        return piece
+
+    def force(
+        self, text: str, n_tokens: int, max_tokens: int | None, stop: Iterable[str] | None
+    ) -> None:
+        """Forced text ("Wait", "Final Answer:"), `n_tokens` long: the branch goes on as if it
+        had written it, with a new budget and stop strings where they are given."""
+        self.text += text
+        self.forced_tokens += n_tokens
+        self.finish_reason = None
+        self.stop_hit = None
+        if max_tokens is not None:
+            self.max_tokens = max_tokens
+        if stop is not None:
+            self.stop = tuple(stop)
 
     def child(
         self,

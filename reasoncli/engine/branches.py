@@ -16,6 +16,7 @@ from __future__ import annotations
 import codecs
 import math
 from collections.abc import Iterable, Sequence
+from typing import TypeVar
 
 import numpy as np
 
@@ -47,6 +48,9 @@ __all__ = [
     "ggml_type",
     "open_context",
 ]
+
+
+_Engine = TypeVar("_Engine", bound="BranchEngine")
 
 
 class BranchEngine:
@@ -124,6 +128,15 @@ class BranchEngine:
                 rows = ((tok, start + i, self.prompt_seq, False) for i, tok in enumerate(chunk))
                 self._decode(rows)
         self.prompt_tokens_decoded += len(body)
+
+    def with_prompt(self: _Engine, tokens: Sequence[int]) -> _Engine:
+        """This engine with `tokens` decoded as its prompt; closed if that fails."""
+        try:
+            self.set_prompt(tokens)
+        except BaseException:
+            self.close()
+            raise
+        return self
 
     @property
     def prompt_tokens(self) -> list[int]:
@@ -204,14 +217,7 @@ class BranchEngine:
         if branch.n_past + len(branch.pending) + len(forced) + 1 > self.plan.n_ctx_seq:
             raise ResourceError(f"branch {branch.id} has no room left in its context")
         branch.pending.extend(forced)
-        branch.text += text
-        branch.forced_tokens += len(forced)
-        branch.finish_reason = None
-        branch.stop_hit = None
-        if max_tokens is not None:
-            branch.max_tokens = max_tokens
-        if stop is not None:
-            branch.stop = tuple(stop)
+        branch.force(text, len(forced), max_tokens, stop)
         return forced
 
     def finish(self, branch: Branch, reason: str = "stopped") -> None:
@@ -360,18 +366,8 @@ class BranchEngine:
         piece = b._decoder.decode(self.model.token_bytes(token))
         finished = False
         if piece:
-            start = max(0, len(b.text) - max((len(s) for s in b.stop), default=0))
-            b.text += piece
-            for s in b.stop:
-                at = b.text.find(s, start)
-                if at >= 0:
-                    removed = len(b.text) - at
-                    b.text = b.text[:at]
-                    piece = piece[: max(0, len(piece) - removed)]
-                    b.finish_reason = "stop"
-                    b.stop_hit = s
-                    finished = True
-                    break
+            piece = b.take_text(piece)
+            finished = b.finish_reason == "stop"
         if not finished:
             # Sampled but not yet decoded: kept even at the budget, so inject() can continue.
             b.pending = [token]

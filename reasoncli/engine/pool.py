@@ -253,12 +253,7 @@ class SharedContext:
         engine = PooledEngine(
             self, max_branches=max_branches, logprobs=logprobs, budget=budget, cancelled=cancelled
         )
-        try:
-            engine.set_prompt(prompt_tokens)
-        except BaseException:
-            engine.close()
-            raise
-        return engine
+        return engine.with_prompt(prompt_tokens)
 
     def close(self) -> None:
         self.context.close()

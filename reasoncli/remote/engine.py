@@ -157,14 +157,8 @@ class RemoteEngine:
             raise ReasonError(f"branch {branch.id} was released")
         self._need_text("appending forced text to a branch")
         self._cancel(branch)
-        branch.text += text
-        branch.forced_tokens += self.backend.count_tokens(text) or max(1, len(text) // 4)
-        branch.finish_reason = None
-        branch.stop_hit = None
-        if max_tokens is not None:
-            branch.max_tokens = max_tokens
-        if stop is not None:
-            branch.stop = tuple(stop)
+        n_forced = self.backend.count_tokens(text) or max(1, len(text) // 4)
+        branch.force(text, n_forced, max_tokens, stop)
         return []
 
     def finish(self, branch: Branch, reason: str = "stopped") -> None:
@@ -372,16 +366,8 @@ class RemoteEngine:
         b.logprobs.extend(logprobs)
         finished = False
         if text:
-            start = max(0, len(b.text) - max((len(s) for s in b.stop), default=0))
-            b.text += text
-            for s in b.stop:
-                at = b.text.find(s, start)
-                if at >= 0:
-                    removed = len(b.text) - at
-                    b.text = b.text[:at]
-                    text = text[: max(0, len(text) - removed)]
-                    b.finish_reason, b.stop_hit, finished = "stop", s, True
-                    break
+            text = b.take_text(text)
+            finished = b.finish_reason == "stop"
         reason = choice.get("finish_reason")
         if not finished and b.n_tokens >= b.max_tokens:
             b.finish_reason, finished = "length", True

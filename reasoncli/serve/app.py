@@ -124,18 +124,22 @@ def create_app(state: ServerState) -> FastAPI:
             ],
         }
 
+    def run_of(body: dict[str, Any]) -> RunSpec:
+        """The strategy run a request's body asks for, within this server's limits."""
+        return parse_run(
+            body,
+            served=served,
+            defaults=state.defaults,
+            limits=state.limits,
+            effort_budgets=engine.thinking.get("effort_budgets"),
+        )
+
     @app.post("/v1/chat/completions")
     async def chat(request: Request) -> Any:
         body = await _json(request, state.limits.max_body_bytes)
         try:
             question, history = chat_messages(body)
-            spec = parse_run(
-                body,
-                served=served,
-                defaults=state.defaults,
-                limits=state.limits,
-                effort_budgets=engine.thinking.get("effort_budgets"),
-            )
+            spec = run_of(body)
         except Exception as exc:
             raise api_error(exc) from None
         return await _serve(request, body, spec, question, history, chat=True)
@@ -145,13 +149,7 @@ def create_app(state: ServerState) -> FastAPI:
         body = await _json(request, state.limits.max_body_bytes)
         try:
             question = completion_prompt(body)
-            spec = parse_run(
-                body,
-                served=served,
-                defaults=state.defaults,
-                limits=state.limits,
-                effort_budgets=engine.thinking.get("effort_budgets"),
-            )
+            spec = run_of(body)
         except Exception as exc:
             raise api_error(exc) from None
         return await _serve(request, body, spec, question, [], chat=False)
