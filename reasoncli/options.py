@@ -169,72 +169,6 @@ class StrategyOptions:
     multiple_choice: bool = option(
         False, Opt("Extract A-E letters as answers.", metavar="", commands=("ask",))
     )
-    # serial: budget forcing (think) and self-revision (revise)
-    min_tokens: int = option(
-        0,
-        Opt(
-            "Append 'Wait' if thinking ends before this.",
-            panel=THINK,
-            strategies=("think",),
-            commands=("think",),
-            range=Range(0),
-            serve_max=TOKENS,
-        ),
-    )
-    max_waits: int = option(
-        2,
-        Opt(
-            "At most this many 'Wait's.",
-            panel=THINK,
-            strategies=("think",),
-            commands=("think",),
-            range=Range(0),
-            serve_max=64,
-        ),
-    )
-    wait_text: str = option(
-        "Wait",
-        Opt(
-            "Text appended to continue.",
-            metavar="TEXT",
-            panel=THINK,
-            strategies=("think",),
-            commands=("think",),
-        ),
-    )
-    answer_tokens: int = option(
-        128,
-        Opt(
-            "Tokens allowed for the answer after forcing.",
-            panel=THINK,
-            strategies=("think",),
-            commands=("think",),
-            range=Range(1),
-            serve_max=TOKENS,
-        ),
-    )
-    rounds: int = option(
-        3,
-        Opt(
-            "Rounds of self-revision.",
-            panel=REVISE,
-            strategies=("revise",),
-            commands=("ask", "think"),
-            range=Range(1),
-            serve_max=16,
-        ),
-    )
-    final: str = option(
-        "last",
-        Opt(
-            "The 'last' round's answer or a 'vote' over rounds.",
-            metavar="last|vote",
-            panel=REVISE,
-            strategies=("revise",),
-            commands=("think",),
-            choices=FINAL_MODES,
-        ),
-    )
     # early stopping for vote-based strategies
     early_stop: bool = option(
         False,
@@ -406,6 +340,74 @@ class StrategyOptions:
             commands=("ask",),
             range=Range(1),
             serve_max=BRANCHES,
+        ),
+    )
+
+    # serial: budget forcing (think) and self-revision (revise)
+    min_tokens: int = option(
+        0,
+        Opt(
+            "Append 'Wait' if thinking ends before this.",
+            panel=THINK,
+            strategies=("think",),
+            commands=("think",),
+            range=Range(0),
+            serve_max=TOKENS,
+            bench="think: append 'Wait' if thinking ends before this many tokens [0].",
+        ),
+    )
+    max_waits: int = option(
+        2,
+        Opt(
+            "At most this many 'Wait's.",
+            panel=THINK,
+            strategies=("think",),
+            commands=("think",),
+            range=Range(0),
+            serve_max=64,
+        ),
+    )
+    wait_text: str = option(
+        "Wait",
+        Opt(
+            "Text appended to continue.",
+            metavar="TEXT",
+            panel=THINK,
+            strategies=("think",),
+            commands=("think",),
+        ),
+    )
+    answer_tokens: int = option(
+        128,
+        Opt(
+            "Tokens allowed for the answer after forcing.",
+            panel=THINK,
+            strategies=("think",),
+            commands=("think",),
+            range=Range(1),
+            serve_max=TOKENS,
+        ),
+    )
+    rounds: int = option(
+        3,
+        Opt(
+            "Rounds of self-revision.",
+            panel=REVISE,
+            strategies=("revise",),
+            commands=("ask", "think"),
+            range=Range(1),
+            serve_max=16,
+        ),
+    )
+    final: str = option(
+        "last",
+        Opt(
+            "The 'last' round's answer or a 'vote' over rounds.",
+            metavar="last|vote",
+            panel=REVISE,
+            strategies=("revise",),
+            commands=("think",),
+            choices=FINAL_MODES,
         ),
     )
 

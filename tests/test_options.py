@@ -59,6 +59,8 @@ def test_info_options_and_help_labels_come_from_the_declarations() -> None:
         "answer_tokens",
     )
     assert "branches" not in REGISTRY["revise"].info.options
+    for d in every_option().values():
+        assert set(d.opt.strategies or ()) <= set(REGISTRY), d.name  # a misspelt strategy
     labels = labelled_options()
     assert labels["pilot"] == ("auto",) and "branches" not in labels
     assert "top_logprobs" not in labels  # no flag: serve's field only
@@ -99,3 +101,47 @@ def test_given_keeps_defaults_for_none_and_says_whether_max_tokens_was_given() -
     with pytest.raises(UsageError, match="unknown option 'brnaches'"):
         StrategyOptions.given(brnaches=4)
     assert SamplingOverrides(temperature=0.0).given() == {"temperature": 0.0}
+
+
+def test_ask_think_and_bench_flags_are_made_from_the_declarations() -> None:
+    import typer
+
+    from reasoncli.cli.app import app
+
+    root = typer.main.get_command(app)
+    ask = {p.name: p for p in root.commands["ask"].params}  # type: ignore[attr-defined]
+    think = {p.name: p for p in root.commands["think"].params}  # type: ignore[attr-defined]
+    bench = {p.name: p for p in root.commands["bench"].commands["run"].params}  # type: ignore[attr-defined]
+    for d in declared(StrategyOptions):
+        assert (d.name in ask) == ("ask" in d.opt.commands), d.name
+        assert (d.name in think) == ("think" in d.opt.commands), d.name
+        own = {"branches", "max_tokens", "seed", "budget_tokens"}  # bench's grid and run flags
+        assert (d.name in bench) == (bool(d.opt.bench) or d.name in own), d.name
+    assert ask["pilot"].help == "(auto) Pilot branches that judge difficulty."
+    assert ask["pilot"].default == 4 and ask["branches"].opts == ["--branches", "-n"]
+    assert ask["max_tokens"].default is None and think["max_tokens"].default == 1024
+    assert bench["beam_width"].default is None
+    assert bench["beam_width"].help == "beam, dvts: beams kept per step [4]."
+    for d in declared(SamplingOverrides):
+        assert ask[d.name].help == think[d.name].help == d.opt.help
+
+
+def test_strategy_flags_hand_the_command_one_dict_of_values() -> None:
+    import typer
+    from typer.testing import CliRunner
+
+    from reasoncli.cli.flags import strategy_flags
+
+    seen: dict[str, object] = {}
+    app = typer.Typer()
+
+    @app.command()
+    @strategy_flags("ask")
+    def command(*, options: dict[str, object]) -> None:
+        seen.update(options)
+
+    result = CliRunner().invoke(app, ["--pilot", "2", "--early-stop", "-n", "3"])
+    assert result.exit_code == 0, result.output
+    assert (seen["pilot"], seen["early_stop"], seen["branches"]) == (2, True, 3)
+    assert seen["max_tokens"] is None  # not given: the strategy may choose (auto)
+    assert StrategyOptions.given(**seen).max_tokens_explicit is False  # type: ignore[arg-type]

@@ -9,18 +9,19 @@ A budget is branches (`--branches 1,4,8`) or total tokens per question
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from reasoncli.errors import UsageError
-from reasoncli.options import DEFAULT_MAX_TOKENS, StrategyOptions
+from reasoncli.options import DEFAULT_MAX_TOKENS, StrategyOptions, declared
 from reasoncli.strategies.base import Kind, get_strategy, strategy_names
 
 __all__ = ["DEFAULT_BRANCHES", "JUDGE_OPTIONS", "BenchPlan", "Budget", "budget_grid"]
 
 DEFAULT_BRANCHES = 8
-JUDGE_OPTIONS = ("verifier", "aggregate", "pick", "beam_width", "step_tokens")
-"""StrategyOptions a bench passes through as given: best-of-n's and the searches' judge."""
+JUDGE_OPTIONS = tuple(d.name for d in declared(StrategyOptions) if d.opt.bench)
+"""StrategyOptions a bench passes through as given: those declared with a `bench` help (the
+verifier and search settings of best-of-n, beam and dvts; think's --min-tokens)."""
 
 
 @dataclass(frozen=True)
@@ -72,12 +73,7 @@ class BenchPlan:
     max_tokens_explicit: bool = True  # False: a strategy planning a token budget picks its cap
     seed: int = 0
     temperature: float | None = None
-    # JUDGE_OPTIONS, with StrategyOptions' defaults
-    verifier: str = StrategyOptions.verifier
-    aggregate: str = StrategyOptions.aggregate
-    pick: str = StrategyOptions.pick
-    beam_width: int = StrategyOptions.beam_width
-    step_tokens: int = StrategyOptions.step_tokens
+    given: dict[str, Any] = field(default_factory=dict)  # JUDGE_OPTIONS; the rest: defaults
 
     def cells(self) -> list[tuple[str, Budget]]:
         return [(s, b) for s in self.strategies for b in self.budgets]
@@ -110,12 +106,15 @@ class BenchPlan:
             raise UsageError("--max-tokens must be at least 1")
         for strategy, budget in self.cells():
             get_strategy(strategy).check(self.options(strategy, budget, multiple_choice=False))
-        if self.verifier != StrategyOptions.verifier and not any(map(_judged, self.strategies)):
+        judged = any(map(_judged, self.strategies))
+        if self.judge()["verifier"] != StrategyOptions.verifier and not judged:
             takers = ", ".join(s for s in strategy_names() if _judged(s))
             raise UsageError(f"--verifier applies to {takers}, not {', '.join(self.strategies)}")
 
     def judge(self) -> dict[str, Any]:
-        return {name: getattr(self, name) for name in JUDGE_OPTIONS}
+        """Every JUDGE_OPTIONS value: as given, else StrategyOptions' default."""
+        defaults = StrategyOptions()
+        return {name: self.given.get(name, getattr(defaults, name)) for name in JUDGE_OPTIONS}
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -137,7 +136,7 @@ class BenchPlan:
             max_tokens_explicit=bool(data.get("max_tokens_explicit", True)),
             seed=int(data["seed"]),
             temperature=data.get("temperature"),
-            **{name: data[name] for name in JUDGE_OPTIONS if name in data},  # older files: none
+            given={name: data[name] for name in JUDGE_OPTIONS if name in data},  # older: none
         )
 
 

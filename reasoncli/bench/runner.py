@@ -68,11 +68,7 @@ class BenchRequest:
     model: str | None = None
     out: Path | None = None
     resume: Path | None = None
-    verifier: str | None = None
-    aggregate: str | None = None
-    pick: str | None = None
-    beam_width: int | None = None
-    step_tokens: int | None = None
+    options: dict[str, Any] = field(default_factory=dict)  # JUDGE_OPTIONS, by field name
 
 
 @dataclass
@@ -227,7 +223,7 @@ def prepare_bench(request: BenchRequest) -> BenchJob:
         max_tokens_explicit=request.max_tokens is not None,
         seed=request.seed or 0,
         temperature=request.temperature,
-        **_given_judge(request),
+        given=_given_judge(request),
     )
     plan.check()
     dataset = load_dataset(request.data, limit=request.limit)
@@ -238,8 +234,10 @@ def prepare_bench(request: BenchRequest) -> BenchJob:
 
 def _given_judge(request: BenchRequest) -> dict[str, Any]:
     """The JUDGE_OPTIONS flags the user gave (the others keep the plan's defaults)."""
-    values = {name: getattr(request, name) for name in JUDGE_OPTIONS}
-    return {name: value for name, value in values.items() if value is not None}
+    unknown = sorted(set(request.options) - set(JUDGE_OPTIONS))
+    if unknown:
+        raise UsageError(f"a bench takes {', '.join(JUDGE_OPTIONS)}, not {unknown[0]!r}")
+    return {name: value for name, value in request.options.items() if value is not None}
 
 
 def _flag(name: str) -> str:
@@ -267,7 +265,7 @@ def _prepare_resume(request: BenchRequest, path: Path) -> BenchJob:
         ("--max-tokens", request.max_tokens, saved.max_tokens),
         ("--seed", request.seed, saved.seed),
         ("--temperature", request.temperature, saved.temperature),
-        *((_flag(n), v, getattr(saved, n)) for n, v in _given_judge(request).items()),
+        *((_flag(n), v, saved.judge()[n]) for n, v in _given_judge(request).items()),
     ):
         if given is not None and given != kept:
             raise UsageError(

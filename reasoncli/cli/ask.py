@@ -1,4 +1,9 @@
-"""`reason ask` (parallel thinking) and `reason think` (serial thinking)."""
+"""`reason ask` (parallel thinking) and `reason think` (serial thinking).
+
+Their strategy flags, and the sampling and engine flags every run command shares, are made from
+the option declarations (`reasoncli.options`, through `cli.flags`); what is written here are the
+commands' own flags: the question, the strategy, the model, the output and the thinking budget.
+"""
 
 from __future__ import annotations
 
@@ -7,24 +12,12 @@ from typing import Annotated, Any
 import typer
 
 from reasoncli.cli.completion import complete_model, complete_serial_strategy, complete_strategy
-from reasoncli.cli.help import (
-    PANEL_BUDGET,
-    PANEL_ENGINE,
-    PANEL_OUTPUT,
-    PANEL_REMOTE,
-    PANEL_REVISE,
-    PANEL_RUN,
-    PANEL_SAMPLING,
-    PANEL_SEARCH,
-    PANEL_THINK,
-    PANEL_VOTING,
-    flag,
-    option,
-    strategy_option,
-)
+from reasoncli.cli.flags import flag_of, strategy_flags
+from reasoncli.cli.help import PANEL_OUTPUT, PANEL_RUN, PANEL_THINK, flag, option
 from reasoncli.cli.io import Terminal
 from reasoncli.cli.runner import ModelRequest, OutputRequest, RunRequest, execute
 from reasoncli.option_checks import check_options
+from reasoncli.options import EngineFlags, SamplingOverrides, declared
 
 Question = Annotated[
     str | None,
@@ -41,25 +34,10 @@ ModelOpt = Annotated[
         autocompletion=complete_model,
     ),
 ]
-Seed = Annotated[
-    int, option("--seed", metavar="N", help="Base seed; branch i uses seed+i.", panel=PANEL_RUN)
-]
-Temperature = Annotated[
-    float | None,
-    option(
-        "--temperature", "-t", metavar="T", help="Temperature; 0 is greedy.", panel=PANEL_SAMPLING
-    ),
-]
-TopP = Annotated[
-    float | None,
-    option("--top-p", metavar="P", help="Nucleus sampling, in (0, 1].", panel=PANEL_SAMPLING),
-]
-TopK = Annotated[
-    int | None, option("--top-k", metavar="K", help="Top-k; 0 turns it off.", panel=PANEL_SAMPLING)
-]
-MinP = Annotated[
-    float | None, option("--min-p", metavar="P", help="Min-p, in [0, 1].", panel=PANEL_SAMPLING)
-]
+Temperature = flag_of("temperature")
+TopP = flag_of("top_p")
+TopK = flag_of("top_k")
+MinP = flag_of("min_p")
 Json = Annotated[
     bool, flag("--json", help="Print the whole result as JSON on stdout.", panel=PANEL_OUTPUT)
 ]
@@ -94,82 +72,25 @@ Progress = Annotated[
         panel=PANEL_OUTPUT,
     ),
 ]
-Threads = Annotated[
-    int | None,
-    option("--threads", metavar="N", help="CPU threads for llama.cpp.", panel=PANEL_ENGINE),
-]
-GpuLayers = Annotated[
-    int | None,
-    option(
-        "--gpu-layers",
-        metavar="N",
-        help="Layers to offload (0: CPU only, -1: all); default all when a GPU backend exists.",
-        panel=PANEL_ENGINE,
-    ),
-]
-FlashAttn = Annotated[
-    bool, flag("--flash-attn/--no-flash-attn", help="Flash attention.", panel=PANEL_ENGINE)
-]
-Expect = Annotated[
-    str | None,
-    option(
-        "--expect",
-        metavar="ANSWER",
-        help="The known answer: adds GRPO rewards and advantages per branch.",
-        panel=PANEL_RUN,
-    ),
-]
-Verbose = Annotated[bool, flag("--verbose", help="Show llama.cpp's own log.", panel=PANEL_ENGINE)]
+Threads = flag_of("threads")
+GpuLayers = flag_of("gpu_layers")
+FlashAttn = flag_of("flash_attn")
 NoLog = Annotated[
     bool,
     flag(
         "--no-log", help="Keep this run out of `reason logs` (or REASON_NO_LOG=1).", panel=PANEL_RUN
     ),
 ]
-Backend = Annotated[
-    str,
-    option(
-        "--backend",
-        metavar="auto|local|openai",
-        help="auto (remote when a base URL or a remote models.yaml entry is given), local, openai.",
-        panel=PANEL_REMOTE,
-    ),
-]
-BaseUrl = Annotated[
-    str | None,
-    option(
-        "--base-url",
-        metavar="URL",
-        envvar="REASON_BASE_URL",
-        help="API root of llama-server, vLLM or SGLang, e.g. http://host:8000/v1.",
-        panel=PANEL_REMOTE,
-    ),
-]
-ApiKeyFile = Annotated[
-    str | None,
-    option(
-        "--api-key-file",
-        metavar="FILE",
-        envvar="REASON_API_KEY_FILE",
-        help="File holding the API key (else $REASON_API_KEY; never a flag).",
-        panel=PANEL_REMOTE,
-    ),
-]
-MaxConcurrency = Annotated[
-    int | None,
-    option(
-        "--max-concurrency", metavar="N", help="Requests in flight at once [8].", panel=PANEL_REMOTE
-    ),
-]
-Timeout = Annotated[
-    float | None,
-    option(
-        "--timeout",
-        metavar="SECONDS",
-        help="Seconds to wait for a server's next chunk before retrying [60].",
-        panel=PANEL_REMOTE,
-    ),
-]
+Verbose = flag_of("verbose")
+Backend = flag_of("backend")
+BaseUrl = flag_of("base_url")
+ApiKeyFile = flag_of("api_key_file")
+MaxConcurrency = flag_of("max_concurrency")
+Timeout = flag_of("timeout")
+
+# The flags `model_request` checks: a command's strategy flags are checked by its strategy
+# (a bench's `--branches 1,4,8` is a list, not a number).
+MODEL_FLAGS = tuple(d.name for group in (SamplingOverrides, EngineFlags) for d in declared(group))
 
 
 def model_request(params: dict[str, Any], model: str | None) -> ModelRequest:
@@ -178,7 +99,7 @@ def model_request(params: dict[str, Any], model: str | None) -> ModelRequest:
     (and --json with --jsonl) are refused here, before anything is read or loaded."""
     from reasoncli.remote.session import RemoteRequest
 
-    check_options(params)
+    check_options(params, only=MODEL_FLAGS)
 
     remote = RemoteRequest(
         params["base_url"],
@@ -213,6 +134,7 @@ def _check_progress(progress: str) -> None:
         )
 
 
+@strategy_flags("ask")
 def ask(
     ctx: typer.Context,
     question: Question = None,
@@ -228,27 +150,7 @@ def ask(
             autocompletion=complete_strategy,
         ),
     ] = "vote",
-    branches: Annotated[
-        int,
-        option("--branches", "-n", metavar="N", help="Branches to sample.", panel=PANEL_RUN, min=1),
-    ] = 8,
-    max_tokens: Annotated[
-        int | None,
-        option(
-            "--max-tokens",
-            metavar="N",
-            help="Token budget per branch [512; auto with --budget-tokens: divided from it].",
-            panel=PANEL_RUN,
-            min=1,
-        ),
-    ] = None,
     model: ModelOpt = None,
-    seed: Seed = 0,
-    expect: Expect = None,
-    multiple_choice: Annotated[
-        bool, flag("--multiple-choice", help="Extract A-E letters as answers.", panel=PANEL_RUN)
-    ] = False,
-    no_log: NoLog = False,
     temperature: Temperature = None,
     top_p: TopP = None,
     top_k: TopK = None,
@@ -257,153 +159,9 @@ def ask(
     jsonl: Jsonl = False,
     quiet: Quiet = False,
     progress: Progress = "auto",
-    early_stop: Annotated[
-        bool,
-        strategy_option(
-            "early_stop",
-            "--early-stop",
-            help="Stop sampling once the vote is settled.",
-            panel=PANEL_VOTING,
-            metavar="",
-        ),
-    ] = False,
-    stop_rule: Annotated[
-        str,
-        strategy_option(
-            "stop_rule",
-            "--stop-rule",
-            metavar="beta|esc",
-            help="beta (Adaptive-Consistency) or esc (window agreement).",
-            panel=PANEL_VOTING,
-        ),
-    ] = "beta",
-    esc_window: Annotated[
-        int,
-        strategy_option(
-            "esc_window",
-            "--esc-window",
-            metavar="N",
-            help="ESC: answers that must agree.",
-            panel=PANEL_VOTING,
-        ),
-    ] = 4,
-    beta_threshold: Annotated[
-        float,
-        strategy_option(
-            "beta_threshold",
-            "--beta-threshold",
-            metavar="P",
-            help="Beta rule: P(leader wins) needed to stop.",
-            panel=PANEL_VOTING,
-        ),
-    ] = 0.95,
-    window: Annotated[
-        int,
-        strategy_option(
-            "window",
-            "--window",
-            metavar="N",
-            help="Confidence sliding window (tokens).",
-            panel=PANEL_VOTING,
-        ),
-    ] = 128,
-    keep_percent: Annotated[
-        float,
-        strategy_option(
-            "keep_percent",
-            "--keep-percent",
-            metavar="X",
-            help="Keep the top X% most confident traces.",
-            panel=PANEL_VOTING,
-        ),
-    ] = 90.0,
-    warmup: Annotated[
-        int,
-        strategy_option(
-            "warmup",
-            "--warmup",
-            metavar="N",
-            help="Branches that calibrate the stop threshold.",
-            panel=PANEL_VOTING,
-        ),
-    ] = 4,
-    verifier: Annotated[
-        str,
-        strategy_option(
-            "verifier",
-            "--verifier",
-            metavar="NAME",
-            help="confidence, self, a registry model or .gguf path; orm:NAME (whole solution) "
-            "or prm:NAME (scores each step, combined by --aggregate).",
-            panel=PANEL_SEARCH,
-        ),
-    ] = "confidence",
-    aggregate: Annotated[
-        str,
-        strategy_option(
-            "aggregate",
-            "--aggregate",
-            metavar="last|min|prod",
-            help="Step-score aggregation: last, min or prod.",
-            panel=PANEL_SEARCH,
-        ),
-    ] = "last",
-    pick: Annotated[
-        str,
-        strategy_option(
-            "pick",
-            "--pick",
-            metavar="best|weighted",
-            help="best (top-scored branch) or weighted (score-weighted vote).",
-            panel=PANEL_SEARCH,
-        ),
-    ] = "best",
-    beam_width: Annotated[
-        int,
-        strategy_option(
-            "beam_width",
-            "--beam-width",
-            metavar="N",
-            help="Beams kept per search step.",
-            panel=PANEL_SEARCH,
-        ),
-    ] = 4,
-    step_tokens: Annotated[
-        int,
-        strategy_option(
-            "step_tokens",
-            "--step-tokens",
-            metavar="N",
-            help="Token budget of a search step.",
-            panel=PANEL_SEARCH,
-        ),
-    ] = 64,
-    budget_tokens: Annotated[
-        int | None,
-        strategy_option(
-            "budget_tokens",
-            "--budget-tokens",
-            metavar="N",
-            help="Total token budget for the question.",
-            panel=PANEL_BUDGET,
-        ),
-    ] = None,
-    pilot: Annotated[
-        int,
-        strategy_option(
-            "pilot",
-            "--pilot",
-            metavar="N",
-            help="Pilot branches that judge difficulty.",
-            panel=PANEL_BUDGET,
-        ),
-    ] = 4,
-    rounds: Annotated[
-        int,
-        strategy_option(
-            "rounds", "--rounds", metavar="N", help="Rounds of self-revision.", panel=PANEL_REVISE
-        ),
-    ] = 3,
+    *,
+    options: dict[str, Any],  # the strategy flags, from the declarations (cli.flags)
+    no_log: NoLog = False,
     hide_thinking: HideThinking = False,
     reasoning_budget: ReasoningBudget = None,
     threads: Threads = None,
@@ -416,39 +174,16 @@ def ask(
     max_concurrency: MaxConcurrency = None,
     timeout: Timeout = None,
 ) -> None:
-    from reasoncli.options import DEFAULT_MAX_TOKENS, StrategyOptions
+    from reasoncli.options import StrategyOptions
 
     _check_progress(progress)
     model_flags = model_request(ctx.params, model)
     term = Terminal()
-    max_tokens = thinking_cap(max_tokens, reasoning_budget)
-    options = StrategyOptions(
-        branches=branches,
-        max_tokens=DEFAULT_MAX_TOKENS if max_tokens is None else max_tokens,
-        max_tokens_explicit=max_tokens is not None,
-        seed=seed,
-        expect=expect,
-        multiple_choice=multiple_choice,
-        early_stop=early_stop,
-        stop_rule=stop_rule,
-        esc_window=esc_window,
-        beta_threshold=beta_threshold,
-        verifier=verifier,
-        window=window,
-        keep_percent=keep_percent,
-        warmup=warmup,
-        beam_width=beam_width,
-        step_tokens=step_tokens,
-        aggregate=aggregate,
-        pick=pick,
-        budget_tokens=budget_tokens,
-        pilot=pilot,
-        rounds=rounds,
-    )
+    options["max_tokens"] = thinking_cap(options["max_tokens"], reasoning_budget)
     _run(
         strategy,
         term.read_question(question),
-        options,
+        StrategyOptions.given(**options),
         term,
         model_flags,
         OutputRequest(json_out, jsonl, quiet, progress, hide_thinking),
@@ -459,6 +194,9 @@ def ask(
     )
 
 
+@strategy_flags(
+    "think", max_tokens={"default": 1024, "help": "Thinking budget; the answer is forced at it."}
+)
 def think(
     ctx: typer.Context,
     question: Question = None,
@@ -473,76 +211,10 @@ def think(
             autocompletion=complete_serial_strategy,
         ),
     ] = "think",
-    max_tokens: Annotated[
-        int,
-        option(
-            "--max-tokens",
-            metavar="N",
-            help="Thinking budget; the answer is forced at it.",
-            panel=PANEL_RUN,
-            min=1,
-        ),
-    ] = 1024,
     model: ModelOpt = None,
-    seed: Seed = 0,
-    expect: Expect = None,
+    *,
+    options: dict[str, Any],  # the strategy flags, from the declarations (cli.flags)
     no_log: NoLog = False,
-    min_tokens: Annotated[
-        int,
-        strategy_option(
-            "min_tokens",
-            "--min-tokens",
-            metavar="N",
-            help="Append 'Wait' if thinking ends before this.",
-            panel=PANEL_THINK,
-        ),
-    ] = 0,
-    max_waits: Annotated[
-        int,
-        strategy_option(
-            "max_waits",
-            "--max-waits",
-            metavar="N",
-            help="At most this many 'Wait's.",
-            panel=PANEL_THINK,
-        ),
-    ] = 2,
-    wait_text: Annotated[
-        str,
-        strategy_option(
-            "wait_text",
-            "--wait-text",
-            metavar="TEXT",
-            help="Text appended to continue.",
-            panel=PANEL_THINK,
-        ),
-    ] = "Wait",
-    answer_tokens: Annotated[
-        int,
-        strategy_option(
-            "answer_tokens",
-            "--answer-tokens",
-            metavar="N",
-            help="Tokens allowed for the answer after forcing.",
-            panel=PANEL_THINK,
-        ),
-    ] = 128,
-    rounds: Annotated[
-        int,
-        strategy_option(
-            "rounds", "--rounds", metavar="N", help="Rounds of self-revision.", panel=PANEL_REVISE
-        ),
-    ] = 3,
-    final: Annotated[
-        str,
-        strategy_option(
-            "final",
-            "--final",
-            metavar="last|vote",
-            help="The 'last' round's answer or a 'vote' over rounds.",
-            panel=PANEL_REVISE,
-        ),
-    ] = "last",
     temperature: Temperature = None,
     top_p: TopP = None,
     top_k: TopK = None,
@@ -568,22 +240,12 @@ def think(
     _check_progress(progress)
     model_flags = model_request(ctx.params, model)
     term = Terminal()
-    options = StrategyOptions(
-        branches=1,
-        max_tokens=reasoning_budget if reasoning_budget and reasoning_budget > 0 else max_tokens,
-        min_tokens=min_tokens,
-        max_waits=max_waits,
-        wait_text=wait_text,
-        answer_tokens=answer_tokens,
-        seed=seed,
-        expect=expect,
-        rounds=rounds,
-        final=final,
-    )
+    if reasoning_budget and reasoning_budget > 0:
+        options["max_tokens"] = reasoning_budget
     _run(
         strategy,
         term.read_question(question),
-        options,
+        StrategyOptions.given(**options, branches=1),
         term,
         model_flags,
         OutputRequest(json_out, jsonl, quiet, progress, hide_thinking),

@@ -30,6 +30,7 @@ from reasoncli.cli.ask import (
     Verbose,
     model_request,
 )
+from reasoncli.cli.flags import flag_of, strategy_flags
 from reasoncli.cli.io import Terminal
 from reasoncli.errors import ExitCode
 
@@ -61,11 +62,19 @@ Data = Annotated[
         show_default=False,
     ),
 ]
-MaxTokensOpt = Annotated[
-    int | None, typer.Option("--max-tokens", help="Token budget per branch [512].", min=1)
-]
+MaxTokensOpt = flag_of("max_tokens", command="bench", help="Token budget per branch [512].")
 Limit = Annotated[int | None, typer.Option("--limit", help="Use the first N questions.", min=1)]
-SeedOpt = Annotated[int | None, typer.Option("--seed", help="Base seed; branch i uses seed+i [0].")]
+SeedOpt = flag_of("seed", command="bench", help="Base seed; branch i uses seed+i [0].")
+BranchList = flag_of(
+    "branches", command="bench", type=str, help="Comma-separated branch counts [8]."
+)
+BudgetList = flag_of(
+    "budget_tokens",
+    command="bench",
+    type=str,
+    help="Comma-separated total token budgets per question.",
+)
+GroupBranches = flag_of("branches", command="bench", help="Completions per group [8].", min=2)
 JsonOut = Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")]
 Plot = Annotated[
     Path | None,
@@ -74,19 +83,15 @@ Plot = Annotated[
 
 
 @bench_app.command("run", help="Run strategies × budgets over a dataset, saving every sample.")
+@strategy_flags("bench")
 def run(
     ctx: typer.Context,
     data: Data = None,
     strategy: Annotated[
         str | None, typer.Option("--strategy", "-s", help="Comma-separated strategies [vote].")
     ] = None,
-    branches: Annotated[
-        str | None, typer.Option("--branches", "-n", help="Comma-separated branch counts [8].")
-    ] = None,
-    budget_tokens: Annotated[
-        str | None,
-        typer.Option("--budget-tokens", help="Comma-separated total token budgets per question."),
-    ] = None,
+    branches: BranchList = None,
+    budget_tokens: BudgetList = None,
     max_tokens: MaxTokensOpt = None,
     limit: Limit = None,
     out: Annotated[
@@ -99,30 +104,8 @@ def run(
     model: ModelOpt = None,
     seed: SeedOpt = None,
     temperature: Temperature = None,
-    verifier: Annotated[
-        str | None,
-        typer.Option(
-            "--verifier",
-            help="best-of-n, beam, dvts: confidence [default], self, a model, orm:NAME or "
-            "prm:NAME (as in `reason ask`).",
-        ),
-    ] = None,
-    aggregate: Annotated[
-        str | None,
-        typer.Option("--aggregate", help="PRM step-score aggregation: last [default], min, prod."),
-    ] = None,
-    pick: Annotated[
-        str | None,
-        typer.Option("--pick", help="best-of-n: best [default] branch or weighted vote."),
-    ] = None,
-    beam_width: Annotated[
-        int | None,
-        typer.Option("--beam-width", help="beam, dvts: beams kept per step [4].", min=1),
-    ] = None,
-    step_tokens: Annotated[
-        int | None,
-        typer.Option("--step-tokens", help="beam, dvts: token budget of a step [64].", min=1),
-    ] = None,
+    *,
+    options: dict[str, Any],  # the flags declared with a `bench` help (cli.flags)
     plot: Plot = None,
     json_out: JsonOut = False,
     quiet: Quiet = False,
@@ -153,11 +136,7 @@ def run(
             model=model,
             out=out,
             resume=resume,
-            verifier=verifier,
-            aggregate=aggregate,
-            pick=pick,
-            beam_width=beam_width,
-            step_tokens=step_tokens,
+            options=options,
         )
     )
     if plot:
@@ -235,9 +214,7 @@ def compare(
 def rollouts(
     ctx: typer.Context,
     data: Annotated[str, typer.Argument(help="JSONL questions with known answers.")],
-    branches: Annotated[
-        int | None, typer.Option("--branches", "-n", help="Completions per group [8].", min=2)
-    ] = None,
+    branches: GroupBranches = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Output JSONL.")] = None,
     resume: Annotated[
         Path | None, typer.Option("--resume", help="Continue this output file where it stopped.")

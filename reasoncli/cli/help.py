@@ -1,7 +1,7 @@
-"""What `--help` shows: option panels, which strategy reads each strategy option, examples.
+"""What `--help` shows: the option panels and the examples.
 
-`--help` must stay fast, so nothing here imports the strategies: which strategies read an option
-is declared with the option (`reasoncli.options`), which the registry's `info.options` reads too.
+`--help` must stay fast, so nothing here imports the strategies: which strategies read an option,
+shown as a label in its help, is declared with the option (`reasoncli.options`).
 """
 
 from __future__ import annotations
@@ -38,9 +38,6 @@ PANELS = {
 }
 """The title of each panel key an option declares (`reasoncli.options.Opt.panel`)."""
 
-OPTION_STRATEGIES: dict[str, tuple[str, ...]] = options.labelled_options()
-"""Options only some strategies read -> those strategies (their `info.options`)."""
-
 
 def option(*names: str, help: str, panel: str, **kw: Any) -> Any:
     """A `typer.Option` in a help panel; a flag shows no `<bool>` type next to it."""
@@ -49,13 +46,6 @@ def option(*names: str, help: str, panel: str, **kw: Any) -> Any:
 
 def flag(*names: str, help: str, panel: str, **kw: Any) -> Any:
     return option(*names, help=help, panel=panel, metavar="", **kw)
-
-
-def strategy_option(field: str, *names: str, help: str, panel: str, **kw: Any) -> Any:
-    """An option some strategies read; its help starts with their names, so a reader knows
-    which `--strategy` it changes."""
-    label = ", ".join(OPTION_STRATEGIES[field])
-    return option(*names, help=f"({label}) {help}", panel=panel, **kw)
 
 
 def examples(*lines: str) -> str:

@@ -53,14 +53,22 @@ def plan_runs(runs: TuneRuns) -> list[BenchJob]:
     if runs.verifier:
         requests.append(
             _request(
-                runs, "best-of-n", strategies=["best-of-n"], branches=[n], verifier=runs.verifier
+                runs,
+                "best-of-n",
+                strategies=["best-of-n"],
+                branches=[n],
+                options={"verifier": runs.verifier},
             )
         )
     if runs.verifier and runs.verifier.startswith("prm:"):
         widths = [k for k in (4, 8, 16) if k <= n] or [n]
         requests.append(
             _request(
-                runs, "search", strategies=["dvts", "beam"], branches=widths, verifier=runs.verifier
+                runs,
+                "search",
+                strategies=["dvts", "beam"],
+                branches=widths,
+                options={"verifier": runs.verifier},
             )
         )
     return [prepare_bench(r) for r in requests]

@@ -1,0 +1,100 @@
+"""Typer flags made from the option declarations (`reasoncli.options`), so no command repeats
+an option's names, help, panel, default or range.
+
+- `flag_of(name)` is the `Annotated[...]` type of one declared option's flag;
+- `@strategy_flags(command)` gives a command function a flag for every strategy option that the
+  command shows (its `Opt.commands`; for "bench", the options with a bench help) in place of its
+  keyword-only `options` parameter, and calls it with `options`, the dict of their values.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Annotated, Any, TypeVar
+
+import typer
+
+from reasoncli.cli.help import PANELS
+from reasoncli.options import Declared, StrategyOptions, declared, every_option
+
+__all__ = ["flag_of", "strategy_flags"]
+
+F = TypeVar("F", bound=Callable[..., Any])
+_UNSET: Any = object()
+
+
+def flag_of(name: str, *, command: str = "ask", **change: Any) -> Any:
+    """The `Annotated` type of the declared option `name` as `command` shows it.
+
+    `change` overrides what this command means differently: `help`, `default`, `type`, `min`,
+    `metavar`. For "bench" (`bench run`, `rollouts`) a flag defaults to None, "not given", so
+    a resumed run keeps its own value; it has no panel and typer's own metavar.
+    """
+    kind, info, _ = _param(every_option()[name], command, change)
+    return Annotated[kind, info]
+
+
+def strategy_flags(command: str, **changes: dict[str, Any]) -> Callable[[F], F]:
+    """Put the strategy options `command` shows where the function's `options` parameter is.
+
+    `changes` maps an option to its `flag_of` overrides for this command (think's `max_tokens`).
+    """
+    if command == "bench":
+        chosen = [d for d in declared(StrategyOptions) if d.opt.bench]
+    else:
+        chosen = [d for d in declared(StrategyOptions) if command in d.opt.commands]
+
+    def decorate(func: F) -> F:
+        signature = inspect.signature(func, eval_str=True)
+        params = list(signature.parameters.values())
+        at = next(i for i, p in enumerate(params) if p.name == "options")
+        made = []
+        for d in chosen:
+            kind, info, default = _param(d, command, changes.get(d.name, {}))
+            made.append(
+                inspect.Parameter(
+                    d.name, params[at].kind, annotation=Annotated[kind, info], default=default
+                )
+            )
+        names = [d.name for d in chosen]
+
+        @functools.wraps(func)
+        def command_function(*args: Any, **kwargs: Any) -> Any:
+            given = {name: kwargs.pop(name) for name in names if name in kwargs}
+            return func(*args, options=given, **kwargs)
+
+        command_function.__signature__ = signature.replace(  # type: ignore[attr-defined]
+            parameters=[*params[:at], *made, *params[at + 1 :]]
+        )
+        return command_function  # type: ignore[return-value]
+
+    return decorate
+
+
+def _param(d: Declared, command: str, change: dict[str, Any]) -> tuple[Any, Any, Any]:
+    """(annotation type, typer.Option, default) of one declared option."""
+    opt = d.opt
+    kind = change.get("type", d.type)
+    low = None if opt.range is None or opt.range.low is None else int(opt.range.low)
+    kw: dict[str, Any] = {}
+    if command == "bench":
+        default = change.get("default")
+        text = change.get("help", opt.bench)
+        minimum = change.get("min", low if kind is int else None)
+    else:
+        default = change.get("default", None if opt.unset_default else d.default)
+        text = change.get("help", opt.help)
+        if opt.labelled and "help" not in change:
+            text = f"({', '.join(opt.strategies or ())}) {text}"
+        minimum = change.get("min", low if opt.cli_range else None)
+        kw["rich_help_panel"] = PANELS[opt.panel]
+        kw["metavar"] = change.get("metavar", opt.metavar)
+    if minimum is not None:
+        kw["min"] = minimum
+    if opt.envvar:
+        kw["envvar"] = opt.envvar
+    if default is None:
+        kind = kind | None
+    return kind, typer.Option(*d.flags, help=text, **kw), default
