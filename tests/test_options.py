@@ -145,3 +145,33 @@ def test_strategy_flags_hand_the_command_one_dict_of_values() -> None:
     assert (seen["pilot"], seen["early_stop"], seen["branches"]) == (2, True, 3)
     assert seen["max_tokens"] is None  # not given: the strategy may choose (auto)
     assert StrategyOptions.given(**seen).max_tokens_explicit is False  # type: ignore[arg-type]
+
+
+def test_the_typed_flag_aliases_take_the_declared_types() -> None:
+    """The sampling and engine flags are aliases that spell their type for mypy; the type must
+    be the one the declaration gives the flag."""
+    import typing
+
+    from reasoncli.cli import ask, bench
+    from reasoncli.cli.flags import flag_type
+
+    aliases = {
+        "Temperature": "temperature",
+        "TopP": "top_p",
+        "TopK": "top_k",
+        "MinP": "min_p",
+        "Threads": "threads",
+        "GpuLayers": "gpu_layers",
+        "FlashAttn": "flash_attn",
+        "Verbose": "verbose",
+        "Backend": "backend",
+        "BaseUrl": "base_url",
+        "ApiKeyFile": "api_key_file",
+        "MaxConcurrency": "max_concurrency",
+        "Timeout": "timeout",
+    }
+    for alias, name in aliases.items():
+        assert typing.get_args(getattr(ask, alias))[0] == flag_type(name), alias
+    assert typing.get_args(bench.MaxTokensOpt)[0] == flag_type("max_tokens", command="bench")
+    assert typing.get_args(bench.SeedOpt)[0] == flag_type("seed", command="bench")
+    assert typing.get_args(bench.BranchList)[0] == flag_type("branches", command="bench", type=str)

@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from reasoncli.cli.completion import complete_model, complete_serial_strategy, complete_strategy
-from reasoncli.cli.flags import flag_of, strategy_flags
+from reasoncli.cli.flags import option_of, strategy_flags
 from reasoncli.cli.help import PANEL_OUTPUT, PANEL_RUN, PANEL_THINK, flag, option
 from reasoncli.cli.io import Terminal
 from reasoncli.cli.runner import ModelRequest, OutputRequest, RunRequest, execute
@@ -34,10 +34,10 @@ ModelOpt = Annotated[
         autocompletion=complete_model,
     ),
 ]
-Temperature = flag_of("temperature")
-TopP = flag_of("top_p")
-TopK = flag_of("top_k")
-MinP = flag_of("min_p")
+Temperature = Annotated[float | None, option_of("temperature")]
+TopP = Annotated[float | None, option_of("top_p")]
+TopK = Annotated[int | None, option_of("top_k")]
+MinP = Annotated[float | None, option_of("min_p")]
 Json = Annotated[
     bool, flag("--json", help="Print the whole result as JSON on stdout.", panel=PANEL_OUTPUT)
 ]
@@ -72,21 +72,21 @@ Progress = Annotated[
         panel=PANEL_OUTPUT,
     ),
 ]
-Threads = flag_of("threads")
-GpuLayers = flag_of("gpu_layers")
-FlashAttn = flag_of("flash_attn")
+Threads = Annotated[int | None, option_of("threads")]
+GpuLayers = Annotated[int | None, option_of("gpu_layers")]
+FlashAttn = Annotated[bool, option_of("flash_attn")]
 NoLog = Annotated[
     bool,
     flag(
         "--no-log", help="Keep this run out of `reason logs` (or REASON_NO_LOG=1).", panel=PANEL_RUN
     ),
 ]
-Verbose = flag_of("verbose")
-Backend = flag_of("backend")
-BaseUrl = flag_of("base_url")
-ApiKeyFile = flag_of("api_key_file")
-MaxConcurrency = flag_of("max_concurrency")
-Timeout = flag_of("timeout")
+Verbose = Annotated[bool, option_of("verbose")]
+Backend = Annotated[str, option_of("backend")]
+BaseUrl = Annotated[str | None, option_of("base_url")]
+ApiKeyFile = Annotated[str | None, option_of("api_key_file")]
+MaxConcurrency = Annotated[int | None, option_of("max_concurrency")]
+Timeout = Annotated[float | None, option_of("timeout")]
 
 # The flags `model_request` checks: a command's strategy flags are checked by its strategy
 # (a bench's `--branches 1,4,8` is a list, not a number).

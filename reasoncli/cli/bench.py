@@ -30,7 +30,7 @@ from reasoncli.cli.ask import (
     Verbose,
     model_request,
 )
-from reasoncli.cli.flags import flag_of, strategy_flags
+from reasoncli.cli.flags import option_of, strategy_flags
 from reasoncli.cli.io import Terminal
 from reasoncli.errors import ExitCode
 
@@ -62,19 +62,30 @@ Data = Annotated[
         show_default=False,
     ),
 ]
-MaxTokensOpt = flag_of("max_tokens", command="bench", help="Token budget per branch [512].")
+MaxTokensOpt = Annotated[
+    int | None, option_of("max_tokens", command="bench", help="Token budget per branch [512].")
+]
 Limit = Annotated[int | None, typer.Option("--limit", help="Use the first N questions.", min=1)]
-SeedOpt = flag_of("seed", command="bench", help="Base seed; branch i uses seed+i [0].")
-BranchList = flag_of(
-    "branches", command="bench", type=str, help="Comma-separated branch counts [8]."
-)
-BudgetList = flag_of(
-    "budget_tokens",
-    command="bench",
-    type=str,
-    help="Comma-separated total token budgets per question.",
-)
-GroupBranches = flag_of("branches", command="bench", help="Completions per group [8].", min=2)
+SeedOpt = Annotated[
+    int | None, option_of("seed", command="bench", help="Base seed; branch i uses seed+i [0].")
+]
+BranchList = Annotated[
+    str | None,
+    option_of("branches", command="bench", type=str, help="Comma-separated branch counts [8]."),
+]
+BudgetList = Annotated[
+    str | None,
+    option_of(
+        "budget_tokens",
+        command="bench",
+        type=str,
+        help="Comma-separated total token budgets per question.",
+    ),
+]
+GroupBranches = Annotated[
+    int | None,
+    option_of("branches", command="bench", help="Completions per group [8].", min=2),
+]
 JsonOut = Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")]
 Plot = Annotated[
     Path | None,

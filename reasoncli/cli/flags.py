@@ -1,7 +1,9 @@
 """Typer flags made from the option declarations (`reasoncli.options`), so no command repeats
 an option's names, help, panel, default or range.
 
-- `flag_of(name)` is the `Annotated[...]` type of one declared option's flag;
+- `option_of(name)` is the `typer.Option` of one declared option's flag, for an alias that
+  spells its type for mypy (`Threads = Annotated[int | None, option_of("threads")]`; a test
+  holds the two to the declaration);
 - `@strategy_flags(command)` gives a command function a flag for every strategy option that the
   command shows (its `Opt.commands`; for "bench", the options with a bench help) in place of its
   keyword-only `options` parameter, and calls it with `options`, the dict of their values.
@@ -19,27 +21,33 @@ import typer
 from reasoncli.cli.help import PANELS
 from reasoncli.options import Declared, StrategyOptions, declared, every_option
 
-__all__ = ["flag_of", "strategy_flags"]
+__all__ = ["option_of", "strategy_flags"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 _UNSET: Any = object()
 
 
-def flag_of(name: str, *, command: str = "ask", **change: Any) -> Any:
-    """The `Annotated` type of the declared option `name` as `command` shows it.
+def option_of(name: str, *, command: str = "ask", **change: Any) -> Any:
+    """The `typer.Option` of the declared option `name` as `command` shows it.
 
     `change` overrides what this command means differently: `help`, `default`, `type`, `min`,
     `metavar`. For "bench" (`bench run`, `rollouts`) a flag defaults to None, "not given", so
     a resumed run keeps its own value; it has no panel and typer's own metavar.
     """
-    kind, info, _ = _param(every_option()[name], command, change)
-    return Annotated[kind, info]
+    _, info, _ = _param(every_option()[name], command, change)
+    return info
+
+
+def flag_type(name: str, *, command: str = "ask", **change: Any) -> Any:
+    """The type the flag of `option_of(name, ...)` takes (for the test of the aliases)."""
+    kind, _, _ = _param(every_option()[name], command, change)
+    return kind
 
 
 def strategy_flags(command: str, **changes: dict[str, Any]) -> Callable[[F], F]:
     """Put the strategy options `command` shows where the function's `options` parameter is.
 
-    `changes` maps an option to its `flag_of` overrides for this command (think's `max_tokens`).
+    `changes` maps an option to its `option_of` overrides for this command (think's `max_tokens`).
     """
     if command == "bench":
         chosen = [d for d in declared(StrategyOptions) if d.opt.bench]
