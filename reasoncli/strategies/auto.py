@@ -36,7 +36,6 @@ more wall time per token than the batched parallel phases.
 from __future__ import annotations
 
 import math
-import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -58,8 +57,9 @@ from reasoncli.events import (
 from reasoncli.results import BranchResult, Result, VoteGroup
 from reasoncli.stopping import BetaRule, EscRule, StopRule, beta_leader_probability
 from reasoncli.strategies.base import Kind, StrategyInfo, StrategyOptions, get_strategy, register
-from reasoncli.strategies.parallel import ParallelRun, Policy, attach_rewards, vote_event
-from reasoncli.strategies.revise import Round, attempt_text, run_round, vote_groups
+from reasoncli.strategies.builder import Cost, ResultBuilder, vote_groups
+from reasoncli.strategies.parallel import ParallelRun, Policy, vote_event
+from reasoncli.strategies.revise import Round, attempt_text, run_round
 from reasoncli.voting import majority_vote
 
 if TYPE_CHECKING:
@@ -637,46 +637,45 @@ class Auto:
         choice: Choice | None = None,
         skipped: str = "",
     ) -> Result:
+        """One result for every phase: the pilot's engine (and widening), the revision rounds,
+        and the strategy a tuned policy ran, whose answer then stands."""
         run = state.run
-        result = run.result(run.vote())
-        result.branches += [r.branch for r in state.rounds if r.branch is not None]
+        builder = ResultBuilder(self.info.name, run.question, run.session, started=run.started)
+        builder.add(run.branch_results(), run.cost())
+        for r in state.rounds:
+            builder.add([r.branch] if r.branch is not None else [], r.cost)
         answers, ids = self._all_answers(state)
         vote = majority_vote(answers)
-        result.answer, result.share = vote.answer, vote.share
-        result.votes = vote_groups(vote, ids)
+        answer, share, votes = vote.answer, vote.share, vote_groups(vote, ids)
         if state.inner is not None:  # the policy's strategy answers; the pilot only chose it
-            self._merge(result, state)
-        labels = {i: phase for phase, members in state.phases.items() for i in members}
-        for b in result.branches:
-            b.label = b.label or labels.get(b.id, "")
-        result.generated_tokens = sum(b.tokens for b in result.branches)
-        result.prompt_tokens += sum(r.prompt_tokens for r in state.rounds)
-        result.timings.prompt_s += sum(r.prompt_s for r in state.rounds)
-        result.timings.generate_s += sum(r.generate_s for r in state.rounds)
-        result.timings.prompt_tokens_decoded += sum(r.prompt_tokens_decoded for r in state.rounds)
-        result.timings.decode_calls += sum(r.decode_calls for r in state.rounds)
-        result.timings.total_s = time.perf_counter() - run.started
-        result.stop_reason = state.stop
-        if options.expect is not None:
-            attach_rewards(result.branches, options.expect, think_tags=run.session.think_tags)
-        result.details = self._details(plan, state, result.branches)
+            answer, share, votes = self._merge(builder, state)
+        details = self._details(plan, state, builder.branches)
         if choice is not None:
-            result.details["path"] = "policy"
-            result.details["reason"] = choice.reason
-        result.details["policy"] = choice.to_json() if choice is not None else None
-        result.details["policy_not_used"] = skipped or None
-        result.details["max_tokens"] = options.max_tokens
-        result.details["max_tokens_derived"] = (
+            details["path"] = "policy"
+            details["reason"] = choice.reason
+        details["policy"] = choice.to_json() if choice is not None else None
+        details["policy_not_used"] = skipped or None
+        details["max_tokens"] = options.max_tokens
+        details["max_tokens_derived"] = (
             choice is None  # a policy's cap is its own, not a share of the budget
             and not options.max_tokens_explicit
             and options.budget_tokens is not None
         )
-        return result
+        return builder.build(
+            answer,
+            share,
+            votes,
+            expect=options.expect,
+            labels={i: phase for phase, members in state.phases.items() for i in members},
+            interrupted=run.interrupted,
+            stop_reason=state.stop,
+            details=details,
+        )
 
     @staticmethod
-    def _merge(result: Result, state: _State) -> None:
-        """Add the policy's strategy to the pilot's result: its branches (ids after the pilot's),
-        its answer and votes, its prompt, time and verifier tokens."""
+    def _merge(builder: ResultBuilder, state: _State) -> tuple[str | None, float, list[VoteGroup]]:
+        """Add the policy's strategy to the run: its branches (ids after the pilot's), its
+        prompt, time and decode counts; returns its answer, share and votes."""
         inner, offset = state.inner, state.offset
         assert inner is not None
         moved = [
@@ -689,18 +688,13 @@ class Auto:
             for b in inner.branches
         ]
         state.phases["policy"] = [b.id for b in moved]
-        result.branches += moved
-        result.answer, result.share = inner.answer, inner.share
-        result.votes = [
+        builder.add(moved, Cost.of(inner))
+        state.stop = inner.stop_reason
+        votes = [
             VoteGroup(g.answer, g.count, g.weight, [m + offset for m in g.members])
             for g in inner.votes
         ]
-        result.prompt_tokens += inner.prompt_tokens
-        result.timings.prompt_s += inner.timings.prompt_s
-        result.timings.generate_s += inner.timings.generate_s
-        result.timings.prompt_tokens_decoded += inner.timings.prompt_tokens_decoded
-        result.timings.decode_calls += inner.timings.decode_calls
-        state.stop = inner.stop_reason
+        return inner.answer, inner.share, votes
 
     def _details(
         self, plan: Plan | None, state: _State, branches: list[BranchResult]

@@ -39,10 +39,10 @@ from reasoncli.events import (
     TallyGroup,
     VoteUpdated,
 )
-from reasoncli.results import BranchResult, Result, Timings, VoteGroup
-from reasoncli.rewards import group_advantages, score_branch
+from reasoncli.results import BranchResult, Result
 from reasoncli.stopping import BetaRule, EscRule, StopRule, beta_leader_probability
 from reasoncli.strategies.base import StrategyOptions
+from reasoncli.strategies.builder import Cost, ResultBuilder, vote_groups
 from reasoncli.voting import VoteResult, majority_vote
 
 WeightHook = Callable[["ParallelRun"], "Sequence[float] | None"]
@@ -329,22 +329,10 @@ class ParallelRun:
         self.emit(vote_event(vote, len(self.finish_order), self.planned))
 
     # -- result -----------------------------------------------------------------------------
-    def result(
-        self,
-        vote: VoteResult,
-        *,
-        expect: str | None = None,
-        scores: Mapping[int, float] | None = None,
-        details: dict | None = None,
-        members: Sequence[int] | None = None,
-    ) -> Result:
-        """Build the result; unfinished branches (Ctrl-C, early stop) are listed as they are.
-
-        `members` are the branch ids `vote` was taken over, in its order (default: every
-        finished branch in finish order). Branches that never started are not listed.
-        """
+    def branch_results(self, scores: Mapping[int, float] | None = None) -> list[BranchResult]:
+        """Every started branch as a result lists it; unfinished ones (Ctrl-C, early stop) as
+        they are. Branches that never started are not listed."""
         engine = self.engine
-        ids = list(self.finish_order if members is None else members)
         scores = self.scores if scores is None else scores
         branches: list[BranchResult] = []
         for b in engine.branches:
@@ -368,36 +356,44 @@ class ParallelRun:
                     error=engine.errors.get(b.id),
                 )
             )
-        if expect is not None:
-            attach_rewards(branches, expect, think_tags=self.session.think_tags)
-        inverse = dict(enumerate(ids))  # position in the vote -> branch id
-        votes = [
-            VoteGroup(g.answer, g.count, g.weight, [inverse[m] for m in g.members])
-            for g in vote.groups
-        ]
-        generated = sum(b.n_tokens for b in engine.branches)
-        total_s = time.perf_counter() - self.started
-        return Result(
-            question=self.question,
-            strategy=self.strategy,
-            model=self.session.name,
-            answer=vote.answer,
-            share=vote.share,
-            votes=votes,
-            branches=branches,
-            prompt_tokens=self.prompt_tokens,
-            generated_tokens=generated,
-            timings=Timings(
-                load_s=self.session.load_s,
-                prompt_s=self.prompt_s,
-                generate_s=self._generate_s(),
-                total_s=total_s,
-                prompt_tokens_decoded=engine.prompt_tokens_decoded,
-                decode_calls=engine.decode_calls,
-            ),
+        return branches
+
+    def cost(self) -> Cost:
+        """What this run's engine has cost so far."""
+        engine = self.engine
+        return Cost(
+            self.prompt_tokens,
+            self.prompt_s,
+            self._generate_s(),
+            engine.prompt_tokens_decoded,
+            engine.decode_calls,
+        )
+
+    def result(
+        self,
+        vote: VoteResult,
+        *,
+        expect: str | None = None,
+        scores: Mapping[int, float] | None = None,
+        details: dict | None = None,
+        members: Sequence[int] | None = None,
+    ) -> Result:
+        """The run's result (see `branch_results`), answered by `vote`.
+
+        `members` are the branch ids `vote` was taken over, in its order (default: every
+        finished branch in finish order).
+        """
+        builder = ResultBuilder(self.strategy, self.question, self.session, started=self.started)
+        builder.add(self.branch_results(scores), self.cost())
+        ids = list(self.finish_order if members is None else members)
+        return builder.build(
+            vote.answer,
+            vote.share,
+            vote_groups(vote, ids),
+            expect=expect,
             interrupted=self.interrupted,
             stop_reason=self.stop_reason,
-            details=_with_requests(details or {}, engine),
+            details=_with_requests(details or {}, self.engine),
         )
 
     def _generate_s(self) -> float:
@@ -410,31 +406,6 @@ class ParallelRun:
 
     def close(self) -> None:
         self.engine.close()
-
-
-def attach_rewards(
-    branches: list[BranchResult],
-    expect: str,
-    finish_reason: Callable[[BranchResult], str] = lambda b: b.finish_reason,
-    think_tags: tuple[str, str] | None = None,
-) -> None:
-    """GRPO rewards per branch and the group-relative advantage over all of them.
-
-    `finish_reason` lets a strategy say which of its own endings count as stopping on its own;
-    `think_tags` (the session's) hold a thinking model to the thinking format.
-    """
-    rewards = [
-        score_branch(b.text, b.answer, finish_reason(b), expect, think_tags) for b in branches
-    ]
-    advantages = group_advantages([r.total for r in rewards])
-    for b, r, a in zip(branches, rewards, advantages, strict=True):
-        b.reward = {
-            "accuracy": r.accuracy,
-            "format": r.format,
-            "stop": r.stop,
-            "total": r.total,
-            "advantage": a,
-        }
 
 
 # -- early stopping for votes ---------------------------------------------------------------

@@ -32,14 +32,10 @@ from reasoncli.events import (
     VoteUpdated,
 )
 from reasoncli.options import FINAL_MODES
-from reasoncli.results import BranchResult, Result, Timings, VoteGroup
+from reasoncli.results import BranchResult, Result
 from reasoncli.strategies.base import Kind, StrategyInfo, StrategyOptions, register
-from reasoncli.strategies.parallel import (
-    attach_rewards,
-    branch_answer,
-    split_thinking,
-    vote_event,
-)
+from reasoncli.strategies.builder import Cost, ResultBuilder, vote_groups
+from reasoncli.strategies.parallel import branch_answer, split_thinking, vote_event
 from reasoncli.voting import VoteResult, majority_vote
 
 REVISE_TEMPLATE = (
@@ -74,6 +70,16 @@ class Round:
     interrupted: bool = False
     prompt_tokens_decoded: int = 0  # the engine's counters, read before it is closed
     decode_calls: int = 0
+
+    @property
+    def cost(self) -> Cost:
+        return Cost(
+            self.prompt_tokens,
+            self.prompt_s,
+            self.generate_s,
+            self.prompt_tokens_decoded,
+            self.decode_calls,
+        )
 
 
 def run_round(
@@ -159,14 +165,6 @@ def choose_final(answers: Sequence[str | None], final: str) -> tuple[str | None,
     return group.answer, group.count / vote.valid, vote
 
 
-def vote_groups(vote: VoteResult, ids_latest_first: Sequence[int]) -> list[VoteGroup]:
-    """The vote's groups with members as branch ids (the vote indexes `ids_latest_first`)."""
-    return [
-        VoteGroup(g.answer, g.count, g.weight, [ids_latest_first[m] for m in g.members])
-        for g in vote.groups
-    ]
-
-
 @register
 class Revise:
     info: ClassVar[StrategyInfo] = StrategyInfo(
@@ -230,32 +228,19 @@ class Revise:
     ) -> Result:
         answers = [b.answer for b in done]
         answer, share, vote = choose_final(answers, options.final)
-        branches = [r.branch for r in rounds if r.branch is not None]
-        if options.expect is not None:
-            attach_rewards(branches, options.expect, think_tags=session.think_tags)
         changes = sum(
             1
             for a, b in zip(answers, answers[1:], strict=False)
             if (a is None) != (b is None) or (a and b and not answers_equivalent(a, b))
         )
-        return Result(
-            question=question,
-            strategy=self.info.name,
-            model=session.name,
-            answer=answer,
-            share=share,
-            votes=vote_groups(vote, [b.id for b in reversed(done)]),
-            branches=branches,
-            prompt_tokens=sum(r.prompt_tokens for r in rounds),
-            generated_tokens=sum(b.tokens for b in branches),
-            timings=Timings(
-                load_s=session.load_s,
-                prompt_s=sum(r.prompt_s for r in rounds),
-                generate_s=sum(r.generate_s for r in rounds),
-                total_s=time.perf_counter() - started,
-                prompt_tokens_decoded=sum(r.prompt_tokens_decoded for r in rounds),
-                decode_calls=sum(r.decode_calls for r in rounds),
-            ),
+        builder = ResultBuilder(self.info.name, question, session, started=started)
+        for r in rounds:
+            builder.add([r.branch] if r.branch is not None else [], r.cost)
+        return builder.build(
+            answer,
+            share,
+            vote_groups(vote, [b.id for b in reversed(done)]),
+            expect=options.expect,
             interrupted=interrupted,
             details={
                 "rounds": options.rounds,

@@ -35,10 +35,11 @@ from reasoncli.events import (
     Note,
     RunStarted,
 )
-from reasoncli.results import BranchResult, Result, Timings, VoteGroup
+from reasoncli.results import BranchResult, Result
 from reasoncli.solution_steps import ends_step
 from reasoncli.strategies.base import StrategyInfo, StrategyOptions
-from reasoncli.strategies.parallel import attach_rewards, branch_answer, split_thinking, vote_event
+from reasoncli.strategies.builder import Cost, ResultBuilder, vote_groups
+from reasoncli.strategies.parallel import branch_answer, split_thinking, vote_event
 from reasoncli.verifiers import (
     Candidate,
     aggregate_scores,
@@ -322,7 +323,6 @@ class SearchRun:
     ) -> Result:
         """The common result; leaves carry GRPO rewards when `--expect` was given."""
         branches: list[BranchResult] = []
-        leaf_ids = {n.id for n in self.leaves}
         for node in self.nodes:
             b = node.branch
             thinking, _ = split_thinking(b.text, self.session.think_tags)
@@ -341,42 +341,27 @@ class SearchRun:
                     label=node.label,
                 )
             )
-        if self.options.expect is not None:
-            attach_rewards(
-                [br for br in branches if br.id in leaf_ids],
-                self.options.expect,
-                # a leaf that answered and stopped at a line end ended on its own
-                lambda b: "stop" if b.finish_reason == ANSWERED else b.finish_reason,
-                think_tags=self.session.think_tags,
-            )
-        members = [n.id for n in self.leaves]
-        votes = [
-            VoteGroup(g.answer, g.count, g.weight, [members[m] for m in g.members])
-            for g in vote.groups
-        ]
-        generated = sum(n.new_tokens for n in self.nodes)
         p = self.prompt_tokens
         without_reuse = sum(p + n.inherited + n.new_tokens for n in self.nodes)
         decoded = (p - 1) + self.stats.decoded_rows
         s = self.stats
-        return Result(
-            question=self.question,
-            strategy=self.strategy,
-            model=self.session.name,
-            answer=answer,
-            share=share,
-            votes=votes,
-            branches=branches,
-            prompt_tokens=p,
-            generated_tokens=generated,
-            timings=Timings(
-                load_s=self.session.load_s,
-                prompt_s=self.prompt_s,
-                generate_s=self.generate_s,
-                total_s=time.perf_counter() - self.started,
-                prompt_tokens_decoded=self.engine.prompt_tokens_decoded,
-                decode_calls=self.engine.decode_calls,
+        builder = ResultBuilder(self.strategy, self.question, self.session, started=self.started)
+        engine = self.engine
+        builder.add(
+            branches,
+            Cost(
+                p, self.prompt_s, self.generate_s, engine.prompt_tokens_decoded, engine.decode_calls
             ),
+        )
+        leaves = [n.id for n in self.leaves]
+        return builder.build(
+            answer,
+            share,
+            vote_groups(vote, leaves),
+            expect=self.options.expect,
+            rewarded=set(leaves),
+            # a leaf that answered and stopped at a line end ended on its own
+            finish_reason=lambda b: "stop" if b.finish_reason == ANSWERED else b.finish_reason,
             interrupted=self.interrupted,
             details={
                 **details,
