@@ -231,7 +231,9 @@ def test_every_strategy_keeps_texts_and_judged_ones_count_the_verifier(
         max_tokens=6,
         out=out,
         model="tiny",
-        options={"verifier": "self", "beam_width": 2, "step_tokens": 3},
+        verifier="self",
+        beam_width=2,
+        step_tokens=3,
     )
     prepare_bench(request).run(tiny_session, NullProgress())
     rows = {(r["id"], r["strategy"]): r for r in records(out)}
