@@ -231,9 +231,7 @@ def test_every_strategy_keeps_texts_and_judged_ones_count_the_verifier(
         max_tokens=6,
         out=out,
         model="tiny",
-        verifier="self",
-        beam_width=2,
-        step_tokens=3,
+        options={"verifier": "self", "beam_width": 2, "step_tokens": 3},
     )
     prepare_bench(request).run(tiny_session, NullProgress())
     rows = {(r["id"], r["strategy"]): r for r in records(out)}
