@@ -30,11 +30,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from reasoncli import api
 from reasoncli.answers import answers_equivalent
-from reasoncli.cli.runner import ModelRequest, load_session
-from reasoncli.events import discard
-from reasoncli.strategies.auto import PATHS, Auto
-from reasoncli.strategies.base import StrategyOptions
+from reasoncli.options import StrategyOptions
+from reasoncli.strategies.auto import PATHS
 
 GSM8K = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "gsm8k" / "train.jsonl"
 
@@ -93,10 +92,8 @@ def right(answer: str | None, gold: str) -> bool:
 
 
 def run_one(session: Any, item: Item, options: StrategyOptions) -> Outcome:
-    strategy = Auto()
-    strategy.check(options)
     t0 = time.perf_counter()
-    result = strategy.run(item.question, session, options, discard)
+    result = api.run(item.question, session, "auto", options)
     d = result.details
     return Outcome(
         item=item,
@@ -159,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.data == "arith"
         else gsm8k(args.questions, args.gsm8k)
     )
-    session = load_session(ModelRequest(args.model, threads=args.threads))
+    session = api.open_session(args.model, threads=args.threads)
     options = StrategyOptions(
         max_tokens=args.max_tokens,
         budget_tokens=args.budget_tokens,

@@ -24,12 +24,12 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from reasoncli import api
 from reasoncli.bench.datasets import Dataset, Item, load_dataset
 from reasoncli.bench.runner import BenchProgress, remembered_model
 from reasoncli.bench.store import JsonlStore, read_records
 from reasoncli.engine.protocols import ModelSession
 from reasoncli.errors import InputError, UsageError
-from reasoncli.events import discard
 from reasoncli.prompting import COT_SYSTEM
 from reasoncli.results import Result
 from reasoncli.rewards import group_advantages, score_branch
@@ -82,21 +82,19 @@ class RolloutJob:
             raise UsageError(
                 f"{self.out} holds rollouts of {self.saved_model!r}, not {session.name!r}"
             )
-        strategy = get_strategy(SAMPLER)
         options = StrategyOptions(
             branches=self.branches, max_tokens=self.max_tokens, seed=self.seed
         )
-        if self.temperature is not None:
-            options.sampling = replace(session.sampling, temperature=self.temperature)
+        sampling = None if self.temperature is None else {"temperature": self.temperature}
         todo = [item for item in self.dataset.items if item.id not in self.done]
         store = JsonlStore.reopen(self.out) if self.resuming else JsonlStore.create(self.out)
         with store:
             ids = {item.id for item in self.dataset.items}
             progress.start(len(ids), [r for i, r in self.done.items() if i in ids])
             for item in todo:
-                options.multiple_choice = item.multiple_choice
+                options = replace(options, multiple_choice=item.multiple_choice)
                 started = time.perf_counter()
-                result = strategy.run(item.question, session, options, discard)
+                result = api.run(item.question, session, SAMPLER, options, sampling=sampling)
                 if result.interrupted:
                     raise KeyboardInterrupt
                 record = group_record(item, result, session, self.settings())

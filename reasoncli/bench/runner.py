@@ -20,13 +20,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Protocol
 
+from reasoncli import api
 from reasoncli.bench.datasets import Dataset, Item, load_dataset
 from reasoncli.bench.grading import grade
 from reasoncli.bench.plan import JUDGE_OPTIONS, BenchPlan, Budget, budget_grid
 from reasoncli.bench.store import JsonlStore, read_records
 from reasoncli.engine.protocols import ModelSession
 from reasoncli.errors import InputError, UsageError
-from reasoncli.events import discard
 from reasoncli.options import DEFAULT_MAX_TOKENS
 from reasoncli.strategies.base import Strategy, get_strategy
 
@@ -155,10 +155,10 @@ class BenchJob:
         self, item: Item, name: str, budget: Budget, strategy: Strategy, session: ModelSession
     ) -> dict[str, Any]:
         options = self.plan.options(name, budget, multiple_choice=item.multiple_choice)
-        if self.plan.temperature is not None:
-            options.sampling = replace(session.sampling, temperature=self.plan.temperature)
+        temperature = self.plan.temperature
+        sampling = None if temperature is None else {"temperature": temperature}
         started = time.perf_counter()
-        result = strategy.run(item.question, session, options, discard)
+        result = api.run(item.question, session, strategy, options, sampling=sampling)
         if result.interrupted:  # the strategy caught Ctrl-C: its partial result is not saved
             raise KeyboardInterrupt
         graded_at = time.perf_counter()

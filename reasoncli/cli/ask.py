@@ -97,26 +97,11 @@ def model_request(params: dict[str, Any], model: str | None) -> ModelRequest:
     """The model flags every command shares, local and remote, from the command's parsed
     parameters (`ctx.params`), so each command does not repeat the list; values out of range
     (and --json with --jsonl) are refused here, before anything is read or loaded."""
-    from reasoncli.remote.session import RemoteRequest
+    from reasoncli.api import model_request as request_for
 
     check_options(params, only=MODEL_FLAGS)
-
-    remote = RemoteRequest(
-        params["base_url"],
-        model,
-        params["api_key_file"],
-        params["max_concurrency"],
-        params["timeout"],
-    )
-    return ModelRequest(
-        model,
-        params["threads"],
-        params["gpu_layers"],
-        params["flash_attn"],
-        params["verbose"],
-        params["backend"],
-        remote,
-    )
+    flags = EngineFlags(**{d.name: params[d.name] for d in declared(EngineFlags)})
+    return request_for(model, flags)
 
 
 PROGRESS_MODES = ("auto", "live", "plain", "none")

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
+from reasoncli import api
 from reasoncli.cli.io import StdoutClosed, Terminal
 from reasoncli.cli.signals import ReaderGone, interrupt_code, run_signals
 from reasoncli.errors import ExitCode, ReasonError, UsageError
@@ -143,14 +144,18 @@ def _execute(request: RunRequest, term: Terminal) -> int:
         raise
     reader = _Reader()
     try:
-        session.check_strategy(strategy.info)
-        if request.sampling_overrides:
-            request.options.sampling = replace(session.sampling, **request.sampling_overrides)
-        session.skip_thinking = request.skip_thinking
-        session.pass_thinking_budget(request.thinking_budget)
+        prepared = api.prepare(
+            session,
+            strategy,
+            request.options,
+            sampling=request.sampling_overrides,
+            skip_thinking=request.skip_thinking,
+            thinking_budget=request.thinking_budget,
+        )
+        request.options = prepared.options  # the history keeps the sampling it ran with
         try:
             with _progress(request, term, reader, _trace_filter(request, session)) as emit:
-                result = strategy.run(request.question, session, request.options, emit)
+                result = prepared(request.question, emit)
         except ReasonError as exc:
             _log_run(request, session.name, None, exc.exit_code, exc, term)
             raise
@@ -159,7 +164,6 @@ def _execute(request: RunRequest, term: Terminal) -> int:
             if isinstance(exc, ReaderGone):
                 raise StdoutClosed from None
             raise
-        result.backend = session.backend_info()
     finally:
         session.close()
     if reader.gone:  # the run stopped because stdout's reader left: keep it, print nothing

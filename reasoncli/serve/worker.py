@@ -21,7 +21,7 @@ import signal
 import sys
 import threading
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from typing import TYPE_CHECKING, Any
 
@@ -95,22 +95,24 @@ class _Run:
             self.worker.send(("event", self.order.rid, event))
 
     def _work(self) -> None:
+        from reasoncli import api
         from reasoncli.engine.pool import WaitCancelled
         from reasoncli.reasoning import opens_thinking, settle_reasoning
         from reasoncli.serve.errors import Cancelled, api_error
-        from reasoncli.strategies.base import get_strategy
 
         order = self.order
         result: Result | None = None
         error: ApiError | None = None
         try:
             session = self.worker.session_for(order, self.cancelled)
-            options = order.options
-            if order.sampling:
-                sampling = replace(session.sampling, **order.sampling)
-                options = replace(options, sampling=sampling)
-            result = get_strategy(order.strategy).run(order.question, session, options, self._emit)
-            result.backend = session.backend_info()
+            result = api.run(
+                order.question,
+                session,
+                order.strategy,
+                order.options,
+                self._emit,
+                sampling=order.sampling,
+            )
             settle_reasoning(
                 result,
                 lambda text: len(session.model.tokenize(text, add_special=False)),
