@@ -388,6 +388,16 @@ class StrategyOptions:
             serve_max=TOKENS,
         ),
     )
+    answer_text: str = option(
+        "Final Answer:",
+        Opt(
+            "Text appended, after a blank line, to force the answer.",
+            metavar="TEXT",
+            panel=THINK,
+            strategies=("think",),
+            commands=("think",),
+        ),
+    )
     rounds: int = option(
         3,
         Opt(

@@ -99,3 +99,12 @@ def test_log_keeps_the_run_in_the_history(session: object) -> None:
     [run] = list_runs()
     assert (run.source, run.strategy, run.question) == ("api", "vote", QUESTION)
     assert run.generated_tokens == result.generated_tokens
+
+
+def test_think_forces_the_answer_with_its_answer_text(session: object) -> None:
+    """--answer-text, an option added with one declaration (reasoncli/options.py)."""
+    result = api.ask(
+        QUESTION, "think", session=session, max_tokens=2, answer_tokens=2, answer_text="So:", t=0.0
+    )
+    assert result.details["forced_answer"]
+    assert "\n\nSo:" in result.branches[0].text and "Final Answer:" not in result.branches[0].text

@@ -3,7 +3,8 @@
 - When the model ends its thinking before `min_tokens`, the end is suppressed and "Wait" is
   appended, at most `max_waits` times, so it keeps thinking.
 - When the thinking budget (`max_tokens`) runs out, the end-of-thinking delimiter (for `<think>`
-  models) and "Final Answer:" are appended so the model answers instead of being cut mid-sentence.
+  models) and `answer_text` ("Final Answer:") are appended so the model answers instead of being
+  cut mid-sentence.
 """
 
 from __future__ import annotations
@@ -17,8 +18,6 @@ from reasoncli.results import Result
 from reasoncli.strategies.base import Kind, StrategyInfo, StrategyOptions, register
 from reasoncli.strategies.parallel import ParallelRun
 from reasoncli.voting import majority_vote
-
-FORCE_ANSWER = "\n\nFinal Answer:"
 
 
 def _thinking_tags(session: ModelSession) -> tuple[str, str] | None:
@@ -53,7 +52,7 @@ class Think:
             max_tokens=options.max_tokens,
             max_branches=1,
             multiple_choice=options.multiple_choice,
-            slack_tokens=options.answer_tokens + wait_cost + 32,
+            slack_tokens=options.answer_tokens + wait_cost + max(32, len(options.answer_text) + 16),
         )
         try:
             branch = run.add(sampling, extra_stop=(tags[1],) if tags else ())
@@ -109,7 +108,7 @@ class Think:
                     continue
                 if b.finish_reason == "length":
                     forced = True
-                    text = (f"\n{close_tag}" if close_tag else "") + FORCE_ANSWER
+                    text = (f"\n{close_tag}" if close_tag else "") + "\n\n" + options.answer_text
                     emit(
                         Note(
                             f"thinking budget of {options.max_tokens} tokens spent: "
