@@ -58,7 +58,7 @@ from reasoncli.results import BranchResult, Result, VoteGroup
 from reasoncli.stopping import BetaRule, EscRule, StopRule, beta_leader_probability
 from reasoncli.strategies.base import Kind, StrategyInfo, StrategyOptions, get_strategy, register
 from reasoncli.strategies.builder import Cost, ResultBuilder, vote_groups
-from reasoncli.strategies.parallel import ParallelRun, Policy, vote_event
+from reasoncli.strategies.parallel import ParallelRun, Policy, stop_rule, vote_event
 from reasoncli.strategies.revise import Round, attempt_text, run_round
 from reasoncli.voting import majority_vote
 
@@ -242,12 +242,6 @@ def branch_cap(options: StrategyOptions) -> BranchCap:
             f"{cap} needs at least {pilot * cap}{hint}"
         )
     return BranchCap(cap, derived=False)
-
-
-def settle_rule(options: StrategyOptions) -> StopRule:
-    if options.stop_rule == "esc":
-        return EscRule(window=options.esc_window)
-    return BetaRule(threshold=options.beta_threshold)
 
 
 def settle_wave(rule: StopRule, answers: Sequence[str | None]) -> int:
@@ -525,7 +519,7 @@ class Auto:
             return
         if plan.widen_tokens >= options.max_tokens:
             limit = state.spent() + plan.widen_tokens
-            settled = self._widen(state, limit, settle_rule(options), sampling, options.seed)
+            settled = self._widen(state, limit, stop_rule(options), sampling, options.seed)
             if settled or run.interrupted:
                 state.stop = settled
                 return

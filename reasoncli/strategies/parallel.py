@@ -420,6 +420,14 @@ def check_early_stop(options: StrategyOptions) -> None:
         )
 
 
+def stop_rule(options: StrategyOptions) -> StopRule:
+    """The `--stop-rule` with its `--esc-window` or `--beta-threshold` (vote's early stop and
+    auto's widening both stop by it)."""
+    if options.stop_rule == "esc":
+        return EscRule(window=options.esc_window)
+    return BetaRule(threshold=options.beta_threshold)
+
+
 @dataclass(frozen=True)
 class EarlyStop:
     """A stop rule and the number of branches decoded at once while it watches.
@@ -439,19 +447,16 @@ class EarlyStop:
         if not options.early_stop:
             return None
         check_early_stop(options)
-        name = options.stop_rule
         branches = options.branches
-        rule: StopRule
-        if name == "esc":
-            rule = EscRule(window=options.esc_window)
+        rule = stop_rule(options)
+        if isinstance(rule, EscRule):
             need = rule.window
         else:
-            beta = BetaRule(threshold=options.beta_threshold)
-            need = beta.min_samples
-            while need < branches and beta_leader_probability(need, 0) < beta.threshold:
+            assert isinstance(rule, BetaRule)
+            need = rule.min_samples
+            while need < branches and beta_leader_probability(need, 0) < rule.threshold:
                 need += 1
-            rule = beta
-        return cls(name, rule, max(1, min(need, branches)))
+        return cls(options.stop_rule, rule, max(1, min(need, branches)))
 
     def decide(self, run: ParallelRun) -> str | None:
         """The Note for stopping now, from the answers of the branches finished so far."""
