@@ -16,10 +16,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from reasoncli.errors import InputError, UsageError
+from reasoncli.errors import InputError, ModelError, UsageError
 from reasoncli.models.catalog import load_catalog
 from reasoncli.models.gguf_file import GGUFInfo, read_gguf_info
 from reasoncli.models.resolve import ResolvedModel, resolve_model
+from reasoncli.train.cold_start import COLD_START_DIR, COLD_START_FILE
 from reasoncli.train.data import TrainData, file_data, task_data, write_heldout
 from reasoncli.train.deps import check_train_deps, import_stack
 from reasoncli.train.export import export_gguf
@@ -49,6 +50,7 @@ __all__ = ["TrainJob", "TrainOutcome", "prepare_training"]
 HELDOUT_FILE = "heldout.jsonl"
 SUMMARY_FILE = "summary.json"
 REFERENCE_DIR = "reference"
+COLD_START_SUMMARY = "cold-start.json"
 _NOISY = ("transformers", "trl", "torch", "accelerate", "datasets", "huggingface_hub")
 
 
@@ -72,6 +74,7 @@ class TrainOutcome:
     registry: Path | None = None
     plot: Path | None = None
     heldout: Path | None = None
+    cold_start: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         def path(p: Path | None) -> str | None:
@@ -96,6 +99,7 @@ class TrainOutcome:
             "reward_log": str(self.reward_log),
             "plot": path(self.plot),
             "heldout": path(self.heldout),
+            "cold_start": self.cold_start,
         }
 
 
@@ -105,8 +109,8 @@ def prepare_training(request: TrainRequest) -> TrainJob:
     catalog = load_catalog()
     plan = resolve_settings(request, catalog.default.name)
     s = plan.settings
-    resolved = resolve_model(s.model, catalog)
-    resolved = replace(resolved, spec=FORMATS[s.format].training_spec(resolved.spec))
+    source = resolve_model(s.model, catalog)
+    resolved = replace(source, spec=FORMATS[s.format].training_spec(source.spec))
     info = read_gguf_info(resolved.path)
     check_trainable(info, s.model)
     check_out_name(s.out, catalog, force=request.force, run_dir=plan.run_dir)
@@ -122,7 +126,7 @@ def prepare_training(request: TrainRequest) -> TrainJob:
             f"--prompts-per-step {s.prompts_per_step} exceeds the {len(data.train)} training "
             "question(s)"
         )
-    return TrainJob(plan, resolved, info, data, request.force)
+    return TrainJob(plan, resolved, info, data, request.force, source)
 
 
 def _quiet_libraries() -> None:
@@ -156,6 +160,8 @@ class TrainJob:
     info: GGUFInfo
     data: TrainData
     force: bool
+    source: ResolvedModel | None = None
+    """The model as registered (its own template and sampling): what a cold start samples."""
 
     @property
     def settings(self) -> TrainSettings:
@@ -219,6 +225,7 @@ class TrainJob:
             start=_summary_window(records, last=False),
             end=_summary_window(records, last=True),
             heldout=heldout,
+            cold_start=self._cold_start_summary(),
         )
         if outcome.interrupted:
             return outcome
@@ -253,12 +260,82 @@ class TrainJob:
         if checkpoint is not None:
             reporter.status(f"loading {checkpoint.name}")
             policy = load_checkpoint(checkpoint, spec.chat_template)
+        elif self.settings.cold_start and (self.run_dir / COLD_START_DIR / "config.json").is_file():
+            reporter.status(f"loading the cold-started model ({COLD_START_DIR}/)")
+            policy = load_checkpoint(self.run_dir / COLD_START_DIR, spec.chat_template)
         else:
             reporter.status(f"loading {self.resolved.path.name}")
             policy = load_gguf(self.resolved.path, spec.chat_template)
+            if self.settings.cold_start:
+                self._cold_start(policy, reporter)
+        # With a cold start the reference is the cold-started model, as in R1's RL stage.
         if self.settings.kl > 0:
             _point_reference(policy, self.run_dir, resumed=checkpoint is not None)
         return policy
+
+    def _cold_start(self, policy: Policy, reporter: TrainReporter) -> None:
+        """Fine-tune `policy` in place on the model's own right solutions in the think format
+        (`reasoncli.train.cold_start`) and save it to RUN_DIR/cold-start/."""
+        from reasoncli.session import Session, SessionOptions
+        from reasoncli.train.cold_start import (
+            COLD_START_LOG,
+            collect_examples,
+            fine_tune,
+            llama_sampler,
+            read_examples,
+            write_examples,
+        )
+
+        s, spec = self.settings, self.resolved.spec
+        source = self.source or self.resolved
+        examples_file = self.run_dir / COLD_START_FILE
+        tried: int | None = None
+        if examples_file.is_file():  # sampled before an interruption: the same examples
+            examples = read_examples(examples_file)
+        else:
+            reporter.status(f"cold start: sampling {source.spec.name} on training problems")
+            session = Session.load(source, SessionOptions())
+            try:
+                sampler = llama_sampler(session, s.max_tokens, s.seed)
+                examples, tried = collect_examples(self.data.train, sampler, s.cold_start, reporter)
+            finally:
+                session.close()
+            if not examples:
+                raise ModelError(
+                    f"cold start: {source.spec.name} solved none of the {tried} training problems "
+                    "it tried in its own format; start from a model that solves some (or drop "
+                    "--cold-start)"
+                )
+            write_examples(examples, examples_file)
+        chat = is_chat(spec, self.info.chat_template)
+        log = fine_tune(
+            policy,
+            examples,
+            lambda question: training_prompt(question, spec, chat),
+            seed=s.seed,
+            log_path=self.run_dir / COLD_START_LOG,
+            reporter=reporter,
+        )
+        summary = {
+            "examples": len(examples),
+            "problems_tried": tried,
+            "sampled_from": source.spec.name,
+            "fine_tune_steps": len(log),
+            "loss_first": log[0]["loss"],
+            "loss_last": log[-1]["loss"],
+        }
+        (self.run_dir / COLD_START_SUMMARY).write_text(json.dumps(summary, indent=2) + "\n")
+        tmp = self.run_dir / f".{COLD_START_DIR}.{os.getpid()}.tmp"
+        policy.model.save_pretrained(str(tmp))
+        policy.tokenizer.save_pretrained(str(tmp))
+        os.replace(tmp, self.run_dir / COLD_START_DIR)
+
+    def _cold_start_summary(self) -> dict[str, Any] | None:
+        path = self.run_dir / COLD_START_SUMMARY
+        if not self.settings.cold_start or not path.is_file():
+            return None
+        summary: dict[str, Any] = json.loads(path.read_text("utf-8"))
+        return summary
 
     def _finish(
         self, policy: Policy, outcome: TrainOutcome, chat: bool, reporter: TrainReporter
@@ -284,8 +361,13 @@ class TrainJob:
         )
         catalog = load_catalog()
         check_out_name(s.out, catalog, force=self.force, run_dir=self.run_dir)
+        cold = (
+            f" after a cold start on {outcome.cold_start['examples']} of its own solutions"
+            if outcome.cold_start
+            else ""
+        )
         description = (
-            f"GRPO-trained from {spec.name} on {self.data.source}, {outcome.step} steps "
+            f"GRPO-trained from {spec.name} on {self.data.source}, {outcome.step} steps{cold} "
             "(reason train grpo)"
         )
         entry = FORMATS[s.format].registered_spec(spec)

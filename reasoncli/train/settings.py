@@ -66,6 +66,9 @@ class TrainSettings:
     gradient_checkpointing: bool = False
     format: str = "answer"
     """answer: reason, then 'The answer is X'; think: R1-Zero's <think> format (think_format)."""
+    cold_start: int = 0
+    """--format think: fine-tune first on up to N of the model's own right solutions, rewrapped
+    in the think format (DeepSeek-R1's cold start; `reasoncli.train.cold_start`); 0: none."""
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -105,6 +108,7 @@ class TrainRequest:
     export: str | None = None
     gradient_checkpointing: bool | None = None
     format: str | None = None
+    cold_start: int | None = None
     run_dir: Path | None = None
     resume: Path | None = None
     force: bool = False
@@ -256,6 +260,8 @@ def _validate(s: TrainSettings) -> None:
         raise UsageError(f"--difficulty must be one of {', '.join(map(str, DIFFICULTIES))}")
     if s.format not in FORMATS:
         raise UsageError(f"--format must be one of {', '.join(FORMATS)}, not {s.format!r}")
+    if s.cold_start and s.format != "think":
+        raise UsageError("--cold-start rewraps solutions in the think format: add --format think")
     if s.export not in EXPORT_TYPES:
         raise UsageError(f"--export must be one of {', '.join(EXPORT_TYPES)}, not {s.export!r}")
     if s.temperature <= 0:
@@ -274,6 +280,7 @@ def _validate(s: TrainSettings) -> None:
         "--warmup-steps": s.warmup_steps >= 0,
         "--kl": s.kl >= 0,
         "--heldout": s.heldout >= 0,
+        "--cold-start": s.cold_start >= 0,
         "--limit": s.limit is None or s.limit >= 1,
     }
     bad = [flag for flag, ok in checks.items() if not ok]
