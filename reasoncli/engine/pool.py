@@ -286,8 +286,17 @@ class PooledEngine(BranchEngine):
         super().__init__(shared.context, plan, logprobs=logprobs, prompt_seq=prompt_seq)
         self.shared = shared
         self.budget = budget
+        self.cancelled = cancelled
         self._closed = False
         shared.scheduler.join(self)
+
+    def set_prompt(self, tokens: Sequence[int]) -> None:
+        """Prefill, unless the request was cancelled while it waited for the context: runs
+        prefill one after another, so at shutdown each queued prefill would delay the rest."""
+        with self.context.lock:
+            if self.cancelled is not None and self.cancelled.is_set():
+                raise WaitCancelled("the request was cancelled before its prompt was decoded")
+            super().set_prompt(tokens)
 
     def wants_step(self) -> bool:
         return not self._closed and any(not b.done and b.pending for b in self._branches)

@@ -27,7 +27,7 @@ from typing import Any, Protocol
 from reasoncli.errors import ModelError, ReasonError
 from reasoncli.events import Event
 from reasoncli.results import Result
-from reasoncli.serve.errors import ApiError, EngineDied, api_error
+from reasoncli.serve.errors import ApiError, EngineDied, ShuttingDown, api_error
 from reasoncli.serve.worker import EngineConfig, RunOrder
 
 # A child that dies this soon after it said ready is restarted after a growing pause, so a model
@@ -35,6 +35,14 @@ from reasoncli.serve.worker import EngineConfig, RunOrder
 QUICK_DEATH_S = 10.0
 MAX_BACKOFF_S = 30.0
 STATS_TIMEOUT_S = 2.0
+# At SIGTERM or Ctrl-C every run is cancelled and returns what it has at its next step; one that
+# has not come back within SHUTDOWN_GRACE_S ends here with a 503, so that every request is
+# answered before uvicorn's own graceful deadline (10 s in cli/serve.py), after which uvicorn
+# cancels the request's task and answers it with a bare 500. The engine process then gets
+# ENGINE_STOP_S to exit before it is killed: the shutdown takes SHUTDOWN_GRACE_S +
+# ENGINE_STOP_S at most, plus the time the answers take to send and the interpreter to exit.
+SHUTDOWN_GRACE_S = 5.0
+ENGINE_STOP_S = 5.0
 _DONE = object()  # queue sentinel: the run is over (result or error is set)
 
 
@@ -125,6 +133,7 @@ class EngineProcess:
         self._send_lock = threading.Lock()  # one message at a time on the pipe
         self._ready = threading.Event()
         self._closing = False
+        self._draining = False  # SIGTERM / Ctrl-C: new runs are refused
         self._reader: threading.Thread | None = None
 
     # -- life cycle -----------------------------------------------------------------------
@@ -189,6 +198,8 @@ class EngineProcess:
                 return
             cause = exit_cause(proc.wait())
             self._died(cause)
+            if self._draining:  # shutting down: no new engine to load
+                return
             pause = 0.0
             while not self._closing:
                 if time.monotonic() - started < QUICK_DEATH_S:
@@ -227,7 +238,7 @@ class EngineProcess:
         for fut in stats:
             self._call(functools.partial(_resolve, fut, {}))
 
-    def close(self, timeout: float = 20.0) -> None:
+    def close(self, timeout: float = ENGINE_STOP_S) -> None:
         """Stop the engine process: runs still in it are cancelled and end first."""
         self._closing = True
         self._stop_child(timeout)
@@ -235,7 +246,7 @@ class EngineProcess:
             self._reader.join(5)
         self._stop_child(timeout)  # one the reader thread may have started meanwhile
 
-    def _stop_child(self, timeout: float = 20.0) -> None:
+    def _stop_child(self, timeout: float = ENGINE_STOP_S) -> None:
         with self._lock:
             conn, proc = self._conn, self._proc
             self.info.state = "stopped"
@@ -256,6 +267,8 @@ class EngineProcess:
         deadline = time.monotonic() + self.config.queue_timeout
         loop = self.loop = asyncio.get_running_loop()
         while True:
+            if self._draining:
+                raise api_error(ShuttingDown("the server is shutting down"))
             with self._lock:
                 conn = self._conn if self._ready.is_set() else None
                 if conn is not None:
@@ -264,7 +277,7 @@ class EngineProcess:
                     self._jobs[rid] = job
                     break
             left = deadline - time.monotonic()
-            if left <= 0 or not await loop.run_in_executor(None, self._ready.wait, left):
+            if left <= 0:
                 raise ApiError(
                     503,
                     f"the engine process is restarting (it {self.info.last_exit})",
@@ -272,6 +285,9 @@ class EngineProcess:
                     code="engine_restarting",
                     retry=5,
                 )
+            # In short waits, so that a shutdown meanwhile (no engine will come back) is seen
+            # and the executor's thread does not outlive the server.
+            await loop.run_in_executor(None, self._ready.wait, min(left, 0.5))
         self._send(conn, ("run", job.order))  # on the connection it was registered with
         return job
 
@@ -285,8 +301,12 @@ class EngineProcess:
             self._send(conn, ("cancel", rid))
 
     def cancel_all(self) -> None:
-        """Cancel every run (Ctrl-C, SIGTERM). Called from a signal handler on the event loop's
+        """Cancel every run and refuse new ones (Ctrl-C, SIGTERM); runs still out after
+        SHUTDOWN_GRACE_S then end with a 503. Called from a signal handler on the event loop's
         thread, which may be inside a send: the sends are scheduled, not made here."""
+        if self._draining:
+            return
+        self._draining = True
         self._call(self._cancel_all_now)
 
     def _cancel_all_now(self) -> None:
@@ -294,6 +314,24 @@ class EngineProcess:
             conn, rids = self._conn, list(self._jobs)
         for rid in rids:
             self._send(conn, ("cancel", rid))
+        if self.loop is not None:
+            self.loop.call_later(SHUTDOWN_GRACE_S, self._abandon_all)
+
+    def _abandon_all(self) -> None:
+        """On the loop, at the shutdown deadline: the runs that have not returned end now with
+        a 503 (recorded as failed); whatever the engine still sends for them is dropped."""
+        with self._lock:
+            jobs, self._jobs = list(self._jobs.values()), {}
+        error = api_error(
+            ShuttingDown(
+                f"the server is shutting down and this run did not stop within "
+                f"{SHUTDOWN_GRACE_S:g} s"
+            )
+        )
+        for job in jobs:
+            job.error = error
+            self._record(job)
+            job._finish()
 
     async def stats(self) -> dict[str, Any]:
         """The engine's batching counters; {} while it restarts or does not answer in time."""

@@ -1,8 +1,8 @@
 """HTTP errors of `reason serve`, without FastAPI: the engine process builds them too.
 
 Bad input 400, a wrong key 401, an unknown model 404, a body too large 413, a full queue 429, no
-free branch slots in time, a cancelled run or a dead engine process 503 (429 and 503 with
-Retry-After); anything unexpected is a 500 whose body says what failed.
+free branch slots in time, a cancelled run, a dead engine process or a server shutting down 503
+(429 and 503 with Retry-After); anything unexpected is a 500 whose body says what failed.
 """
 
 from __future__ import annotations
@@ -20,6 +20,11 @@ class Cancelled(ReasonError):
 
 class EngineDied(ReasonError):
     """The engine process ended (a signal, a native crash) while the run was in it."""
+
+
+class ShuttingDown(ReasonError):
+    """The server got SIGTERM or Ctrl-C: no new runs, and a run that has not stopped by the
+    shutdown deadline ends without its result."""
 
 
 class ApiError(Exception):
@@ -70,6 +75,8 @@ def api_error(exc: BaseException) -> ApiError:
         return ApiError(status, str(exc), kind="server_busy", code="busy", retry=exc.retry_after_s)
     if isinstance(exc, Cancelled):
         return ApiError(503, str(exc), kind="server_busy", code="cancelled", retry=1)
+    if isinstance(exc, ShuttingDown):
+        return ApiError(503, str(exc), kind="server_error", code="shutting_down", retry=5)
     if isinstance(exc, EngineDied):
         return ApiError(503, str(exc), kind="server_error", code="engine_died", retry=2)
     if isinstance(exc, ReasonError):

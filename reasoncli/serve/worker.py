@@ -38,8 +38,9 @@ if TYPE_CHECKING:  # the HTTP process imports this module too, without loading l
     from reasoncli.session import Session
 
 
-# How long the engine waits for cancelled runs to return when the server stops it.
-STOP_TIMEOUT_S = 10.0
+# How long the engine waits for cancelled runs to return when the server stops it; less than
+# the server's ENGINE_STOP_S (engine_proc.py), after which it kills this process.
+STOP_TIMEOUT_S = 3.0
 
 
 @dataclass(frozen=True)
@@ -231,8 +232,12 @@ def load(conn: Connection, config: EngineConfig) -> Worker | None:
     """Load the model and open the shared context; on failure tell the server why."""
     from reasoncli.cli.runner import load_local_session
     from reasoncli.engine.pool import SharedContext
+    from reasoncli.strategies.base import load_builtin_strategies
 
     try:
+        # Every strategy module now, not inside the first requests' runs: on a busy machine the
+        # imports took seconds, and runs waiting on the import lock cannot be cancelled.
+        load_builtin_strategies()
         session = load_local_session(config.model)
         shared = SharedContext(
             session.model,
@@ -268,8 +273,10 @@ def thinking_info(session: Session) -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> int:
-    # Ctrl-C in a terminal reaches the whole process group: the server decides, not us.
+    # Ctrl-C in a terminal, or a service manager's SIGTERM, reaches the whole process group: the
+    # server decides (it cancels the runs here, answers them, then sends "stop"), not us.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
     conn = Connection(int(argv[0]))
     try:
         config: EngineConfig = conn.recv()
@@ -284,13 +291,15 @@ def main(argv: list[str]) -> int:
             {"model": worker.session.name, "pid": os.getpid(), **thinking_info(worker.session)},
         )
     )
-    try:
-        worker.serve()
-    finally:
-        worker.shared.close()
-        worker.session.close()
-        conn.close()
-    return 0
+    worker.serve()
+    conn.close()
+    # The process ends without freeing the model and the context, as a multiprocessing worker
+    # does: a run that missed STOP_TIMEOUT_S may still be inside llama_decode (freeing under it
+    # could crash), and the interpreter's teardown took seconds on a busy machine, counted
+    # against the server's shutdown deadline. The OS frees it all; the history is the server's.
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)
 
 
 if __name__ == "__main__":
