@@ -20,6 +20,8 @@ class ExitCode(IntEnum):
     AUTH = 7
     PROTOCOL = 8
     ADDRESS = 9
+    # 10 is `reason tune`'s NO_POLICY (cli/tune.py)
+    BRANCHES_FAILED = 11
     INTERRUPTED = 130
 
 
@@ -79,3 +81,11 @@ class AddressError(ReasonError):
     """`reason serve` cannot listen on its address: the port is taken, or not ours to bind."""
 
     exit_code = ExitCode.ADDRESS
+
+
+class BranchesFailed(ReasonError):
+    """Every branch of a run failed (a remote server answered each generation with an error
+    until the retries ran out): there was no model output to take an answer from. Not raised
+    when branches generated text without an extractable answer, which is a result."""
+
+    exit_code = ExitCode.BRANCHES_FAILED

@@ -3,6 +3,7 @@ proxy in front of it. The server serves the generated tiny model under the id "t
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
@@ -17,11 +18,14 @@ import pytest
 from remote_support import FaultProxy, LlamaServer, free_port
 from test_cli import one_error_line, reason
 
-from reasoncli.errors import ExitCode, UsageError
+from reasoncli.cli.io import Terminal
+from reasoncli.cli.runner import OutputRequest, write_result
+from reasoncli.errors import BranchesFailed, ExitCode, ReasonError, UsageError
 from reasoncli.events import discard
 from reasoncli.models.catalog import load_catalog
 from reasoncli.remote.backend import sampling_fields
 from reasoncli.remote.session import RemoteRequest, RemoteSession, open_remote_session
+from reasoncli.results import BranchResult, Result
 from reasoncli.strategies.base import REGISTRY, StrategyOptions, get_strategy, strategy_names
 
 ALIAS = "tiny"
@@ -282,6 +286,70 @@ def test_cli_ask_through_a_models_yaml_entry(catalog_file: Path, proxy: FaultPro
     assert data["model"] == "tiny-remote" and len(data["branches"]) == 3
     assert data["backend"]["name"] == "openai" and data["backend"]["api"] == "completions"
     assert data["backend"]["base_url"] == proxy.base_url
+
+
+@pytest.mark.parametrize("mode", ["--json", "--plain"])
+def test_cli_every_branch_failing_is_an_error_not_an_empty_answer(
+    catalog_file: Path, proxy: FaultProxy, mode: str
+) -> None:
+    # 400 is not retried: each generation request fails once and its branches with it.
+    proxy.script(["400"] * 12)
+    args = ("ask", "2+2?", "-m", "tiny-remote", "-n", "3", "--max-tokens", "8")
+    proc = reason(*args, *([mode] if mode == "--json" else []), env=remote_env(catalog_file))
+    assert proc.returncode == ExitCode.BRANCHES_FAILED, (proc.stdout, proc.stderr)
+    line = one_error_line(proc)
+    assert "all 3 branch(es) failed" in line and "HTTP 400" in line
+    if mode == "--json":  # the record still comes out, for whoever reads it
+        data = json.loads(proc.stdout)
+        assert data["answer"] is None
+        assert [b["finish_reason"] for b in data["branches"]] == ["failed"] * 3
+    else:
+        assert proc.stdout == ""
+
+
+def test_cli_branches_without_an_extractable_answer_are_a_result_not_a_failure(
+    catalog_file: Path, proxy: FaultProxy
+) -> None:
+    # Branches that generated are the model's result, with or without an answer in their text
+    # (two tokens of a random-weight model rarely hold one): --json prints it and exits 0.
+    proc = reason(
+        "ask", "2+2?", "-m", "tiny-remote", "-n", "2", "--max-tokens", "2", "--json",
+        env=remote_env(catalog_file),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(proc.stdout)
+    assert len(data["branches"]) == 2
+    assert all(b["finish_reason"] != "failed" and b["error"] is None for b in data["branches"])
+
+
+@pytest.mark.parametrize(
+    ("reasons", "failing"),
+    [
+        (["failed", "failed"], True),
+        (["stop", "length"], False),  # text without an answer in it: a result
+        (["failed", "stop"], False),  # one branch generated: its no-answer is the result
+    ],
+)
+def test_only_a_run_whose_every_branch_failed_is_an_error(
+    reasons: list[str], failing: bool
+) -> None:
+    branches = [
+        BranchResult(i, "text", None, 4, r, error="HTTP 400" if r == "failed" else None)
+        for i, r in enumerate(reasons)
+    ]
+    result = Result("q", "vote", "m", None, 0.0, branches=branches)
+    out, err = io.StringIO(), io.StringIO()
+    term = Terminal(stdout=out, stderr=err)
+    if failing:
+        with pytest.raises(BranchesFailed, match="all 2 branch"):
+            write_result(result, OutputRequest(json=True), term)
+        assert json.loads(out.getvalue())["answer"] is None
+    else:
+        assert write_result(result, OutputRequest(json=True), term) == ExitCode.OK
+        with pytest.raises(ReasonError, match="no answer could be extracted") as plain:
+            write_result(result, OutputRequest(), term)
+        assert not isinstance(plain.value, BranchesFailed)
+        assert ("1 of them failed: HTTP 400" in str(plain.value)) == ("failed" in reasons)
 
 
 def test_cli_base_url_from_the_environment(proxy: FaultProxy) -> None:

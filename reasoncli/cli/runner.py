@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from reasoncli import api
 from reasoncli.cli.io import StdoutClosed, Terminal
 from reasoncli.cli.signals import ReaderGone, interrupt_code, run_signals
-from reasoncli.errors import ExitCode, ReasonError, UsageError
+from reasoncli.errors import BranchesFailed, ExitCode, ReasonError, UsageError
 from reasoncli.events import Event
 from reasoncli.results import Result
 
@@ -247,12 +247,39 @@ def write_result(result: Result, output: OutputRequest, term: Terminal) -> int:
         if not (output.json or output.jsonl):
             _summary(result, term)
         return interrupt_code()
-    if result.answer is None and not (output.json or output.jsonl):
-        raise ReasonError(
-            f"no answer could be extracted from {len(result.branches)} branch(es); "
-            "try more --max-tokens or --json to see the text"
-        )
+    if result.answer is None:
+        if failed := all_branches_failed(result):  # in every output mode: nothing was generated
+            raise failed
+        if not (output.json or output.jsonl):
+            raise ReasonError(
+                f"no answer could be extracted from {len(result.branches)} branch(es)"
+                f"{_failed_note(result)}; try more --max-tokens or --json to see the text"
+            )
     return ExitCode.OK
+
+
+def all_branches_failed(result: Result) -> BranchesFailed | None:
+    """The error for a run whose every branch failed (a remote server answered each of its
+    requests with an error until the retries ran out), or None.
+
+    Only branches that failed count: branches that generated text in which no answer could be
+    found are the model's result, printed as one (answer null with --json, exit 0)."""
+    from reasoncli.engine.branch_state import FAILED
+
+    branches = result.branches
+    if not branches or any(b.finish_reason != FAILED for b in branches):
+        return None
+    first = next((b.error for b in branches if b.error), "no reason given")
+    return BranchesFailed(f"all {len(branches)} branch(es) failed; the first: {first}")
+
+
+def _failed_note(result: Result) -> str:
+    from reasoncli.engine.branch_state import FAILED
+
+    failed = [b for b in result.branches if b.finish_reason == FAILED]
+    if not failed:
+        return ""
+    return f" ({len(failed)} of them failed: {failed[0].error or 'no reason given'})"
 
 
 def _write_line(term: Terminal, text: str) -> None:
