@@ -102,7 +102,7 @@ def test_log_keeps_the_run_in_the_history(session: object) -> None:
 
 
 def test_think_forces_the_answer_with_its_answer_text(session: object) -> None:
-    """--answer-text, an option added with one declaration (reasoncli/options.py)."""
+    """--answer-text, an option added with one declaration (reasoncli/options/strategy.py)."""
     result = api.ask(
         QUESTION, "think", session=session, max_tokens=2, answer_tokens=2, answer_text="So:", t=0.0
     )
