@@ -20,11 +20,11 @@ from reasoncli.events import BranchStarted, BranchText, Event, Note
 from reasoncli.results import Result
 from reasoncli.stopping import BetaRule, EscRule
 from reasoncli.strategies import revise as revise_module
-from reasoncli.strategies.auto import (
+from reasoncli.strategies.auto import Auto
+from reasoncli.strategies.auto_plan import (
     EASY_AGREEMENT,
     MEDIUM_AGREEMENT,
     MIN_BRANCH_TOKENS,
-    Auto,
     Thresholds,
     best_attempts,
     branch_cap,
