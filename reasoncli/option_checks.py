@@ -8,27 +8,24 @@ so the messages and limits are the same wherever a run is asked for.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Collection, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
 from reasoncli.errors import UsageError
-from reasoncli.options import every_option
+from reasoncli.options import Range, every_option
 
-__all__ = ["RULES", "CHOICES", "CONFLICTS", "check_options"]
+__all__ = ["RULES", "CHOICES", "CONFLICTS", "check_options", "check_range", "read_number"]
 
 
 @dataclass(frozen=True)
 class Rule:
     flag: str
-    requirement: str  # completes "must be ...", e.g. "at least 1"
-    ok: Callable[[float], bool]
+    range: Range
 
 
 RULES: dict[str, Rule] = {
-    name: Rule(d.flag, d.opt.range.requirement, d.opt.range.ok)
-    for name, d in every_option().items()
-    if d.opt.range is not None
+    name: Rule(d.flag, d.opt.range) for name, d in every_option().items() if d.opt.range is not None
 }
 """Option name (the Python parameter, as in `ctx.params` or an API body) -> its range."""
 
@@ -63,10 +60,7 @@ def check_options(
             continue
         if not isinstance(value, int | float):
             raise UsageError(f"{_name(key, rule.flag, names)} must be a number, not {value!r}")
-        if not rule.ok(value):
-            raise UsageError(
-                f"{_name(key, rule.flag, names)} must be {rule.requirement}, not {value:g}"
-            )
+        check_range(_name(key, rule.flag, names), value, rule.range)
     for key, (flag, choices) in CHOICES.items():
         value = values.get(key)
         if value is None or (only is not None and key not in only) or value in choices:
@@ -78,6 +72,26 @@ def check_options(
         if values.get(a) and values.get(b):
             first, second = (_name(k, _FLAGS.get(k, k), names) for k in (a, b))
             raise UsageError(f"{first} and {second} do not go together: choose one")
+
+
+def check_range(name: str, value: float, allowed: Range) -> None:
+    """The one wording of a value out of range, wherever it is checked (the CLI's parsing,
+    `check_options`, `reason serve`): `--branches must be at least 1, not 0`."""
+    if not allowed.ok(value):
+        raise UsageError(f"{name} must be {allowed.requirement}, not {value:g}")
+
+
+def read_number(
+    name: str, text: str | float, kind: type[int] | type[float], allowed: Range
+) -> float:
+    """`text` as an int or float within `allowed`, else a `UsageError` worded as above."""
+    try:
+        value = kind(text)
+    except (TypeError, ValueError):
+        what = "a whole number" if kind is int else "a number"
+        raise UsageError(f"{name} must be {what}, not {text!r}") from None
+    check_range(name, value, allowed)
+    return value
 
 
 def _name(key: str, flag: str, names: str) -> str:

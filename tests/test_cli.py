@@ -168,7 +168,12 @@ def test_not_a_gguf_and_truncated_gguf(tmp_path: Path, tiny_gguf: Path) -> None:
 
 
 def test_usage_errors_exit_2(tiny_gguf: Path) -> None:
-    assert reason("ask", "q", "--branches", "0").returncode == 2
+    proc = reason("ask", "q", "--branches", "0")
+    assert proc.returncode == 2
+    assert one_error_line(proc) == "Error: --branches must be at least 1, not 0"
+    proc = reason("doctor", "--max-tokens", "x")  # a command's own flag reads alike
+    assert proc.returncode == 2
+    assert one_error_line(proc) == "Error: --max-tokens must be a whole number, not 'x'"
     assert reason("ask", "q", "--no-such-flag").returncode == 2
     proc = reason("ask", "q", "-m", str(tiny_gguf), "--strategy", "nope")
     assert proc.returncode == 2 and "unknown strategy" in one_error_line(proc)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from reasoncli.errors import UsageError
-from reasoncli.option_checks import check_options
+from reasoncli.option_checks import check_options, read_number
 from reasoncli.options import (
     AGGREGATES,
     DEFAULT_MAX_TOKENS,
@@ -75,6 +75,20 @@ def test_info_options_and_help_labels_come_from_the_declarations() -> None:
 )
 def test_range_words(bounds: Range, said: str) -> None:
     assert bounds.requirement == said
+
+
+def test_a_number_flag_is_read_in_the_words_of_every_check() -> None:
+    """What the CLI's number flags parse with, instead of typer's pydantic messages."""
+    assert read_number("--branches", "3", int, Range(1)) == 3
+    assert read_number("--queue-timeout", "0.5", float, Range(0)) == 0.5
+    with pytest.raises(UsageError, match=r"^--branches must be at least 1, not 0$"):
+        read_number("--branches", "0", int, Range(1))
+    with pytest.raises(UsageError, match=r"^--port must be in \[0, 65535\], not 70000$"):
+        read_number("--port", "70000", int, Range(0, 65535))
+    with pytest.raises(UsageError, match=r"^--branches must be a whole number, not '1.5'$"):
+        read_number("--branches", "1.5", int, Range(1))
+    with pytest.raises(UsageError, match=r"^--timeout must be a number, not 'soon'$"):
+        read_number("--timeout", "soon", float, Range(0))
 
 
 def test_declared_ranges_and_choices_are_checked_for_every_strategy() -> None:

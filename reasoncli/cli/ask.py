@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from reasoncli.cli.completion import complete_model, complete_serial_strategy, complete_strategy
-from reasoncli.cli.flags import option_of, strategy_flags
+from reasoncli.cli.flags import number_option, option_of, strategy_flags
 from reasoncli.cli.help import PANEL_OUTPUT, PANEL_RUN, PANEL_THINK, flag, option
 from reasoncli.cli.io import Terminal
 from reasoncli.cli.runner import ModelRequest, OutputRequest, RunRequest, execute
@@ -55,12 +55,12 @@ HideThinking = Annotated[
 ]
 ReasoningBudget = Annotated[
     int | None,
-    option(
+    number_option(
         "--reasoning-budget",
         metavar="N",
         help="Thinking budget, llama.cpp's name: caps --max-tokens; 0 skips thinking, -1 none.",
-        panel=PANEL_THINK,
-        min=-1,
+        rich_help_panel=PANEL_THINK,
+        low=-1,
     ),
 ]
 Progress = Annotated[

@@ -30,7 +30,7 @@ from reasoncli.cli.ask import (
     Verbose,
     model_request,
 )
-from reasoncli.cli.flags import option_of, strategy_flags
+from reasoncli.cli.flags import number_option, option_of, strategy_flags
 from reasoncli.cli.io import Terminal
 from reasoncli.errors import ExitCode
 
@@ -65,7 +65,7 @@ Data = Annotated[
 MaxTokensOpt = Annotated[
     int | None, option_of("max_tokens", command="bench", help="Token budget per branch [512].")
 ]
-Limit = Annotated[int | None, typer.Option("--limit", help="Use the first N questions.", min=1)]
+Limit = Annotated[int | None, number_option("--limit", help="Use the first N questions.", low=1)]
 SeedOpt = Annotated[
     int | None, option_of("seed", command="bench", help="Base seed; branch i uses seed+i [0].")
 ]

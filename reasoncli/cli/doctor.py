@@ -7,6 +7,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
+from reasoncli.cli.flags import number_option
+
 if TYPE_CHECKING:
     from reasoncli.doctor import DoctorReport, ModelFit
     from reasoncli.engine.cpu_buffers import BufferChoice
@@ -14,13 +16,13 @@ if TYPE_CHECKING:
 
 def doctor(
     branches: Annotated[
-        int, typer.Option("--branches", "-n", help="Branches to plan for (as `ask`).", min=1)
+        int, number_option("--branches", "-n", help="Branches to plan for (as `ask`).", low=1)
     ] = 8,
     max_tokens: Annotated[
-        int, typer.Option("--max-tokens", help="New tokens per branch (as `ask`).", min=1)
+        int, number_option("--max-tokens", help="New tokens per branch (as `ask`).", low=1)
     ] = 512,
     prompt_tokens: Annotated[
-        int, typer.Option("--prompt-tokens", help="Prompt length to assume.", min=1)
+        int, number_option("--prompt-tokens", help="Prompt length to assume.", low=1)
     ] = 256,
     gpu_layers: Annotated[
         int | None,

@@ -6,7 +6,12 @@ an option's names, help, panel, default or range.
   holds the two to the declaration);
 - `@strategy_flags(command)` gives a command function a flag for every strategy option that the
   command shows (its `Opt.commands`; for "bench", the options with a bench help) in place of its
-  keyword-only `options` parameter, and calls it with `options`, the dict of their values.
+  keyword-only `options` parameter, and calls it with `options`, the dict of their values;
+- `number_option(...)` / `number_argument(...)` are the flags of a number with bounds, declared
+  or not: typer checks `min`/`max` through pydantic ("Input should be greater than or equal to
+  1", under a usage block), so the number is read and checked here instead, and a wrong one is
+  the one-line usage error every option check gives (`--branches must be at least 1, not 0`).
+  Typer still gets the bounds, for the `[x>=1]` of --help.
 """
 
 from __future__ import annotations
@@ -19,9 +24,10 @@ from typing import Annotated, Any, TypeVar
 import typer
 
 from reasoncli.cli.help import PANELS
-from reasoncli.options import Declared, StrategyOptions, declared, every_option
+from reasoncli.option_checks import read_number
+from reasoncli.options import Declared, Range, StrategyOptions, declared, every_option
 
-__all__ = ["option_of", "strategy_flags"]
+__all__ = ["number_argument", "number_option", "option_of", "strategy_flags"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 _UNSET: Any = object()
@@ -42,6 +48,37 @@ def flag_type(name: str, *, command: str = "ask", **change: Any) -> Any:
     """The type the flag of `option_of(name, ...)` takes (for the test of the aliases)."""
     kind, _, _ = _param(every_option()[name], command, change)
     return kind
+
+
+def number_option(
+    *names: str,
+    low: float | None = None,
+    high: float | None = None,
+    kind: type[int] | type[float] = int,
+    **kw: Any,
+) -> Any:
+    """A `typer.Option` for a number in [`low`, `high`], checked in the house's words."""
+    kw.update(_bounded(names[0], low, high, kind))
+    return typer.Option(*names, **kw)
+
+
+def number_argument(
+    name: str, *, low: float | None = None, kind: type[int] | type[float] = int, **kw: Any
+) -> Any:
+    """A `typer.Argument` for a number from `low`; `name` is what an error calls it."""
+    kw.update(_bounded(name, low, None, kind))
+    return typer.Argument(**kw)
+
+
+def _bounded(
+    name: str, low: float | None, high: float | None, kind: type[int] | type[float]
+) -> dict[str, Any]:
+    allowed = Range(low, high)
+    return {
+        "min": low,
+        "max": high,
+        "parser": lambda text: read_number(name, text, kind, allowed),
+    }
 
 
 def strategy_flags(command: str, **changes: dict[str, Any]) -> Callable[[F], F]:
@@ -100,7 +137,7 @@ def _param(d: Declared, command: str, change: dict[str, Any]) -> tuple[Any, Any,
         kw["rich_help_panel"] = PANELS[opt.panel]
         kw["metavar"] = change.get("metavar", opt.metavar)
     if minimum is not None:
-        kw["min"] = minimum
+        kw.update(_bounded(d.flag, minimum, None, kind))
     if opt.envvar:
         kw["envvar"] = opt.envvar
     if default is None:

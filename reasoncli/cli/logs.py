@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 import typer
 
+from reasoncli.cli.flags import number_argument, number_option
 from reasoncli.errors import UsageError
 
 logs_app = typer.Typer(
@@ -21,13 +22,15 @@ logs_app = typer.Typer(
 )
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
-RunId = Annotated[int, typer.Argument(help="The run's id, from `reason logs list`.", min=1)]
+RunId = Annotated[
+    int, number_argument("run_id", low=1, help="The run's id, from `reason logs list`.")
+]
 
 
 @logs_app.command("list", help="The newest runs first, filtered.")
 def list_runs(
     limit: Annotated[
-        int, typer.Option("--limit", "-n", help="At most this many runs.", min=1)
+        int, number_option("--limit", "-n", help="At most this many runs.", low=1)
     ] = 20,
     strategy: Annotated[str | None, typer.Option("--strategy", "-s", help="Only this one.")] = None,
     model: Annotated[str | None, typer.Option("--model", "-m", help="Only this model.")] = None,
@@ -85,7 +88,7 @@ def path() -> None:
 
 @logs_app.command(help="Remove one run, or every run with --all.")
 def rm(
-    run_id: Annotated[int | None, typer.Argument(help="The run's id.", min=1)] = None,
+    run_id: Annotated[int | None, number_argument("run_id", low=1, help="The run's id.")] = None,
     all_runs: Annotated[bool, typer.Option("--all", help="Remove every run.")] = False,
 ) -> None:
     from reasoncli.history import delete_all, delete_run

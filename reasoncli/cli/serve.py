@@ -12,6 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from reasoncli.cli.ask import FlashAttn, GpuLayers, ModelOpt, Threads, Verbose
+from reasoncli.cli.flags import number_option
 from reasoncli.errors import AddressError, ExitCode, UsageError
 from reasoncli.option_checks import check_options
 
@@ -23,7 +24,7 @@ def serve(
     host: Annotated[str, typer.Option("--host", help="Address to bind (loopback by default).")] = (
         "127.0.0.1"
     ),
-    port: Annotated[int, typer.Option("--port", help="TCP port.", min=0, max=65535)] = 8080,
+    port: Annotated[int, number_option("--port", help="TCP port.", low=0, high=65535)] = 8080,
     api_key: Annotated[
         str | None,
         typer.Option(
@@ -38,82 +39,83 @@ def serve(
     ] = "vote",
     branches: Annotated[
         int | None,
-        typer.Option(
+        number_option(
             "--branches",
             "-n",
             help="Default branches per request [8, at most --max-branches].",
-            min=1,
+            low=1,
         ),
     ] = None,
     max_branches: Annotated[
         int,
-        typer.Option(
+        number_option(
             "--max-branches",
             help="Branches decoding at once, over all requests.",
-            min=1,
+            low=1,
             rich_help_panel=PANEL_LIMITS,
         ),
     ] = 16,
     max_requests: Annotated[
         int,
-        typer.Option(
+        number_option(
             "--max-requests",
             help="Runs holding the engine at once; more wait in the queue.",
-            min=1,
+            low=1,
             rich_help_panel=PANEL_LIMITS,
         ),
     ] = 8,
     queue: Annotated[
         int,
-        typer.Option(
+        number_option(
             "--queue",
             help="Requests that may wait for branch slots; beyond it: HTTP 429.",
-            min=0,
+            low=0,
             rich_help_panel=PANEL_LIMITS,
         ),
     ] = 16,
     queue_timeout: Annotated[
         float,
-        typer.Option(
+        number_option(
             "--queue-timeout",
             help="Seconds a request waits for branch slots before HTTP 503.",
-            min=0.0,
+            low=0.0,
+            kind=float,
             rich_help_panel=PANEL_LIMITS,
         ),
     ] = 60.0,
     ctx: Annotated[
         int,
-        typer.Option(
+        number_option(
             "--ctx",
             help="Context per branch (prompt + generated tokens).",
-            min=64,
+            low=64,
             rich_help_panel=PANEL_LIMITS,
         ),
     ] = 2048,
     max_request_tokens: Annotated[
         int,
-        typer.Option(
+        number_option(
             "--max-request-tokens",
             help="Generated tokens one request may cost, over n x branches (planned and enforced).",
-            min=1,
+            low=1,
             rich_help_panel=PANEL_LIMITS,
         ),
     ] = 32_768,
     max_n: Annotated[
         int,
-        typer.Option(
+        number_option(
             "--max-n",
             help="Independent results (`n`) one request may ask for.",
-            min=1,
+            low=1,
             rich_help_panel=PANEL_LIMITS,
         ),
     ] = 16,
     max_body_bytes: Annotated[
         int,
-        typer.Option(
+        number_option(
             "--max-body-bytes",
             help="Largest request body; beyond it: HTTP 413.",
-            min=1024,
+            low=1024,
             rich_help_panel=PANEL_LIMITS,
         ),
     ] = 1 << 20,

@@ -12,6 +12,7 @@ from typing import Annotated
 
 import typer
 
+from reasoncli.cli.flags import number_option
 from reasoncli.cli.io import Terminal
 from reasoncli.cli.train import train_app
 from reasoncli.errors import ExitCode
@@ -43,7 +44,7 @@ def verifier(
     batch_size: Annotated[int, typer.Option("--batch-size", help="Examples per step.")] = 8,
     learning_rate: Annotated[float, typer.Option("--learning-rate", "--lr")] = 2e-5,
     heldout: Annotated[
-        int, typer.Option("--heldout", help="Questions kept out, by smallest hash.", min=0)
+        int, number_option("--heldout", help="Questions kept out, by smallest hash.", low=0)
     ] = 16,
     mc_completions: Annotated[
         int, typer.Option("--mc-completions", help="PRM: completions per step prefix.")

@@ -28,6 +28,7 @@ from reasoncli.cli.ask import (
     Verbose,
     model_request,
 )
+from reasoncli.cli.flags import number_option
 from reasoncli.cli.help import examples
 from reasoncli.cli.io import Terminal
 from reasoncli.errors import ExitCode, UsageError
@@ -86,10 +87,10 @@ def tune(
         ),
     ] = "64,128,256,512,1024",
     bins: Annotated[
-        int, typer.Option("--bins", metavar="N", help="Difficulty bins (quantiles).", min=1)
+        int, number_option("--bins", metavar="N", help="Difficulty bins (quantiles).", low=1)
     ] = 4,
     pilot: Annotated[
-        int, typer.Option("--pilot", metavar="N", help="Pilot branches auto samples.", min=1)
+        int, number_option("--pilot", metavar="N", help="Pilot branches auto samples.", low=1)
     ] = 4,
     estimate: Annotated[
         str | None,
@@ -109,13 +110,13 @@ def tune(
     ] = "significant",
     seed: Annotated[int, typer.Option("--seed", help="Seed of the held-out split.")] = 0,
     branches: Annotated[
-        int, typer.Option("--branches", "-n", help="Generating: vote/best-of-n N.", min=1)
+        int, number_option("--branches", "-n", help="Generating: vote/best-of-n N.", low=1)
     ] = 16,
     max_tokens: Annotated[
-        int, typer.Option("--max-tokens", help="Generating: tokens a branch.", min=1)
+        int, number_option("--max-tokens", help="Generating: tokens a branch.", low=1)
     ] = 128,
     limit: Annotated[
-        int | None, typer.Option("--limit", help="Generating: the first N questions.", min=1)
+        int | None, number_option("--limit", help="Generating: the first N questions.", low=1)
     ] = None,
     out: Annotated[
         Path, typer.Option("--out", "-o", help="Generating: folder of results files.")
