@@ -12,7 +12,7 @@ from typing import Annotated, Any
 import typer
 
 from reasoncli.cli.completion import complete_model, complete_serial_strategy, complete_strategy
-from reasoncli.cli.flags import number_option, option_of, strategy_flags
+from reasoncli.cli.flags import engine_flags, number_option, option_of, strategy_flags
 from reasoncli.cli.help import PANEL_OUTPUT, PANEL_RUN, PANEL_THINK, flag, option
 from reasoncli.cli.io import Terminal
 from reasoncli.cli.runner import ModelRequest, OutputRequest, RunRequest, execute
@@ -120,6 +120,7 @@ def _check_progress(progress: str) -> None:
 
 
 @strategy_flags("ask")
+@engine_flags
 def ask(
     ctx: typer.Context,
     question: Question = None,
@@ -149,15 +150,6 @@ def ask(
     no_log: NoLog = False,
     hide_thinking: HideThinking = False,
     reasoning_budget: ReasoningBudget = None,
-    threads: Threads = None,
-    gpu_layers: GpuLayers = None,
-    flash_attn: FlashAttn = True,
-    verbose: Verbose = False,
-    backend: Backend = "auto",
-    base_url: BaseUrl = None,
-    api_key_file: ApiKeyFile = None,
-    max_concurrency: MaxConcurrency = None,
-    timeout: Timeout = None,
 ) -> None:
     from reasoncli.options import StrategyOptions
 
@@ -182,6 +174,7 @@ def ask(
 @strategy_flags(
     "think", max_tokens={"default": 1024, "help": "Thinking budget; the answer is forced at it."}
 )
+@engine_flags
 def think(
     ctx: typer.Context,
     question: Question = None,
@@ -210,15 +203,6 @@ def think(
     progress: Progress = "auto",
     hide_thinking: HideThinking = False,
     reasoning_budget: ReasoningBudget = None,
-    threads: Threads = None,
-    gpu_layers: GpuLayers = None,
-    flash_attn: FlashAttn = True,
-    verbose: Verbose = False,
-    backend: Backend = "auto",
-    base_url: BaseUrl = None,
-    api_key_file: ApiKeyFile = None,
-    max_concurrency: MaxConcurrency = None,
-    timeout: Timeout = None,
 ) -> None:
     from reasoncli.options import StrategyOptions
 

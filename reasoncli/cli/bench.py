@@ -15,22 +15,8 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from reasoncli.cli.ask import (
-    ApiKeyFile,
-    Backend,
-    BaseUrl,
-    FlashAttn,
-    GpuLayers,
-    MaxConcurrency,
-    ModelOpt,
-    Quiet,
-    Temperature,
-    Threads,
-    Timeout,
-    Verbose,
-    model_request,
-)
-from reasoncli.cli.flags import number_option, option_of, strategy_flags
+from reasoncli.cli.ask import ModelOpt, Quiet, Temperature, model_request
+from reasoncli.cli.flags import engine_flags, number_option, option_of, strategy_flags
 from reasoncli.cli.io import Terminal
 from reasoncli.errors import ExitCode
 
@@ -95,6 +81,7 @@ Plot = Annotated[
 
 @bench_app.command("run", help="Run strategies × budgets over a dataset, saving every sample.")
 @strategy_flags("bench")
+@engine_flags
 def run(
     ctx: typer.Context,
     data: Data = None,
@@ -120,15 +107,6 @@ def run(
     plot: Plot = None,
     json_out: JsonOut = False,
     quiet: Quiet = False,
-    threads: Threads = None,
-    gpu_layers: GpuLayers = None,
-    flash_attn: FlashAttn = True,
-    verbose: Verbose = False,
-    backend: Backend = "auto",
-    base_url: BaseUrl = None,
-    api_key_file: ApiKeyFile = None,
-    max_concurrency: MaxConcurrency = None,
-    timeout: Timeout = None,
 ) -> None:
     from reasoncli.bench.runner import BenchRequest, prepare_bench
     from reasoncli.cli.runner import load_session
@@ -222,6 +200,7 @@ def compare(
     _show(term, comparison, render_comparison, json_out, plot)
 
 
+@engine_flags
 def rollouts(
     ctx: typer.Context,
     data: Annotated[str, typer.Argument(help="JSONL questions with known answers.")],
@@ -237,15 +216,6 @@ def rollouts(
     temperature: Temperature = None,
     json_out: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
     quiet: Quiet = False,
-    threads: Threads = None,
-    gpu_layers: GpuLayers = None,
-    flash_attn: FlashAttn = True,
-    verbose: Verbose = False,
-    backend: Backend = "auto",
-    base_url: BaseUrl = None,
-    api_key_file: ApiKeyFile = None,
-    max_concurrency: MaxConcurrency = None,
-    timeout: Timeout = None,
 ) -> None:
     from reasoncli.bench.rollouts import RolloutRequest, prepare_rollouts, rollout_summary
     from reasoncli.cli.runner import load_session

@@ -7,6 +7,8 @@ an option's names, help, panel, default or range.
 - `@strategy_flags(command)` gives a command function a flag for every strategy option that the
   command shows (its `Opt.commands`; for "bench", the options with a bench help) in place of its
   keyword-only `options` parameter, and calls it with `options`, the dict of their values;
+- `@engine_flags` gives a run command (`ask`, `think`, `bench run`, `rollouts`, `tune`) the
+  engine and remote flags (`EngineFlags`) after its own, read back from `ctx.params`;
 - `number_option(...)` / `number_argument(...)` are the flags of a number with bounds, declared
   or not: typer checks `min`/`max` through pydantic ("Input should be greater than or equal to
   1", under a usage block), so the number is read and checked here instead, and a wrong one is
@@ -18,16 +20,23 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Annotated, Any, TypeVar
 
 import typer
 
 from reasoncli.cli.help import PANELS
 from reasoncli.option_checks import read_number
-from reasoncli.options import Declared, Range, StrategyOptions, declared, every_option
+from reasoncli.options import (
+    Declared,
+    EngineFlags,
+    Range,
+    StrategyOptions,
+    declared,
+    every_option,
+)
 
-__all__ = ["number_argument", "number_option", "option_of", "strategy_flags"]
+__all__ = ["engine_flags", "number_argument", "number_option", "option_of", "strategy_flags"]
 
 F = TypeVar("F", bound=Callable[..., Any])
 _UNSET: Any = object()
@@ -90,32 +99,49 @@ def strategy_flags(command: str, **changes: dict[str, Any]) -> Callable[[F], F]:
         chosen = [d for d in declared(StrategyOptions) if d.opt.bench]
     else:
         chosen = [d for d in declared(StrategyOptions) if command in d.opt.commands]
+    return lambda func: _splice(func, chosen, command, changes, at="options")
 
-    def decorate(func: F) -> F:
-        signature = inspect.signature(func, eval_str=True)
-        params = list(signature.parameters.values())
-        at = next(i for i, p in enumerate(params) if p.name == "options")
-        made = []
-        for d in chosen:
-            kind, info, default = _param(d, command, changes.get(d.name, {}))
-            made.append(
-                inspect.Parameter(
-                    d.name, params[at].kind, annotation=Annotated[kind, info], default=default
-                )
-            )
-        names = [d.name for d in chosen]
 
-        @functools.wraps(func)
-        def command_function(*args: Any, **kwargs: Any) -> Any:
-            given = {name: kwargs.pop(name) for name in names if name in kwargs}
-            return func(*args, options=given, **kwargs)
+def engine_flags(func: F) -> F:
+    """Give a run command the flags of how its model is loaded or reached (`EngineFlags`:
+    threads, GPU layers, ..., a remote server's URL), after its own parameters.
 
-        command_function.__signature__ = signature.replace(  # type: ignore[attr-defined]
-            parameters=[*params[:at], *made, *params[at + 1 :]]
+    The command does not get them as arguments: `ask.model_request(ctx.params, model)` reads
+    them from the parsed parameters, where they are.
+    """
+    return _splice(func, declared(EngineFlags), "ask", {}, at=None)
+
+
+def _splice(
+    func: F, chosen: Sequence[Declared], command: str, changes: dict[str, Any], at: str | None
+) -> F:
+    """`func` with a parameter for each of `chosen` in place of its parameter `at` (which gets
+    the dict of their values), or after its last parameter when `at` is None (nothing gets
+    them)."""
+    signature = inspect.signature(func, eval_str=True)
+    params = list(signature.parameters.values())
+    i = len(params) if at is None else next(i for i, p in enumerate(params) if p.name == at)
+    kind = inspect.Parameter.KEYWORD_ONLY if at is None else params[i].kind
+    made = []
+    for d in chosen:
+        flag_kind, info, default = _param(d, command, changes.get(d.name, {}))
+        made.append(
+            inspect.Parameter(d.name, kind, annotation=Annotated[flag_kind, info], default=default)
         )
-        return command_function  # type: ignore[return-value]
+    names = [d.name for d in chosen]
 
-    return decorate
+    @functools.wraps(func)
+    def command_function(*args: Any, **kwargs: Any) -> Any:
+        given = {name: kwargs.pop(name) for name in names if name in kwargs}
+        if at is not None:
+            kwargs[at] = given
+        return func(*args, **kwargs)
+
+    rest = params[i:] if at is None else params[i + 1 :]
+    command_function.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=[*params[:i], *made, *rest]
+    )
+    return command_function  # type: ignore[return-value]
 
 
 def _param(d: Declared, command: str, change: dict[str, Any]) -> tuple[Any, Any, Any]:

@@ -14,21 +14,8 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from reasoncli.cli.ask import (
-    ApiKeyFile,
-    Backend,
-    BaseUrl,
-    FlashAttn,
-    GpuLayers,
-    MaxConcurrency,
-    ModelOpt,
-    Quiet,
-    Threads,
-    Timeout,
-    Verbose,
-    model_request,
-)
-from reasoncli.cli.flags import number_option
+from reasoncli.cli.ask import ModelOpt, Quiet, model_request
+from reasoncli.cli.flags import engine_flags, number_option
 from reasoncli.cli.help import examples
 from reasoncli.cli.io import Terminal
 from reasoncli.errors import ExitCode, UsageError
@@ -57,6 +44,7 @@ def _ints(value: str, flag: str) -> tuple[int, ...]:
     return numbers
 
 
+@engine_flags
 def tune(
     ctx: typer.Context,
     data: Annotated[
@@ -126,15 +114,6 @@ def tune(
     ] = False,
     json_out: Annotated[bool, typer.Option("--json", help="The report as JSON on stdout.")] = False,
     quiet: Quiet = False,
-    threads: Threads = None,
-    gpu_layers: GpuLayers = None,
-    flash_attn: FlashAttn = True,
-    verbose: Verbose = False,
-    backend: Backend = "auto",
-    base_url: BaseUrl = None,
-    api_key_file: ApiKeyFile = None,
-    max_concurrency: MaxConcurrency = None,
-    timeout: Timeout = None,
 ) -> None:
     from reasoncli.tune.difficulty import ESTIMATES
     from reasoncli.tune.fit import ACCEPT, TuneSettings
