@@ -70,7 +70,8 @@ from reasoncli.strategies.auto_plan import (
 )
 from reasoncli.strategies.base import Kind, StrategyInfo, StrategyOptions, get_strategy, register
 from reasoncli.strategies.builder import Cost, ResultBuilder, vote_groups
-from reasoncli.strategies.parallel import ParallelRun, stop_rule
+from reasoncli.strategies.early_stop import stop_rule
+from reasoncli.strategies.parallel import ParallelRun
 from reasoncli.voting import majority_vote
 
 if TYPE_CHECKING:

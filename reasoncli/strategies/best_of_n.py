@@ -120,15 +120,14 @@ class BestOfN:
         sampling = options.sampling or session.sampling
         verifier = make_verifier(options.verifier, session)
         try:
-            run = ParallelRun(
+            logprobs = options.top_logprobs if verifier.needs_logprobs else 0
+            run = ParallelRun.of(
                 self.info.name,
                 question,
                 session,
+                options,
                 emit,
-                max_tokens=options.max_tokens,
-                max_branches=options.branches,
-                multiple_choice=options.multiple_choice,
-                logprobs=options.top_logprobs if verifier.needs_logprobs else 0,
+                logprobs=logprobs,
                 window=options.window,
             )
         except BaseException:

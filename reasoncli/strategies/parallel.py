@@ -28,7 +28,6 @@ from reasoncli.confidence import SlidingWindow, token_confidence
 from reasoncli.engine.branches import FAILED, Branch
 from reasoncli.engine.protocols import Engine, ModelSession
 from reasoncli.engine.sampling import Sampling
-from reasoncli.errors import UsageError
 from reasoncli.events import (
     BranchFinished,
     BranchStarted,
@@ -40,9 +39,9 @@ from reasoncli.events import (
     VoteUpdated,
 )
 from reasoncli.results import BranchResult, Result
-from reasoncli.stopping import BetaRule, EscRule, StopRule, beta_leader_probability
 from reasoncli.strategies.base import StrategyOptions
 from reasoncli.strategies.builder import Cost, ResultBuilder, vote_groups
+from reasoncli.strategies.early_stop import EarlyStop
 from reasoncli.voting import VoteResult, majority_vote
 
 WeightHook = Callable[["ParallelRun"], "Sequence[float] | None"]
@@ -174,6 +173,36 @@ class ParallelRun:
         self._windows: dict[int, SlidingWindow] = {}
         self._seen: dict[int, int] = {}  # log-probabilities already fed to each window
         emit(RunStarted(strategy, session.name, len(prompt), max_branches, max_tokens))
+
+    @classmethod
+    def of(
+        cls,
+        strategy: str,
+        question: str,
+        session: ModelSession,
+        options: StrategyOptions,
+        emit: EventSink,
+        *,
+        max_branches: int | None = None,
+        logprobs: int = 0,
+        slack_tokens: int = 64,
+        window: int = 128,
+    ) -> ParallelRun:
+        """The run of a strategy's `options`: up to `options.branches` branches at once (or
+        `max_branches`) of `options.max_tokens` each, answers read as `options.multiple_choice`
+        says."""
+        return cls(
+            strategy,
+            question,
+            session,
+            emit,
+            max_tokens=options.max_tokens,
+            max_branches=options.branches if max_branches is None else max_branches,
+            multiple_choice=options.multiple_choice,
+            logprobs=logprobs,
+            slack_tokens=slack_tokens,
+            window=window,
+        )
 
     # -- branch lifecycle -------------------------------------------------------------------
     @property
@@ -406,80 +435,6 @@ class ParallelRun:
 
     def close(self) -> None:
         self.engine.close()
-
-
-# -- early stopping for votes ---------------------------------------------------------------
-def check_early_stop(options: StrategyOptions) -> None:
-    """Reject an `--esc-window` that could never stop the vote (the declared ranges and
-    choices of `--stop-rule`, `--esc-window` and `--beta-threshold` are checked with the rest)."""
-    window, branches = options.esc_window, options.branches
-    if options.early_stop and options.stop_rule == "esc" and window > branches:
-        raise UsageError(
-            f"--esc-window ({window}) is larger than --branches ({branches}), "
-            "so the vote could never stop early"
-        )
-
-
-def stop_rule(options: StrategyOptions) -> StopRule:
-    """The `--stop-rule` with its `--esc-window` or `--beta-threshold` (vote's early stop and
-    auto's widening both stop by it)."""
-    if options.stop_rule == "esc":
-        return EscRule(window=options.esc_window)
-    return BetaRule(threshold=options.beta_threshold)
-
-
-@dataclass(frozen=True)
-class EarlyStop:
-    """A stop rule and the number of branches decoded at once while it watches.
-
-    Starting all N branches together would let them all run to the end before the rule sees
-    an answer, so nothing would be saved. Branches are launched a few at a time instead, as
-    many as the smallest unanimous vote that could fire the rule: once the rule fires, the
-    remaining branches are never started, and only the few in flight are cut short.
-    """
-
-    name: str
-    rule: StopRule
-    in_flight: int
-
-    @classmethod
-    def from_options(cls, options: StrategyOptions) -> EarlyStop | None:
-        if not options.early_stop:
-            return None
-        check_early_stop(options)
-        branches = options.branches
-        rule = stop_rule(options)
-        if isinstance(rule, EscRule):
-            need = rule.window
-        else:
-            assert isinstance(rule, BetaRule)
-            need = rule.min_samples
-            while need < branches and beta_leader_probability(need, 0) < rule.threshold:
-                need += 1
-        return cls(options.stop_rule, rule, max(1, min(need, branches)))
-
-    def decide(self, run: ParallelRun) -> str | None:
-        """The Note for stopping now, from the answers of the branches finished so far."""
-        answers = [run.answers[i] for i in run.finish_order]
-        why = self.rule.decide(answers)
-        if why is None:
-            return None
-        return f"stopped after {len(answers)}/{run.planned} branches: {why}"
-
-    def details(self, run: ParallelRun) -> dict:
-        """What ran, for the JSON: started branch ids, those cut short, those never started."""
-        started = [b.id for b in run.engine.branches]
-        return {
-            "rule": self.name,
-            "in_flight": self.in_flight,
-            "stopped": run.stop_reason is not None,
-            "reason": run.stop_reason,
-            "planned": len(started) + run.skipped + len(run.queued),
-            "started": started,
-            "finished": list(run.finish_order),
-            "stopped_branches": [b.id for b in run.engine.branches if b.finish_reason == "stopped"],
-            "skipped": run.skipped,
-        }
 
 
 class VotePolicy(Policy):

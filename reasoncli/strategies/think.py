@@ -44,15 +44,9 @@ class Think:
         sampling = (options.sampling or session.sampling).with_seed(options.seed)
         tags = _thinking_tags(session)
         wait_cost = (options.max_waits + 1) * (len(options.wait_text) + 8)
-        run = ParallelRun(
-            self.info.name,
-            question,
-            session,
-            emit,
-            max_tokens=options.max_tokens,
-            max_branches=1,
-            multiple_choice=options.multiple_choice,
-            slack_tokens=options.answer_tokens + wait_cost + max(32, len(options.answer_text) + 16),
+        slack = options.answer_tokens + wait_cost + max(32, len(options.answer_text) + 16)
+        run = ParallelRun.of(
+            self.info.name, question, session, options, emit, max_branches=1, slack_tokens=slack
         )
         try:
             branch = run.add(sampling, extra_stop=(tags[1],) if tags else ())

@@ -13,7 +13,8 @@ from reasoncli.engine.protocols import ModelSession
 from reasoncli.events import EventSink
 from reasoncli.results import Result
 from reasoncli.strategies.base import Kind, StrategyInfo, StrategyOptions, register
-from reasoncli.strategies.parallel import EarlyStop, ParallelRun, VotePolicy, check_early_stop
+from reasoncli.strategies.early_stop import EarlyStop, check_early_stop
+from reasoncli.strategies.parallel import ParallelRun, VotePolicy
 
 
 def run_vote(
@@ -33,15 +34,7 @@ def run_vote(
     an early-stopped run is an exact prefix of.
     """
     sampling = options.sampling or session.sampling
-    run = ParallelRun(
-        strategy,
-        question,
-        session,
-        emit,
-        max_tokens=options.max_tokens,
-        max_branches=options.branches,
-        multiple_choice=options.multiple_choice,
-    )
+    run = ParallelRun.of(strategy, question, session, options, emit)
     try:
         for i in range(options.branches):
             run.queue(sampling.with_seed(options.seed + i))

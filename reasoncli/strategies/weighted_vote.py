@@ -24,13 +24,8 @@ from reasoncli.errors import UsageError
 from reasoncli.events import EventSink, Note
 from reasoncli.results import Result
 from reasoncli.strategies.base import Kind, StrategyInfo, StrategyOptions, register
-from reasoncli.strategies.parallel import (
-    LOW_CONFIDENCE,
-    EarlyStop,
-    ParallelRun,
-    VotePolicy,
-    check_early_stop,
-)
+from reasoncli.strategies.early_stop import EarlyStop, check_early_stop
+from reasoncli.strategies.parallel import LOW_CONFIDENCE, ParallelRun, VotePolicy
 from reasoncli.voting import VoteResult, majority_vote, top_fraction
 
 
@@ -137,14 +132,12 @@ class WeightedVote:
         sampling = options.sampling or session.sampling
         early = EarlyStop.from_options(options)
         policy = DeepConfPolicy(options, early)
-        run = ParallelRun(
+        run = ParallelRun.of(
             self.info.name,
             question,
             session,
+            options,
             emit,
-            max_tokens=options.max_tokens,
-            max_branches=options.branches,
-            multiple_choice=options.multiple_choice,
             logprobs=options.top_logprobs,
             window=options.window,
         )
