@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
+from typing import Any
 
 COT_SYSTEM = (
     "You are a careful problem solver. Reason step by step, then finish with a final line "
@@ -54,9 +56,15 @@ def render_messages(
     template: str, messages: list[dict[str, str]], *, bos: str = "", eos: str = ""
 ) -> str:
     """A whole conversation through the chat template (sandboxed Jinja), assistant turn open."""
+    return _formatter(template, bos, eos)(messages=messages).prompt  # type: ignore[arg-type]
+
+
+@functools.lru_cache(maxsize=16)
+def _formatter(template: str, bos: str, eos: str) -> Any:
+    """The template compiled once, not for every prompt (1.5 ms each, against 0.02 ms to
+    render; a served run renders twice). Rendering keeps no state, so threads may share it."""
     from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
-    formatter = Jinja2ChatFormatter(
+    return Jinja2ChatFormatter(
         template=template, eos_token=eos, bos_token=bos, add_generation_prompt=True
     )
-    return formatter(messages=messages).prompt  # type: ignore[arg-type]
