@@ -14,6 +14,7 @@ from typing import Annotated, Any
 
 import typer
 
+from reasoncli.cli.flags import number_option
 from reasoncli.cli.io import Terminal
 from reasoncli.errors import ExitCode
 
@@ -45,15 +46,15 @@ def grpo(
     ] = None,
     difficulty: Annotated[int | None, typer.Option("--difficulty", help=_DIFFICULTY_HELP)] = None,
     limit: Annotated[
-        int | None, typer.Option("--limit", help="Train on the first N questions.", min=1)
+        int | None, number_option("--limit", help="Train on the first N questions.", low=1)
     ] = None,
     heldout: Annotated[
         int | None,
-        typer.Option(
+        number_option(
             "--heldout",
             help="Keep N questions out of training, written to RUN_DIR/heldout.jsonl "
             "[100 for --task, 0 for --data].",
-            min=0,
+            low=0,
         ),
     ] = None,
     out: Annotated[
@@ -118,6 +119,16 @@ def grpo(
             "declares them.",
         ),
     ] = None,
+    cold_start: Annotated[
+        int | None,
+        number_option(
+            "--cold-start",
+            help="With --format think: first fine-tune on up to N of the model's own right "
+            "solutions to training problems, rewrapped as <think>reasoning</think> answer "
+            "(DeepSeek-R1's cold start) [0: none, R1-Zero].",
+            low=0,
+        ),
+    ] = None,
     gradient_checkpointing: Annotated[
         bool | None,
         typer.Option(
@@ -162,6 +173,7 @@ def grpo(
             export=export,
             gradient_checkpointing=gradient_checkpointing,
             format=format_,
+            cold_start=cold_start,
             run_dir=run_dir,
             resume=resume,
             force=force,
@@ -213,7 +225,7 @@ def heldout_problems(
             "(held-out GSM8K sources) or mixed (a third of each).",
         ),
     ] = "arithmetic",
-    count: Annotated[int, typer.Option("--count", "-n", help="How many problems.", min=1)] = 100,
+    count: Annotated[int, number_option("--count", "-n", help="How many problems.", low=1)] = 100,
     difficulty: Annotated[int, typer.Option("--difficulty", help=_DIFFICULTY_HELP)] = 1,
     seed: Annotated[int, typer.Option("--seed", help="Seed, as given to `train grpo`.")] = 0,
     split: Annotated[
