@@ -17,7 +17,7 @@ from reasoncli.cli.help import PANEL_OUTPUT, PANEL_RUN, PANEL_THINK, flag, optio
 from reasoncli.cli.io import Terminal
 from reasoncli.cli.runner import ModelRequest, OutputRequest, RunRequest, execute
 from reasoncli.option_checks import check_options
-from reasoncli.options import EngineFlags, SamplingOverrides, declared
+from reasoncli.options import EngineFlags, SamplingOverrides, StrategyOptions, declared
 
 Question = Annotated[
     str | None,
@@ -107,10 +107,6 @@ def model_request(params: dict[str, Any], model: str | None) -> ModelRequest:
 PROGRESS_MODES = ("auto", "live", "plain", "none")
 
 
-def _sampling_overrides(**values: Any) -> dict[str, Any]:
-    return {k: v for k, v in values.items() if v is not None}
-
-
 def _check_progress(progress: str) -> None:
     if progress not in PROGRESS_MODES:
         raise typer.BadParameter(
@@ -151,24 +147,8 @@ def ask(
     hide_thinking: HideThinking = False,
     reasoning_budget: ReasoningBudget = None,
 ) -> None:
-    from reasoncli.options import StrategyOptions
-
-    _check_progress(progress)
-    model_flags = model_request(ctx.params, model)
-    term = Terminal()
     options["max_tokens"] = thinking_cap(options["max_tokens"], reasoning_budget)
-    _run(
-        strategy,
-        term.read_question(question),
-        StrategyOptions.given(**options),
-        term,
-        model_flags,
-        OutputRequest(json_out, jsonl, quiet, progress, hide_thinking),
-        _sampling_overrides(temperature=temperature, top_p=top_p, top_k=top_k, min_p=min_p),
-        log=not no_log,
-        skip_thinking=reasoning_budget == 0,
-        thinking_budget=reasoning_budget if reasoning_budget != -1 else None,
-    )
+    _run(ctx, strategy, question, StrategyOptions.given(**options), reasoning_budget)
 
 
 @strategy_flags(
@@ -204,25 +184,9 @@ def think(
     hide_thinking: HideThinking = False,
     reasoning_budget: ReasoningBudget = None,
 ) -> None:
-    from reasoncli.options import StrategyOptions
-
-    _check_progress(progress)
-    model_flags = model_request(ctx.params, model)
-    term = Terminal()
     if reasoning_budget and reasoning_budget > 0:
         options["max_tokens"] = reasoning_budget
-    _run(
-        strategy,
-        term.read_question(question),
-        StrategyOptions.given(**options, branches=1),
-        term,
-        model_flags,
-        OutputRequest(json_out, jsonl, quiet, progress, hide_thinking),
-        _sampling_overrides(temperature=temperature, top_p=top_p, top_k=top_k, min_p=min_p),
-        log=not no_log,
-        skip_thinking=reasoning_budget == 0,
-        thinking_budget=reasoning_budget if reasoning_budget != -1 else None,
-    )
+    _run(ctx, strategy, question, StrategyOptions.given(**options, branches=1), reasoning_budget)
 
 
 def thinking_cap(max_tokens: int | None, reasoning_budget: int | None) -> int | None:
@@ -233,19 +197,31 @@ def thinking_cap(max_tokens: int | None, reasoning_budget: int | None) -> int | 
 
 
 def _run(
+    ctx: typer.Context,
     strategy: str,
-    question: str,
-    options: Any,
-    term: Terminal,
-    model: ModelRequest,
-    output: OutputRequest,
-    overrides: dict[str, Any],
-    log: bool = True,
-    skip_thinking: bool = False,
-    thinking_budget: int | None = None,
+    question: str | None,
+    options: StrategyOptions,
+    reasoning_budget: int | None,
 ) -> None:
+    """What `ask` and `think` share once each has made its options: the model, sampling and
+    output flags (the same in both, read from `ctx.params`), the question, the run."""
+    given = ctx.params
+    _check_progress(given["progress"])
+    model = model_request(given, given["model"])
+    term = Terminal()
+    output = OutputRequest(
+        given["json_out"], given["jsonl"], given["quiet"], given["progress"], given["hide_thinking"]
+    )
+    overrides = SamplingOverrides(**{d.name: given[d.name] for d in declared(SamplingOverrides)})
     request = RunRequest(
-        strategy, question, options, model, output, overrides, log,
-        skip_thinking=skip_thinking, thinking_budget=thinking_budget,
-    )  # fmt: skip
+        strategy,
+        term.read_question(question),
+        options,
+        model,
+        output,
+        overrides.given(),
+        log=not given["no_log"],
+        skip_thinking=reasoning_budget == 0,
+        thinking_budget=reasoning_budget if reasoning_budget != -1 else None,
+    )
     raise typer.Exit(execute(request, term))
