@@ -45,22 +45,30 @@ def reason(
     )
 
 
-def start(*args: str) -> subprocess.Popen[str]:
+def start(*args: str, env: Mapping[str, str] | None = None) -> subprocess.Popen[str]:
     """`python -m reasoncli ARGS` running, to read while it writes: stdout and stderr are text
-    pipes, stdin is /dev/null."""
+    pipes, stdin is /dev/null; `env`, when given, is its whole environment."""
     return subprocess.Popen(
         [sys.executable, "-m", "reasoncli", *args],
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        env=env,
     )
 
 
 def interrupted_vote(model: Path) -> dict[str, Any]:
     """A long 4-branch `reason ask --jsonl` on `model`, Ctrl-C once a token is out: the last
     event it printed (the partial result), after checking that it exited 130."""
-    proc = start("ask", "q", "-m", str(model), "-n", "4", "--max-tokens", "4000", "--jsonl")
+    return ctrl_c_after_a_token(
+        start("ask", "q", "-m", str(model), "-n", "4", "--max-tokens", "4000", "--jsonl")
+    )
+
+
+def ctrl_c_after_a_token(proc: subprocess.Popen[str]) -> dict[str, Any]:
+    """Ctrl-C to a run printing --jsonl once a token is out: the last event it printed, after
+    checking that it exited 130."""
     assert proc.stdout is not None
     for line in proc.stdout:
         if json.loads(line)["event"] == "token":

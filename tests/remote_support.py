@@ -510,27 +510,6 @@ class _ProxyHandler(BaseHTTPRequestHandler):
     def log_message(self, format: str, *args: Any) -> None:
         pass
 
-    def do_GET(self) -> None:
-        self._handle()
-
-    def do_POST(self) -> None:
-        self._handle()
-
-    def do_PUT(self) -> None:
-        self._handle()
-
-    def do_DELETE(self) -> None:
-        self._handle()
-
-    def do_PATCH(self) -> None:
-        self._handle()
-
-    def do_OPTIONS(self) -> None:
-        self._handle()
-
-    def do_HEAD(self) -> None:
-        self._handle()
-
     # -- dispatch -----------------------------------------------------------------------------
 
     def _handle(self) -> None:
@@ -566,6 +545,9 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             self._abort()
         finally:
             self._request_done()
+
+    # Every method goes through the one dispatcher.
+    do_GET = do_POST = do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_HEAD = _handle
 
     def _request_done(self) -> None:
         """Stop counting this request as in flight (called just before its last bytes go out)."""

@@ -6,15 +6,13 @@ from __future__ import annotations
 import io
 import json
 import os
-import signal
-import subprocess
-import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import replace
 from pathlib import Path
 
 import pytest
+from cli_run import ctrl_c_after_a_token, start
 from remote_support import FaultProxy, LlamaServer, free_port
 from test_cli import one_error_line, reason
 
@@ -456,35 +454,9 @@ def test_cli_api_key_from_env_or_file_never_shown(
 
 
 def test_cli_ctrl_c_cancels_in_flight_requests(catalog_file: Path, proxy: FaultProxy) -> None:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "reasoncli",
-            "ask",
-            "q",
-            "-m",
-            "tiny-remote",
-            "-n",
-            "3",
-            "--max-tokens",
-            "400",
-            "--jsonl",
-        ],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=remote_env(catalog_file),
-    )
-    assert proc.stdout is not None
-    for line in proc.stdout:
-        if json.loads(line)["event"] == "token":
-            break
-    proc.send_signal(signal.SIGINT)
-    rest = proc.stdout.read().splitlines()
-    assert proc.wait(timeout=60) == ExitCode.INTERRUPTED
-    result = json.loads(rest[-1])
+    args = ("ask", "q", "-m", "tiny-remote", "-n", "3", "--max-tokens", "400", "--jsonl")
+    proc = start(*args, env=remote_env(catalog_file))
+    result = ctrl_c_after_a_token(proc)  # exit 130, ExitCode.INTERRUPTED
     assert result["event"] == "result" and result["interrupted"] is True
     assert any(b["tokens"] > 0 for b in result["branches"])
     assert "Traceback" not in (proc.stderr.read() if proc.stderr else "")
