@@ -70,6 +70,8 @@ def test_cold_start_needs_the_think_format() -> None:
         resolve_settings(TrainRequest(model="x.gguf", cold_start=8), "default")
     plan = resolve_settings(TrainRequest(model="x.gguf", cold_start=8, format="think"), "d")
     assert plan.settings.cold_start == 8
+    assert plan.settings.export == "f16"  # Q8_0 would round the cold start away
+    assert resolve_settings(TrainRequest(model="x.gguf"), "d").settings.export == "q8_0"
     assert resolve_settings(TrainRequest(model="x.gguf"), "d").settings.cold_start == 0
 
 

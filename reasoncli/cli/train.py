@@ -108,7 +108,10 @@ def grpo(
         int | None, typer.Option("--checkpoint-every", help="Save a checkpoint every K steps [50].")
     ] = None,
     export: Annotated[
-        str | None, typer.Option("--export", help="GGUF type to export: q8_0 [default] or f16.")
+        str | None,
+        typer.Option(
+            "--export", help="GGUF type to export: q8_0 [default; f16 with --cold-start] or f16."
+        ),
     ] = None,
     format_: Annotated[
         str | None,

@@ -63,6 +63,7 @@ class TrainSettings:
     seed: int = 0
     checkpoint_every: int = 50
     export: str = "q8_0"
+    """q8_0, or f16 (the default with --cold-start: Q8_0 rounds a cold start away)."""
     gradient_checkpointing: bool = False
     format: str = "answer"
     """answer: reason, then 'The answer is X'; think: R1-Zero's <think> format (think_format)."""
@@ -182,6 +183,10 @@ def _fresh(request: TrainRequest, default_model: str) -> TrainSettings:
     given["model"] = model
     given.setdefault("out", _default_out(model))
     given.setdefault("warmup_steps", given.get("steps", TrainSettings.steps) // 10)
+    if given.get("cold_start"):
+        # A cold start from a Q8_0 GGUF moves most weights by less than half a Q8_0 step, so a
+        # Q8_0 export rounds them back onto the source's grid and loses it (closing </think>).
+        given.setdefault("export", "f16")
     return TrainSettings(**given)
 
 
