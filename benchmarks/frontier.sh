@@ -15,6 +15,8 @@
 #     when it beats the best uniform strategy held out), and its report;
 #   - benchmarks/frontier.py: the table and the PNG (accuracy with 95% intervals against mean
 #     tokens per question, on the tune's held-out half).
+#   - benchmarks/vote_headroom.py: per difficulty, how many questions a vote could still win
+#     (why no policy pays, when none does).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MODEL=${1:-smollm2-arith-kl05}
@@ -55,3 +57,6 @@ reason tune "${files[@]}" -m "$MODEL" --budgets "$BUDGETS" > "$OUT/tune-$L.txt"
 echo "tune exit $?" >> "$OUT/tune-$L.txt"
 set -e
 cat "$OUT/tune-$L.txt"
+
+python benchmarks/frontier.py "$OUT" --model "$L" --plot "$OUT/frontier.png" > "$OUT/frontier.txt"
+python benchmarks/vote_headroom.py "$OUT/$L/vote.jsonl" > "$OUT/vote-headroom.txt"
