@@ -1,13 +1,16 @@
-"""The `reason` command in a child process, as the tests that need a real process run it."""
+"""The `reason` command in a child process (`reason`, `start`), as the tests that need a real
+process run it, or in this process (`run_cli`) for the tests that check what it prints."""
 
 from __future__ import annotations
 
+import io
 import json
 import os
 import signal
 import subprocess
 import sys
 from collections.abc import Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -77,3 +80,58 @@ def ctrl_c_after_a_token(proc: subprocess.Popen[str]) -> dict[str, Any]:
     rest = proc.stdout.read().splitlines()
     assert proc.wait(timeout=60) == 130
     return dict(json.loads(rest[-1]))
+
+
+@dataclass
+class Run:
+    """What an in-process run of the CLI left: the fields of `subprocess.CompletedProcess`
+    that the tests read, so one `assert` serves either runner."""
+
+    args: list[str]
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run_cli(
+    *args: str,
+    input: str | None = "",
+    env: Mapping[str, str | None] | None = None,
+    columns: int | None = 120,
+) -> Run:
+    """The real `main()` (its error boundary and exit codes) in this process, on text buffers.
+
+    The same arguments as `reason()`: stdin is `input` (None: empty, as /dev/null reads), none
+    of the three streams is a TTY, `columns` pins COLUMNS, and `env` adds variables (None
+    removes one) for the run only, in `os.environ` itself, since code below `cli/` reads it.
+    For what needs a real process (stdout/stderr of the console script, pipes, signals, TTYs,
+    crashes, anything that loads llama.cpp and must not share this process), use `reason()`.
+    """
+    from reasoncli.cli.app import main
+    from reasoncli.cli.io import Environment
+
+    changes: dict[str, str | None] = dict(env or {})
+    if columns is not None:
+        changes["COLUMNS"] = str(columns)
+    out, err = io.StringIO(), io.StringIO()
+    environment = Environment(
+        stdin=io.StringIO(input or ""), stdout=out, stderr=err, owns_process=False
+    )
+    saved = dict(os.environ)
+    try:
+        for name, value in changes.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        try:
+            main(list(args), env=environment)
+        except SystemExit as exc:
+            code = exc.code
+        else:  # main() always ends in SystemExit
+            raise AssertionError("main() returned without an exit code")
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+    returncode = code if isinstance(code, int) else (0 if code is None else 1)
+    return Run(list(args), returncode, out.getvalue(), err.getvalue())

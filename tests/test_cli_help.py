@@ -1,4 +1,5 @@
-"""Help, option checks, --version and completion, on the real CLI in a subprocess.
+"""Help, option checks, --version and completion, on the real CLI in-process (`run_cli`: the
+same `main()`, error boundary and exit codes as the `reason` script).
 
 None of these load a model: option checks must refuse a run before the model is even looked
 up, so every run below names a model file that does not exist.
@@ -8,11 +9,10 @@ from __future__ import annotations
 
 import re
 import shlex
-import subprocess
 from typing import Any
 
 import pytest
-from cli_run import reason as run_reason
+from cli_run import Run, run_cli
 
 from reasoncli import __version__
 from reasoncli.errors import UsageError
@@ -22,8 +22,8 @@ from reasoncli.options import labelled_options
 NO_MODEL = "/nonexistent/model.gguf"  # a run that got past the checks would exit 3 on this
 
 
-def reason(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return run_reason(*args, env=env, columns=100)
+def reason(*args: str, env: dict[str, str] | None = None) -> Run:
+    return run_cli(*args, env=env, columns=100)
 
 
 @pytest.mark.parametrize(

@@ -14,7 +14,7 @@ from reasoncli.cli.ask import ask, think
 from reasoncli.cli.bench import bench_app, rollouts
 from reasoncli.cli.doctor import doctor
 from reasoncli.cli.help import PanelCommand
-from reasoncli.cli.io import StdoutClosed
+from reasoncli.cli.io import Environment, StdoutClosed, current_environment
 from reasoncli.cli.logs import logs_app
 from reasoncli.cli.models import models_app
 from reasoncli.cli.serve import serve
@@ -49,7 +49,10 @@ def _print_version(value: bool) -> None:
         llama = version("llama_cpp_python")
     except PackageNotFoundError:
         llama = "not installed"
-    print(f"reason {__version__} (llama-cpp-python {llama}, Python {sys.version.split()[0]})")
+    print(
+        f"reason {__version__} (llama-cpp-python {llama}, Python {sys.version.split()[0]})",
+        file=current_environment().stdout,
+    )
     raise typer.Exit()
 
 
@@ -112,9 +115,21 @@ app.command(
 )(serve)
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Run the CLI; every error leaves as one `Error: ...` line and a meaningful exit code."""
-    crash_watch.arm()
+def main(argv: list[str] | None = None, env: Environment | None = None) -> None:
+    """Run the CLI; every error leaves as one `Error: ...` line and a meaningful exit code.
+
+    `env` is the process as the commands see it (`cli.io.Environment`): the real one by
+    default; tests pass their own streams to run the CLI in-process. Either way this ends in
+    `SystemExit(code)`, the code the `reason` process exits with.
+    """
+    env = env or Environment()
+    with env.bound():
+        _main(argv, env)
+
+
+def _main(argv: list[str] | None, env: Environment) -> None:
+    if env.owns_process:
+        crash_watch.arm()
     try:
         cpu_buffers.requested_mode()  # a bad REASON_CPU_EXTRA_BUFFERS is a usage error up front
         rc = app(args=argv, standalone_mode=False, prog_name="reason")
@@ -125,7 +140,7 @@ def main(argv: list[str] | None = None) -> None:
     except typer.Abort:
         _exit(ExitCode.INTERRUPTED)
     except typer.TyperException as exc:  # usage errors: bad flags, bad values (exit 2)
-        exc.show()  # type: ignore[attr-defined]
+        exc.show()  # type: ignore[attr-defined]  # to sys.stderr: env.bound() set it
         _exit(getattr(exc, "exit_code", ExitCode.USAGE))
     except ReasonError as exc:
         _error(str(exc))
@@ -144,14 +159,14 @@ def main(argv: list[str] | None = None) -> None:
 
 def _error(message: str) -> None:
     try:
-        print(f"Error: {message}", file=sys.stderr, flush=True)
+        print(f"Error: {message}", file=current_environment().stderr, flush=True)
     except (BrokenPipeError, OSError):
         pass
 
 
 def _exit(code: int) -> None:
     try:
-        sys.stdout.flush()
+        current_environment().stdout.flush()
     except (BrokenPipeError, OSError):
         _quiet_pipe_exit()
     raise SystemExit(int(code))
@@ -159,6 +174,8 @@ def _exit(code: int) -> None:
 
 def _quiet_pipe_exit() -> None:
     """A closed stdout pipe (`reason ask ... | head -c1`) is not an error worth a traceback."""
-    devnull = os.open(os.devnull, os.O_WRONLY)
-    os.dup2(devnull, sys.stdout.fileno())
+    env = current_environment()
+    if env.owns_process:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, env.stdout.fileno())
     raise SystemExit(ExitCode.OK)

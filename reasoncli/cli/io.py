@@ -1,14 +1,22 @@
 """The terminal contract: where text goes, and when live views are allowed.
 
 stdout carries only the answer (or JSON/JSONL); everything for humans goes to stderr, and only
-when stderr is a terminal. Tests construct a `Terminal` with their own streams instead of
-patching `sys`.
+when stderr is a terminal.
+
+What the CLI reads from its process (streams, their TTY-ness, variables such as NO_COLOR) is an
+`Environment`, like httpie's: the real process by default, or one a test passes to
+`cli.app.main(argv, env=...)` to run the CLI in-process on its own streams (tests/cli_run.py
+`run_cli`). A `Terminal` made inside such a run reads that environment; tests may also construct
+a `Terminal` with their own streams.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
 import sys
+from collections.abc import Iterator, Mapping
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import IO, Any
 
@@ -18,10 +26,51 @@ class StdoutClosed(Exception):
 
 
 @dataclass
-class Terminal:
-    stdin: IO[str] = field(default_factory=lambda: sys.stdin)
+class Environment:
+    """The CLI's process as it sees it. TTY-ness is the streams' own `isatty()`.
+
+    `owns_process` is False for an in-process run: `main()` then neither arms the crash watcher
+    (it would point this process's faulthandler at a watcher) nor rewires file descriptor 1 on
+    a closed pipe; both belong to a real `reason` process and are tested in one.
+    """
+
+    stdin: IO[str] | None = field(default_factory=lambda: sys.stdin)
     stdout: IO[str] = field(default_factory=lambda: sys.stdout)
     stderr: IO[str] = field(default_factory=lambda: sys.stderr)
+    environ: Mapping[str, str] = field(default_factory=lambda: os.environ)
+    owns_process: bool = True
+
+    @contextlib.contextmanager
+    def bound(self) -> Iterator[Environment]:
+        """Make this the environment of the commands run inside, and point `sys.std*` at its
+        streams for what writes there directly (Click's help and usage errors, `typer.echo`);
+        the real process's own streams are left as they are."""
+        token = _current.set(self)
+        saved = sys.stdin, sys.stdout, sys.stderr
+        if self.stdin is not None:
+            sys.stdin = self.stdin  # type: ignore[misc]
+        sys.stdout, sys.stderr = self.stdout, self.stderr  # type: ignore[misc]
+        try:
+            yield self
+        finally:
+            sys.stdin, sys.stdout, sys.stderr = saved  # type: ignore[misc]
+            _current.reset(token)
+
+
+_current: ContextVar[Environment | None] = ContextVar("reason_environment", default=None)
+
+
+def current_environment() -> Environment:
+    """The environment of the run in progress; outside one, the real process."""
+    return _current.get() or Environment()
+
+
+@dataclass
+class Terminal:
+    stdin: IO[str] | None = field(default_factory=lambda: current_environment().stdin)
+    stdout: IO[str] = field(default_factory=lambda: current_environment().stdout)
+    stderr: IO[str] = field(default_factory=lambda: current_environment().stderr)
+    environ: Mapping[str, str] = field(default_factory=lambda: current_environment().environ)
 
     @property
     def stdin_is_tty(self) -> bool:
@@ -33,7 +82,7 @@ class Terminal:
 
     @property
     def stderr_is_tty(self) -> bool:
-        if os.environ.get("REASON_FORCE_TTY"):
+        if self.environ.get("REASON_FORCE_TTY"):
             return True
         return _isatty(self.stderr)
 
@@ -43,15 +92,20 @@ class Terminal:
 
         return Console(
             file=self.stderr,
-            force_terminal=True if os.environ.get("REASON_FORCE_TTY") else None,
-            no_color=bool(os.environ.get("NO_COLOR")) or None,
+            force_terminal=True if self.environ.get("REASON_FORCE_TTY") else None,
+            no_color=bool(self.environ.get("NO_COLOR")) or None,
             highlight=False,
+            _environ=self.environ,  # COLUMNS, TERM, FORCE_COLOR: this environment's
         )
 
     def out_console(self) -> Any:
         from rich.console import Console
 
-        return Console(file=self.stdout, no_color=bool(os.environ.get("NO_COLOR")) or None)
+        return Console(
+            file=self.stdout,
+            no_color=bool(self.environ.get("NO_COLOR")) or None,
+            _environ=self.environ,
+        )
 
     def read_question(self, argument: str | None) -> str:
         """The question from the argument, stdin, or both (stdin first, like `llm`)."""
