@@ -101,6 +101,26 @@ def reason_field(strategy: str, results: Sequence[Result]) -> dict[str, Any]:
     return {"strategy": strategy, "results": [result_json(r) for r in results]}
 
 
+def _completion(
+    rid: str,
+    model: str,
+    strategy: str,
+    results: Sequence[Result],
+    kind: str,
+    choices: list[dict[str, Any]],
+) -> dict[str, Any]:
+    """The envelope shared by a chat completion and a text completion."""
+    return {
+        "id": rid,
+        "object": kind,
+        "created": int(time.time()),
+        "model": model,
+        "choices": choices,
+        "usage": usage(results),
+        "reason": reason_field(strategy, results),
+    }
+
+
 def chat_completion(
     rid: str,
     model: str,
@@ -108,27 +128,20 @@ def chat_completion(
     results: Sequence[Result],
     tags: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
-    return {
-        "id": rid,
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": model,
-        "choices": [
-            {
-                "index": i,
-                "message": {
-                    "role": "assistant",
-                    "content": content(r, tags),
-                    **reasoning_fields(reasoning(r)),
-                },
-                "finish_reason": finish_reason(r),
-                "logprobs": None,
-            }
-            for i, r in enumerate(results)
-        ],
-        "usage": usage(results),
-        "reason": reason_field(strategy, results),
-    }
+    choices = [
+        {
+            "index": i,
+            "message": {
+                "role": "assistant",
+                "content": content(r, tags),
+                **reasoning_fields(reasoning(r)),
+            },
+            "finish_reason": finish_reason(r),
+            "logprobs": None,
+        }
+        for i, r in enumerate(results)
+    ]
+    return _completion(rid, model, strategy, results, "chat.completion", choices)
 
 
 def text_completion(
@@ -138,23 +151,16 @@ def text_completion(
     results: Sequence[Result],
     tags: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
-    return {
-        "id": rid,
-        "object": "text_completion",
-        "created": int(time.time()),
-        "model": model,
-        "choices": [
-            {
-                "index": i,
-                "text": content(r, tags),
-                "finish_reason": finish_reason(r),
-                "logprobs": None,
-            }
-            for i, r in enumerate(results)
-        ],
-        "usage": usage(results),
-        "reason": reason_field(strategy, results),
-    }
+    choices = [
+        {
+            "index": i,
+            "text": content(r, tags),
+            "finish_reason": finish_reason(r),
+            "logprobs": None,
+        }
+        for i, r in enumerate(results)
+    ]
+    return _completion(rid, model, strategy, results, "text_completion", choices)
 
 
 def chunk(
