@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_run import interrupted_vote, reason
+from cli_run import Run, interrupted_vote, reason, run_cli
 
 from reasoncli.history import RunFilter, list_runs, record_run, record_served_run
 from reasoncli.results import BranchResult, Result, Timings, VoteGroup
@@ -25,12 +25,12 @@ TINY_RUN = ("-n", "3", "--max-tokens", "12")
 
 
 def logs_json(*args: str) -> Any:
-    proc = reason("logs", *args, "--json")
+    proc = run_cli("logs", *args, "--json")
     assert proc.returncode == 0, proc.stderr
     return json.loads(proc.stdout)
 
 
-def one_error_line(proc: subprocess.CompletedProcess[str]) -> str:
+def one_error_line(proc: subprocess.CompletedProcess[str] | Run) -> str:
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
     assert "Traceback" not in proc.stderr
@@ -83,7 +83,7 @@ def test_ask_and_think_round_trip_through_logs_show(tiny_gguf: Path) -> None:
     assert ask_run["options"]["branches"] == 3 and ask_run["options"]["max_tokens"] == 12
     assert ask_run["options"]["sampling"] is None
 
-    text = reason("logs", "show", str(listed[1]["id"]))
+    text = run_cli("logs", "show", str(listed[1]["id"]))
     assert text.returncode == 0 and text.stderr == ""
     assert "question: What is 2+2?" in text.stdout
     assert "answer:" in text.stdout and "vote · tiny" in text.stdout
@@ -109,9 +109,9 @@ def test_every_field_round_trips_and_list_filters(capfd: pytest.CaptureFixture[s
     failed = logs_json("show", str(served["id"]))
     assert failed["result"] is None and failed["error"] == "engine failed"
 
-    table = reason("logs", "list")
+    table = run_cli("logs", "list")
     assert table.returncode == 0 and "best-of-n" in table.stdout and "3+3?" in table.stdout
-    assert "engine failed" in reason("logs", "show", str(served["id"])).stdout
+    assert "engine failed" in run_cli("logs", "show", str(served["id"])).stdout
 
 
 def test_no_log_flag_and_env_skip_the_history(tiny_gguf: Path, _private_history: Path) -> None:
@@ -264,7 +264,7 @@ def test_a_file_that_is_not_our_history_is_refused_and_left_alone(
     make(_private_history)
     before = _private_history.read_bytes()
     for args in (("list",), ("show", "1"), ("rm", "1"), ("rm", "--all")):
-        proc = reason("logs", *args)
+        proc = run_cli("logs", *args)
         assert proc.returncode == 4, (args, proc.stderr)
         line = one_error_line(proc)
         assert line.startswith("Error: ") and words in line and str(_private_history) in line
@@ -288,10 +288,10 @@ def test_a_history_that_cannot_be_written_does_not_lose_the_answer(
 
 def test_rm_one_run_or_all_and_path(_private_history: Path) -> None:
     ids = [record_run(f"q{i}", "m", "vote", None, a_result(f"q{i}")) for i in range(3)]
-    path = reason("logs", "path")
+    path = run_cli("logs", "path")
     assert path.returncode == 0 and path.stdout.strip() == str(_private_history)
 
-    proc = reason("logs", "rm", str(ids[1]))
+    proc = run_cli("logs", "rm", str(ids[1]))
     assert proc.returncode == 0 and proc.stdout == ""
     assert [r["id"] for r in logs_json("list")] == [ids[2], ids[0]]
     with sqlite3.connect(_private_history) as conn:  # its branches and votes went with it
@@ -301,13 +301,13 @@ def test_rm_one_run_or_all_and_path(_private_history: Path) -> None:
             assert conn.execute(sql, [ids[0]]).fetchone()[0] > 0
     conn.close()
 
-    again = reason("logs", "rm", str(ids[1]))
+    again = run_cli("logs", "rm", str(ids[1]))
     assert again.returncode == 4 and "no run" in one_error_line(again)
-    assert reason("logs", "show", "999").returncode == 4
-    assert reason("logs", "rm").returncode == 2
-    assert reason("logs", "rm", "1", "--all").returncode == 2
+    assert run_cli("logs", "show", "999").returncode == 4
+    assert run_cli("logs", "rm").returncode == 2
+    assert run_cli("logs", "rm", "1", "--all").returncode == 2
 
-    everything = reason("logs", "rm", "--all")
+    everything = run_cli("logs", "rm", "--all")
     assert everything.returncode == 0 and "removed 2 run(s)" in everything.stderr
     assert logs_json("list") == []
 
@@ -322,5 +322,5 @@ def test_ctrl_c_run_is_logged_with_its_partial_vote(tiny_gguf: Path) -> None:
     assert shown["result"] == printed
     assert len(shown["result"]["branches"]) == 4
     assert all(b["tokens"] > 0 for b in shown["result"]["branches"])
-    text = reason("logs", "show", str(run["id"])).stdout
+    text = run_cli("logs", "show", str(run["id"])).stdout
     assert "interrupted" in text

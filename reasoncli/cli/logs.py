@@ -7,7 +7,6 @@ through the app's error boundary.
 from __future__ import annotations
 
 import json
-import sys
 from typing import Annotated, Any
 
 import typer
@@ -83,7 +82,7 @@ def show(
 def path() -> None:
     from reasoncli.history import default_path
 
-    typer.echo(str(default_path()))
+    _out(str(default_path()))
 
 
 @logs_app.command(help="Remove one run, or every run with --all.")
@@ -97,15 +96,28 @@ def rm(
         raise UsageError("give a run id or --all (not both)")
     if all_runs:
         removed = delete_all()
-        print(f"removed {removed} run(s)", file=sys.stderr)
+        _err(f"removed {removed} run(s)")
     else:
         assert run_id is not None
         delete_run(run_id)
-        print(f"removed run {run_id}", file=sys.stderr)
+        _err(f"removed run {run_id}")
 
 
 def _echo_json(data: Any) -> None:
-    typer.echo(json.dumps(data, indent=2, ensure_ascii=False))
+    _out(json.dumps(data, indent=2, ensure_ascii=False))
+
+
+def _out(line: str) -> None:
+    """One line on the run's stdout (`cli.io.Environment`: the process's, or a test's)."""
+    from reasoncli.cli.io import current_environment
+
+    print(line, file=current_environment().stdout, flush=True)
+
+
+def _err(line: str) -> None:
+    from reasoncli.cli.io import current_environment
+
+    print(line, file=current_environment().stderr)
 
 
 def _console() -> Any:
