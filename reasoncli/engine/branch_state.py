@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from reasoncli.engine.sampling import Sampling
+from reasoncli.errors import ReasonError
 
 FAILED = "failed"  # remote branches whose requests ran out of retries
 
@@ -55,6 +56,12 @@ class Branch:
     def n_tokens(self) -> int:
         """Tokens this branch generated (forced text not counted)."""
         return len(self.tokens)
+
+    def check_held(self, action: str | None = None) -> None:
+        """Refuse a branch whose sequence was released (`action`: what it cannot be, "forked")."""
+        if self.seq < 0:
+            cannot = f" and cannot be {action}" if action else ""
+            raise ReasonError(f"branch {self.id} was released{cannot}")
 
     def take_text(self, piece: str) -> str:
         """Append generated text and end the branch at the first stop string in it: the text is
@@ -107,6 +114,21 @@ class Branch:
             pending=list(self.pending),
             forced_tokens=self.forced_tokens,
         )
+
+
+class BranchRoster:
+    """The branches an engine has started, in order: the part of the engine interface the local
+    and the remote engine share."""
+
+    _branches: list[Branch]
+
+    @property
+    def branches(self) -> list[Branch]:
+        return list(self._branches)
+
+    @property
+    def live(self) -> list[Branch]:
+        return [b for b in self._branches if not b.done]
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from typing import TypeVar
 
 import numpy as np
 
-from reasoncli.engine.branch_state import FAILED, Branch, TokenEvent, TokenLogprobs
+from reasoncli.engine.branch_state import FAILED, Branch, BranchRoster, TokenEvent, TokenLogprobs
 from reasoncli.engine.context import (
     PROMPT_SEQ,
     ContextTuning,
@@ -53,7 +53,7 @@ __all__ = [
 _Engine = TypeVar("_Engine", bound="BranchEngine")
 
 
-class BranchEngine:
+class BranchEngine(BranchRoster):
     """Shared-prefix batched decoding of one prompt's branches on a `DecodeContext`.
 
     `plan` bounds this engine: how many branches hold a sequence at once (`branch_limit`) and
@@ -144,14 +144,6 @@ class BranchEngine:
 
     # -- branches ---------------------------------------------------------------------------
     @property
-    def branches(self) -> list[Branch]:
-        return list(self._branches)
-
-    @property
-    def live(self) -> list[Branch]:
-        return [b for b in self._branches if not b.done]
-
-    @property
     def capacity(self) -> int:
         """How many more branches can be alive at once."""
         return self._branch_limit - self._held
@@ -187,8 +179,7 @@ class BranchEngine:
         stop: Iterable[str] | None = None,
     ) -> Branch:
         """A new branch that shares everything `parent` has produced so far, then diverges."""
-        if parent.seq < 0:
-            raise ReasonError(f"branch {parent.id} was released and cannot be forked")
+        parent.check_held("forked")
         with self.context.lock:
             seq = self._take_seq()
             self.context.copy_seq(parent.seq, seq)
@@ -211,8 +202,7 @@ class BranchEngine:
         A sampled end-of-generation token is dropped rather than decoded, so the model continues
         as if it had written `text` itself.
         """
-        if branch.seq < 0:
-            raise ReasonError(f"branch {branch.id} was released")
+        branch.check_held()
         forced = self.model.tokenize(text, add_special=False, parse_special=True)
         if branch.n_past + len(branch.pending) + len(forced) + 1 > self.plan.n_ctx_seq:
             raise ResourceError(f"branch {branch.id} has no room left in its context")

@@ -30,10 +30,10 @@ from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from reasoncli.engine.branch_state import FAILED, Branch, TokenEvent
+from reasoncli.engine.branch_state import FAILED, Branch, BranchRoster, TokenEvent
 from reasoncli.engine.protocols import RemotePrompt
 from reasoncli.engine.sampling import Sampling
-from reasoncli.errors import ProtocolError, ReasonError, ResourceError, UsageError
+from reasoncli.errors import ProtocolError, ResourceError, UsageError
 from reasoncli.remote.backend import RemoteBackend
 from reasoncli.remote.client import RequestFailed, backoff_s, stream_chunks
 
@@ -63,7 +63,7 @@ class RemoteStats:
     n_requests: int = 0
 
 
-class RemoteEngine:
+class RemoteEngine(BranchRoster):
     """Branches as concurrent streaming requests; see the module docstring."""
 
     def __init__(
@@ -101,14 +101,6 @@ class RemoteEngine:
         return self.prompt
 
     @property
-    def branches(self) -> list[Branch]:
-        return list(self._branches)
-
-    @property
-    def live(self) -> list[Branch]:
-        return [b for b in self._branches if not b.done]
-
-    @property
     def capacity(self) -> int:
         return self._slots
 
@@ -134,8 +126,7 @@ class RemoteEngine:
         max_tokens: int | None = None,
         stop: Iterable[str] | None = None,
     ) -> Branch:
-        if parent.seq < 0:
-            raise ReasonError(f"branch {parent.id} was released and cannot be forked")
+        parent.check_held("forked")
         self._need_text("continuing a branch from a prefix")
         self._take_slot()
         n = len(self._branches)
@@ -153,8 +144,7 @@ class RemoteEngine:
         stop: Iterable[str] | None = None,
     ) -> list[int]:
         """Append forced text and continue the branch from it with a new request."""
-        if branch.seq < 0:
-            raise ReasonError(f"branch {branch.id} was released")
+        branch.check_held()
         self._need_text("appending forced text to a branch")
         self._cancel(branch)
         n_forced = self.backend.count_tokens(text) or max(1, len(text) // 4)
