@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_run import reason
+from cli_run import reason, run_cli
 
 from reasoncli.bench.compare import compare_files, gain_metric
 from reasoncli.bench.metrics import wilson
@@ -155,7 +155,7 @@ def test_cli_compares_two_real_runs(tiny_gguf: Path, tmp_path: Path) -> None:
                        "--out", str(out), "--json")  # fmt: skip
         assert proc.returncode == 0, proc.stderr
         runs.append(str(out))
-    proc = reason("bench", "compare", *runs, "--json")
+    proc = run_cli("bench", "compare", *runs, "--json")
     assert proc.returncode == 0, proc.stderr
     data = json.loads(proc.stdout)
     assert data["labels"] == ["seed0.jsonl", "seed7.jsonl"]
@@ -165,22 +165,22 @@ def test_cli_compares_two_real_runs(tiny_gguf: Path, tmp_path: Path) -> None:
     for row in cell["rows"]:
         for est in row["values"]:
             assert est["low"] <= est["value"] <= est["high"]
-    proc = reason("bench", "compare", *runs)
+    proc = run_cli("bench", "compare", *runs)
     assert proc.returncode == 0, proc.stderr
     assert "3 questions in every file" in proc.stdout
     assert "Δ seed7.jsonl − seed0.jsonl" in proc.stdout
     pytest.importorskip("matplotlib")
     png = tmp_path / "compare.png"
-    proc = reason("bench", "compare", *runs, "--plot", str(png))
+    proc = run_cli("bench", "compare", *runs, "--plot", str(png))
     assert proc.returncode == 0, proc.stderr
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and f"plot: {png}" in proc.stdout
 
 
 def test_cli_bad_input_is_one_line(tmp_path: Path) -> None:
     a = _write(tmp_path / "a.jsonl", "x", [_sample("q1", [0, 1], [True, False])])
-    proc = reason("bench", "compare", str(a))
+    proc = run_cli("bench", "compare", str(a))
     assert proc.returncode == 2 and "Traceback" not in proc.stderr
-    proc = reason("bench", "compare", str(a), str(tmp_path / "missing.jsonl"))
+    proc = run_cli("bench", "compare", str(a), str(tmp_path / "missing.jsonl"))
     assert proc.returncode == 4 and "Traceback" not in proc.stderr
     assert len(proc.stderr.strip().splitlines()) == 1 and "missing.jsonl" in proc.stderr
 

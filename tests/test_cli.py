@@ -1,4 +1,5 @@
-"""The CLI as a user runs it: real subprocesses, stdout and stderr asserted separately."""
+"""The CLI as a user runs it: real subprocesses, stdout and stderr asserted separately; the
+errors raised before llama.cpp loads run in-process (`run_cli`, the same `main()`)."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from cli_run import interrupted_vote, start
+from cli_run import Run, interrupted_vote, run_cli, start
 from cli_run import reason as run_reason
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
@@ -21,7 +22,12 @@ def reason(
     return run_reason(*args, input=input, env={"NO_COLOR": None, **(env or {})}, timeout=timeout)
 
 
-def one_error_line(proc: subprocess.CompletedProcess[str]) -> str:
+def in_process(*args: str, input: str | None = "") -> Run:
+    """`reason` without a process (tests/cli_run.py `run_cli`), NO_COLOR cleared."""
+    return run_cli(*args, input=input, env={"NO_COLOR": None})
+
+
+def one_error_line(proc: subprocess.CompletedProcess[str] | Run) -> str:
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1, proc.stderr
     assert "Traceback" not in proc.stderr
@@ -150,7 +156,7 @@ def test_think_forces_the_answer_at_the_budget(tiny_gguf: Path) -> None:
 def test_bad_input_gets_one_line_and_exit_code(
     args: list[str], stdin: str, code: int, pattern: str
 ) -> None:
-    proc = reason(*args, input=stdin)
+    proc = in_process(*args, input=stdin)
     assert proc.returncode == code
     assert pattern in one_error_line(proc)
     assert proc.stdout == ""
@@ -159,25 +165,27 @@ def test_bad_input_gets_one_line_and_exit_code(
 def test_not_a_gguf_and_truncated_gguf(tmp_path: Path, tiny_gguf: Path) -> None:
     fake = tmp_path / "fake.gguf"
     fake.write_text("this is not a model\n")
-    proc = reason("ask", "q", "-m", str(fake))
+    proc = in_process("ask", "q", "-m", str(fake))
     assert proc.returncode == 3 and "GGUF" in one_error_line(proc)
     cut = tmp_path / "cut.gguf"
     cut.write_bytes(tiny_gguf.read_bytes()[: tiny_gguf.stat().st_size // 2])
-    proc = reason("ask", "q", "-m", str(cut))
+    proc = in_process("ask", "q", "-m", str(cut))
     assert proc.returncode == 3 and "truncated" in one_error_line(proc).lower()
 
 
 def test_usage_errors_exit_2(tiny_gguf: Path) -> None:
-    proc = reason("ask", "q", "--branches", "0")
+    proc = in_process("ask", "q", "--branches", "0")
     assert proc.returncode == 2
     assert one_error_line(proc) == "Error: --branches must be at least 1, not 0"
-    proc = reason("doctor", "--max-tokens", "x")  # a command's own flag reads alike
+    proc = in_process("doctor", "--max-tokens", "x")  # a command's own flag reads alike
     assert proc.returncode == 2
     assert one_error_line(proc) == "Error: --max-tokens must be a whole number, not 'x'"
-    assert reason("ask", "q", "--no-such-flag").returncode == 2
-    proc = reason("ask", "q", "-m", str(tiny_gguf), "--strategy", "nope")
+    assert in_process("ask", "q", "--no-such-flag").returncode == 2
+    proc = in_process("ask", "q", "-m", str(tiny_gguf), "--strategy", "nope")
     assert proc.returncode == 2 and "unknown strategy" in one_error_line(proc)
-    proc = reason("think", "q", "-m", str(tiny_gguf), "--min-tokens", "50", "--max-tokens", "10")
+    proc = in_process(
+        "think", "q", "-m", str(tiny_gguf), "--min-tokens", "50", "--max-tokens", "10"
+    )
     assert proc.returncode == 2 and "--min-tokens" in one_error_line(proc)
 
 

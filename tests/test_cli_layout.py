@@ -1,6 +1,7 @@
 """Layouts a person reads: `models list`, `logs list` on a terminal and in a pipe, panel titles.
 
-The list commands run as a user runs them (a subprocess; a pty where the terminal matters).
+The list commands run in-process (`run_cli`: stdout is a buffer, as a pipe is not a terminal),
+and in a real process on a pty where the terminal matters.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import subprocess
 import sys
 
 import pytest
-from cli_run import reason
+from cli_run import run_cli
 from rich.console import Console
 
 from reasoncli.events import BranchFinished, BranchStarted, BranchText, RunStarted
@@ -54,7 +55,7 @@ def on_a_terminal(*args: str, columns: int) -> str:
 
 @pytest.mark.parametrize("columns", [80, 120])
 def test_models_list_keeps_descriptions_and_aliases_whole(columns: int) -> None:
-    proc = reason("models", "list", columns=columns)
+    proc = run_cli("models", "list", columns=columns)
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert max(len(line) for line in lines) <= columns
@@ -84,7 +85,7 @@ def _log_runs() -> str:
 
 def test_logs_list_piped_is_one_whole_tab_separated_line_a_run() -> None:
     question = _log_runs()
-    proc = reason("logs", "list", columns=60)
+    proc = run_cli("logs", "list", columns=60)
     assert proc.returncode == 0, proc.stderr
     rows = [line.split("\t") for line in proc.stdout.splitlines()]
     assert len(rows) == 2 and all(len(row) == 9 for row in rows)

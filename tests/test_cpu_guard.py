@@ -15,7 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
-from cli_run import reason
+from cli_run import reason, run_cli
 
 from reasoncli.engine import core_share, cpu_buffers
 from reasoncli.engine.cpu_buffers import decide, kept_types, requested_mode
@@ -164,13 +164,13 @@ def test_the_embedded_model_answers_on_this_cpu(tmp_path: Path) -> None:
 
 
 def test_a_bad_setting_is_a_usage_error_before_any_model_loads() -> None:
-    done = reason("ask", "What is 2 + 3?", env={cpu_buffers.ENV_VAR: "sometimes"})
+    done = run_cli("ask", "What is 2 + 3?", env={cpu_buffers.ENV_VAR: "sometimes"})
     assert done.returncode == 2
     assert done.stdout == ""
     assert done.stderr.strip().splitlines() == [
         "Error: REASON_CPU_EXTRA_BUFFERS must be one of auto, on, repack, off (got 'sometimes')"
     ]
-    flag = reason("--cpu-extra-buffers", "x", "doctor")
+    flag = run_cli("--cpu-extra-buffers", "x", "doctor")
     assert flag.returncode == 2
     assert "--cpu-extra-buffers must be one of" in flag.stderr
 

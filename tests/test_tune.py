@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pytest
 from cli_run import reason as run_reason
+from cli_run import run_cli
 
 from reasoncli.bench.picks import pick_is_right
 from reasoncli.bench.progress import NullProgress
@@ -120,9 +121,10 @@ def test_vote_candidates_are_the_tools_own_votes(arith2: Any) -> None:
 
 def test_committed_difficulty2_policy_is_refused_with_the_numbers(tmp_path: Path) -> None:
     models = tmp_path / "models.yaml"
-    proc = reason(
+    proc = run_cli(
         "tune", *(f"--from={f}" for f in ARITH2), "-m", "smollm2-135m",
         "--budgets", "192,256,512", "--json", env={"REASON_MODELS": str(models)},
+        input=None, columns=None,
     )  # fmt: skip
     assert proc.returncode == NO_POLICY, proc.stderr
     data = json.loads(proc.stdout)
