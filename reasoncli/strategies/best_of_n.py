@@ -117,7 +117,6 @@ class BestOfN:
     def run(
         self, question: str, session: ModelSession, options: StrategyOptions, emit: EventSink
     ) -> Result:
-        sampling = options.sampling or session.sampling
         verifier = make_verifier(options.verifier, session)
         try:
             logprobs = options.top_logprobs if verifier.needs_logprobs else 0
@@ -134,8 +133,7 @@ class BestOfN:
             verifier.close()
             raise
         try:
-            for i in range(options.branches):
-                run.queue(sampling.with_seed(options.seed + i))
+            run.queue_seeded(options)
             policy = ScoringPolicy(verifier, question, options.aggregate)
             run.drive(policy=policy)
             ids = run.finish_order

@@ -220,6 +220,13 @@ class ParallelRun:
         """Plan a branch that `drive` starts when the policy's `launch` lets it."""
         self.queued.append(_Queued(sampling, label, extra_stop))
 
+    def queue_seeded(self, options: StrategyOptions) -> None:
+        """Plan `options.branches` branches of the options' sampling (else the session's),
+        branch i sampled with seed + i."""
+        sampling = options.sampling or self.session.sampling
+        for i in range(options.branches):
+            self.queue(sampling.with_seed(options.seed + i))
+
     def finished(self) -> list[Branch]:
         return [self.engine.branches[i] for i in self.finish_order]
 

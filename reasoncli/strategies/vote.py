@@ -33,11 +33,9 @@ def run_vote(
     wave). Benchmarks pass the early-stop wave size without a rule to get the full vote that
     an early-stopped run is an exact prefix of.
     """
-    sampling = options.sampling or session.sampling
     run = ParallelRun.of(strategy, question, session, options, emit)
     try:
-        for i in range(options.branches):
-            run.queue(sampling.with_seed(options.seed + i))
+        run.queue_seeded(options)
         run.drive(policy=VotePolicy(early, in_flight))
         details = {"early_stop": early.details(run)} if early else {}
         return run.result(run.vote(), expect=options.expect, details=details)

@@ -129,7 +129,6 @@ class WeightedVote:
     def run(
         self, question: str, session: ModelSession, options: StrategyOptions, emit: EventSink
     ) -> Result:
-        sampling = options.sampling or session.sampling
         early = EarlyStop.from_options(options)
         policy = DeepConfPolicy(options, early)
         run = ParallelRun.of(
@@ -142,8 +141,7 @@ class WeightedVote:
             window=options.window,
         )
         try:
-            for i in range(options.branches):
-                run.queue(sampling.with_seed(options.seed + i))
+            run.queue_seeded(options)
             run.drive(policy=policy)
             ids = run.finish_order
             vote, kept = confidence_vote(
