@@ -30,6 +30,7 @@ then are skipped and reported).
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import random
@@ -73,6 +74,7 @@ class Outcome:
     latency: float
     ttfb: float
     tokens: int = 0
+    prompt_tokens: int = 0  # usage.prompt_tokens of a non-streamed 200
     retry_after: bool = True
     marker: str = ""
     error: str = ""
@@ -173,8 +175,11 @@ def send(client: httpx.Client, url: str, plan: Plan) -> Outcome:
         r = client.post(url + path, json=plan.body)
         dt = time.perf_counter() - t0
         tokens, uncounted = choice_tokens(r.json(), plan.body) if r.status_code == 200 else (0, [])
+        prompt = (
+            (r.json().get("usage") or {}).get("prompt_tokens", 0) if r.status_code == 200 else 0
+        )
         return Outcome(
-            "ok", r.status_code, dt, dt, tokens,
+            "ok", r.status_code, dt, dt, tokens, int(prompt),
             retry_after=r.status_code not in (429, 503) or "retry-after" in r.headers,
             marker=plan.marker, error="" if r.status_code < 400 else r.text[:200],
             uncounted=uncounted,
@@ -470,6 +475,217 @@ def side_by_side(ours: dict[str, float], peer: dict[str, float]) -> None:
           f"{'met' if goal >= 1.0 else 'not met'} ({goal:.2f}x)")  # fmt: skip
 
 
+# -- --rounds: the same work for both servers, alternated -------------------------------------
+
+
+@dataclass
+class Phase:
+    """One server's pass over one round's plans."""
+
+    server: str
+    round: int
+    wall: float
+    prompt_tokens: int  # decoded (reason: usage; llama-server: /metrics, after its prefix cache)
+    generated: int
+    latencies: list[float]
+    answered: int
+    failed: int
+
+    def row(self) -> dict[str, float]:
+        return {
+            "prompt tok/s": self.prompt_tokens / self.wall,
+            "generated tok/s": self.generated / self.wall,
+            "processed tok/s": (self.prompt_tokens + self.generated) / self.wall,
+            "requests/s": self.answered / self.wall,
+            "p50 latency s": pct(self.latencies, 0.5),
+            "p95 latency s": pct(self.latencies, 0.95),
+        }
+
+
+def fair_plans(n: int, model: str, max_tokens: int, seed: int, strategies: list[str]) -> list[Plan]:
+    """make_plans' seeded questions and chat/completions mix, all well-formed and answered in
+    full (no malformed bodies, no dropped streams, not streamed), strategies from the list."""
+    rng = random.Random(seed)
+    out = []
+    for plan in make_plans(n, model, max_tokens, seed):
+        strategy = rng.choice(strategies)
+        body = {k: v for k, v in plan.body.items() if k != "reason"}
+        body["model"] = f"{strategy}-{model}"
+        body["stream"] = False
+        if strategy == "think":
+            body["reason"] = {"answer_tokens": ANSWER_TOKENS}
+        out.append(replace(plan, strategy=strategy, stream=False, drop=False, malformed=None,
+                           body=body))  # fmt: skip
+    return out
+
+
+def question_of(plan: Plan) -> str:
+    return plan.body["messages"][-1]["content"] if plan.chat else plan.body["prompt"]
+
+
+def rendered_peer_plans(
+    plans: list[Plan], alias: str, render: Any, sampling: dict[str, Any], cache_prompt: bool
+) -> list[Plan]:
+    """The plans as llama-server takes them, on /v1/completions with reason serve's own prompt
+    text (the model's chat template, reason's system prompt, the assistant turn opened), the
+    model's sampling settings from models.yaml, and `n` for the branches."""
+    out = []
+    for plan in peer_plans(plans, alias):
+        body = {k: v for k, v in plan.body.items() if k != "messages"}
+        body["prompt"] = render(question_of(plan))
+        body["cache_prompt"] = cache_prompt
+        body.update(sampling)
+        out.append(replace(plan, chat=False, body=body))
+    return out
+
+
+def metric(url: str, name: str) -> int:
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    m = re.search(rf"^llamacpp:{name} (\S+)", text, re.M)
+    return int(float(m.group(1))) if m else -1
+
+
+def phase(server: str, rnd: int, url: str, plans: list[Plan], args: argparse.Namespace) -> Phase:
+    peer = server == "llama-server"
+    if peer:
+        p0, g0 = metric(url, "prompt_tokens_total"), metric(url, "tokens_predicted_total")
+    t0 = time.monotonic()
+    outcomes = run_load(url, plans, args.clients, t0 + args.time_limit)
+    wall = time.monotonic() - t0
+    ok = [o for o in outcomes if o.status == 200]
+    if peer:
+        count_uncounted(url, outcomes)
+        prompt = metric(url, "prompt_tokens_total") - p0
+        server_generated = metric(url, "tokens_predicted_total") - g0
+    else:
+        prompt = sum(o.prompt_tokens for o in ok)
+    generated = sum(o.tokens for o in ok)
+    sent = sum(o.prompt_tokens for o in ok)
+    ph = Phase(server, rnd, wall, prompt, generated, [o.latency for o in ok], len(ok),
+               len(outcomes) - len(ok) + len(plans) - len(outcomes))  # fmt: skip
+    r = ph.row()
+    extra = f"; its /metrics: {server_generated} generated" if peer else ""
+    print(f"  round {rnd} {server:<12} {wall:6.1f} s, {len(ok)}/{len(plans)} answered, prompt "
+          f"{prompt} decoded of {sent} sent, {generated} generated{extra}; "
+          f"{r['prompt tok/s']:.1f} prompt, {r['generated tok/s']:.1f} generated, "
+          f"{r['processed tok/s']:.1f} processed tok/s; p50 {r['p50 latency s']:.2f} s, "
+          f"p95 {r['p95 latency s']:.2f} s", flush=True)  # fmt: skip
+    for text, n in Counter(o.error[:120] for o in outcomes if o.error).most_common(3):
+        print(f"    error x{n}: {text}")
+    return ph
+
+
+def median(values: list[float]) -> float:
+    values = sorted(values)
+    mid = len(values) // 2
+    return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
+
+
+def fair_table(phases: list[Phase]) -> float:
+    """Medians over rounds, side by side; returns the generated tok/s ratio."""
+    ours = [p.row() for p in phases if p.server == "reason serve"]
+    peer = [p.row() for p in phases if p.server == "llama-server"]
+    print(f"medians over {len(ours)} rounds (each figure the median of the rounds' figures):")
+    print(f"  {'':<16} {'reason serve':>13} {'llama-server':>13} {'ratio':>7}")
+    ratios = {}
+    for key in ours[0]:
+        a, b = median([r[key] for r in ours]), median([r[key] for r in peer])
+        ratios[key] = a / b if b else float("nan")
+        note = "  (reason / llama-server: lower is better)" if "latency" in key else ""
+        print(f"  {key:<16} {a:>13.2f} {b:>13.2f} {ratios[key]:>6.2f}x{note}")
+    per_round = [
+        a["generated tok/s"] / b["generated tok/s"] for a, b in zip(ours, peer, strict=True)
+    ]
+    print("  generated tok/s ratio per round: " + ", ".join(f"{x:.2f}x" for x in per_round))
+    goal = ratios["generated tok/s"]
+    print(f"  throughput goal (#30: reason serve >= 1.0x llama-server while voting): "
+          f"{'met' if goal >= 1.0 else 'not met'} ({goal:.2f}x generated, "
+          f"{ratios['processed tok/s']:.2f}x processed)")  # fmt: skip
+    return goal
+
+
+def run_fair(args: argparse.Namespace) -> int:
+    """Both servers up at once, idle in turn: each round sends the same plans to one, then the
+    other (the order flips every round: A B, B A, A B ...), so background load hits both."""
+    from reasoncli.models.catalog import load_catalog
+    from reasoncli.models.resolve import resolve_model
+    from reasoncli.prompting import COT_SYSTEM, render_prompt
+    from reasoncli.session import Session
+
+    binary = llama_server_binary(args.llama_server)
+    resolved = resolve_model(args.model, load_catalog())
+    session = Session.load(resolved)  # only to render reason's prompts, as reason serve does
+    try:
+        style, bos, eos = session.style, session.model.bos_text, session.model.eos_text
+
+        @functools.cache
+        def render(question: str) -> str:
+            return render_prompt(style, question, system=COT_SYSTEM, bos=bos, eos=eos)
+
+        probe = session.prompt_text(QUESTIONS[0])
+        if render(QUESTIONS[0]) != probe:
+            raise SystemExit("the prompt rendered here is not the one reason serve renders")
+        probe_tokens = len(session.prompt_tokens(probe))
+    finally:
+        session.close()
+    s = resolved.spec.sampling
+    sampling = {"temperature": s.temperature, "top_p": s.top_p, "top_k": s.top_k,
+                "min_p": s.min_p, "repeat_penalty": s.repeat_penalty}  # fmt: skip
+    if resolved.spec.stop:
+        sampling["stop"] = list(resolved.spec.stop)
+    strategies = args.strategies.split(",")
+    logs = Path(tempfile.mkdtemp(prefix="serve-load-fair-")) / "history.sqlite3"
+    ours, ours_url = start_server(args, logs)
+    peer = None
+    try:
+        model = httpx.get(f"{ours_url}/health", timeout=10).json()["model"]
+        peer, peer_url = start_llama_server(args, binary, str(resolved.path), model,
+                                            logs.parent / "llama-server.log")  # fmt: skip
+        n_peer = len(httpx.post(f"{peer_url}/tokenize", json={"content": probe, "parse_special":
+                                True}, timeout=10).json()["tokens"])  # fmt: skip
+        print(f"fair comparison: {args.rounds} rounds x {args.requests} requests a server, "
+              f"{args.clients} clients, strategies {strategies}, max_tokens {args.max_tokens}, "
+              f"threads {args.threads} each, model {model} ({resolved.path})")  # fmt: skip
+        print(f"  both get reason serve's prompt text (chat template + reason's system prompt); "
+              f"llama-server on /v1/completions with that text as `prompt`, `n` for the "
+              f"branches, sampling {sampling}, cache_prompt {args.peer_cache_prompt}")  # fmt: skip
+        load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+        print(f"  load average at the start: {load} ({os.cpu_count()} CPUs)")
+        print(f"  prompt of {QUESTIONS[0][:30]!r}...: {probe_tokens} tokens by reason's "
+              f"tokenizer, {n_peer} by llama-server's /tokenize")  # fmt: skip
+        servers = {
+            "reason serve": (ours_url, lambda plans: plans),
+            "llama-server": (peer_url, lambda plans: rendered_peer_plans(
+                plans, model, render, sampling, args.peer_cache_prompt)),
+        }  # fmt: skip
+        warm = fair_plans(args.warmup, model, args.max_tokens, args.seed + 1, strategies)
+        for name, (url, adapt) in servers.items():
+            t0 = time.monotonic()
+            run_load(url, adapt(warm), args.clients, t0 + 300)
+            print(f"  warm-up {name}: {len(warm)} requests, {time.monotonic() - t0:.1f} s")
+        phases = []
+        for rnd in range(args.rounds):
+            plans = fair_plans(args.requests, model, args.max_tokens, args.seed + 10 + rnd,
+                               strategies)  # fmt: skip
+            order = list(servers) if rnd % 2 == 0 else list(reversed(servers))
+            for name in order:
+                url, adapt = servers[name]
+                phases.append(phase(name, rnd, url, adapt(plans), args))
+    finally:
+        for proc in (ours, peer):
+            if proc is not None:
+                proc.terminate()
+                try:
+                    proc.wait(30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"load average at the end: {load} ({os.cpu_count()} CPUs)")
+    fair_table(phases)
+    return int(any(p.failed for p in phases))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--requests", type=int, default=1000)
@@ -503,11 +719,33 @@ def main() -> None:
     parser.add_argument(
         "--peer-only", action="store_true", help="only the --peer phase (its own numbers)"
     )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=0,
+        help="with --peer: the fair comparison instead of the load and soak: both servers get "
+        "reason serve's prompt text, --requests each a round, alternated, medians over rounds",
+    )
+    parser.add_argument(
+        "--strategies",
+        default="vote-4,think,best-of-n-2",
+        help="with --rounds: the strategies the plans draw from (comma-separated)",
+    )
+    parser.add_argument(
+        "--peer-cache-prompt",
+        action="store_true",
+        help="with --rounds: let llama-server reuse a cached prompt prefix (reason serve has "
+        "none; off, both decode every prompt in full)",
+    )
     args = parser.parse_args()
+    if args.rounds and not args.peer:
+        parser.error("--rounds needs --peer")
     if args.peer_only and not args.peer:
         parser.error("--peer-only needs --peer")
     if args.peer:
         llama_server_binary(args.llama_server)  # fail before the long first phase
+    if args.rounds:
+        sys.exit(run_fair(args))
     if args.peer_only:
         from reasoncli.models.catalog import load_catalog
         from reasoncli.models.resolve import resolve_model
