@@ -58,14 +58,7 @@ class Session:
             Path(resolved.path),
             ModelLoadOptions(gpu_layers=options.gpu_layers, verbose=options.verbose),
         )
-        s = spec.sampling
-        sampling = Sampling(
-            temperature=s.temperature,
-            top_p=s.top_p,
-            top_k=s.top_k,
-            min_p=s.min_p,
-            repeat_penalty=s.repeat_penalty,
-        )
+        sampling = Sampling.from_catalog(spec.sampling)
         chat_template = spec.chat_template or (model.chat_template if spec.mode == "chat" else None)
         style = PromptStyle(
             mode=spec.mode, chat_template=chat_template, prompt_template=spec.prompt_template

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from reasoncli.models.schema import Sampling as CatalogSampling
 
 
 @dataclass(frozen=True)
@@ -16,6 +19,11 @@ class Sampling:
     min_p: float = 0.05
     repeat_penalty: float = 1.0
     seed: int = 0
+
+    @classmethod
+    def from_catalog(cls, s: CatalogSampling) -> Sampling:
+        """A model's default sampling as its models.yaml entry gives it."""
+        return cls(s.temperature, s.top_p, s.top_k, s.min_p, s.repeat_penalty)
 
     def with_seed(self, seed: int) -> Sampling:
         return replace(self, seed=seed)

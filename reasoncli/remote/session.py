@@ -191,10 +191,7 @@ def open_remote_session(request: RemoteRequest, catalog: Catalog) -> RemoteSessi
         think_tags = ("<think>", "</think>")
     if think_tags is None and style is None:
         think_tags = CHAT_THINK_TAGS  # what the engine puts around a thought sent apart
-    s = spec.sampling if spec else None
-    sampling = (
-        Sampling(s.temperature, s.top_p, s.top_k, s.min_p, s.repeat_penalty) if s else Sampling()
-    )
+    sampling = Sampling.from_catalog(spec.sampling) if spec else Sampling()
     slots = llama_server_n(server, props) if llama else 0
     backend = RemoteBackend(
         config,
