@@ -22,6 +22,7 @@ import multiprocessing as mp
 import socket
 import statistics
 import time
+from collections.abc import Callable
 from typing import Any
 
 from reasoncli.events import BranchText
@@ -57,24 +58,32 @@ def _child_queue(inbox: Any, outbox: Any, events: int, pings: int) -> None:
     outbox.put(("done", 1, None, None))
 
 
+def _measure(
+    proc: Any, pings: int, send: Callable[[Any], object], recv: Callable[[], Any]
+) -> tuple[float, float]:
+    """`pings` stats round trips, then the rate of the events that follow until "done"; joins
+    the child `proc`. Returns (events/s, median round trip in s)."""
+    rtts = []
+    for i in range(pings):
+        t0 = time.perf_counter()
+        send(("stats", i))
+        recv()
+        rtts.append(time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    n = 0
+    while recv()[0] == "event":
+        n += 1
+    rate = n / (time.perf_counter() - t0)
+    proc.join()
+    return rate, statistics.median(rtts)
+
+
 def bench_connection(ctx: Any, events: int, pings: int) -> tuple[float, float]:
     conn, theirs = ctx.Pipe()  # a socket pair wrapped in Connection, as the server's
     proc = ctx.Process(target=_child_connection, args=(theirs, events, pings))
     proc.start()
     theirs.close()
-    rtts = []
-    for i in range(pings):
-        t0 = time.perf_counter()
-        conn.send(("stats", i))
-        conn.recv()
-        rtts.append(time.perf_counter() - t0)
-    t0 = time.perf_counter()
-    n = 0
-    while conn.recv()[0] == "event":
-        n += 1
-    rate = n / (time.perf_counter() - t0)
-    proc.join()
-    return rate, statistics.median(rtts)
+    return _measure(proc, pings, conn.send, conn.recv)
 
 
 def bench_jsonl(ctx: Any, events: int, pings: int) -> tuple[float, float]:
@@ -83,44 +92,26 @@ def bench_jsonl(ctx: Any, events: int, pings: int) -> tuple[float, float]:
     proc.start()
     theirs.close()
     reader, writer = ours.makefile("rb"), ours.makefile("wb")
-    rtts = []
-    for i in range(pings):
-        t0 = time.perf_counter()
-        writer.write(json.dumps(["stats", i]).encode() + b"\n")
+
+    def send(msg: Any) -> None:
+        writer.write(json.dumps(list(msg)).encode() + b"\n")
         writer.flush()
-        json.loads(reader.readline())
-        rtts.append(time.perf_counter() - t0)
-    t0 = time.perf_counter()
-    n = 0
-    while True:
+
+    def recv() -> Any:
         msg = json.loads(reader.readline())
-        if msg[0] != "event":
-            break
-        data = msg[2]
-        BranchText(data["branch"], data["text"], data["tokens"])  # what the server would need
-        n += 1
-    rate = n / (time.perf_counter() - t0)
-    proc.join()
-    return rate, statistics.median(rtts)
+        if msg[0] == "event":
+            data = msg[2]
+            BranchText(data["branch"], data["text"], data["tokens"])  # what the server would need
+        return msg
+
+    return _measure(proc, pings, send, recv)
 
 
 def bench_queue(ctx: Any, events: int, pings: int) -> tuple[float, float]:
     inbox, outbox = ctx.Queue(), ctx.Queue()
     proc = ctx.Process(target=_child_queue, args=(inbox, outbox, events, pings))
     proc.start()
-    rtts = []
-    for i in range(pings):
-        t0 = time.perf_counter()
-        inbox.put(("stats", i))
-        outbox.get()
-        rtts.append(time.perf_counter() - t0)
-    t0 = time.perf_counter()
-    n = 0
-    while outbox.get()[0] == "event":
-        n += 1
-    rate = n / (time.perf_counter() - t0)
-    proc.join()
-    return rate, statistics.median(rtts)
+    return _measure(proc, pings, inbox.put, outbox.get)
 
 
 def main() -> None:
