@@ -88,6 +88,18 @@ def _bench(out: str, minutes: str, data: str, model: str, *args: str) -> Stage:
     )
 
 
+def _rollouts(name: str, minutes: str, data: str, out: str) -> Stage:
+    """Eight rollouts a question of smollm2-arith-t10 on `data`, the verifiers' training data."""
+    common = ("-m", "smollm2-arith-t10", "-n", "8", "--max-tokens", "128")
+    return Stage(
+        name,
+        minutes,
+        ("rollouts", data, *common, "-o", out, "-q"),
+        output=out,
+        resume=("rollouts", data, *common, "--resume", out, "-q"),
+    )
+
+
 GENERATE = """import json, sys
 from reasoncli.train.arithmetic import generate
 n, difficulty, out = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3]
@@ -116,23 +128,13 @@ STAGES: tuple[Stage, ...] = (
     _train("smollm2-arith-pk4", "18", 100, "--temperature", "1.0", "--pass-k", "4"),
     Stage("train832", "< 1", ("-c", GENERATE, "832", "1", "train832.jsonl"),
           output="train832.jsonl", python=True),
-    Stage("rollouts-832", "15",
-          ("rollouts", "train832.jsonl", "-m", "smollm2-arith-t10", "-n", "8", "--max-tokens",
-           "128", "-o", "rollouts832.jsonl", "-q"),
-          output="rollouts832.jsonl",
-          resume=("rollouts", "train832.jsonl", "-m", "smollm2-arith-t10", "-n", "8",
-                  "--max-tokens", "128", "--resume", "rollouts832.jsonl", "-q")),
+    _rollouts("rollouts-832", "15", "train832.jsonl", "rollouts832.jsonl"),
     Stage("orm2", "35",
           ("train", "verifier", "rollouts832.jsonl", "--kind", "orm", "-m", "smollm2-arith-t10",
            "--out", ORM, "--run-dir", f"runs/{ORM}", "--steps", "450", "--heldout", "32")),
     Stage("train2-240", "< 1", ("-c", GENERATE, "240", "2", "train2.jsonl"),
           output="train2.jsonl", python=True),
-    Stage("rollouts-2", "6-10",
-          ("rollouts", "train2.jsonl", "-m", "smollm2-arith-t10", "-n", "8", "--max-tokens",
-           "128", "-o", "rollouts2.jsonl", "-q"),
-          output="rollouts2.jsonl",
-          resume=("rollouts", "train2.jsonl", "-m", "smollm2-arith-t10", "-n", "8",
-                  "--max-tokens", "128", "--resume", "rollouts2.jsonl", "-q")),
+    _rollouts("rollouts-2", "6-10", "train2.jsonl", "rollouts2.jsonl"),
     Stage("prm", "37",
           ("train", "verifier", "rollouts2.jsonl", "--kind", "prm", "-m", "smollm2-arith-t10",
            "--policy", "smollm2-arith-t10", "--out", PRM, "--run-dir", f"runs/{PRM}",
