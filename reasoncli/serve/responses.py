@@ -14,7 +14,7 @@ import json
 import math
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from reasoncli.results import BranchResult, Result
@@ -107,15 +107,18 @@ def _completion(
     strategy: str,
     results: Sequence[Result],
     kind: str,
-    choices: list[dict[str, Any]],
+    body: Callable[[Result], dict[str, Any]],
 ) -> dict[str, Any]:
-    """The envelope shared by a chat completion and a text completion."""
+    """A chat or text completion: one choice per result, `body` giving its message or text."""
     return {
         "id": rid,
         "object": kind,
         "created": int(time.time()),
         "model": model,
-        "choices": choices,
+        "choices": [
+            {"index": i, **body(r), "finish_reason": finish_reason(r), "logprobs": None}
+            for i, r in enumerate(results)
+        ],
         "usage": usage(results),
         "reason": reason_field(strategy, results),
     }
@@ -128,20 +131,15 @@ def chat_completion(
     results: Sequence[Result],
     tags: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
-    choices = [
-        {
-            "index": i,
-            "message": {
-                "role": "assistant",
-                "content": content(r, tags),
-                **reasoning_fields(reasoning(r)),
-            },
-            "finish_reason": finish_reason(r),
-            "logprobs": None,
+    def message(r: Result) -> dict[str, Any]:
+        fields = {
+            "role": "assistant",
+            "content": content(r, tags),
+            **reasoning_fields(reasoning(r)),
         }
-        for i, r in enumerate(results)
-    ]
-    return _completion(rid, model, strategy, results, "chat.completion", choices)
+        return {"message": fields}
+
+    return _completion(rid, model, strategy, results, "chat.completion", message)
 
 
 def text_completion(
@@ -151,16 +149,10 @@ def text_completion(
     results: Sequence[Result],
     tags: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
-    choices = [
-        {
-            "index": i,
-            "text": content(r, tags),
-            "finish_reason": finish_reason(r),
-            "logprobs": None,
-        }
-        for i, r in enumerate(results)
-    ]
-    return _completion(rid, model, strategy, results, "text_completion", choices)
+    def text(r: Result) -> dict[str, Any]:
+        return {"text": content(r, tags)}
+
+    return _completion(rid, model, strategy, results, "text_completion", text)
 
 
 def chunk(
