@@ -208,9 +208,3 @@ def sse(data: dict[str, Any] | str) -> str:
 def sse_comment(data: dict[str, Any]) -> str:
     """Branch progress as an SSE comment: SSE clients (the openai package too) skip comments."""
     return f": {json.dumps(json_safe(data), ensure_ascii=False)}\n\n"
-
-
-def error_body(
-    message: str, *, kind: str, code: str | None = None, param: str | None = None
-) -> dict[str, Any]:
-    return {"error": {"message": message, "type": kind, "param": param, "code": code}}
