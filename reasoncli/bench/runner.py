@@ -253,10 +253,7 @@ def remembered_model(model: str | None) -> str | None:
 
 def _prepare_resume(request: BenchRequest, path: Path) -> BenchJob:
     records = read_records(path)
-    runs = [r for r in records.items if r.get("type") == "run"]
-    if not runs:
-        raise InputError(f"{path}: not a results file of `reason bench` (no 'run' line)")
-    header = runs[0]
+    header = records.run_header()
     try:
         saved = BenchPlan.from_json(header)
     except (KeyError, TypeError, ValueError) as exc:

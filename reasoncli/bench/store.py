@@ -31,6 +31,13 @@ class Records:
     items: list[dict[str, Any]] = field(default_factory=list)
     partial_tail: bool = False
 
+    def run_header(self) -> dict[str, Any]:
+        """The first 'run' line: a `reason bench` results file has one; InputError if not."""
+        header = next((r for r in self.items if r.get("type") == "run"), None)
+        if header is None:
+            raise InputError(f"{self.path}: not a results file of `reason bench` (no 'run' line)")
+        return header
+
 
 def read_records(path: Path) -> Records:
     """Every complete JSON-object line; a bad complete line is an InputError naming it."""

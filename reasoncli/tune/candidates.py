@@ -144,15 +144,13 @@ def _groups(paths: Sequence[Path]) -> list[_Group]:
     groups: list[_Group] = []
     for path in paths:
         records = read_records(path)
-        runs = [r for r in records.items if r.get("type") == "run"]
-        if not runs:
-            raise InputError(f"{path}: not a results file of `reason bench` (no 'run' line)")
+        header = records.run_header()
         samples, _ = unique_samples(records.items, path)
         by_cell: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
         for r in samples:
             by_cell.setdefault((r["strategy"], r["budget"]), {})[str(r["id"])] = r
         for (strategy, _budget), recs in by_cell.items():
-            groups.append(_Group(path, runs[0], strategy, recs))
+            groups.append(_Group(path, header, strategy, recs))
     return groups
 
 
