@@ -16,8 +16,9 @@
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TypeVar
 
 import numpy as np
 
@@ -25,6 +26,8 @@ from reasoncli.bench.metrics import bootstrap_mean, wilson
 from reasoncli.tune.candidates import Candidate, CandidateSet, Outcome
 from reasoncli.tune.difficulty import ESTIMATES, auc, estimate
 from reasoncli.tune.policy import Action, Expected, PolicyBin, PolicyRow, TunedPolicy
+
+_T = TypeVar("_T")
 
 __all__ = [
     "ACCEPT",
@@ -183,6 +186,17 @@ class _Arm:
     outcome: Outcome
 
 
+def _rising(items: list[_T], right: Callable[[_T], int]) -> list[_T]:
+    """Of `items` sorted by cost, those with more right answers than every cheaper one: the
+    accuracy-cost frontier."""
+    kept, best = [], -1
+    for item in items:
+        if right(item) > best:
+            kept.append(item)
+            best = right(item)
+    return kept
+
+
 def _frontier_options(arms: list[_Arm], mask: np.ndarray) -> list[tuple[int, float, int]]:
     """(right, cost, arm index) of the arms on this bin's accuracy-cost frontier."""
     rows = []
@@ -190,12 +204,7 @@ def _frontier_options(arms: list[_Arm], mask: np.ndarray) -> list[tuple[int, flo
         o = arm.outcome
         rows.append((int(o.correct[mask].sum()), float(o.total[mask].sum()), i))
     rows.sort(key=lambda r: (r[1], -r[0], r[2]))
-    kept, best = [], -1
-    for r in rows:
-        if r[0] > best:
-            kept.append(r)
-            best = r[0]
-    return kept
+    return _rising(rows, lambda r: r[0])
 
 
 def allocate(options: list[list[tuple[int, float, int]]], cap: float) -> list[int] | None:
@@ -210,11 +219,7 @@ def allocate(options: list[list[tuple[int, float, int]]], cap: float) -> list[in
             if cost + c <= cap + 1e-6
         ]
         grown.sort(key=lambda s: (s[0], -s[1]))
-        states, best = [], -1
-        for s in grown:
-            if s[1] > best:
-                states.append(s)
-                best = s[1]
+        states = _rising(grown, lambda s: s[1])
         if not states:
             return None
     top = max(states, key=lambda s: (s[1], -s[0]))
