@@ -25,6 +25,19 @@ Last, aggregate generated tok/s and latency side by side, and reason serve's rat
 
 Bounded: --requests in all, --time-limit seconds at most per server (requests not sent by
 then are skipped and reported).
+
+The fair comparison (#30 item 5), instead of the load and soak:
+
+    python benchmarks/serve_load.py --peer llama-server --rounds 4 --requests 40 --clients 8 \
+        --strategies vote-4 --threads 1 [--peer-cache-prompt]
+
+Both servers run at once and take turns: each round's plans (well-formed, not streamed, not
+dropped) go to one, then to the other, the order flipping every round. Both decode the same
+prompt: reason serve's own (the model's chat template with reason's system prompt, rendered
+here as reason renders it), sent to llama-server's /v1/completions as `prompt`, with the
+model's sampling settings from models.yaml and, unless --peer-cache-prompt, `cache_prompt`
+off (reason serve has no prefix cache). Per phase: prompt, generated and processed (prompt +
+generated) tok/s and p50/p95 latency; then medians over rounds side by side, and the ratio.
 """
 
 from __future__ import annotations
