@@ -35,6 +35,25 @@ def one_error_line(proc: subprocess.CompletedProcess[str] | Run) -> str:
     return lines[0]
 
 
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["ask", "--help"],  # Click's help, on sys.stdout
+        ["--version"],
+        ["ask", "q", "--branches", "0"],  # a usage error from the option checks (2)
+        ["ask", "q", "--no-such-flag"],  # Click's own usage error (2)
+        ["ask", "q", "-m", "/nonexistent/model.gguf"],  # a ReasonError (3)
+        ["ask", ""],  # empty question (4)
+        ["logs", "list", "--json"],
+        ["models", "list"],
+    ],
+)
+def test_in_process_runs_are_the_process(args: list[str]) -> None:
+    """`run_cli` stands in for the process only if they agree: exit code, stdout, stderr."""
+    proc, run = reason(*args), in_process(*args)
+    assert (run.returncode, run.stdout, run.stderr) == (proc.returncode, proc.stdout, proc.stderr)
+
+
 def test_help_lists_commands() -> None:
     proc = reason("--help")
     assert proc.returncode == 0
