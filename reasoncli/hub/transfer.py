@@ -20,6 +20,7 @@ from reasoncli.hub.targets import PullTarget
 from reasoncli.models.gguf_file import read_gguf_info
 from reasoncli.models.install import hf_local_path, models_dir
 from reasoncli.models.schema import HfRef, check_repo_file, check_repo_id
+from reasoncli.paths import file_lock
 
 _HASH_CHUNK = 8 * 2**20
 
@@ -51,13 +52,7 @@ def locked(path: Path) -> Iterator[None]:
     lock_dir = models_dir() / ".locks"
     lock_dir.mkdir(parents=True, exist_ok=True)
     key = hashlib.sha256(str(path).encode()).hexdigest()[:24]
-    with open(lock_dir / f"{key}.lock", "w") as fh:
-        try:
-            import fcntl
-
-            fcntl.flock(fh, fcntl.LOCK_EX)
-        except ImportError:  # Windows: no advisory lock; unique part names still apply
-            pass
+    with file_lock(lock_dir / f"{key}.lock"):  # Windows: none; unique part names still apply
         yield
 
 

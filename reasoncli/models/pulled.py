@@ -15,6 +15,7 @@ from reasoncli.errors import CatalogError
 from reasoncli.models.install import models_dir
 from reasoncli.models.loader import CatalogFile, parse_catalog, parse_yaml
 from reasoncli.models.schema import ModelSpec
+from reasoncli.paths import file_lock
 
 PULLED_HEADER = (
     "# Models registered by `reason models pull`; `reason models rm NAME` removes them.\n"
@@ -51,13 +52,8 @@ def _update_pulled(change: Callable[[dict[str, Any]], None]) -> None:
     cannot lose each other's entries and a crash never leaves half a file."""
     path = pulled_catalog_path()
     path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(".pulled.yaml.lock"), "w") as lock:
-        try:
-            import fcntl
-
-            fcntl.flock(lock, fcntl.LOCK_EX)
-        except ImportError:  # Windows: no advisory locks; the atomic replace still holds
-            pass
+    # Windows has no advisory locks: there the atomic replace still holds
+    with file_lock(path.with_name(".pulled.yaml.lock")):
         try:
             doc = parse_yaml(path.read_text(encoding="utf-8"), str(path)) or {}
         except FileNotFoundError:
