@@ -33,7 +33,7 @@ from typing import Any
 from reasoncli.engine.branches import BranchEngine, ContextTuning, ggml_type
 from reasoncli.engine.model import LlamaModel, ModelLoadOptions, load_llama_cpp
 from reasoncli.engine.sampling import Sampling
-from reasoncli.engine.sizing import ContextPlan, offload_for, plan_context
+from reasoncli.engine.sizing import ContextPlan, offload_for, plan_for_model
 from reasoncli.models.catalog import load_catalog
 from reasoncli.models.resolve import resolve_model
 from reasoncli.prompting import COT_SYSTEM, PromptStyle, render_prompt
@@ -60,15 +60,7 @@ class Setup:
 
 def plan_for(setup: Setup, n_prompt: int, n: int, max_tokens: int) -> ContextPlan:
     model = setup.model
-    plan = plan_context(
-        n_prompt=n_prompt,
-        max_new_tokens=max_tokens,
-        max_branches=n,
-        n_ctx_train=model.n_ctx_train,
-        kv_bytes_per_token=model.kv_bytes_per_token,
-        weights_bytes=model.size_bytes,
-        offload=offload_for(model),
-    )
+    plan = plan_for_model(model, n_prompt=n_prompt, max_new_tokens=max_tokens, max_branches=n)
     # The engine chunks the prompt and packs branches into n_batch rows, so any size works.
     return dataclasses.replace(plan, n_batch=setup.n_batch) if setup.n_batch else plan
 

@@ -22,7 +22,7 @@ from reasoncli.engine.protocols import (
     token_ids,
 )
 from reasoncli.engine.sampling import Sampling
-from reasoncli.engine.sizing import offload_for, plan_context
+from reasoncli.engine.sizing import plan_for_model
 from reasoncli.prompting import COT_SYSTEM, PromptStyle, render_prompt
 from reasoncli.reasoning import skip_thinking, template_think_tags
 
@@ -111,15 +111,12 @@ class Session:
         """An engine sized for this request, with the prompt already decoded once."""
         prompt_tokens = token_ids(prompt_tokens)
         model = self.model
-        plan = plan_context(
+        plan = plan_for_model(
+            model,
             n_prompt=len(prompt_tokens),
             max_new_tokens=max_tokens,
             max_branches=max_branches,
-            n_ctx_train=model.n_ctx_train,
-            kv_bytes_per_token=model.kv_bytes_per_token,
-            weights_bytes=model.size_bytes,
             slack_tokens=slack_tokens,
-            offload=offload_for(model),
         )
         engine = BranchEngine.open(
             model,

@@ -342,3 +342,20 @@ def plan_context(
     if assessment.fit.fits is False:
         raise ResourceError(assessment.refusal())
     return assessment.plan
+
+
+def plan_for_model(
+    model: Any, *, n_prompt: int, max_new_tokens: int, max_branches: int, slack_tokens: int = 64
+) -> ContextPlan:
+    """`plan_context` for a loaded `LlamaModel`: its training context, KV bytes per token,
+    weights and the placement it actually got."""
+    return plan_context(
+        n_prompt=n_prompt,
+        max_new_tokens=max_new_tokens,
+        max_branches=max_branches,
+        n_ctx_train=model.n_ctx_train,
+        kv_bytes_per_token=model.kv_bytes_per_token,
+        weights_bytes=model.size_bytes,
+        slack_tokens=slack_tokens,
+        offload=offload_for(model),
+    )
