@@ -19,6 +19,11 @@ MIN_QUESTION_WIDTH = 12
 ANSWER_WIDTH = 24
 
 
+def _when(created_at: str) -> str:
+    """A stored ISO timestamp as the history shows it: to the second, a space for the T."""
+    return created_at[:19].replace("T", " ")
+
+
 def runs_table(runs: list[RunSummary], width: int = 120) -> RenderableType:
     """One line a run in `width` cells: every column keeps its width and only the question
     gives way, cut with an ellipsis, so a narrow terminal never wraps a run."""
@@ -37,7 +42,7 @@ def runs_table(runs: list[RunSummary], width: int = 120) -> RenderableType:
     rows = [
         [
             str(run.id),
-            run.created_at[:19].replace("T", " "),
+            _when(run.created_at),
             run.strategy,
             run.model,
             "none" if run.answer is None else _one_line(run.answer, ANSWER_WIDTH),
@@ -66,7 +71,7 @@ def runs_lines(runs: list[RunSummary]) -> list[str]:
         "\t".join(
             (
                 str(run.id),
-                run.created_at[:19].replace("T", " "),
+                _when(run.created_at),
                 run.strategy,
                 run.model,
                 "-" if run.answer is None else " ".join(run.answer.split()),
@@ -84,7 +89,7 @@ def run_renderable(record: RunRecord) -> RenderableType:
     """A header (when, where from, how it ended, the question), then the run's own summary."""
     s = record.summary
     head = Text(f"run {s.id}", style="bold")
-    head.append(f"  {s.created_at[:19].replace('T', ' ')} UTC · {s.source} · ", style="dim")
+    head.append(f"  {_when(s.created_at)} UTC · {s.source} · ", style="dim")
     head.append(_status(s))
     parts: list[RenderableType] = [head, Text(f"question: {s.question}")]
     if record.error:
