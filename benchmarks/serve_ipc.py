@@ -28,12 +28,18 @@ from typing import Any
 from reasoncli.events import BranchText
 
 
-def _child_connection(conn: Any, events: int, pings: int) -> None:
+def _child(send: Callable[[Any], object], recv: Callable[[], Any], events: int, pings: int) -> None:
+    """The engine process's side: answer `pings` stats requests, then stream `events` token
+    events and a "done"."""
     for i in range(pings):
-        conn.send(("stats", conn.recv()[1], {"rounds": i}))
+        send(("stats", recv()[1], {"rounds": i}))
     for i in range(events):
-        conn.send(("event", 1, BranchText(i % 8, "tok", i)))
-    conn.send(("done", 1, None, None))
+        send(("event", 1, BranchText(i % 8, "tok", i)))
+    send(("done", 1, None, None))
+
+
+def _child_connection(conn: Any, events: int, pings: int) -> None:
+    _child(conn.send, conn.recv, events, pings)
 
 
 def _child_jsonl(sock: socket.socket, events: int, pings: int) -> None:
@@ -51,11 +57,7 @@ def _child_jsonl(sock: socket.socket, events: int, pings: int) -> None:
 
 
 def _child_queue(inbox: Any, outbox: Any, events: int, pings: int) -> None:
-    for i in range(pings):
-        outbox.put(("stats", inbox.get()[1], {"rounds": i}))
-    for i in range(events):
-        outbox.put(("event", 1, BranchText(i % 8, "tok", i)))
-    outbox.put(("done", 1, None, None))
+    _child(outbox.put, inbox.get, events, pings)
 
 
 def _measure(
