@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from cli_run import run_cli
 
 from reasoncli.bench.datasets import load_dataset
 from reasoncli.errors import InputError
@@ -112,19 +113,13 @@ def test_bad_data_names_the_line(tmp_path: Path, rows: list[str], where: str, pa
     assert f"{path}{where}" in message and pattern in message
 
 
-def reason(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+def reason(*args: str) -> tuple[int, str, str]:
     """The CLI in-process (these errors come before any model loads): code, stdout, stderr."""
-    from reasoncli.cli.app import main
-
-    with pytest.raises(SystemExit) as info:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return int(info.value.code or 0), out, err
+    run = run_cli(*args, columns=None)
+    return run.returncode, run.stdout, run.stderr
 
 
-def test_cli_bad_input_exits_4_with_one_line(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
+def test_cli_bad_input_exits_4_with_one_line(tmp_path: Path) -> None:
     empty = tmp_path / "empty.jsonl"
     empty.write_text("")
     broken = tmp_path / "broken.jsonl"
@@ -136,14 +131,14 @@ def test_cli_bad_input_exits_4_with_one_line(
         (["rollouts", str(broken), "--out", str(tmp_path / "g.jsonl")], f"{broken}:2:"),
         (["bench", "report", str(broken)], f"{broken}:2: not valid JSON"),
     ]:
-        code, out, err = reason(capsys, *args)
+        code, out, err = reason(*args)
         assert code == 4, (args, err)
         lines = err.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("Error: ") and pattern in lines[0]
         assert out == ""
 
 
-def test_cli_usage_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_usage_errors_exit_2(tmp_path: Path) -> None:
     data = tmp_path / "d.jsonl"
     data.write_text('{"question": "q", "answer": "1"}\n')
     existing = tmp_path / "r.jsonl"
@@ -156,7 +151,7 @@ def test_cli_usage_errors_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[s
         (["rollouts", str(data), "--out", str(existing)], "--resume"),
         (["rollouts", str(data)], "--out"),
     ]:
-        code, out, err = reason(capsys, *args)
+        code, out, err = reason(*args)
         assert code == 2, (args, err)
         assert pattern in err and out == ""
 

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_run import run_cli
 
-from reasoncli.cli.app import main
 from reasoncli.doctor import FitRequest, assess_file, offload_from_gguf
 from reasoncli.engine.backend import detect_backend, parse_system_info
 from reasoncli.engine.machine import SAFETY, MemoryInfo, parse_bytes
@@ -39,12 +39,10 @@ def isolated(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.delenv("REASON_MEMORY_LIMIT", raising=False)
 
 
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+def run(*args: str) -> tuple[int, str, str]:
     """The real CLI in-process, through its error boundary: (exit code, stdout, stderr)."""
-    with pytest.raises(SystemExit) as exit_:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return int(exit_.value.code or 0), out, err
+    done = run_cli(*args, columns=None)
+    return done.returncode, done.stdout, done.stderr
 
 
 # ------------------------------------------------------------------------------ the estimate
@@ -154,8 +152,8 @@ def test_doctor_and_the_loaded_model_agree(
 # ----------------------------------------------------------------------------------- the CLI
 
 
-def test_doctor_json(capsys: pytest.CaptureFixture[str], tiny_gguf: Path) -> None:
-    code, out, err = run(capsys, "doctor", "--json", "-m", str(tiny_gguf), "-n", "4")
+def test_doctor_json(tiny_gguf: Path) -> None:
+    code, out, err = run("doctor", "--json", "-m", str(tiny_gguf), "-n", "4")
     assert code == 0 and err == ""
     data = json.loads(out)
     assert data["backend"]["name"] == ("CPU" if not data["backend"]["gpu_offload"] else data[
@@ -173,8 +171,8 @@ def test_doctor_json(capsys: pytest.CaptureFixture[str], tiny_gguf: Path) -> Non
     assert m["max_branches"] == 254 and m["max_tokens"] >= 512
 
 
-def test_doctor_text_lists_the_installed_models(capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(capsys, "doctor", "-n", "2", "--max-tokens", "64")
+def test_doctor_text_lists_the_installed_models() -> None:
+    code, out, err = run("doctor", "-n", "2", "--max-tokens", "64")
     assert code == 0 and err == ""
     for expected in ("backend", "threads", "RAM", "GPU", "What fits 2 branches x 64"):
         assert expected in out, expected
@@ -184,11 +182,11 @@ def test_doctor_text_lists_the_installed_models(capsys: pytest.CaptureFixture[st
 
 
 def test_ask_refuses_what_doctor_refuses_and_the_suggestion_runs(
-    capsys: pytest.CaptureFixture[str], tiny_gguf: Path, monkeypatch: pytest.MonkeyPatch
+    tiny_gguf: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     question = "What is 2+2?"
     code, out, _ = run(
-        capsys, "ask", question, "-m", str(tiny_gguf), "-n", "1", "--max-tokens", "4", "--json"
+        "ask", question, "-m", str(tiny_gguf), "-n", "1", "--max-tokens", "4", "--json"
     )
     assert code == 0
     result = json.loads(out)
@@ -211,8 +209,7 @@ def test_ask_refuses_what_doctor_refuses_and_the_suggestion_runs(
     ).fit.need_bytes
     monkeypatch.setenv("REASON_MEMORY_LIMIT", str(int(need / SAFETY) - 1))
 
-    code, out, _ = run(
-        capsys, "doctor", "--json", "-m", str(tiny_gguf), "-n", "16", "--max-tokens", "8",
+    code, out, _ = run("doctor", "--json", "-m", str(tiny_gguf), "-n", "16", "--max-tokens", "8",
         "--prompt-tokens", str(n_prompt),
     )  # fmt: skip
     (verdict,) = json.loads(out)["models"]
@@ -221,17 +218,17 @@ def test_ask_refuses_what_doctor_refuses_and_the_suggestion_runs(
     assert verdict["message"].endswith("is available; try --branches 15")
 
     args = ("ask", question, "-m", str(tiny_gguf), "--max-tokens", "8", "--json")
-    code, out, err = run(capsys, *args, "-n", "16")
+    code, out, err = run(*args, "-n", "16")
     assert code == 5 and out == ""
     assert err.strip() == f"Error: {verdict['message']}"
 
-    code, out, err = run(capsys, *args, "-n", "15")
+    code, out, err = run(*args, "-n", "15")
     assert code == 0, err
     assert len(json.loads(out)["branches"]) == 15
 
 
 def test_nvidia_gpu_without_a_cuda_build_gets_the_reinstall_hint(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     if detect_backend().gpu_offload:
         pytest.skip("this llama-cpp-python has a GPU backend")
@@ -240,7 +237,7 @@ def test_nvidia_gpu_without_a_cuda_build_gets_the_reinstall_hint(
     fake.write_text("#!/bin/sh\necho 'NVIDIA H200, 143771, 140000'\n")
     fake.chmod(0o755)
     monkeypatch.setenv("PATH", f"{fake.parent}:/usr/bin:/bin")
-    code, out, _ = run(capsys, "doctor", "--json", "-m", "smollm2")
+    code, out, _ = run("doctor", "--json", "-m", "smollm2")
     data = json.loads(out)
     assert data["gpus"] == [
         {

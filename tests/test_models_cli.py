@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import typer
+from cli_run import run_cli
 from fake_hub import FakeHub, serve
 from typer.testing import CliRunner
 
@@ -191,14 +192,10 @@ def test_show_curated_not_pulled() -> None:
 # ------------------------------------------------------------------ pull / rm through the CLI
 
 
-def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+def run(*args: str) -> tuple[int, str, str]:
     """The real CLI in-process, through its error boundary: (exit code, stdout, stderr)."""
-    from reasoncli.cli.app import main
-
-    with pytest.raises(SystemExit) as exit_:
-        main(list(args))
-    out, err = capsys.readouterr()
-    return int(exit_.value.code or 0), out, err
+    done = run_cli(*args, columns=None)
+    return done.returncode, done.stdout, done.stderr
 
 
 @pytest.fixture
@@ -213,10 +210,8 @@ def hub(tiny_gguf: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Ite
         yield fake
 
 
-def test_pull_list_show_ask_rm(
-    hub: FakeHub, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    code, out, err = run(capsys, "models", "pull", "acme/Tiny-GGUF:Q4_K_M")
+def test_pull_list_show_ask_rm(hub: FakeHub, tmp_path: Path) -> None:
+    code, out, err = run("models", "pull", "acme/Tiny-GGUF:Q4_K_M")
     assert code == 0, err
     path = tmp_path / "downloads" / "hf" / "acme" / "Tiny-GGUF" / "Tiny-Q4_K_M.gguf"
     assert out == f"tiny-q4_k_m: {path} (15 MB, F16, sha256 verified)\n"
@@ -230,29 +225,29 @@ def test_pull_list_show_ask_rm(
     )
     assert all(step in err for step in steps), err
 
-    code, out, _ = run(capsys, "models", "list", "--json")
+    code, out, _ = run("models", "list", "--json")
     entry = next(d for d in json.loads(out) if d["name"] == "tiny-q4_k_m")
     assert entry["installed"] and entry["quant"] == "F16" and entry["context_length"] == 8192
     assert entry["origin"].endswith("pulled.yaml") and entry["path"] == str(path)
 
-    code, out, _ = run(capsys, "models", "show", "tiny-q4_k_m")
+    code, out, _ = run("models", "show", "tiny-q4_k_m")
     assert "registered in" in out and "sha256" in out and "@ 0123456789ab" in out
 
     code, out, err = run(
-        capsys, "ask", "2+2?", "-m", "tiny-q4_k_m", "-n", "2", "--max-tokens", "4", "--json"
+        "ask", "2+2?", "-m", "tiny-q4_k_m", "-n", "2", "--max-tokens", "4", "--json"
     )
     assert code == 0, err
     assert json.loads(out)["model"] == "tiny-q4_k_m"
 
-    code, out, err = run(capsys, "models", "rm", "tiny-q4_k_m", "--json")
+    code, out, err = run("models", "rm", "tiny-q4_k_m", "--json")
     assert code == 0, err
     gone = json.loads(out)
     assert gone["removed"] == [str(path)] and gone["unregistered"] is True
     assert not path.exists()
 
 
-def test_pull_json(hub: FakeHub, capsys: pytest.CaptureFixture[str]) -> None:
-    code, out, err = run(capsys, "models", "pull", "acme/Tiny-GGUF", "--json")
+def test_pull_json(hub: FakeHub) -> None:
+    code, out, err = run("models", "pull", "acme/Tiny-GGUF", "--json")
     assert code == 0 and err == ""  # --json: nothing on stderr
     data = json.loads(out)
     assert data["name"] == "tiny-q4_k_m" and data["origin"] == "download"
@@ -260,11 +255,9 @@ def test_pull_json(hub: FakeHub, capsys: pytest.CaptureFixture[str]) -> None:
     assert data["file"] == "Tiny-Q4_K_M.gguf" and data["note"] is None  # the only GGUF
 
 
-def test_pull_progress_bar_on_a_terminal(
-    hub: FakeHub, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_pull_progress_bar_on_a_terminal(hub: FakeHub, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("REASON_FORCE_TTY", "1")
-    code, out, err = run(capsys, "models", "pull", "acme/Tiny-GGUF:Q4_K_M")
+    code, out, err = run("models", "pull", "acme/Tiny-GGUF:Q4_K_M")
     assert code == 0, err
     assert "Tiny-Q4_K_M.gguf" in err and "14.5/14.5 MB" in err  # Rich's download column
 
@@ -279,17 +272,13 @@ def test_pull_progress_bar_on_a_terminal(
         ("nonsense", 3, "unknown model 'nonsense'"),
     ],
 )
-def test_pull_errors_are_one_line(
-    hub: FakeHub, capsys: pytest.CaptureFixture[str], target: str, code: int, message: str
-) -> None:
-    got, out, err = run(capsys, "models", "pull", target, "--quiet")
+def test_pull_errors_are_one_line(hub: FakeHub, target: str, code: int, message: str) -> None:
+    got, out, err = run("models", "pull", target, "--quiet")
     assert got == code and out == ""
     assert err.count("\n") == 1 and err.startswith(f"Error: {message}"), err
 
 
-def test_pull_without_a_network(
-    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_pull_without_a_network(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     import socket
 
     with socket.socket() as s:  # a loopback port nobody listens on
@@ -298,12 +287,12 @@ def test_pull_without_a_network(
     monkeypatch.setenv("HF_ENDPOINT", f"http://127.0.0.1:{port}")
     monkeypatch.setenv("HF_HOME", str(tmp_path / "hf"))
     # A curated name skips the tree listing (which huggingface_hub retries for ~20 s).
-    got, out, err = run(capsys, "models", "pull", "qwen3-4b", "-q")
+    got, out, err = run("models", "pull", "qwen3-4b", "-q")
     assert got == 1 and out == ""
     assert err.startswith(f"Error: cannot reach http://127.0.0.1:{port} (ConnectError")
     assert err.count("\n") == 1
 
 
-def test_rm_refuses_what_pull_did_not_write(capsys: pytest.CaptureFixture[str]) -> None:
-    got, out, err = run(capsys, "models", "rm", "smollm2")
+def test_rm_refuses_what_pull_did_not_write() -> None:
+    got, out, err = run("models", "rm", "smollm2")
     assert got == 3 and err.startswith("Error: model 'smollm2-135m' was not pulled")
