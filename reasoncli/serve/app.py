@@ -207,8 +207,7 @@ def create_app(state: ServerState) -> FastAPI:
             for j in jobs:
                 j.cancel()
             raise api_error(exc) from None
-        build = oai.chat_completion if chat else oai.text_completion
-        return build(rid, model, spec.strategy, results, think_tags())
+        return oai.completion(rid, model, spec.strategy, results, think_tags(), chat=chat)
 
     def think_tags() -> tuple[str, str] | None:
         tags = engine.thinking.get("think_tags")

@@ -14,7 +14,7 @@ import json
 import math
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from reasoncli.results import BranchResult, Result
@@ -101,18 +101,31 @@ def reason_field(strategy: str, results: Sequence[Result]) -> dict[str, Any]:
     return {"strategy": strategy, "results": [result_json(r) for r in results]}
 
 
-def _completion(
+def completion(
     rid: str,
     model: str,
     strategy: str,
     results: Sequence[Result],
-    kind: str,
-    body: Callable[[Result], dict[str, Any]],
+    tags: tuple[str, str] | None = None,
+    *,
+    chat: bool,
 ) -> dict[str, Any]:
-    """A chat or text completion: one choice per result, `body` giving its message or text."""
+    """A chat completion (a `message` a choice) or a text completion (a `text`): one choice
+    per result."""
+
+    def body(r: Result) -> dict[str, Any]:
+        if not chat:
+            return {"text": content(r, tags)}
+        fields = {
+            "role": "assistant",
+            "content": content(r, tags),
+            **reasoning_fields(reasoning(r)),
+        }
+        return {"message": fields}
+
     return {
         "id": rid,
-        "object": kind,
+        "object": "chat.completion" if chat else "text_completion",
         "created": int(time.time()),
         "model": model,
         "choices": [
@@ -122,37 +135,6 @@ def _completion(
         "usage": usage(results),
         "reason": reason_field(strategy, results),
     }
-
-
-def chat_completion(
-    rid: str,
-    model: str,
-    strategy: str,
-    results: Sequence[Result],
-    tags: tuple[str, str] | None = None,
-) -> dict[str, Any]:
-    def message(r: Result) -> dict[str, Any]:
-        fields = {
-            "role": "assistant",
-            "content": content(r, tags),
-            **reasoning_fields(reasoning(r)),
-        }
-        return {"message": fields}
-
-    return _completion(rid, model, strategy, results, "chat.completion", message)
-
-
-def text_completion(
-    rid: str,
-    model: str,
-    strategy: str,
-    results: Sequence[Result],
-    tags: tuple[str, str] | None = None,
-) -> dict[str, Any]:
-    def text(r: Result) -> dict[str, Any]:
-        return {"text": content(r, tags)}
-
-    return _completion(rid, model, strategy, results, "text_completion", text)
 
 
 def chunk(
