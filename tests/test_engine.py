@@ -158,6 +158,41 @@ def test_inject_continues_as_if_the_text_were_in_the_prompt(
     assert after == ref.tokens[: len(after)]
 
 
+def test_inject_after_a_stop_string_drops_the_stop_tokens_from_the_kv(
+    tiny_model: LlamaModel, threads: int
+) -> None:
+    """A stop string over several tokens has all but its last decoded when it is found; text
+    forced after it ("Wait" after a `</think>`) must follow the kept text, not the stop's first
+    tokens, as if the model had never written them."""
+    with make_engine(tiny_model, 1, 30, threads) as engine:
+        ref = engine.add_branch(GREEDY, 30)
+        run_all(engine)
+    pieces = [tiny_model.token_bytes(t).decode("utf-8") for t in ref.tokens]
+    assert "".join(pieces) == ref.text
+    k = next(i for i in range(3, 25) if pieces[i] and pieces[i + 1] and pieces[i + 2])
+    stop = pieces[k][-1] + pieces[k + 1] + pieces[k + 2][:1]  # three tokens, the first partly
+    cut = ref.text.find(stop)
+    start = len("".join(pieces[:k]))
+    assert start <= cut < start + len(pieces[k])  # the stop begins inside token k
+    with make_engine(tiny_model, 1, 30, threads) as engine:
+        b = engine.add_branch(GREEDY, 30, stop=[stop])
+        run_all(engine)
+        assert b.stop_hit == stop and b.text == ref.text[:cut]
+        forced = engine.inject(b, " Wait", max_tokens=b.n_tokens + 8)
+        run_all(engine)
+        after = b.tokens[k + 3 :]
+    kept = tiny_model.tokenize(ref.text[start:cut] + " Wait", add_special=False)
+    assert forced == kept  # token k's kept text, then the forced text
+    assert b.text.startswith(ref.text[:cut] + " Wait")
+    prompt = tiny_model.tokenize(PROMPT) + ref.tokens[:k] + forced
+    plan = plan_for(tiny_model, len(prompt), 8, 1)
+    with BranchEngine.open(tiny_model, plan, n_threads=threads) as fresh:
+        fresh.set_prompt(prompt)
+        expected = fresh.add_branch(GREEDY, 8)
+        run_all(fresh)
+    assert after and after == expected.tokens[: len(after)]
+
+
 def test_released_slots_are_reused(tiny_model: LlamaModel, threads: int) -> None:
     with make_engine(tiny_model, 2, 6, threads) as engine:
         a = engine.add_branch(GREEDY, 6)

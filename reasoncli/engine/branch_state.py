@@ -6,6 +6,7 @@ read them; an engine changes a branch, a strategy only reads it.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -14,6 +15,7 @@ from reasoncli.engine.sampling import Sampling
 from reasoncli.errors import ReasonError
 
 FAILED = "failed"  # remote branches whose requests ran out of retries
+_MARKS = 64  # sampled tokens remembered for a rewind: longer than any stop string's tokens
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,10 @@ class Branch:
     n_past: int = 0
     pending: list[int] = field(default_factory=list)
     forced_tokens: int = 0
+    # (position, text offset) of each recent sampled token, and, after a stop string ended the
+    # branch, the first of them the stop's text reaches: what `inject` rewinds the KV to.
+    marks: deque[tuple[int, int]] = field(default_factory=lambda: deque(maxlen=_MARKS))
+    rewind: tuple[int, int] | None = None
     _decoder: Any = None
     _sampler: Any = None
 
@@ -63,10 +69,17 @@ class Branch:
             cannot = f" and cannot be {action}" if action else ""
             raise ReasonError(f"branch {self.id} was released{cannot}")
 
-    def take_text(self, piece: str) -> str:
+    def take_text(self, piece: str, position: int | None = None) -> str:
         """Append generated text and end the branch at the first stop string in it: the text is
-        cut there (finish_reason "stop", `stop_hit` set). Returns what of `piece` stays."""
+        cut there (finish_reason "stop", `stop_hit` set). Returns what of `piece` stays.
+
+        `position` is where the sampled token goes in the KV. A stop string that spans several
+        tokens has all but its last decoded already; `rewind` then names the first token it
+        reaches, so text forced after the stop ("Wait", `</think>`) follows the kept text and
+        not the stop's first tokens ("</think" + "Wait" reads as a stray ">")."""
         start = max(0, len(self.text) - max((len(s) for s in self.stop), default=0))
+        if position is not None:
+            self.marks.append((position, len(self.text)))
         self.text += piece
         for s in self.stop:
             at = self.text.find(s, start)
@@ -74,6 +87,7 @@ class Branch:
                 removed = len(self.text) - at
                 self.text = self.text[:at]
                 self.finish_reason, self.stop_hit = "stop", s
+                self.rewind = next((m for m in reversed(self.marks) if m[1] <= at), None)
                 return piece[: max(0, len(piece) - removed)]
         return piece
 
@@ -86,6 +100,7 @@ class Branch:
         self.forced_tokens += n_tokens
         self.finish_reason = None
         self.stop_hit = None
+        self.rewind = None
         if max_tokens is not None:
             self.max_tokens = max_tokens
         if stop is not None:

@@ -200,10 +200,18 @@ class BranchEngine(BranchRoster):
         """Force `text` into a branch (e.g. "Wait" or "Final Answer:"), reviving it if it ended.
 
         A sampled end-of-generation token is dropped rather than decoded, so the model continues
-        as if it had written `text` itself.
+        as if it had written `text` itself; after a stop string, its tokens are dropped from the
+        KV too (`Branch.take_text`), as they were from the text.
         """
         branch.check_held()
-        forced = self.model.tokenize(text, add_special=False, parse_special=True)
+        refeed = ""
+        if branch.rewind is not None:  # ended by a stop string: drop its tokens from the KV
+            position, offset = branch.rewind
+            with self.context.lock:
+                self.context.trim_seq(branch.seq, position)
+            branch.n_past, branch.pending = position, []
+            refeed = branch.text[offset:]  # the kept text of the token the stop began in
+        forced = self.model.tokenize(refeed + text, add_special=False, parse_special=True)
         if branch.n_past + len(branch.pending) + len(forced) + 1 > self.plan.n_ctx_seq:
             raise ResourceError(f"branch {branch.id} has no room left in its context")
         branch.pending.extend(forced)
@@ -356,7 +364,7 @@ class BranchEngine(BranchRoster):
         piece = b._decoder.decode(self.model.token_bytes(token))
         finished = False
         if piece:
-            piece = b.take_text(piece)
+            piece = b.take_text(piece, position=b.n_past)
             finished = b.finish_reason == "stop"
         if not finished:
             # Sampled but not yet decoded: kept even at the budget, so inject() can continue.

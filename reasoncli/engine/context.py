@@ -75,6 +75,10 @@ class DecodeContext:
     def clear_seq(self, seq: int) -> None:
         self.lib.llama_memory_seq_rm(self.memory, seq, -1, -1)
 
+    def trim_seq(self, seq: int, position: int) -> None:
+        """Drop `seq`'s KV from `position` on, so decoding goes on from there."""
+        self.lib.llama_memory_seq_rm(self.memory, seq, position, -1)
+
     # -- decoding -------------------------------------------------------------------------------
     def fill_batch(self, rows: Iterable[tuple[int, int, int, bool]]) -> None:
         """(token, position, sequence, wants logits) rows into the batch buffer."""
