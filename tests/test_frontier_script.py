@@ -3,29 +3,17 @@ format bench writes (a `run` line, then one `sample` line per question, strategy
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import numpy as np
 import pytest
+from benchmark_script import load_benchmark
 
 from reasoncli.bench.metrics import wilson
 from reasoncli.tune.fit import held_out_mask
 
-ROOT = Path(__file__).resolve().parents[1]
 IDS = [f"d{d}-arithmetic-heldout-{i}" for d in (1, 2) for i in range(12)]
-
-
-def load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("frontier", ROOT / "benchmarks/frontier.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
 
 
 def sample(qid: str, strategy: str, budget: str, answers: list[str], tokens: list[int],
@@ -108,7 +96,7 @@ def interval(right: int, n: int) -> str:
 def test_table_rows_are_the_files_numbers(
     bench_dir: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    frontier = load()
+    frontier = load_benchmark("frontier")
     png = tmp_path / "frontier.png"
     frontier.main([str(bench_dir), "--plot", str(png)])
     out = capsys.readouterr().out
@@ -146,7 +134,7 @@ def test_table_rows_are_the_files_numbers(
 def test_partial_includes_a_file_still_being_written(
     bench_dir: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    load().main([str(bench_dir), "--partial"])
+    load_benchmark("frontier").main([str(bench_dir), "--partial"])
     out = capsys.readouterr().out
     # read, but with 5 questions in common it is too few to pair: named, and the rest reported
     assert "note: left out small/revise.jsonl: only 5 question(s) are in every file" in out

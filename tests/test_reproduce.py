@@ -4,29 +4,18 @@ regenerate byte for byte from the committed result files (the full check is
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
-from types import ModuleType
 
 import pytest
 import typer
+from benchmark_script import load_benchmark
 
 from reasoncli.cli.app import app
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
-def load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("reproduce", ROOT / "benchmarks/reproduce.py")
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
-
-
-REPRO = load()
+REPRO = load_benchmark("reproduce")
 
 
 def _unknown_flags(argv: tuple[str, ...]) -> set[str]:

@@ -3,23 +3,7 @@ Results table is computed with, on hand-made bench samples."""
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-from types import ModuleType
-
-ROOT = Path(__file__).resolve().parents[1]
-
-
-def load() -> ModuleType:
-    spec = importlib.util.spec_from_file_location(
-        "small_vs_big", ROOT / "benchmarks/small_vs_big.py"
-    )
-    assert spec and spec.loader
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module  # dataclasses look their module up there
-    spec.loader.exec_module(module)
-    return module
+from benchmark_script import load_benchmark
 
 
 def sample(answers: list[str | None], scores: list[float | None], right: str) -> dict:
@@ -40,7 +24,7 @@ def sample(answers: list[str | None], scores: list[float | None], right: str) ->
 
 
 def test_best_of_k_weighted_and_majority_read_the_first_k_branches() -> None:
-    m = load()
+    m = load_benchmark("small_vs_big")
     # two wrong "5"s outvote one right "6", which the judge scores highest
     row = sample(["5", "6", "5", None], [0.3, 0.9, 0.2, 1.0], right="6")
     assert m.right_at(row, 4, "best") == 1.0  # an unanswered branch can't be the pick
@@ -57,7 +41,7 @@ def test_best_of_k_weighted_and_majority_read_the_first_k_branches() -> None:
 
 
 def test_a_tie_goes_to_the_answer_that_finished_first_as_in_reason_vote() -> None:
-    m = load()
+    m = load_benchmark("small_vs_big")
     row = sample(["5", "6"], [None, None], right="6")
     assert m.right_at(row, 1, "maj") == 0.0
     assert m.right_at(row, 2, "maj") == 0.0  # branch 0 finished first: "5"
@@ -68,7 +52,7 @@ def test_a_tie_goes_to_the_answer_that_finished_first_as_in_reason_vote() -> Non
 
 
 def test_a_scored_file_gives_three_curves_and_a_vote_file_one() -> None:
-    m = load()
+    m = load_benchmark("small_vs_big")
     scored = [sample(["1", "2"], [0.1, 0.8], right="2")]
     names = [r[0] for r in m.table({"bon": scored})]
     assert dict.fromkeys(names) == dict.fromkeys(["bon maj", "bon best-of", "bon weighted"])
@@ -77,7 +61,7 @@ def test_a_scored_file_gives_three_curves_and_a_vote_file_one() -> None:
 
 
 def test_paired_gain_is_the_mean_difference_on_the_same_questions() -> None:
-    m = load()
+    m = load_benchmark("small_vs_big")
     won = sample(["5", "6", "5"], [0.1, 0.9, 0.2], right="6")  # the judge fixes the vote
     tie = sample(["6", "6", "5"], [0.5, 0.5, 0.9], right="6")  # the judge breaks a right vote
     assert m.right_at(won, 3, "best") == 1.0 and m.right_at(won, 3, "maj") == 0.0
@@ -93,7 +77,7 @@ def search_row(qid: str, branches: int, correct: bool, tokens: int) -> dict:
 
 
 def test_a_search_file_gives_one_point_per_n_and_its_gain_over_a_vote_is_paired() -> None:
-    m = load()
+    m = load_benchmark("small_vs_big")
     beam = [search_row(f"q{i}", n, i < n // 4, 7 * n) for n in (4, 8) for i in range(4)]
     points = {(r[0], r[1]): (r[3], r[6]) for r in m.table({"beam": beam})}
     assert points == {("beam", 4): (0.25, 28.0), ("beam", 8): (0.5, 56.0)}

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import importlib.util
 import json
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-spec = importlib.util.spec_from_file_location("vote_headroom", ROOT / "benchmarks/vote_headroom.py")
-assert spec and spec.loader
-vote_headroom = importlib.util.module_from_spec(spec)
-spec.loader.exec_module(vote_headroom)
+from benchmark_script import load_benchmark
+
+vote_headroom = load_benchmark("vote_headroom")
 
 
 def sample(qid: str, answers: list[str], right: str) -> dict:
