@@ -87,9 +87,18 @@ class Branch:
                 removed = len(self.text) - at
                 self.text = self.text[:at]
                 self.finish_reason, self.stop_hit = "stop", s
-                self.rewind = next((m for m in reversed(self.marks) if m[1] <= at), None)
+                self.rewind = self._stop_start(at)
                 return piece[: max(0, len(piece) - removed)]
         return piece
+
+    def _stop_start(self, at: int) -> tuple[int, int] | None:
+        """The mark of the token the stop string at text offset `at` begins in: the last token
+        that starts at or before it, or the first of those starting at the same offset (a token
+        that ends inside a character decodes to no text and shares its successor's offset)."""
+        before = [m for m in self.marks if m[1] <= at]
+        if not before:
+            return None
+        return next(m for m in before if m[1] == before[-1][1])
 
     def force(
         self, text: str, n_tokens: int, max_tokens: int | None, stop: Iterable[str] | None
