@@ -144,10 +144,11 @@ _LEVELS: dict[int, tuple[_Template, ...]] = {
 }
 
 
-def split_of(question: str) -> Split:
-    """The split a problem text belongs to, decided by its hash alone."""
+def split_of(question: str, every: int = HELDOUT_EVERY) -> Split:
+    """The split a problem text belongs to, decided by its hash alone: one text in `every` is
+    held out."""
     digest = int.from_bytes(hashlib.sha256(question.encode()).digest()[:8], "big")
-    return "heldout" if digest % HELDOUT_EVERY == 0 else "train"
+    return "heldout" if digest % every == 0 else "train"
 
 
 def _problem(r: random.Random, templates: tuple[_Template, ...]) -> Problem:

@@ -10,15 +10,15 @@ any wording; `python -m reasoncli.train.gsm8k_steps TRAIN.jsonl` rebuilds the fi
 
 from __future__ import annotations
 
-import hashlib
 import json
 import sys
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Literal
 
 from reasoncli.errors import InputError, UsageError
+from reasoncli.train import arithmetic
+from reasoncli.train.arithmetic import Split
 
 __all__ = [
     "HELDOUT_EVERY",
@@ -30,7 +30,6 @@ __all__ = [
     "steps_of",
 ]
 
-Split = Literal["train", "heldout"]
 PACKAGED = "gsm8k-steps.jsonl"
 HELDOUT_EVERY = 4
 """One source problem in HELDOUT_EVERY (by the hash of its question) is never trained on."""
@@ -55,8 +54,9 @@ def steps_of(solution: str) -> int:
 
 
 def split_of(question: str) -> Split:
-    digest = int.from_bytes(hashlib.sha256(question.encode()).digest()[:8], "big")
-    return "heldout" if digest % HELDOUT_EVERY == 0 else "train"
+    """The split of a source problem: the same hash as the generated problems' (one in
+    HELDOUT_EVERY)."""
+    return arithmetic.split_of(question, HELDOUT_EVERY)
 
 
 def _final(solution: str) -> str | None:
