@@ -3,13 +3,15 @@ process run it, or in this process (`run_cli`) for the tests that check what it 
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
 import signal
 import subprocess
 import sys
-from collections.abc import Mapping
+import tempfile
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -104,8 +106,10 @@ def run_cli(
     The same arguments as `reason()`: stdin is `input` (None: empty, as /dev/null reads), none
     of the three streams is a TTY, `columns` pins COLUMNS, and `env` adds variables (None
     removes one) for the run only, in `os.environ` itself, since code below `cli/` reads it.
-    For what needs a real process (stdout/stderr of the console script, pipes, signals, TTYs,
-    crashes, anything that loads llama.cpp and must not share this process), use `reason()`.
+    What native code (llama.cpp) writes to file descriptors 1 and 2 is captured too and
+    appended to `stdout`/`stderr`, so "nothing but the answer on stdout, nothing on stderr"
+    holds in-process as it does in a child. For what needs a real process (the console script,
+    pipes, signals, TTYs, crashes), use `reason()`.
     """
     from reasoncli.cli.app import main
     from reasoncli.cli.io import Environment
@@ -124,14 +128,43 @@ def run_cli(
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
-        try:
-            main(list(args), env=environment)
-        except SystemExit as exc:
-            code = exc.code
-        else:  # main() always ends in SystemExit
-            raise AssertionError("main() returned without an exit code")
+        with _native_output(1) as native_out, _native_output(2) as native_err:
+            try:
+                main(list(args), env=environment)
+            except SystemExit as exc:
+                code = exc.code
+            else:  # main() always ends in SystemExit
+                raise AssertionError("main() returned without an exit code")
     finally:
         os.environ.clear()
         os.environ.update(saved)
     returncode = code if isinstance(code, int) else (0 if code is None else 1)
-    return Run(list(args), returncode, out.getvalue(), err.getvalue())
+    stdout = out.getvalue() + native_out.read()
+    stderr = err.getvalue() + native_err.read()
+    return Run(list(args), returncode, stdout, stderr)
+
+
+class _Captured:
+    """What was written to a file descriptor while it was captured; read it after the block."""
+
+    def __init__(self) -> None:
+        self.text = ""
+
+    def read(self) -> str:
+        return self.text
+
+
+@contextlib.contextmanager
+def _native_output(fd: int) -> Iterator[_Captured]:
+    """Point file descriptor `fd` at a temporary file for the block, then back."""
+    captured = _Captured()
+    with tempfile.TemporaryFile(mode="w+b") as tmp:
+        saved = os.dup(fd)
+        os.dup2(tmp.fileno(), fd)
+        try:
+            yield captured
+        finally:
+            os.dup2(saved, fd)
+            os.close(saved)
+            tmp.seek(0)
+            captured.text = tmp.read().decode(errors="replace")

@@ -54,6 +54,18 @@ def test_in_process_runs_are_the_process(args: list[str]) -> None:
     assert (run.returncode, run.stdout, run.stderr) == (proc.returncode, proc.stdout, proc.stderr)
 
 
+def test_in_process_runs_see_what_llama_cpp_writes(tiny_gguf: Path) -> None:
+    """llama.cpp writes to file descriptor 2, past `sys.stderr`: `run_cli` captures it, so an
+    in-process "stderr is empty" means what it means in a process."""
+    args = ("ask", "q", "-m", str(tiny_gguf), "-n", "1", "--max-tokens", "2")
+    verbose = in_process(*args, "--verbose", "--json")
+    assert "llama_model_loader" in verbose.stderr
+    assert json.loads(verbose.stdout)["strategy"] == "vote"
+    quiet = in_process(*args, "--json")
+    assert quiet.returncode == 0 and quiet.stderr == ""
+    assert json.loads(quiet.stdout)["strategy"] == "vote"
+
+
 def test_help_lists_commands() -> None:
     proc = reason("--help")
     assert proc.returncode == 0

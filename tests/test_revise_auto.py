@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from cli_run import Run, run_cli
 from cli_run import reason as run_reason
 
 from reasoncli.errors import UsageError
@@ -310,11 +311,17 @@ def test_auto_ctrl_c_returns_the_partial_result(session: object) -> None:
 
 
 def reason(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    """A real `reason` process: for the embedded model, end to end."""
     return run_reason(*args, columns=None, timeout=timeout)
 
 
+def cli(*args: str) -> Run:
+    """`reason` in this process (tests/cli_run.py `run_cli`): the same `main()`, faster."""
+    return run_cli(*args, columns=None)
+
+
 def test_cli_think_revise_json(tiny_gguf: Path) -> None:
-    proc = reason(
+    proc = cli(
         "think", "Is 91 prime?", "-m", str(tiny_gguf), "--strategy", "revise",
         "--rounds", "2", "--final", "vote", "--max-tokens", "6", "--json",
     )  # fmt: skip
@@ -327,7 +334,7 @@ def test_cli_think_revise_json(tiny_gguf: Path) -> None:
 
 
 def test_cli_ask_auto_json(tiny_gguf: Path) -> None:
-    proc = reason(
+    proc = cli(
         "ask", "What is 2+2?", "-m", str(tiny_gguf), "--strategy", "auto",
         "--budget-tokens", "24", "--pilot", "2", "--max-tokens", "6", "--json",
     )  # fmt: skip
@@ -361,7 +368,7 @@ def test_branch_cap_keeps_an_explicit_max_tokens() -> None:
 
 @pytest.mark.parametrize("budget", [200, 800, 4000])
 def test_cli_auto_fits_its_plan_into_the_budget(tiny_gguf: Path, budget: int) -> None:
-    proc = reason(
+    proc = cli(
         "ask", "What is 12 + 30?", "-m", str(tiny_gguf), "--strategy", "auto",
         "--budget-tokens", str(budget), "--json",
     )  # fmt: skip
@@ -406,7 +413,7 @@ def test_cli_auto_fits_its_plan_into_the_budget(tiny_gguf: Path, budget: int) ->
     ],
 )
 def test_cli_bad_options_exit_2(args: list[str], message: str) -> None:
-    proc = reason(*args)
+    proc = cli(*args)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0]

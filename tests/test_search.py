@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 
 import pytest
-from cli_run import reason
+from cli_run import reason, run_cli
 
 from reasoncli.engine.branches import Branch
 from reasoncli.engine.sampling import Sampling
@@ -313,7 +313,7 @@ def test_ctrl_c_returns_the_partial_search(session: object) -> None:
 
 @pytest.mark.parametrize("name", SEARCHES)
 def test_cli_json(name: str, tiny_gguf: Path, threads: int) -> None:
-    proc = reason(
+    proc = run_cli(
         "ask", QUESTION, "-m", str(tiny_gguf), "-s", name, "-n", "4", "--beam-width", "2",
         "--step-tokens", "4", "--max-tokens", "12", "--aggregate", "prod",
         "--threads", str(threads), "--expect", "4", "--json",
@@ -343,7 +343,7 @@ def test_cli_json(name: str, tiny_gguf: Path, threads: int) -> None:
     ],
 )
 def test_cli_bad_options_exit_2(args: tuple[str, ...], message: str, tiny_gguf: Path) -> None:
-    proc = reason("ask", QUESTION, "-m", str(tiny_gguf), *args)
+    proc = run_cli("ask", QUESTION, "-m", str(tiny_gguf), *args)
     assert proc.returncode == 2
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0]

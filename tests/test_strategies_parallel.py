@@ -12,7 +12,7 @@ import math
 from pathlib import Path
 
 import pytest
-from cli_run import reason
+from cli_run import run_cli as reason
 
 from reasoncli.engine.branches import Branch
 from reasoncli.engine.sampling import Sampling
