@@ -1,4 +1,5 @@
-"""Shared fixtures: the embedded SmolLM2 file and a tiny random Llama GGUF made from it."""
+"""Shared fixtures: the embedded SmolLM2 file, a tiny random Llama GGUF made from it, and a real
+llama_cpp.server on that GGUF behind a fault proxy (the remote backend's tests)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ sys.path.insert(0, str(Path(__file__).parent))
 from tiny_gguf import TinyShape, write_tiny_gguf  # noqa: E402
 
 if TYPE_CHECKING:
+    from remote_support import FaultProxy, LlamaServer
+
     from reasoncli.session import Session
 
 
@@ -75,3 +78,27 @@ def session(tiny_gguf: Path, threads: int) -> Iterator[Session]:
     s = Session.load(resolve_model(str(tiny_gguf), load_catalog()), SessionOptions(threads=threads))
     yield s
     s.close()
+
+
+@pytest.fixture(scope="module")
+def llama_server(tiny_gguf: Path) -> Iterator[LlamaServer]:
+    """`python -m llama_cpp.server` on the tiny GGUF, served as "tiny"; one per test module."""
+    from remote_support import LlamaServer
+
+    with LlamaServer(tiny_gguf, alias="tiny", n_ctx=1024) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def _module_proxy(llama_server: LlamaServer) -> Iterator[FaultProxy]:
+    from remote_support import FaultProxy
+
+    with FaultProxy(llama_server.base_url) as proxy:
+        yield proxy
+
+
+@pytest.fixture()
+def proxy(_module_proxy: FaultProxy) -> FaultProxy:
+    """The fault proxy in front of `llama_server`, its script and records cleared per test."""
+    _module_proxy.reset()
+    return _module_proxy

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
 from tiny_gguf import write_tiny_gguf
@@ -15,6 +16,9 @@ from reasoncli.reasoning import ReasoningStream, TraceFilter, skip_thinking, tem
 from reasoncli.strategies.parallel import split_thinking
 from reasoncli.train.think_format import THINK_CHAT_TEMPLATE
 from tests.test_cli import reason
+
+if TYPE_CHECKING:
+    from remote_support import FaultProxy
 
 TAGS = ("<think>", "</think>")
 TEXTS = [
@@ -110,39 +114,33 @@ def test_reasoning_budget_caps_thinking_and_zero_skips_it(think_gguf: Path) -> N
     assert skipped["prompt_tokens"] > capped["prompt_tokens"]  # the closed empty thought
 
 
-def test_a_remote_server_without_a_template_is_asked_for_the_budget(tiny_gguf: Path) -> None:
+def test_a_remote_server_without_a_template_is_asked_for_the_budget(proxy: FaultProxy) -> None:
     """`reason` cannot force a budget through a server's own chat template: the budget goes in
     the request (llama.cpp's `thinking_budget_tokens`; 0 also turns thinking off in the
     template), and the server (here llama_cpp.server, which ignores what it does not know)
     still answers."""
-    from remote_support import FaultProxy, LlamaServer
-
     from reasoncli.events import discard
     from reasoncli.models.catalog import load_catalog
     from reasoncli.remote.session import RemoteRequest, open_remote_session
     from reasoncli.strategies.base import StrategyOptions, get_strategy
 
-    with (
-        LlamaServer(tiny_gguf, alias="tiny", n_ctx=512) as server,
-        FaultProxy(server.base_url) as proxy,
-    ):
-        for budget, extra in ((24, {}), (0, {"chat_template_kwargs": {"enable_thinking": False}})):
-            proxy.reset()
-            request = RemoteRequest(base_url=proxy.base_url, model="tiny")
-            session = open_remote_session(request, load_catalog())
-            try:
-                assert session.style is None  # chat API: the server's own template
-                session.pass_thinking_budget(budget)
-                options = StrategyOptions(branches=2, max_tokens=6, seed=1)
-                result = get_strategy("vote").run("2+2?", session, options, discard)
-            finally:
-                session.close()
-            assert result.generated_tokens > 0
-            bodies = [r.json() for r in proxy.requests if r.path.endswith("completions")]
-            assert bodies and all("messages" in b for b in bodies)
-            for body in bodies:
-                assert body["thinking_budget_tokens"] == budget
-                assert {k: body[k] for k in extra} == extra
+    for budget, extra in ((24, {}), (0, {"chat_template_kwargs": {"enable_thinking": False}})):
+        proxy.reset()
+        request = RemoteRequest(base_url=proxy.base_url, model="tiny")
+        session = open_remote_session(request, load_catalog())
+        try:
+            assert session.style is None  # chat API: the server's own template
+            session.pass_thinking_budget(budget)
+            options = StrategyOptions(branches=2, max_tokens=6, seed=1)
+            result = get_strategy("vote").run("2+2?", session, options, discard)
+        finally:
+            session.close()
+        assert result.generated_tokens > 0
+        bodies = [r.json() for r in proxy.requests if r.path.endswith("completions")]
+        assert bodies and all("messages" in b for b in bodies)
+        for body in bodies:
+            assert body["thinking_budget_tokens"] == budget
+            assert {k: body[k] for k in extra} == extra
 
 
 @pytest.mark.parametrize(

@@ -26,26 +26,8 @@ from reasoncli.remote.session import RemoteRequest, RemoteSession, open_remote_s
 from reasoncli.results import BranchResult, Result
 from reasoncli.strategies.base import REGISTRY, StrategyOptions, get_strategy, strategy_names
 
-ALIAS = "tiny"
+ALIAS = "tiny"  # what the llama_server fixture (conftest.py) serves the tiny GGUF as
 API_KEY = "sk-test-0123456789-secret"
-
-
-@pytest.fixture(scope="module")
-def server(tiny_gguf: Path) -> Iterator[LlamaServer]:
-    with LlamaServer(tiny_gguf, alias=ALIAS, n_ctx=1024) as s:
-        yield s
-
-
-@pytest.fixture(scope="module")
-def _proxy(server: LlamaServer) -> Iterator[FaultProxy]:
-    with FaultProxy(server.base_url) as p:
-        yield p
-
-
-@pytest.fixture()
-def proxy(_proxy: FaultProxy) -> FaultProxy:
-    _proxy.reset()
-    return _proxy
 
 
 def proxy_entry(proxy: FaultProxy, tiny_gguf: Path, path: Path) -> Path:
@@ -394,10 +376,9 @@ def test_cli_server_that_does_not_speak_the_api(proxy: FaultProxy) -> None:
     assert "not an OpenAI model list" in one_error_line(proc)
 
 
-def test_cli_wrong_url_path(server: LlamaServer) -> None:
-    proc = reason(
-        "ask", "2+2?", "--base-url", server.base_url + "/nothing", "-m", ALIAS, env=remote_env()
-    )
+def test_cli_wrong_url_path(llama_server: LlamaServer) -> None:
+    url = llama_server.base_url + "/nothing"
+    proc = reason("ask", "2+2?", "--base-url", url, "-m", ALIAS, env=remote_env())
     assert proc.returncode == ExitCode.PROTOCOL
     assert "should end in /v1" in one_error_line(proc)
 

@@ -13,25 +13,7 @@ import httpx2
 import pytest
 from remote_support import FaultProxy, LlamaServer, free_port
 
-ALIAS = "tiny"
-
-
-@pytest.fixture(scope="module")
-def llama_server(tiny_gguf: Path) -> Iterator[LlamaServer]:
-    with LlamaServer(tiny_gguf, alias=ALIAS, n_ctx=512) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def _module_proxy(llama_server: LlamaServer) -> Iterator[FaultProxy]:
-    with FaultProxy(llama_server.base_url) as proxy:
-        yield proxy
-
-
-@pytest.fixture()
-def proxy(_module_proxy: FaultProxy) -> FaultProxy:
-    _module_proxy.reset()
-    return _module_proxy
+ALIAS = "tiny"  # what the llama_server fixture (conftest.py) serves the tiny GGUF as
 
 
 @pytest.fixture()
