@@ -18,7 +18,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from small_vs_big import bootstrap, right_at, samples, wilson  # noqa: E402
+from small_vs_big import bootstrap, right_at, samples  # noqa: E402
+
+from reasoncli.bench.metrics import wilson  # noqa: E402
 
 
 def cells(rows: list[dict]) -> list[int]:

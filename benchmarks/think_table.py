@@ -16,24 +16,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import random
 import sys
 from pathlib import Path
 from typing import Any
 
+from reasoncli.bench.metrics import wilson
+
 CLOSE = "</think>"
 ANSWER_TEXT = "Final Answer:"
 """What `think` appends after the close tag when the budget runs out (its --answer-text)."""
-
-
-def wilson(right: int, n: int, z: float = 1.96) -> tuple[float, float]:
-    if n == 0:
-        return 0.0, 0.0
-    p = right / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return centre - half, centre + half
 
 
 def rows_of(path: Path) -> tuple[dict[str, Any], dict[Any, list[dict[str, Any]]]]:
@@ -94,7 +86,7 @@ def main(argv: list[str]) -> int:
         for budget, rows in groups.items():
             n = len(rows)
             right = sum(bool(r["correct"]) for r in rows)
-            lo, hi = wilson(right, n)
+            lo, hi = wilson(right, n, z=1.96)
             texts = [(r.get("texts") or [""])[0] for r in rows]
             traces = [t.split(CLOSE, 1)[0] for t in texts]
             forced = f"{CLOSE}\n\n{run.get('answer_text') or ANSWER_TEXT}"
