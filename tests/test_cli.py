@@ -98,31 +98,11 @@ def test_ask_json_schema(tiny_gguf: Path) -> None:
 
 
 def test_question_from_stdin_and_argument(tiny_gguf: Path) -> None:
-    proc = reason(
-        "ask",
-        "-m",
-        str(tiny_gguf),
-        "-n",
-        "1",
-        "--max-tokens",
-        "4",
-        "--json",
-        input="What is 17*23?\n",
-    )
+    tiny = ("-m", str(tiny_gguf), "-n", "1", "--max-tokens", "4", "--json")
+    proc = reason("ask", *tiny, input="What is 17*23?\n")
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["question"] == "What is 17*23?"
-    proc = reason(
-        "ask",
-        "Answer briefly.",
-        "-m",
-        str(tiny_gguf),
-        "-n",
-        "1",
-        "--max-tokens",
-        "4",
-        "--json",
-        input="Context line\n",
-    )
+    proc = reason("ask", "Answer briefly.", *tiny, input="Context line\n")
     assert json.loads(proc.stdout)["question"] == "Context line\n\nAnswer briefly."
 
 
