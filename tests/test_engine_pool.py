@@ -62,7 +62,7 @@ def test_concurrent_runs_share_batches_and_match_running_alone(
             barrier.wait()
             run_all(engine)
             got[i] = [b.tokens for b in bs]
-            decoded[i] = engine.prompt_tokens_decoded
+            decoded[i] = engine.prompt_tokens_decoded + engine.prompt_tokens_cached
             assert decoded[i] == len(tokens) - 1  # the prompt once, the branches copy it
 
     workers = [threading.Thread(target=run, args=(i,)) for i in range(2)]

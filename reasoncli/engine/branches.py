@@ -113,21 +113,27 @@ class BranchEngine(BranchRoster):
     # -- prompt -----------------------------------------------------------------------------
     def set_prompt(self, tokens: Sequence[int]) -> None:
         """Decode all but the last prompt token into the prompt sequence, in n_batch chunks."""
+        self._check_prompt(tokens)
+        with self.context.lock:
+            self.context.clear_seq(self.prompt_seq)
+            self._prompt_tokens = list(tokens)
+            self._prefill(self._prompt_tokens[:-1], 0)
+
+    def _check_prompt(self, tokens: Sequence[int]) -> None:
         if not tokens:
             raise ReasonError("empty prompt")
         if len(tokens) + 1 > self.plan.n_ctx_seq:
             raise ResourceError(
                 f"prompt of {len(tokens)} tokens does not fit a context of {self.plan.n_ctx_seq}"
             )
-        with self.context.lock:
-            self.context.clear_seq(self.prompt_seq)
-            self._prompt_tokens = list(tokens)
-            body = self._prompt_tokens[:-1]
-            for start in range(0, len(body), self.plan.n_batch):
-                chunk = body[start : start + self.plan.n_batch]
-                rows = ((tok, start + i, self.prompt_seq, False) for i, tok in enumerate(chunk))
-                self._decode(rows)
-        self.prompt_tokens_decoded += len(body)
+
+    def _prefill(self, body: Sequence[int], start: int) -> None:
+        """Decode `body[start:]` into the prompt sequence, whose KV holds `body[:start]`."""
+        for first in range(start, len(body), self.plan.n_batch):
+            chunk = body[first : first + self.plan.n_batch]
+            rows = ((tok, first + i, self.prompt_seq, False) for i, tok in enumerate(chunk))
+            self._decode(rows)
+        self.prompt_tokens_decoded += len(body) - start
 
     def with_prompt(self: _Engine, tokens: Sequence[int]) -> _Engine:
         """This engine with `tokens` decoded as its prompt; closed if that fails."""

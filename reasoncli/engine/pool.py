@@ -14,6 +14,10 @@ pool, so that a round's rows sit on consecutive ids and llama.cpp decodes them i
 (slots.py). A run that asks for more slots than are free waits up to `acquire_timeout_s`, and at
 most `max_waiting` runs wait at once;
 beyond that `PoolBusy` is raised, which the server turns into 503/429 with Retry-After.
+
+A run's prompt sequence keeps its KV after the run closes, and a new run starts from the longest
+prefix of its prompt that some prompt sequence holds (prefix_cache.py); `prompt_cache=False`
+(`reason serve --no-prompt-cache`) clears it instead and prefills every prompt whole.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from reasoncli.engine.branch_state import TokenEvent
 from reasoncli.engine.branches import BranchEngine
 from reasoncli.engine.context import DecodeContext
 from reasoncli.engine.model import LlamaModel
+from reasoncli.engine.prefix_cache import PrefixTable
 from reasoncli.engine.sizing import ContextPlan
 from reasoncli.errors import ResourceError, UsageError
 
@@ -150,6 +155,7 @@ class SharedContext:
         flash_attn: bool = True,
         max_waiting: int = 16,
         acquire_timeout_s: float = 60.0,
+        prompt_cache: bool = True,
     ) -> None:
         if max_branches < 1 or max_runs < 1:
             raise UsageError("--max-branches and --max-requests must be at least 1")
@@ -171,6 +177,7 @@ class SharedContext:
         self.max_waiting = max_waiting
         self.acquire_timeout_s = acquire_timeout_s
         self._prompt_free = list(range(max_runs))
+        self.prefixes = PrefixTable(self._prompt_free) if prompt_cache else None
         self._reserved = 0  # branch slots promised to runs in flight
         self._seqs = threading.Condition()
         self._waiters = 0
@@ -179,11 +186,17 @@ class SharedContext:
     def free_branches(self) -> int:
         return self.max_branches - self._reserved
 
-    def acquire(self, branches: int, cancelled: threading.Event | None = None) -> int:
+    def acquire(
+        self,
+        branches: int,
+        cancelled: threading.Event | None = None,
+        prompt: Sequence[int] = (),
+    ) -> int:
         """A prompt sequence and `branches` reserved slots, waiting while others hold them.
 
         A run waiting here emits no events, so `cancelled` is polled: a request cancelled in
-        the queue leaves it at once (WaitCancelled) instead of when slots come free.
+        the queue leaves it at once (WaitCancelled) instead of when slots come free. With the
+        prompt cache, the free prompt sequence taken is the one that keeps most of `prompt`.
         """
         if branches > self.max_branches:
             raise UsageError(
@@ -214,12 +227,17 @@ class SharedContext:
             finally:
                 self._waiters -= 1
             self._reserved += branches
-            return self._prompt_free.pop()
+            seq = self._prompt_free[-1]
+            if self.prefixes is not None and prompt:
+                seq = self.prefixes.choose(self._prompt_free, prompt)
+            self._prompt_free.remove(seq)
+            return seq
 
     def give_back(self, seqs: Sequence[int], prompt: int, reserved: int) -> None:
-        """A closing run's sequences (cleared), its prompt sequence and its reservation."""
+        """A closing run's sequences (cleared), its prompt sequence (kept for the prompt cache,
+        else cleared) and its reservation."""
         with self.lock:
-            for seq in [prompt, *seqs]:
+            for seq in [*seqs, *([prompt] if self.prefixes is None else [])]:
                 self.context.clear_seq(seq)
             for seq in seqs:
                 self.context.slots.give(seq)
@@ -251,7 +269,12 @@ class SharedContext:
                 "(reason serve --ctx)"
             )
         engine = PooledEngine(
-            self, max_branches=max_branches, logprobs=logprobs, budget=budget, cancelled=cancelled
+            self,
+            max_branches=max_branches,
+            logprobs=logprobs,
+            budget=budget,
+            cancelled=cancelled,
+            prompt=prompt_tokens,
         )
         return engine.with_prompt(prompt_tokens)
 
@@ -274,8 +297,9 @@ class PooledEngine(BranchEngine):
         logprobs: int = 0,
         budget: TokenBudget | None = None,
         cancelled: threading.Event | None = None,
+        prompt: Sequence[int] = (),
     ) -> None:
-        prompt_seq = shared.acquire(max_branches, cancelled)
+        prompt_seq = shared.acquire(max_branches, cancelled, prompt[:-1])
         plan = ContextPlan(
             n_seq_max=max_branches + 1,
             n_ctx_seq=shared.plan.n_ctx_seq,
@@ -288,15 +312,35 @@ class PooledEngine(BranchEngine):
         self.budget = budget
         self.cancelled = cancelled
         self._closed = False
+        self.prompt_tokens_cached = 0  # prompt tokens whose KV came from the prompt cache
         shared.scheduler.join(self)
 
     def set_prompt(self, tokens: Sequence[int]) -> None:
         """Prefill, unless the request was cancelled while it waited for the context: runs
-        prefill one after another, so at shutdown each queued prefill would delay the rest."""
+        prefill one after another, so at shutdown each queued prefill would delay the rest.
+
+        With the prompt cache, the prompt sequence starts from the longest cached prefix of the
+        prompt (its own KV trimmed, or another prompt sequence's copied) and only the rest is
+        decoded: the same KV at the same positions as decoding it all."""
         with self.context.lock:
             if self.cancelled is not None and self.cancelled.is_set():
                 raise WaitCancelled("the request was cancelled before its prompt was decoded")
-            super().set_prompt(tokens)
+            prefixes = self.shared.prefixes
+            if prefixes is None:
+                super().set_prompt(tokens)
+                return
+            self._check_prompt(tokens)
+            body = list(tokens[:-1])
+            seq = self.prompt_seq
+            reuse = prefixes.plan(seq, body)
+            prefixes.forget(seq)  # until its prefill succeeds
+            if reuse.source is not None:  # queued; llama.cpp copies before the next decode
+                self.context.copy_seq(reuse.source, seq)
+            self.context.trim_seq(seq, reuse.tokens)
+            self._prompt_tokens = list(tokens)
+            self._prefill(body, reuse.tokens)
+            prefixes.record(seq, body, reuse.tokens)
+            self.prompt_tokens_cached += reuse.tokens
 
     def wants_step(self) -> bool:
         return not self._closed and any(not b.done and b.pending for b in self._branches)
