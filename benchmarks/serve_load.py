@@ -36,8 +36,10 @@ dropped) go to one, then to the other, the order flipping every round. Both deco
 prompt: reason serve's own (the model's chat template with reason's system prompt, rendered
 here as reason renders it), sent to llama-server's /v1/completions as `prompt`, with the
 model's sampling settings from models.yaml and, unless --peer-cache-prompt, `cache_prompt`
-off (reason serve has no prefix cache). Per phase: prompt, generated and processed (prompt +
-generated) tok/s and p50/p95 latency; then medians over rounds side by side, and the ratio.
+off. reason serve keeps its prompt cache (engine/prefix_cache.py) unless --no-prompt-cache.
+Per phase: prompt (decoded, not sent: /health's prompt_tokens_prefilled for reason serve,
+/metrics for llama-server), generated and processed (prompt + generated) tok/s and p50/p95
+latency; then medians over rounds side by side, and the ratio.
 """
 
 from __future__ import annotations
@@ -150,6 +152,8 @@ def start_server(args: argparse.Namespace, logs: Path) -> tuple[subprocess.Popen
         "--queue", str(args.queue if args.queue is not None else args.clients),
         "--threads", str(args.threads), "--ctx", str(args.ctx),
     ]  # fmt: skip
+    if args.no_prompt_cache:
+        cmd.append("--no-prompt-cache")
     if args.model:
         cmd += ["--model", args.model]
     env = {**os.environ, "REASON_LOGS_PATH": str(logs)}
@@ -562,6 +566,8 @@ def phase(server: str, rnd: int, url: str, plans: list[Plan], args: argparse.Nam
     peer = server == "llama-server"
     if peer:
         p0, g0 = metric(url, "prompt_tokens_total"), metric(url, "tokens_predicted_total")
+    else:
+        p0 = prefilled(url)
     t0 = time.monotonic()
     outcomes = run_load(url, plans, args.clients, t0 + args.time_limit)
     wall = time.monotonic() - t0
@@ -571,7 +577,8 @@ def phase(server: str, rnd: int, url: str, plans: list[Plan], args: argparse.Nam
         prompt = metric(url, "prompt_tokens_total") - p0
         server_generated = metric(url, "tokens_predicted_total") - g0
     else:
-        prompt = sum(o.prompt_tokens for o in ok)
+        after = prefilled(url)
+        prompt = sum(o.prompt_tokens for o in ok) if after is None else after - (p0 or 0)
     generated = sum(o.tokens for o in ok)
     sent = sum(o.prompt_tokens for o in ok)
     ph = Phase(server, rnd, wall, prompt, generated, [o.latency for o in ok], len(ok),
@@ -586,6 +593,12 @@ def phase(server: str, rnd: int, url: str, plans: list[Plan], args: argparse.Nam
     for text, n in Counter(o.error[:120] for o in outcomes if o.error).most_common(3):
         print(f"    error x{n}: {text}")
     return ph
+
+
+def prefilled(url: str) -> int | None:
+    """reason serve's prompt tokens decoded so far (its /health; None without the counter)."""
+    value = httpx.get(f"{url}/health", timeout=10).json().get("prompt_tokens_prefilled")
+    return None if value is None else int(value)
 
 
 def median(values: list[float]) -> float:
@@ -662,6 +675,7 @@ def run_fair(args: argparse.Namespace) -> int:
         print(f"  both get reason serve's prompt text (chat template + reason's system prompt); "
               f"llama-server on /v1/completions with that text as `prompt`, `n` for the "
               f"branches, sampling {sampling}, cache_prompt {args.peer_cache_prompt}")  # fmt: skip
+        print(f"  reason serve's prompt cache: {'off' if args.no_prompt_cache else 'on'}")
         load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
         print(f"  load average at the start: {load} ({os.cpu_count()} CPUs)")
         print(f"  prompt of {QUESTIONS[0][:30]!r}...: {probe_tokens} tokens by reason's "
@@ -684,6 +698,9 @@ def run_fair(args: argparse.Namespace) -> int:
             for name in order:
                 url, adapt = servers[name]
                 phases.append(phase(name, rnd, url, adapt(plans), args))
+        health = httpx.get(f"{ours_url}/health", timeout=10).json()
+        print("  reason serve's prompt cache at the end: " + ", ".join(
+            f"{k} {v}" for k, v in health.items() if k.startswith("prompt_")))  # fmt: skip
     finally:
         for proc in (ours, peer):
             if proc is not None:
@@ -747,8 +764,13 @@ def main() -> None:
     parser.add_argument(
         "--peer-cache-prompt",
         action="store_true",
-        help="with --rounds: let llama-server reuse a cached prompt prefix (reason serve has "
-        "none; off, both decode every prompt in full)",
+        help="with --rounds: let llama-server reuse a cached prompt prefix (off, it decodes "
+        "every prompt in full)",
+    )
+    parser.add_argument(
+        "--no-prompt-cache",
+        action="store_true",
+        help="reason serve --no-prompt-cache: it decodes every prompt in full",
     )
     args = parser.parse_args()
     if args.rounds and not args.peer:

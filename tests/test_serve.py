@@ -462,3 +462,37 @@ def test_a_reachable_address_without_a_key_is_warned_about() -> None:
     assert exposure_warning("127.0.0.1", 8080, None) is None
     assert exposure_warning("::1", 8080, None) is None
     assert exposure_warning("localhost", 8080, None) is None
+
+
+def test_prompt_cache_reuses_prefixes_without_changing_answers(
+    server: ServeProcess, model: str, tiny_gguf: Path
+) -> None:
+    """The same seeded requests to a server with the prompt cache (the default) and to one with
+    --no-prompt-cache: the same branches, and /health counts the prompt tokens reused."""
+
+    def ask(s: ServeProcess, question: str) -> list[Any]:
+        r = s.client().chat.completions.create(
+            model=f"vote-2-{model}",
+            messages=[{"role": "user", "content": question}],
+            max_tokens=12,
+            seed=3,
+        )
+        branches = r.model_extra["reason"]["results"][0]["branches"]
+        return [r.choices[0].message.content, [{**b, "timings": None} for b in branches]]
+
+    questions = ["What is 2+2?", "What is 3+5?", "What is 2+2?"]
+    before = server.health()
+    cached = [ask(server, q) for q in questions]
+    after = server.health()
+    plain = ServeProcess(tiny_gguf, "--branches", "2", "--max-branches", "8", "--ctx", "512",
+                         "--no-prompt-cache")  # fmt: skip
+    try:
+        assert [ask(plain, q) for q in questions] == cached
+        assert plain.health()["prompt_cache"] is False
+    finally:
+        plain.stop()
+    assert after["prompt_cache"] is True
+    assert after["prompt_cache_prompts"] - before["prompt_cache_prompts"] == 3
+    # Every prompt after the first keeps at least the chat template and the system prompt.
+    assert after["prompt_cache_hits"] - before["prompt_cache_hits"] >= 2
+    assert after["prompt_tokens_cached"] > before["prompt_tokens_cached"]

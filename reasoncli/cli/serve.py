@@ -126,6 +126,14 @@ def serve(
     log: Annotated[
         bool, typer.Option("--log/--no-log", help="Keep every served run in `reason logs`.")
     ] = True,
+    prompt_cache: Annotated[
+        bool,
+        typer.Option(
+            "--prompt-cache/--no-prompt-cache",
+            help="Reuse the KV of prompt prefixes that earlier runs decoded.",
+            rich_help_panel=PANEL_LIMITS,
+        ),
+    ] = True,
 ) -> None:
     import uvicorn
 
@@ -162,6 +170,7 @@ def serve(
             flash_attn=flash_attn,
             queue=queue,
             queue_timeout=queue_timeout,
+            prompt_cache=prompt_cache,
         ),
         note=lambda line: print(line, file=sys.stderr, flush=True),
     )

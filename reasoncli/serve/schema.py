@@ -353,6 +353,15 @@ def _response_schemas(limits: Limits) -> dict[str, Any]:
                 "decode_rounds": integer,
                 "shared_rounds": integer,
                 "round_seconds": {"type": "number"},
+                "prompt_cache": {
+                    "type": "boolean",
+                    "description": "Whether runs reuse cached prompt prefixes "
+                    "(reason serve --no-prompt-cache turns it off).",
+                },
+                "prompt_cache_prompts": integer,
+                "prompt_cache_hits": integer,
+                "prompt_tokens_cached": integer,
+                "prompt_tokens_prefilled": integer,
                 "engine": {
                     "type": "object",
                     "description": "The engine process: pid, state (starting, ready, "

@@ -55,6 +55,7 @@ class EngineConfig:
     flash_attn: bool = True
     queue: int = 16
     queue_timeout: float = 60.0
+    prompt_cache: bool = True  # keep prompt prefixes' KV for later runs (engine/prefix_cache.py)
 
 
 @dataclass(frozen=True)
@@ -190,6 +191,7 @@ class Worker:
             "decode_rounds": shared.scheduler.rounds,
             "shared_rounds": shared.scheduler.shared_rounds,  # rounds with >1 request's branches
             "round_seconds": round(shared.scheduler.round_s, 3),  # decoding and sampling
+            **prompt_cache_stats(shared),
         }
 
     def serve(self) -> None:
@@ -228,6 +230,21 @@ class Worker:
             run.thread.join(max(0.0, deadline - time.monotonic()))
 
 
+def prompt_cache_stats(shared: SharedContext) -> dict[str, Any]:
+    """The prompt cache's counters for /health: prompts prefilled, those that reused a cached
+    prefix, and the prompt tokens reused and decoded."""
+    if shared.prefixes is None:
+        return {"prompt_cache": False}
+    s = shared.prefixes.stats
+    return {
+        "prompt_cache": True,
+        "prompt_cache_prompts": s.prompts,
+        "prompt_cache_hits": s.hits,
+        "prompt_tokens_cached": s.tokens_reused,
+        "prompt_tokens_prefilled": s.tokens_decoded,
+    }
+
+
 def load(conn: Connection, config: EngineConfig) -> Worker | None:
     """Load the model and open the shared context; on failure tell the server why."""
     from reasoncli.cli.runner import load_local_session
@@ -248,6 +265,7 @@ def load(conn: Connection, config: EngineConfig) -> Worker | None:
             flash_attn=config.flash_attn,
             max_waiting=config.queue,
             acquire_timeout_s=config.queue_timeout,
+            prompt_cache=config.prompt_cache,
         )
     except ReasonError as exc:
         conn.send(("failed", int(exc.exit_code), str(exc)))
