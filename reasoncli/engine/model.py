@@ -20,19 +20,29 @@ from reasoncli.errors import ModelError
 _llama_cpp: Any = None
 
 
-def load_llama_cpp(verbose: bool = False) -> Any:
-    """Import llama_cpp once, with its native log silenced unless `verbose`."""
+def load_llama_cpp(verbose: bool | None = None) -> Any:
+    """Import llama_cpp once, its native log silenced unless `verbose`.
+
+    The log setting is process-wide in llama.cpp, so a model load sets it every time (`True` or
+    `False`), not only the first import: in a long-lived process (the library API, `reason
+    serve`, a test run) one verbose load must not leave every later one printing. `None` (the
+    callers that only need the library) leaves it as it is, quiet from the start.
+    """
     global _llama_cpp
-    if _llama_cpp is None:
+    first = _llama_cpp is None
+    if first:
         crash_watch.start()  # armed by the CLI: one line on stderr if llama.cpp dies
         import llama_cpp
-        from llama_cpp import _logger
 
         llama_cpp.llama_backend_init()
-        _logger.set_verbose(verbose)
+    if verbose is not None or first:
+        from llama_cpp import _logger
+
+        _logger.set_verbose(bool(verbose))
         if not verbose:
             # llama.cpp reports failures we already turn into one-line errors; keep stderr clean.
             _logger.logger.setLevel(logging.CRITICAL + 1)
+    if first:
         cpu_buffers.apply(llama_cpp)  # before any model loads: AMX may crash (cpu_buffers.py)
         _llama_cpp = llama_cpp
     return _llama_cpp
