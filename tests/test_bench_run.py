@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_run import reason
+from cli_run import run_cli
 
 from reasoncli.bench.progress import NullProgress
 from reasoncli.bench.runner import BenchRequest, prepare_bench, sample_key
@@ -91,7 +91,7 @@ def test_each_format_end_to_end(fmt: str, tmp_path: Path, tiny_session: Any) -> 
 def test_cli_run_report_json_and_plot(tiny_gguf: Path, tmp_path: Path) -> None:
     out, png = tmp_path / "r.jsonl", tmp_path / "curve.png"
     args = [*TINY(tiny_gguf), "--limit", "2", "-n", "1,2", "--max-tokens", "6"]
-    proc = reason("bench", "gsm8k-sample", *args, "--out", str(out), "--json")
+    proc = run_cli("bench", "gsm8k-sample", *args, "--out", str(out), "--json")
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""  # not a TTY: no progress bar
     data = json.loads(proc.stdout)
@@ -100,7 +100,7 @@ def test_cli_run_report_json_and_plot(tiny_gguf: Path, tmp_path: Path) -> None:
             "wall_s", "tokens_per_s", "subsets"} <= set(data["cells"][0])  # fmt: skip
     assert "subsets" in data["subsets_note"] and 0 <= data["overhead"] < 1
     pytest.importorskip("matplotlib")
-    proc = reason("bench", "report", str(out), "--plot", str(png))
+    proc = run_cli("bench", "report", str(out), "--plot", str(png))
     assert proc.returncode == 0, proc.stderr
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000
     for text in (
@@ -164,7 +164,7 @@ def test_ctrl_c_loses_nothing_and_resume_completes(tiny_gguf: Path, tmp_path: Pa
     assert 2 <= len(before) < 60
     assert records(out, "end")[0]["interrupted"] is True
 
-    proc2 = reason("bench", "gsm8k-sample", "--resume", str(out), "--threads", "1", "--json")
+    proc2 = run_cli("bench", "gsm8k-sample", "--resume", str(out), "--threads", "1", "--json")
     assert proc2.returncode == 0, proc2.stderr
     after = records(out)
     keys = [sample_key(r) for r in after]
@@ -172,14 +172,14 @@ def test_ctrl_c_loses_nothing_and_resume_completes(tiny_gguf: Path, tmp_path: Pa
     assert after[: len(before)] == before  # nothing rewritten
     assert [r["resumed"] for r in records(out, "run")] == [False, True]
     assert sum(c["questions"] for c in json.loads(proc2.stdout)["cells"]) == 60
-    proc3 = reason("bench", "--resume", str(out), "--max-tokens", "99")
+    proc3 = run_cli("bench", "--resume", str(out), "--max-tokens", "99")
     assert proc3.returncode == 2 and "--max-tokens 99 differs" in proc3.stderr
 
 
 def test_rollouts_grpo_groups_and_resume(tiny_gguf: Path, tmp_path: Path) -> None:
     out = tmp_path / "grpo.jsonl"
     common = [*TINY(tiny_gguf), "-n", "3", "--max-tokens", "8"]
-    proc = reason("rollouts", "gsm8k-sample", *common, "--limit", "2", "--out", str(out))
+    proc = run_cli("rollouts", "gsm8k-sample", *common, "--limit", "2", "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.startswith("2 groups (3 completions each)")
     first = records(out, None)
@@ -194,7 +194,7 @@ def test_rollouts_grpo_groups_and_resume(tiny_gguf: Path, tmp_path: Path) -> Non
         ]
         assert abs(sum(g["advantages"])) < 1e-4
     assert [g["answer"] for g in first] == ["72", "10"]
-    proc = reason("rollouts", "gsm8k-sample", "--limit", "3", "--resume", str(out), "--json",
+    proc = run_cli("rollouts", "gsm8k-sample", "--limit", "3", "--resume", str(out), "--json",
                   "--threads", "1")  # fmt: skip
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["groups"] == 3

@@ -10,15 +10,13 @@ tells easy from hard questions: there a policy is written into models.yaml, read
 from __future__ import annotations
 
 import json
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from cli_run import reason as run_reason
-from cli_run import run_cli
+from cli_run import Run, run_cli
 
 from reasoncli.bench.picks import pick_is_right
 from reasoncli.bench.progress import NullProgress
@@ -44,8 +42,9 @@ ARITH2 = [
 NO_POLICY = 10
 
 
-def reason(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return run_reason(*args, input=None, env=env, columns=None, timeout=300)
+def reason(*args: str, env: dict[str, str] | None = None) -> Run:
+    """`reason` in this process (tests/cli_run.py `run_cli`), stdin empty."""
+    return run_cli(*args, input=None, env=env, columns=None)
 
 
 # -- pieces -----------------------------------------------------------------------------------
