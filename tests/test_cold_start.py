@@ -17,7 +17,7 @@ from reasoncli.train.cold_start import EPOCHS, collect_examples, think_completio
 from reasoncli.train.data import TrainProblem
 from reasoncli.train.progress import SilentReporter
 from reasoncli.train.settings import TrainRequest, resolve_settings
-from tests.test_train import TINY_RUN, one_error, reason_here
+from tests.test_train import TINY_RUN, needs_training, one_error, reason_here, user_models
 
 
 @pytest.mark.parametrize(
@@ -88,13 +88,9 @@ def _canned(problem: TrainProblem) -> list[tuple[str, str | None, str]]:
 def cold(tiny_gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """A cold start of 3 examples, then one GRPO step with a KL term, on the tiny model; the
     tiny model solves nothing, so the sampler is replaced by one that solves every problem."""
-    torch = pytest.importorskip("torch")
-    pytest.importorskip("trl")
-    torch.set_num_threads(1)
+    needs_training()
     base = tmp_path_factory.mktemp("cold-start")
-    models = base / "models.yaml"
-    models.write_text("models: {}\n")
-    env = {"REASON_MODELS": str(models), "XDG_CONFIG_HOME": str(base / "config")}
+    models, env = user_models(base)
     run_dir = base / "runs" / "tiny-cold"
     import reasoncli.train.cold_start as cold_start
 
@@ -171,9 +167,7 @@ def test_a_model_that_solves_nothing_is_refused(tiny_gguf: Path, tmp_path: Path)
     """The real sampler (llama.cpp, the model's own template) on the random tiny model: no
     right solution, so nothing to start from, said in one line."""
     pytest.importorskip("trl")
-    models = tmp_path / "models.yaml"
-    models.write_text("models: {}\n")
-    env = {"REASON_MODELS": str(models), "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    _, env = user_models(tmp_path)
     proc = reason_here(
         "train", "grpo", "-m", str(tiny_gguf), *TINY_RUN, "--limit", "2", "--heldout", "1",
         "--format", "think", "--cold-start", "4", "--run-dir", str(tmp_path / "run"),

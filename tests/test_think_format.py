@@ -15,7 +15,7 @@ from reasoncli.reasoning import THINK_TAGS
 from reasoncli.rewards import FORMAT_WEIGHT, score_branch, think_format_reward
 from reasoncli.train.rewards import RewardAdapter
 from reasoncli.train.think_format import THINK_CHAT_TEMPLATE
-from tests.test_train import TINY_RUN, reason, reason_here
+from tests.test_train import TINY_RUN, needs_training, reason, reason_here, user_models
 
 
 @pytest.mark.parametrize(
@@ -50,13 +50,9 @@ def test_training_and_expect_score_a_thinking_model_alike() -> None:
 @pytest.fixture(scope="module")
 def trained(tiny_gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """One real GRPO step with --format think on the tiny model (F16 export)."""
-    torch = pytest.importorskip("torch")
-    pytest.importorskip("trl")
-    torch.set_num_threads(1)
+    needs_training()
     base = tmp_path_factory.mktemp("train-think")
-    models = base / "models.yaml"
-    models.write_text("models: {}\n")
-    env = {"REASON_MODELS": str(models), "XDG_CONFIG_HOME": str(base / "config")}
+    models, env = user_models(base)
     run_dir = base / "runs" / "tiny-think"
     import reasoncli.train.trainer as trainer_module
 

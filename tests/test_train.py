@@ -60,6 +60,22 @@ def one_error(proc: subprocess.CompletedProcess[str], code: int, needle: str) ->
     assert proc.stdout == ""
 
 
+def needs_training() -> None:
+    """Skip without the `train` extra (torch, TRL); else use one torch thread: on 2 shared
+    cores, 2 threads spin-wait and steps go 5-10x slower."""
+    torch = pytest.importorskip("torch")
+    pytest.importorskip("trl")
+    torch.set_num_threads(1)
+
+
+def user_models(folder: Path, text: str = "models: {}\n") -> tuple[Path, dict[str, str]]:
+    """A user models.yaml in `folder` holding `text` (where `train` registers the model it
+    exports), and the environment that gives `reason` that file and a config folder of its own."""
+    models = folder / "models.yaml"
+    models.write_text(text)
+    return models, {"REASON_MODELS": str(models), "XDG_CONFIG_HOME": str(folder / "config")}
+
+
 # --------------------------------------------------------------------------------------------
 # The arithmetic task
 # --------------------------------------------------------------------------------------------
@@ -350,13 +366,10 @@ def test_gguf_round_trip_is_exact(tmp_path: Path, tiny_gguf: Path) -> None:
 @pytest.fixture(scope="module")
 def trained(tiny_gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """One real GRPO run on the tiny model (2 steps, F16 export), shared by the tests below."""
-    torch = pytest.importorskip("torch")
-    pytest.importorskip("trl")
-    torch.set_num_threads(1)  # on 2 shared cores, 2 threads spin-wait: steps go 5-10x slower
+    needs_training()
     base = tmp_path_factory.mktemp("train")
-    models = base / "models.yaml"
-    models.write_text("# mine\nmodels:\n  other:\n    source: {path: /elsewhere.gguf}\n")
-    env = {"REASON_MODELS": str(models), "XDG_CONFIG_HOME": str(base / "config")}
+    mine = "# mine\nmodels:\n  other:\n    source: {path: /elsewhere.gguf}\n"
+    models, env = user_models(base, mine)
     run_dir = base / "runs" / "tiny-grpo"
     import reasoncli.train.trainer as trainer_module
     from reasoncli.train.callbacks import StepCallback

@@ -277,14 +277,10 @@ def test_train_split_for_rollouts_holds_nothing_out(tmp_path: Path) -> None:
 def test_grpo_trains_on_mixed_data_and_records_it(tmp_path: Path, tiny_gguf: Path) -> None:
     """One real step of `reason train grpo --task mixed` on the tiny model: it trains on the
     mixed prompts (GSM8K text included), writes the record and the held-out kinds, exports."""
-    torch = pytest.importorskip("torch")
-    pytest.importorskip("trl")
-    from test_train import TINY_RUN, reason_here
+    from test_train import TINY_RUN, needs_training, reason_here, user_models
 
-    torch.set_num_threads(1)
-    models = tmp_path / "models.yaml"
-    models.write_text("models: {}\n")
-    env = {"REASON_MODELS": str(models), "XDG_CONFIG_HOME": str(tmp_path / "config")}
+    needs_training()
+    models, env = user_models(tmp_path)
     run_dir = tmp_path / "run"
     proc = reason_here(
         "train", "grpo", "-m", str(tiny_gguf), "--task", "mixed", "--steps", "1", *TINY_RUN,

@@ -19,7 +19,7 @@ from reasoncli.train.verifier_data import (
     split_heldout,
 )
 from reasoncli.train.verifier_job import auc, within_question_auc
-from tests.test_train import one_error, reason, reason_here
+from tests.test_train import needs_training, one_error, reason, reason_here, user_models
 
 
 def test_step_prefixes_cut_at_non_empty_lines() -> None:
@@ -74,13 +74,9 @@ def test_auc_is_the_mann_whitney_rank_probability() -> None:
 
 @pytest.fixture(scope="module")
 def prm_run(tiny_gguf: Path, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    torch = pytest.importorskip("torch")
-    pytest.importorskip("trl")
-    torch.set_num_threads(1)
+    needs_training()
     base = tmp_path_factory.mktemp("verifier")
-    models = base / "models.yaml"
-    models.write_text("models: {}\n")
-    env = {"REASON_MODELS": str(models), "XDG_CONFIG_HOME": str(base / "config")}
+    _, env = user_models(base)
     rollouts = base / "rollouts.jsonl"  # `reason rollouts` lines with two-step solutions
     with rollouts.open("w") as f:
         for i in range(4):
