@@ -15,12 +15,17 @@ def data_home() -> Path:
     return base / "reason"
 
 
-def models_dir() -> Path:
-    """Where downloaded and derived models live (`$REASON_MODELS_DIR`, else the data home)."""
-    env = os.environ.get("REASON_MODELS_DIR")
+def in_data_home(variable: str, name: str) -> Path:
+    """`$variable` when it is set and not empty (`~` expanded), else `name` in the data home."""
+    env = os.environ.get(variable)
     if env:
         return Path(env).expanduser()
-    return data_home() / "models"
+    return data_home() / name
+
+
+def models_dir() -> Path:
+    """Where downloaded and derived models live (`$REASON_MODELS_DIR`, else the data home)."""
+    return in_data_home("REASON_MODELS_DIR", "models")
 
 
 def cache_home() -> Path:

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from reasoncli.errors import ExitCode, ReasonError
-from reasoncli.paths import data_home
+from reasoncli.paths import in_data_home
 
 APPLICATION_ID = 0x52534E4C  # "RSNL": a reason run log
 BUSY_TIMEOUT_MS = 10_000
@@ -103,10 +103,7 @@ class RunNotFound(HistoryError):
 
 def default_path() -> Path:
     """`$REASON_LOGS_PATH`, else `history.sqlite3` next to pulled models in the XDG data home."""
-    env = os.environ.get("REASON_LOGS_PATH")
-    if env:
-        return Path(env).expanduser()
-    return data_home() / "history.sqlite3"
+    return in_data_home("REASON_LOGS_PATH", "history.sqlite3")
 
 
 def logging_disabled() -> bool:
