@@ -468,9 +468,9 @@ def test_prompt_cache_reuses_prefixes_without_changing_answers(
     server: ServeProcess, model: str, tiny_gguf: Path
 ) -> None:
     """The same seeded requests to a server with the prompt cache (the default) and to one with
-    --no-prompt-cache: the same branches, and /health counts the prompt tokens reused."""
+    --no-prompt-cache: the same branches; usage and /health count the prompt tokens reused."""
 
-    def ask(s: ServeProcess, question: str) -> list[Any]:
+    def ask(s: ServeProcess, question: str) -> tuple[list[Any], int, int]:
         r = s.client().chat.completions.create(
             model=f"vote-2-{model}",
             messages=[{"role": "user", "content": question}],
@@ -478,7 +478,9 @@ def test_prompt_cache_reuses_prefixes_without_changing_answers(
             seed=3,
         )
         branches = r.model_extra["reason"]["results"][0]["branches"]
-        return [r.choices[0].message.content, [{**b, "timings": None} for b in branches]]
+        assert r.usage is not None and r.usage.prompt_tokens_details is not None
+        cached = r.usage.prompt_tokens_details.cached_tokens or 0
+        return [r.choices[0].message.content, branches], cached, r.usage.prompt_tokens
 
     questions = ["What is 2+2?", "What is 3+5?", "What is 2+2?"]
     before = server.health()
@@ -487,12 +489,17 @@ def test_prompt_cache_reuses_prefixes_without_changing_answers(
     plain = ServeProcess(tiny_gguf, "--branches", "2", "--max-branches", "8", "--ctx", "512",
                          "--no-prompt-cache")  # fmt: skip
     try:
-        assert [ask(plain, q) for q in questions] == cached
+        uncached = [ask(plain, q) for q in questions]
         assert plain.health()["prompt_cache"] is False
     finally:
         plain.stop()
+    assert [a for a, _, _ in uncached] == [a for a, _, _ in cached]
+    assert [c for _, c, _ in uncached] == [0, 0, 0]
+    # The repeated question finds its whole prompt but the last token (which its branches
+    # decode) cached; the others at least the chat template and the system prompt.
+    (_, c0, _), (_, c1, _), (_, c2, n2) = cached
+    assert c1 > 0 and c2 == n2 - 1
     assert after["prompt_cache"] is True
     assert after["prompt_cache_prompts"] - before["prompt_cache_prompts"] == 3
-    # Every prompt after the first keeps at least the chat template and the system prompt.
     assert after["prompt_cache_hits"] - before["prompt_cache_hits"] >= 2
-    assert after["prompt_tokens_cached"] > before["prompt_tokens_cached"]
+    assert after["prompt_tokens_cached"] - before["prompt_tokens_cached"] == c0 + c1 + c2

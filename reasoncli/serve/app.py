@@ -207,7 +207,10 @@ def create_app(state: ServerState) -> FastAPI:
             for j in jobs:
                 j.cancel()
             raise api_error(exc) from None
-        return oai.completion(rid, model, spec.strategy, results, think_tags(), chat=chat)
+        cached = sum(j.cached_tokens for j in jobs)
+        return oai.completion(
+            rid, model, spec.strategy, results, think_tags(), chat=chat, cached=cached
+        )
 
     def think_tags() -> tuple[str, str] | None:
         tags = engine.thinking.get("think_tags")
@@ -292,7 +295,10 @@ def create_app(state: ServerState) -> FastAPI:
                 await p
             results = [by_index[i] for i in sorted(by_index)]
             if spec.include_usage:
-                yield oai.sse(oai.usage_chunk(rid, model, chat=chat, results=results))
+                cached = sum(j.cached_tokens for j in jobs)
+                yield oai.sse(
+                    oai.usage_chunk(rid, model, chat=chat, results=results, cached=cached)
+                )
             yield oai.sse("[DONE]")
         finally:  # also when the client disconnects: the runs stop and free their slots
             watcher.cancel()

@@ -70,6 +70,7 @@ class Job:
         self.finished = asyncio.Event()
         self.result: Result | None = None
         self.error: BaseException | None = None
+        self.cached_tokens = 0  # its prompt tokens the engine's prompt cache did not decode
         self.on_finished: Callable[[Job], None] | None = None
 
     def cancel(self) -> None:
@@ -397,6 +398,7 @@ class EngineProcess:
             self._call(lambda: job.events.put_nowait(event))
         elif op == "done":
             job.result, job.error = message[2], message[3]
+            job.cached_tokens = message[4] if len(message) > 4 else 0
             self._record(job)
             self._call(job._finish)
 

@@ -69,7 +69,9 @@ def finish_reason(result: Result) -> str:
     return "length" if best is not None and best.finish_reason == "length" else "stop"
 
 
-def usage(results: Sequence[Result]) -> dict[str, Any]:
+def usage(results: Sequence[Result], cached: int = 0) -> dict[str, Any]:
+    """OpenAI's usage; `cached`: prompt tokens the prompt cache did not decode, as OpenAI's
+    prompt_tokens_details.cached_tokens (at most prompt_tokens)."""
     prompt = sum(r.prompt_tokens for r in results)
     generated = sum(r.generated_tokens for r in results)
     thinking = sum(b.thinking_tokens for r in results for b in r.branches)
@@ -77,6 +79,7 @@ def usage(results: Sequence[Result]) -> dict[str, Any]:
         "prompt_tokens": prompt,
         "completion_tokens": generated,
         "total_tokens": prompt + generated,
+        "prompt_tokens_details": {"cached_tokens": min(cached, prompt)},
         "completion_tokens_details": {"reasoning_tokens": min(thinking, generated)},
     }
 
@@ -109,6 +112,7 @@ def completion(
     tags: tuple[str, str] | None = None,
     *,
     chat: bool,
+    cached: int = 0,
 ) -> dict[str, Any]:
     """A chat completion (a `message` a choice) or a text completion (a `text`): one choice
     per result."""
@@ -132,7 +136,7 @@ def completion(
             {"index": i, **body(r), "finish_reason": finish_reason(r), "logprobs": None}
             for i, r in enumerate(results)
         ],
-        "usage": usage(results),
+        "usage": usage(results, cached),
         "reason": reason_field(strategy, results),
     }
 
@@ -171,14 +175,16 @@ def chunk(
     return data
 
 
-def usage_chunk(rid: str, model: str, *, chat: bool, results: Sequence[Result]) -> dict[str, Any]:
+def usage_chunk(
+    rid: str, model: str, *, chat: bool, results: Sequence[Result], cached: int = 0
+) -> dict[str, Any]:
     return {
         "id": rid,
         "object": "chat.completion.chunk" if chat else "text_completion",
         "created": int(time.time()),
         "model": model,
         "choices": [],
-        "usage": usage(results),
+        "usage": usage(results, cached),
     }
 
 

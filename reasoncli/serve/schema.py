@@ -194,6 +194,12 @@ def _response_schemas(limits: Limits) -> dict[str, Any]:
             "prompt_tokens": integer,
             "completion_tokens": integer,
             "total_tokens": integer,
+            "prompt_tokens_details": {
+                "type": "object",
+                "description": "cached_tokens: prompt tokens reused from the prompt cache.",
+                "properties": {"cached_tokens": integer},
+                "required": ["cached_tokens"],
+            },
             "completion_tokens_details": {
                 "type": "object",
                 "properties": {"reasoning_tokens": integer},

@@ -22,6 +22,9 @@ class RequestSession(Session):
     history: list[dict[str, str]] = field(default_factory=list)
     budget: TokenBudget | None = None  # the request's generated-token ceiling
     cancelled: threading.Event | None = None  # set when the request is cancelled
+    # Prompt tokens whose KV came from the prompt cache, over the run's engines: usage's
+    # prompt_tokens_details.cached_tokens.
+    prompt_tokens_cached: int = field(default=0, init=False)
 
     @classmethod
     def of(
@@ -73,7 +76,7 @@ class RequestSession(Session):
         slack_tokens: int = 64,
         logprobs: int = 0,
     ) -> PooledEngine:
-        return self.shared.open_engine(
+        engine = self.shared.open_engine(
             token_ids(prompt_tokens),
             max_branches=max_branches,
             max_tokens=max_tokens,
@@ -82,6 +85,8 @@ class RequestSession(Session):
             budget=self.budget,
             cancelled=self.cancelled,
         )
+        self.prompt_tokens_cached += engine.prompt_tokens_cached
+        return engine
 
     def close(self) -> None:
         """The model belongs to the server, not to the request."""

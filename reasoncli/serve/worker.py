@@ -8,7 +8,8 @@ reports them and starts a new engine (engine_proc.py).
 
 Messages in: ("run", RunOrder), ("cancel", rid), ("stats", qid), ("stop",).
 Messages out: ("ready", info), ("failed", exit_code, message), ("started", rid),
-("event", rid, Event), ("done", rid, Result | None, ApiError | None), ("stats", qid, dict).
+("event", rid, Event), ("done", rid, Result | None, ApiError | None, cached prompt tokens),
+("stats", qid, dict).
 
 Each run gets a thread, as strategies block in `llama_decode`; cancelling makes the run's next
 event raise KeyboardInterrupt inside the strategy, which every strategy handles as Ctrl-C.
@@ -105,6 +106,7 @@ class _Run:
         order = self.order
         result: Result | None = None
         error: ApiError | None = None
+        session: RequestSession | None = None
         try:
             session = self.worker.session_for(order, self.cancelled)
             result = api.run(
@@ -128,7 +130,8 @@ class _Run:
         except BaseException as exc:  # reported to the client, never lost in a thread
             error = api_error(exc)
         finally:
-            self.worker.finished(self, result, error)
+            cached = session.prompt_tokens_cached if session is not None else 0
+            self.worker.finished(self, result, error, cached)
 
 
 class Worker:
@@ -167,7 +170,9 @@ class Worker:
             cancelled=cancelled,
         )
 
-    def finished(self, run: _Run, result: Result | None, error: ApiError | None) -> None:
+    def finished(
+        self, run: _Run, result: Result | None, error: ApiError | None, cached: int = 0
+    ) -> None:
         order = run.order
         with self._lock:
             self.runs.pop(order.rid, None)
@@ -177,11 +182,11 @@ class Worker:
             else:
                 self._budgets.pop(order.group, None)
         try:
-            self.send(("done", order.rid, result, error))
+            self.send(("done", order.rid, result, error, cached))
         except Exception as exc:  # a result that does not pickle must still end the request
             from reasoncli.serve.errors import api_error
 
-            self.send(("done", order.rid, None, api_error(exc)))
+            self.send(("done", order.rid, None, api_error(exc), cached))
 
     def stats(self) -> dict[str, Any]:
         shared = self.shared
