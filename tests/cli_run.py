@@ -144,6 +144,16 @@ def run_cli(
     return Run(list(args), returncode, stdout, stderr)
 
 
+def one_error(proc: subprocess.CompletedProcess[str] | Run, code: int, needle: str) -> None:
+    """The run failed as the error boundary fails a run: exit `code`, one `Error: ...` line on
+    stderr that says `needle`, nothing on stdout."""
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == code, proc.stderr
+    assert len(lines) == 1 and lines[0].startswith("Error: "), proc.stderr
+    assert needle in lines[0]
+    assert proc.stdout == ""
+
+
 class _Captured:
     """What was written to a file descriptor while it was captured; read it after the block."""
 

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_run import one_error
 
 from reasoncli.errors import UsageError
 from reasoncli.reasoning import THINK_TAGS
@@ -17,7 +18,7 @@ from reasoncli.train.cold_start import EPOCHS, collect_examples, think_completio
 from reasoncli.train.data import TrainProblem
 from reasoncli.train.progress import SilentReporter
 from reasoncli.train.settings import TrainRequest, resolve_settings
-from tests.test_train import TINY_RUN, needs_training, one_error, reason_here, user_models
+from tests.test_train import TINY_RUN, needs_training, reason_here, user_models
 
 
 @pytest.mark.parametrize(

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
-from cli_run import Run, run_cli
+from cli_run import Run, one_error, run_cli
 from cli_run import reason as run_reason
 
 from reasoncli.errors import UsageError
@@ -413,11 +413,7 @@ def test_cli_auto_fits_its_plan_into_the_budget(tiny_gguf: Path, budget: int) ->
     ],
 )
 def test_cli_bad_options_exit_2(args: list[str], message: str) -> None:
-    proc = cli(*args)
-    assert proc.returncode == 2
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0]
-    assert proc.stdout == ""
+    one_error(cli(*args), 2, message)
 
 
 # -- the embedded model -----------------------------------------------------------------------

@@ -8,7 +8,7 @@ import math
 from pathlib import Path
 
 import pytest
-from cli_run import reason, run_cli
+from cli_run import one_error, reason, run_cli
 
 from reasoncli.engine.branches import Branch
 from reasoncli.engine.sampling import Sampling
@@ -343,11 +343,7 @@ def test_cli_json(name: str, tiny_gguf: Path, threads: int) -> None:
     ],
 )
 def test_cli_bad_options_exit_2(args: tuple[str, ...], message: str, tiny_gguf: Path) -> None:
-    proc = run_cli("ask", QUESTION, "-m", str(tiny_gguf), *args)
-    assert proc.returncode == 2
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0]
-    assert proc.stdout == ""
+    one_error(run_cli("ask", QUESTION, "-m", str(tiny_gguf), *args), 2, message)
 
 
 @pytest.mark.embedded

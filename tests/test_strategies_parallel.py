@@ -12,6 +12,7 @@ import math
 from pathlib import Path
 
 import pytest
+from cli_run import one_error
 from cli_run import run_cli as reason
 
 from reasoncli.engine.branches import Branch
@@ -354,11 +355,7 @@ def test_cli_vote_early_stop_json(tiny_gguf: Path) -> None:
     ],
 )
 def test_cli_bad_options_exit_2(tiny_gguf: Path, args: list[str], message: str) -> None:
-    proc = reason("ask", "q", "-m", str(tiny_gguf), *args)
-    assert proc.returncode == 2, proc.stderr
-    lines = proc.stderr.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("Error: ") and message in lines[0]
-    assert proc.stdout == ""
+    one_error(reason("ask", "q", "-m", str(tiny_gguf), *args), 2, message)
 
 
 # -- the embedded model, end to end ---------------------------------------------------------

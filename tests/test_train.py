@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_run import one_error
 from cli_run import reason as run_reason
 
 from reasoncli.bench.datasets import load_dataset
@@ -50,14 +51,6 @@ def reason_here(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[
             except SystemExit as exc:
                 code = int(exc.code or 0)
     return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
-
-
-def one_error(proc: subprocess.CompletedProcess[str], code: int, needle: str) -> None:
-    lines = proc.stderr.strip().splitlines()
-    assert proc.returncode == code, proc.stderr
-    assert len(lines) == 1 and lines[0].startswith("Error: "), proc.stderr
-    assert needle in lines[0]
-    assert proc.stdout == ""
 
 
 def needs_training() -> None:

@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from cli_run import one_error
 
 from reasoncli.solution_steps import step_prefixes
 from reasoncli.train.verifier_data import (
@@ -19,7 +20,7 @@ from reasoncli.train.verifier_data import (
     split_heldout,
 )
 from reasoncli.train.verifier_job import auc, within_question_auc
-from tests.test_train import needs_training, one_error, reason, reason_here, user_models
+from tests.test_train import needs_training, reason, reason_here, user_models
 
 
 def test_step_prefixes_cut_at_non_empty_lines() -> None:
