@@ -12,9 +12,9 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from cli_run import ctrl_c_after_a_token, start
+from cli_run import Run, ctrl_c_after_a_token, run_cli, start
 from remote_support import FaultProxy, LlamaServer, free_port
-from test_cli import one_error_line, reason
+from test_cli import one_error_line
 
 from reasoncli.cli.io import Terminal
 from reasoncli.cli.runner import OutputRequest, write_result
@@ -240,12 +240,21 @@ def test_a_branch_that_keeps_failing_is_reported_and_the_vote_goes_on(
 
 
 # -- the command line ------------------------------------------------------------------------
-def remote_env(catalog_file: Path | None = None, **extra: str) -> dict[str, str]:
-    keep = ("REASON_LOGS_PATH",)  # the test's private run history (conftest)
-    env = {k: v for k, v in os.environ.items() if not k.startswith("REASON_") or k in keep}
+def remote_env(catalog_file: Path | None = None, **extra: str) -> dict[str, str | None]:
+    """The variables a run sees changed: every REASON_ one cleared but the test's private run
+    history (conftest), the catalog and `extra` set."""
+    keep = ("REASON_LOGS_PATH",)
+    env: dict[str, str | None] = {
+        k: None for k in os.environ if k.startswith("REASON_") and k not in keep
+    }
     if catalog_file is not None:
         env["REASON_MODELS"] = str(catalog_file)
     return {**env, **extra}
+
+
+def reason(*args: str, env: dict[str, str | None]) -> Run:
+    """`reason` in this process (tests/cli_run.py `run_cli`) against the loopback servers."""
+    return run_cli(*args, env={"NO_COLOR": None, **env})
 
 
 def test_cli_ask_through_a_models_yaml_entry(catalog_file: Path, proxy: FaultProxy) -> None:
@@ -436,7 +445,9 @@ def test_cli_api_key_from_env_or_file_never_shown(
 
 def test_cli_ctrl_c_cancels_in_flight_requests(catalog_file: Path, proxy: FaultProxy) -> None:
     args = ("ask", "q", "-m", "tiny-remote", "-n", "3", "--max-tokens", "400", "--jsonl")
-    proc = start(*args, env=remote_env(catalog_file))
+    changes = remote_env(catalog_file)
+    env = {k: v for k, v in {**os.environ, **changes}.items() if v is not None}
+    proc = start(*args, env=env)
     result = ctrl_c_after_a_token(proc)  # exit 130, ExitCode.INTERRUPTED
     assert result["event"] == "result" and result["interrupted"] is True
     assert any(b["tokens"] > 0 for b in result["branches"])
