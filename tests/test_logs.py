@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_run import Run, interrupted_vote, reason, run_cli
+from cli_run import Run, interrupted_vote, run_cli
 
 from reasoncli.history import RunFilter, list_runs, record_run, record_served_run
 from reasoncli.results import BranchResult, Result, Timings, VoteGroup
@@ -64,10 +64,10 @@ def a_result(question: str = "2+2?", model: str = "m", strategy: str = "vote") -
 
 
 def test_ask_and_think_round_trip_through_logs_show(tiny_gguf: Path) -> None:
-    ask = reason("ask", "What is 2+2?", "-m", str(tiny_gguf), *TINY_RUN, "--json")
+    ask = run_cli("ask", "What is 2+2?", "-m", str(tiny_gguf), *TINY_RUN, "--json")
     assert ask.returncode == 0, ask.stderr
     assert ask.stderr == ""
-    think = reason("think", "Is 7 prime?", "-m", str(tiny_gguf), "--max-tokens", "8", "--json")
+    think = run_cli("think", "Is 7 prime?", "-m", str(tiny_gguf), "--max-tokens", "8", "--json")
     assert think.returncode == 0, think.stderr
 
     listed = logs_json("list")
@@ -116,10 +116,10 @@ def test_every_field_round_trips_and_list_filters(capfd: pytest.CaptureFixture[s
 
 def test_no_log_flag_and_env_skip_the_history(tiny_gguf: Path, _private_history: Path) -> None:
     run = ("ask", "2+2?", "-m", str(tiny_gguf), "-n", "1", "--max-tokens", "2", "--json")
-    assert reason(*run, "--no-log").returncode == 0
-    assert reason(*run, env={"REASON_NO_LOG": "1"}).returncode == 0
+    assert run_cli(*run, "--no-log").returncode == 0
+    assert run_cli(*run, env={"REASON_NO_LOG": "1"}).returncode == 0
     assert (
-        reason(
+        run_cli(
             "think", "2+2?", "-m", str(tiny_gguf), "--max-tokens", "2", "--no-log", "--json"
         ).stderr
         == ""
@@ -278,7 +278,7 @@ def test_a_history_that_cannot_be_written_does_not_lose_the_answer(
 ) -> None:
     _text_file(_private_history)
     before = _private_history.read_bytes()
-    proc = reason("ask", "2+2?", "-m", str(tiny_gguf), "-n", "2", "--max-tokens", "4", "--json")
+    proc = run_cli("ask", "2+2?", "-m", str(tiny_gguf), "-n", "2", "--max-tokens", "4", "--json")
     assert proc.returncode == 0
     assert json.loads(proc.stdout)["branches"]  # the whole answer is on stdout
     line = one_error_line(proc)
