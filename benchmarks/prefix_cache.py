@@ -6,8 +6,10 @@ request, so background load hits both): each opens a run's engine on reason's re
 of a question drawn from benchmarks/serve_load.py's five, adds --branches branches and decodes
 their first token. That covers the prefill and the KV copies the cache queues for the next
 decode. Prints the median time of each, their ratio, and the prompt tokens each decoded.
+With --unique every question gets serve_load.py's "[load i]" marker first, so only the header
+(chat template and system prompt) is shared, not whole prompts.
 
-    python benchmarks/prefix_cache.py [--requests 40] [--threads 1] [--branches 4] [--model M]
+    python benchmarks/prefix_cache.py [--requests 40] [--threads 1] [--branches 4] [--unique]
 """
 
 from __future__ import annotations
@@ -48,9 +50,18 @@ def main() -> int:
     parser.add_argument("--branches", type=int, default=4)
     parser.add_argument("--model", default=None, help="default: the embedded model")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--unique", action="store_true", help="a marker makes every prompt new")
     args = parser.parse_args()
     resolved = resolve_model(args.model, load_catalog())
     session = Session.load(resolved, SessionOptions(threads=args.threads))
+    rng = random.Random(args.seed)
+
+    def prompt(i: int) -> list[int]:
+        question = rng.choice(QUESTIONS)
+        if args.unique:
+            question = f"[load {i}] {question}"
+        return session.prompt_tokens(session.prompt_text(question))
+
     prompts = [session.prompt_tokens(session.prompt_text(q)) for q in QUESTIONS]
     contexts = {
         cache: SharedContext(
@@ -64,11 +75,11 @@ def main() -> int:
         for cache in (True, False)
     }
     load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
-    print(f"prefix cache: {args.requests} requests each, {args.branches} branches, "
-          f"threads {args.threads}, model {resolved.path}; load average {load}")  # fmt: skip
+    print(f"prefix cache: {args.requests} requests each, {args.branches} branches, threads "
+          f"{args.threads}, unique {args.unique}, model {resolved.path}")  # fmt: skip
+    print(f"  load average {load}")
     print(f"  prompts of {sorted({len(p) for p in prompts})} tokens, the first "
           f"{common(prompts)} shared by all")  # fmt: skip
-    rng = random.Random(args.seed)
     times: dict[bool, list[float]] = {True: [], False: []}
     sent = 0
     try:
@@ -78,7 +89,7 @@ def main() -> int:
         before = {c: (s.prefixes.stats.tokens_decoded if s.prefixes else 0)
                   for c, s in contexts.items()}  # fmt: skip
         for i in range(args.requests):
-            tokens = rng.choice(prompts)
+            tokens = prompt(i)
             sent += len(tokens) - 1
             order = (True, False) if i % 2 == 0 else (False, True)
             for cache in order:
