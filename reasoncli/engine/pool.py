@@ -321,7 +321,8 @@ class PooledEngine(BranchEngine):
 
         With the prompt cache, the prompt sequence starts from the longest cached prefix of the
         prompt (its own KV trimmed, or another prompt sequence's copied) and only the rest is
-        decoded: the same KV at the same positions as decoding it all."""
+        decoded: the KV of the same tokens at the same positions (tests/test_engine_prefix_cache.py
+        finds the same tokens and log-probabilities as a full prefill)."""
         with self.context.lock:
             if self.cancelled is not None and self.cancelled.is_set():
                 raise WaitCancelled("the request was cancelled before its prompt was decoded")
