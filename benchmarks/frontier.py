@@ -78,6 +78,15 @@ class Config:
         """Unforced `think` at a budget: the serial series."""
         return self.candidate.action.strategy == "think" and self.min_tokens is None
 
+    @property
+    def sampled_series(self) -> str | None:
+        """For a best-of-n at one n read from a sampled file: the name of its series over n
+        (`best-of-n weighted orm:X`), drawn as one line like the vote; else None."""
+        a = self.candidate.action
+        if a.strategy != "best-of-n" or self.kind != "parallel":
+            return None
+        return " ".join(part for part in self.label.split() if not part.startswith("n="))
+
     def on(self, mask: np.ndarray) -> Outcome:
         """The outcome on the questions of `mask` (within this config's own)."""
         return self.outcome.take(mask if self.mask is None else mask[self.mask])
@@ -539,10 +548,10 @@ def _tag(n: int, last: int) -> str:
 def plot(f: Frontier, tuned: list[Config], path: Path) -> None:
     """Accuracy (Wilson 95% bars) against mean total tokens per question, log x. Serial runs are
     orange squares and dashed lines, parallel ones blue circles and solid lines, auto green
-    stars, the bigger model red with a dotted line; the vote and the think ladder are series
-    with their n and budgets written at the points, every other configuration has its own
-    marker and legend entry. On the held-out half when a tuned run is shown (it is only fair
-    there), else on every question."""
+    stars, the bigger model red with a dotted line; the vote, each best-of-n pick (purple) and
+    the think ladder are series with their n and budgets written at the points, every other
+    configuration has its own marker and legend entry. On the held-out half when a tuned run
+    is shown (it is only fair there), else on every question."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -598,11 +607,22 @@ def plot(f: Frontier, tuned: list[Config], path: Path) -> None:
          tags=[_tag(c.candidate.action.branches, len(votes)) for c in votes])  # fmt: skip
     draw(ladder, "serial: think at a budget of N tokens", "tab:orange", "s", "--",
          tags=[str(c.candidate.action.max_tokens) for c in ladder], left=True)  # fmt: skip
+    series: dict[str, list[Config]] = {}
+    for c in mine:
+        if name := c.sampled_series:
+            series.setdefault(name, []).append(c)
+    styles = [("-", "D"), ("-.", "d")] * len(series)  # the picks: best, weighted
+    for (name, cs), (line, marker) in zip(sorted(series.items()), styles, strict=False):
+        ns = sorted(c.candidate.action.branches for c in cs)
+        cs.sort(key=lambda c: c.candidate.action.branches)
+        draw(cs, f"parallel: {name.replace('best-of-n', f'best-of-n n={ns[0]}..{ns[-1]}')}",
+             "tab:purple", marker, line, size=4,
+             tags=[_tag(n, ns[-1]) for n in ns])  # fmt: skip
     others = [
         ("serial", [c for c in mine if c.kind == "serial" and not c.think_ladder], "tab:orange",
          "DPhv<>"),
-        ("parallel", [c for c in mine if c.kind in ("parallel", "search") and not c.vote],
-         "tab:blue", "^v<>ph"),
+        ("parallel", [c for c in mine if c.kind in ("parallel", "search") and not c.vote
+                      and not c.sampled_series], "tab:blue", "^v<>ph"),
         ("auto", [c for c in mine if c.kind == "adaptive"] + tuned, "tab:green", "*P"),
     ]  # fmt: skip
     for what, cs, color, markers in others:
