@@ -11,7 +11,6 @@ from pathlib import Path
 
 import pytest
 import typer
-from typer._click.core import Exit
 from typer.core import TyperGroup
 
 from reasoncli.cli.app import app
@@ -68,7 +67,7 @@ def test_the_docs_have_commands_to_check() -> None:
 def test_every_documented_command_parses(page: str, command: str) -> None:
     try:
         parse(shlex.split(command, comments=True)[1:])
-    except Exit:  # --version, --help: eager options that end the parse, as they should
+    except typer.Exit:  # --version, --help: eager options that end the parse, as they should
         pass
 
 
