@@ -239,3 +239,32 @@ def test_a_reader_leaving_mid_run_keeps_the_partial_run(tiny_gguf: Path) -> None
     branches = logged_result(run["id"])["branches"]
     assert len(branches) == 4
     assert all(b["finish_reason"] == "interrupted" and b["answer"] is None for b in branches)
+
+
+def test_a_signal_inside_llama_cpps_log_callback_is_not_lost() -> None:
+    """llama.cpp calls its log callback (Python, through ctypes) for every line it logs; an
+    exception raised there is dropped by ctypes. A SIGINT landing inside it must still end the
+    run: here the main thread spends nearly all its time inside the real callback."""
+    import threading
+
+    from llama_cpp import _logger
+
+    from reasoncli.cli.signals import Interrupted, run_signals
+    from reasoncli.engine.model import load_llama_cpp
+
+    load_llama_cpp(verbose=False)  # the callback is installed and prints nothing
+    main = threading.main_thread().ident
+    assert main is not None
+    caught = None
+    with run_signals():
+        timer = threading.Timer(0.2, signal.pthread_kill, (main, signal.SIGINT))
+        timer.start()
+        deadline = time.monotonic() + 10
+        try:
+            while time.monotonic() < deadline:
+                for _ in range(1000):
+                    _logger.llama_log_callback(4, b"debug line\n", None)
+        except Interrupted as exc:
+            caught = exc
+        timer.join()
+    assert caught is not None and caught.exit_code == 130

@@ -7,6 +7,12 @@ every strategy already turns into its partial result) in the main thread; the ex
 128 + the signal, as a shell reports a process that the signal ended.
 
 A second signal means "now": the cursor is shown again and the process exits at once.
+
+A signal that lands while llama.cpp is calling back into Python (its log callback runs for
+every line it logs, quiet or not, thousands while a context is created) cannot be raised
+there: ctypes prints "Exception ignored" and drops it, and the run would go on as if never
+interrupted. The handler sees that from the frame and sends the signal again a moment later,
+once the main thread is back in code that can raise.
 """
 
 from __future__ import annotations
@@ -18,6 +24,11 @@ import sys
 import threading
 from collections.abc import Iterator
 from types import FrameType
+
+NATIVE_CALLBACKS = frozenset({"llama_log_callback"})
+"""Python functions that llama-cpp-python runs as ctypes callbacks: an exception raised in one
+is dropped by ctypes, never reaching the run."""
+RESEND_AFTER_S = 0.005
 
 __all__ = ["Interrupted", "ReaderGone", "interrupt_code", "run_signals"]
 
@@ -63,6 +74,9 @@ def run_signals() -> Iterator[None]:
     previous = {s: signal.getsignal(s) for s in SIGNALS}
 
     def handler(signum: int, frame: FrameType | None) -> None:
+        if _in_native_callback(frame):
+            _send_again(signum)
+            return
         if _state.signum is not None:
             _exit_now(signum)
         _state.signum = signum
@@ -75,6 +89,24 @@ def run_signals() -> Iterator[None]:
     finally:
         for s, h in previous.items():
             signal.signal(s, h)
+
+
+def _in_native_callback(frame: FrameType | None) -> bool:
+    while frame is not None:
+        if frame.f_code.co_name in NATIVE_CALLBACKS and "llama_cpp" in frame.f_code.co_filename:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def _send_again(signum: int) -> None:
+    """Deliver `signum` to the main thread again shortly, from a helper thread."""
+    main = threading.main_thread().ident
+    if main is None:
+        return
+    timer = threading.Timer(RESEND_AFTER_S, signal.pthread_kill, (main, signum))
+    timer.daemon = True
+    timer.start()
 
 
 def _exit_now(signum: int) -> None:
