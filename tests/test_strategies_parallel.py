@@ -12,8 +12,7 @@ import math
 from pathlib import Path
 
 import pytest
-from cli_run import one_error
-from cli_run import run_cli as reason
+from cli_run import one_error, reason, run_cli
 
 from reasoncli.engine.branches import Branch
 from reasoncli.engine.sampling import Sampling
@@ -259,7 +258,7 @@ def test_check_rejects_options_that_do_not_fit(strategy: str, kw: dict, message:
 
 
 def test_cli_weighted_vote_json(tiny_gguf: Path) -> None:
-    proc = reason(
+    proc = run_cli(
         "ask", "What is 6*7?", "-m", str(tiny_gguf), "-s", "weighted-vote", "-n", "4",
         "--max-tokens", "12", "--window", "4", "--warmup", "2", "--json",
     )  # fmt: skip
@@ -271,7 +270,7 @@ def test_cli_weighted_vote_json(tiny_gguf: Path) -> None:
 
 
 def test_cli_best_of_n_self_verifier_json(tiny_gguf: Path) -> None:
-    proc = reason(
+    proc = run_cli(
         "ask", "What is 6*7?", "-m", str(tiny_gguf), "-s", "best-of-n", "-n", "3",
         "--max-tokens", "8", "--verifier", "self", "--json",
     )  # fmt: skip
@@ -289,7 +288,7 @@ def test_cli_best_of_n_prm_scores_every_step_prefix(tiny_gguf: Path, how: str) -
     from reasoncli.verifiers import aggregate_scores
     from reasoncli.voting import majority_vote
 
-    proc = reason(
+    proc = run_cli(
         "ask", "What is 6*7?", "-m", str(tiny_gguf), "-s", "best-of-n", "-n", "3",
         "--max-tokens", "16", "--verifier", f"prm:{tiny_gguf}", "--aggregate", how,
         "--pick", "weighted", "--json",
@@ -314,7 +313,7 @@ def test_cli_best_of_n_prm_scores_every_step_prefix(tiny_gguf: Path, how: str) -
     [("prm:", "prm:"), ("xyz:foo", "xyz"), ("orm:no-such-model", "unknown verifier")],
 )
 def test_cli_bad_verifier_prefixes_exit_2(tiny_gguf: Path, verifier: str, message: str) -> None:
-    proc = reason(
+    proc = run_cli(
         "ask", "q", "-m", str(tiny_gguf), "-s", "best-of-n", "-n", "2", "--verifier", verifier,
     )  # fmt: skip
     assert proc.returncode == 2
@@ -323,13 +322,13 @@ def test_cli_bad_verifier_prefixes_exit_2(tiny_gguf: Path, verifier: str, messag
 
 
 def test_cli_bad_pick_exits_2(tiny_gguf: Path) -> None:
-    proc = reason("ask", "q", "-m", str(tiny_gguf), "-s", "best-of-n", "--pick", "nope")
+    proc = run_cli("ask", "q", "-m", str(tiny_gguf), "-s", "best-of-n", "--pick", "nope")
     assert proc.returncode == 2 and "--pick" in proc.stderr
 
 
 def test_cli_vote_early_stop_json(tiny_gguf: Path) -> None:
     """Greedy branches agree (the tiny model's text after '####' is its 'answer')."""
-    proc = reason(
+    proc = run_cli(
         "ask", "What is 2+2?", "-m", str(tiny_gguf), "-n", "16", "-t", "0",
         "--max-tokens", "16", "--early-stop", "--jsonl",
     )  # fmt: skip
@@ -355,7 +354,7 @@ def test_cli_vote_early_stop_json(tiny_gguf: Path) -> None:
     ],
 )
 def test_cli_bad_options_exit_2(tiny_gguf: Path, args: list[str], message: str) -> None:
-    one_error(reason("ask", "q", "-m", str(tiny_gguf), *args), 2, message)
+    one_error(run_cli("ask", "q", "-m", str(tiny_gguf), *args), 2, message)
 
 
 # -- the embedded model, end to end ---------------------------------------------------------
