@@ -11,7 +11,7 @@ import pytest
 from reasoncli.engine.branches import BranchEngine
 from reasoncli.engine.model import LlamaModel
 from reasoncli.engine.sampling import Sampling
-from reasoncli.engine.sizing import ContextPlan, plan_context
+from reasoncli.engine.sizing import ContextPlan, plan_context, plan_for_model
 from reasoncli.errors import ResourceError
 
 GREEDY = Sampling(temperature=0.0)
@@ -19,12 +19,8 @@ PROMPT = "<|im_start|>user\nWhat is 17 times 23?<|im_end|>\n<|im_start|>assistan
 
 
 def plan_for(model: LlamaModel, n_prompt: int, max_tokens: int, branches: int) -> ContextPlan:
-    return plan_context(
-        n_prompt=n_prompt,
-        max_new_tokens=max_tokens,
-        max_branches=branches,
-        n_ctx_train=model.n_ctx_train,
-        kv_bytes_per_token=model.kv_bytes_per_token,
+    return plan_for_model(
+        model, n_prompt=n_prompt, max_new_tokens=max_tokens, max_branches=branches
     )
 
 

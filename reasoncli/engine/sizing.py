@@ -11,11 +11,15 @@ share of layers offloaded.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING
 
 from reasoncli.engine.machine import MemoryInfo, detect_memory
 from reasoncli.errors import ResourceError
+
+if TYPE_CHECKING:  # the model module loads llama.cpp's bindings lazily; sizing stays light
+    from reasoncli.engine.model import LlamaModel
 
 MAX_SEQUENCES = 256  # LLAMA_MAX_SEQ in llama.cpp
 CTX_ALIGN = 256  # llama.cpp pads context sizes to this
@@ -59,7 +63,7 @@ class Offload:
         return min(self.gpu_layers, self.n_layer) / self.n_layer
 
 
-def offload_for(model: Any) -> Offload:
+def offload_for(model: LlamaModel) -> Offload:
     """The placement a loaded `LlamaModel` actually got (a CPU-only build offloads nothing,
     whatever `--gpu-layers` says)."""
     lib = model.lib
@@ -256,7 +260,7 @@ def assess_request(
         )
         return check_fit(est, memory)
 
-    def largest(lo: int, hi: int, ok: Any) -> int | None:
+    def largest(lo: int, hi: int, ok: Callable[[int], bool | None]) -> int | None:
         """Largest n in [lo, hi] with ok(n), for ok monotone decreasing; None if none."""
         if hi < lo or not ok(lo):
             return None
@@ -345,7 +349,12 @@ def plan_context(
 
 
 def plan_for_model(
-    model: Any, *, n_prompt: int, max_new_tokens: int, max_branches: int, slack_tokens: int = 64
+    model: LlamaModel,
+    *,
+    n_prompt: int,
+    max_new_tokens: int,
+    max_branches: int,
+    slack_tokens: int = 64,
 ) -> ContextPlan:
     """`plan_context` for a loaded `LlamaModel`: its training context, KV bytes per token,
     weights and the placement it actually got."""
