@@ -7,7 +7,7 @@ report can recompute pass@k and maj@k for any k without math-verify or the model
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from reasoncli.answers import answers_equivalent, group_answers
@@ -28,12 +28,8 @@ class Grade:
         return [bool(g["correct"]) for g in self.groups]
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "correct": self.correct,
-            "answers": self.answers,
-            "labels": self.labels,
-            "groups": self.groups,
-        }
+        """Every field, as stored in a results file."""
+        return asdict(self)
 
 
 def grade(result: Result, expected: str) -> Grade:

@@ -21,7 +21,7 @@ import json
 import math
 import random
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -70,13 +70,8 @@ class ColdStartExample:
     """The same solution in the think format: what follows the template's open `<think>`."""
 
     def to_json(self) -> dict[str, str]:
-        return {
-            "id": self.id,
-            "question": self.question,
-            "answer": self.answer,
-            "source": self.source,
-            "completion": self.completion,
-        }
+        """Every field: one line of the cold-start JSONL."""
+        return asdict(self)
 
 
 def think_completion(text: str, answer: str) -> str | None:
