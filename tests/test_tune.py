@@ -319,3 +319,101 @@ def _lines(path: Path, kind: str) -> list[dict[str, Any]]:
 
 def _samples(path: Path) -> list[dict[str, Any]]:
     return _lines(path, "sample")
+
+
+# -- a policy that scores its pilots ---------------------------------------------------------
+
+
+def test_verifier_estimates_read_the_pilot_scores() -> None:
+    sure = Pilot(["42", "7"], [10, 10], 100, scores=[0.9, 0.2])
+    torn = Pilot(["42", "7"], [10, 10], 100, scores=[0.5, 0.5])
+    assert estimate("verifier-best", sure) == pytest.approx(0.1)
+    assert estimate("verifier-best", torn) == pytest.approx(0.5)
+    assert estimate("verifier-share", sure) == pytest.approx(1 - 0.9 / 1.1)
+    assert estimate("verifier-share", torn) == pytest.approx(0.5)
+    # a pilot without an answer cannot make the question look easy, whatever its score
+    assert estimate("verifier-best", Pilot([None, "7"], [10, 10], 100, [0.99, 0.3])) == 0.7
+    with pytest.raises(ValueError, match="verifier scores"):
+        estimate("verifier-best", Pilot(["42"], [10], 100))
+
+
+def test_a_scored_estimate_and_the_policy_verifier_come_together() -> None:
+    bins = (PolicyBin(name="all"),)
+    rows = (PolicyRow(budget=10, strategies={"all": Action(strategy="vote")}),)
+    with pytest.raises(ValueError, match="verifier scores the pilots"):
+        TunedPolicy(estimate="verifier-best", pilot=2, max_tokens=4, bins=bins, budgets=rows)
+    with pytest.raises(ValueError, match="verifier scores the pilots"):
+        TunedPolicy(
+            estimate="disagreement", pilot=2, max_tokens=4, verifier="self", bins=bins, budgets=rows
+        )
+    judged = Action(
+        strategy="best-of-n", branches=4, verifier="orm:x", pick="weighted", max_tokens=4
+    )
+    assert judged.widens_pilot(4, "orm:x") and not judged.widens_pilot(4, "orm:y")
+    assert not judged.widens_pilot(4) and not judged.widens_pilot(8, "orm:x")
+    assert not Action(
+        strategy="best-of-n", branches=4, verifier="orm:x", aggregate="min"
+    ).widens_pilot(4, "orm:x")
+
+
+def test_auto_scores_its_pilots_and_widens_best_of_n_as_tune_predicts(
+    tmp_path: Path, registry: Path, tiny_session: Any, scripted: None
+) -> None:
+    data = tmp_path / "data.jsonl"
+    data.write_text(
+        "".join(
+            json.dumps({"id": f"q{i}", "question": f"What is {i} + 0?", "answer": "7"}) + "\n"
+            for i in range(20)
+        )
+    )
+    out = tmp_path / "bon4.jsonl"
+    request = BenchRequest(
+        data=str(data),
+        strategies=["best-of-n"],
+        branches=[4],
+        max_tokens=4,
+        out=out,
+        model="tiny-tuned",
+        options={"verifier": "self"},
+    )
+    prepare_bench(request).run(tiny_session, NullProgress())
+    cs = load_candidates([out], pilot=2)
+    assert cs.pilots.verifier == "self" and cs.pilots.verifier_tokens is not None
+    by_label = {c.label: c for c in cs.candidates}
+    widened = by_label["best-of-n n=4 weighted self"].after_scored_pilot
+    assert widened is not None  # it reuses the scored pilots: no pilot paid twice
+    assert np.array_equal(widened.total, by_label["best-of-n n=4 weighted self"].alone.total)
+    # a vote after a scored pilot pays for the scoring; greedy pays for the pilot too
+    vote = by_label["vote n=4"].after_scored_pilot
+    assert vote is not None and np.array_equal(vote.verifier, cs.pilots.verifier_tokens)
+
+    action = Action(strategy="best-of-n", branches=4, verifier="self", pick="weighted")
+    policy = TunedPolicy(
+        estimate="verifier-best",
+        pilot=2,
+        max_tokens=4,
+        verifier="self",
+        bins=(PolicyBin(name="sure", up_to=-1.0), PolicyBin(name="unsure")),
+        budgets=(
+            PolicyRow(
+                budget=100,
+                strategies={"sure": Action(strategy="vote", branches=2), "unsure": action},
+            ),
+        ),
+    )
+    auto = Auto(policies=lambda name: policy)
+    options = StrategyOptions(budget_tokens=400, max_tokens_explicit=False)
+    for qid in ("q1", "q2"):  # hard (pilots all differ) and easy (every branch says 7)
+        events: list[Event] = []
+        result = auto.run(f"What is {qid[1:]} + 0?", tiny_session, options, events.append)
+        d = result.details
+        assert d["policy"]["bin"] == "unsure" and d["policy"]["strategy"] == action.label()
+        assert d["phases"]["pilot"] == [0, 1] and d["phases"]["widen"] == [2, 3]
+        assert all(b.score is not None for b in result.branches)
+        plan = [e.message for e in events if isinstance(e, Note) and e.topic == "plan"]
+        assert any("scored by self" in m for m in plan)
+        assert any("best verifier score" in m for m in plan)
+        i = cs.ids.index(qid)
+        assert result.generated_tokens == widened.generated[i]
+        assert d["verifier_tokens"] == widened.verifier[i] > 0
+        assert (result.answer == "7") == bool(widened.correct[i])

@@ -85,7 +85,8 @@ def tune(
         typer.Option(
             "--estimate",
             metavar="NAME",
-            help="disagreement, length or disagreement+length [best AUC].",
+            help="disagreement, length, disagreement+length, or verifier-best / verifier-share "
+            "(pilots scored by the pilot file's verifier) [best AUC].",
         ),
     ] = None,
     accept: Annotated[

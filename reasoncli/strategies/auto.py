@@ -19,7 +19,10 @@ the model, and that agreement among a few samples is a cheap proxy for difficult
 when the model has one: the pilot's difficulty estimate picks a bin, and the policy's row for
 the budget names the strategy for that bin (`reasoncli.tune.follow`). A vote widens the pilot
 (its branches count, voted pilots first as they finished); any other strategy runs after the
-pilot as `reason ask` would run it, and the pilot's tokens are part of the cost. With a policy,
+pilot as `reason ask` would run it, and the pilot's tokens are part of the cost. A policy with a
+`verifier` has it score the pilots (the `verifier-*` estimates read the scores, and the scoring
+is part of the cost); a best-of-n judged by that verifier then widens the pilot too, its scores
+kept, and answers by its pick over every branch. With a policy,
 `--budget-tokens` picks the row with the largest mean budget not above it: a mean over
 questions, so a hard question may spend more than it and an easy one less. The constants
 below stay the fallback (no policy, or a run whose --pilot or --max-tokens differ from it).
@@ -35,6 +38,7 @@ more wall time per token than the batched parallel phases.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import asdict, replace
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -54,6 +58,7 @@ from reasoncli.results import BranchResult, Result, VoteGroup
 from reasoncli.strategies.auto_phases import (
     AllAtOnce,
     RunState,
+    ScoredAllAtOnce,
     drive_widening,
     free_pilot_slots,
     revise,
@@ -69,9 +74,11 @@ from reasoncli.strategies.auto_plan import (
     total_budget,
 )
 from reasoncli.strategies.base import Kind, StrategyInfo, StrategyOptions, get_strategy, register
+from reasoncli.strategies.best_of_n import ScoringPolicy, best_of_n_vote
 from reasoncli.strategies.builder import Cost, ResultBuilder, vote_groups
 from reasoncli.strategies.early_stop import stop_rule
 from reasoncli.strategies.parallel import ParallelRun
+from reasoncli.verifiers import Verifier, make_verifier
 from reasoncli.voting import majority_vote
 
 if TYPE_CHECKING:
@@ -99,11 +106,15 @@ def _shifted(emit: EventSink, offset: int) -> EventSink:
     return sink
 
 
-def _seen(answers: Sequence[str | None]) -> str:
+def _seen(answers: Sequence[str | None], scores: Sequence[float | None] | None = None) -> str:
     vote = majority_vote(answers)
     if vote.answer is None:
         return f"none of {len(answers)} pilots answered"
-    return f"{vote.groups[0].count}/{len(answers)} pilots agree on {vote.answer}"
+    seen = f"{vote.groups[0].count}/{len(answers)} pilots agree on {vote.answer}"
+    if scores:
+        best = max((s for s in scores if s is not None), default=None)
+        seen += "" if best is None else f", best verifier score {best:.2f}"
+    return seen
 
 
 @register
@@ -142,18 +153,22 @@ class Auto:
     ) -> Result:
         budget = total_budget(options)
         policy, row, skipped = self._tuned(session.name, options, budget)
+        verifier: Verifier | None = None
         if policy is not None and row is not None:
             options = replace(options, pilot=policy.pilot, max_tokens=policy.max_tokens)
             mt = policy.max_tokens
+            judge = policy.verifier
             widest = max(
-                (a.branches for a in row.strategies.values() if a.widens_pilot(mt)), default=0
+                (a.branches for a in row.strategies.values() if a.widens_pilot(mt, judge)),
+                default=0,
             )
             slots = max(options.pilot, min(widest - options.pilot, MAX_LIVE_BRANCHES))
             opening = (
                 f"budget {budget:,} tokens: following {session.name}'s tuned policy (its "
                 f"{row.budget} tok/q row); {options.pilot} pilot branch(es) of up to {mt} "
-                "tokens judge the difficulty"
+                "tokens judge the difficulty" + (f", scored by {judge}" if judge else "")
             )
+            verifier = make_verifier(judge, session) if judge else None
         else:
             cap = branch_cap(options)
             options = replace(options, max_tokens=cap.tokens)
@@ -165,16 +180,24 @@ class Auto:
             )
             if skipped:
                 opening += f" (the tuned policy is not used: {skipped})"
-        run = ParallelRun(
-            self.info.name,
-            question,
-            session,
-            emit,
-            max_tokens=mt,
-            max_branches=slots,
-            multiple_choice=options.multiple_choice,
-        )
+        try:
+            logprobs = options.top_logprobs if verifier and verifier.needs_logprobs else 0
+            run = ParallelRun(
+                self.info.name,
+                question,
+                session,
+                emit,
+                max_tokens=mt,
+                max_branches=slots,
+                multiple_choice=options.multiple_choice,
+                logprobs=logprobs,
+            )
+        except BaseException:
+            if verifier is not None:
+                verifier.close()
+            raise
         state = RunState(run, budget)
+        scoring = ScoringPolicy(verifier, question) if verifier is not None else None
         plan: Plan | None = None
         choice: Choice | None = None
         try:
@@ -184,26 +207,34 @@ class Auto:
                 b = run.add(sampling.with_seed(options.seed + len(run.engine.branches)), "pilot")
                 state.phases["pilot"].append(b.id)
             try:
-                run.drive()
-                answers = [run.answers.get(i) for i in state.phases["pilot"]]
+                run.drive(policy=scoring)
+                pilots = state.phases["pilot"]
+                answers = [run.answers.get(i) for i in pilots]
                 if not run.interrupted and policy is not None and row is not None:
                     from reasoncli.tune.difficulty import Pilot
                     from reasoncli.tune.follow import choose
 
-                    tokens = [run.engine.branches[i].n_tokens for i in state.phases["pilot"]]
-                    pilot = Pilot(answers, tokens, mt)
-                    choice = choose(policy, row, pilot, _seen(answers))
+                    tokens = [run.engine.branches[i].n_tokens for i in pilots]
+                    scores = [run.scores.get(i) for i in pilots] if scoring else None
+                    pilot = Pilot(answers, tokens, mt, scores)
+                    choice = choose(policy, row, pilot, _seen(answers, scores))
                     emit(Note(choice.reason, "plan"))
-                    self._follow_choice(choice, question, session, options, sampling, state)
+                    self._follow_choice(
+                        choice, question, session, options, sampling, state, scoring
+                    )
                 elif not run.interrupted:
                     plan = plan_after_pilot(answers, budget - state.spent(), mt, self.thresholds)
                     emit(Note(plan.reason, "plan"))
                     self._follow(plan, question, session, options, sampling, state)
             except KeyboardInterrupt:  # between phases; each phase catches its own
                 run.interrupted = True
+            if verifier is not None:
+                state.verifier_tokens = verifier.tokens
             return self._result(plan, options, state, choice, skipped)
         finally:
             run.close()
+            if verifier is not None:
+                verifier.close()
 
     # -- phases -----------------------------------------------------------------------------
     def _follow_choice(
@@ -214,13 +245,15 @@ class Auto:
         options: StrategyOptions,
         sampling: Sampling,
         state: RunState,
+        scoring: ScoringPolicy | None = None,
     ) -> None:
-        """Run what the policy chose: widen the pilot's vote to its branches, or run another
-        strategy after the pilot."""
+        """Run what the policy chose: widen the pilot's vote (or its scored best-of-n) to its
+        branches, or run another strategy after the pilot."""
         from reasoncli.tune.follow import options_for
 
         action, run = choice.action, state.run
-        if not action.widens_pilot(options.max_tokens):
+        judge = scoring.verifier.name if scoring is not None else None
+        if not action.widens_pilot(options.max_tokens, judge):
             inner_options = options_for(action, options, sampling)
             strategy = get_strategy(action.strategy)
             strategy.check(inner_options)
@@ -231,13 +264,22 @@ class Auto:
             run.interrupted = run.interrupted or state.inner.interrupted
             return
         extra = action.branches - len(state.phases["pilot"])
+        judged = action.strategy == "best-of-n" and scoring is not None
         if extra <= 0:
             state.stop = f"policy, bin {choice.bin}: answering from the pilot"
-            return
-        free_pilot_slots(run)
-        for _ in range(extra):
-            state.queue_widening(sampling, options.seed)
-        drive_widening(state, AllAtOnce())
+        else:
+            free_pilot_slots(run)
+            for _ in range(extra):
+                state.queue_widening(sampling, options.seed)
+            drive_widening(state, ScoredAllAtOnce(scoring) if judged and scoring else AllAtOnce())
+        if judged:  # the pick over every branch, pilots first as they finished
+            ids = list(run.finish_order)
+            answers = [run.answers[i] for i in ids]
+            scores = [run.scores.get(i, math.nan) for i in ids]
+            weighted = action.pick == "weighted"
+            vote = majority_vote(answers, scores) if weighted else best_of_n_vote(answers, scores)
+            state.pick = (vote, ids)
+            run.emit_vote(None, vote)
 
     def _follow(
         self,
@@ -280,6 +322,8 @@ class Auto:
             builder.add([r.branch] if r.branch is not None else [], r.cost)
         answers, ids = state.answers()
         vote = majority_vote(answers)
+        if state.pick is not None:  # a scored best-of-n that widened the pilot: its pick
+            vote, ids = state.pick
         answer, share, votes = vote.answer, vote.share, vote_groups(vote, ids)
         if state.inner is not None:  # the policy's strategy answers; the pilot only chose it
             answer, share, votes = self._merge(builder, state)
@@ -352,9 +396,8 @@ class Auto:
             "phases": state.phases,
             "plan": asdict(plan) if plan else None,
             "thresholds": asdict(self.thresholds),
-            # what a judge read, when the policy's strategy has one (best-of-n, beam, dvts)
-            "verifier_tokens": int(state.inner.details.get("verifier_tokens", 0))
-            if state.inner
-            else 0,
+            # what a judge read: the pilots' scoring and the policy's strategy's own judge
+            "verifier_tokens": state.verifier_tokens
+            + (int(state.inner.details.get("verifier_tokens", 0)) if state.inner else 0),
             "inner": state.inner.details if state.inner else None,
         }

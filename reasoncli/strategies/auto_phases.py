@@ -5,6 +5,7 @@ every phase count against one budget.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from reasoncli.answers import answers_equivalent
@@ -16,9 +17,10 @@ from reasoncli.results import Result
 from reasoncli.stopping import StopRule
 from reasoncli.strategies.auto_plan import best_attempts, settle_wave
 from reasoncli.strategies.base import StrategyOptions
+from reasoncli.strategies.best_of_n import ScoringPolicy
 from reasoncli.strategies.parallel import ParallelRun, Policy, vote_event
 from reasoncli.strategies.revise import Round, attempt_text, run_round
-from reasoncli.voting import majority_vote
+from reasoncli.voting import VoteResult, majority_vote
 
 
 @dataclass
@@ -34,6 +36,8 @@ class RunState:
     stop: str | None = None  # why the run ended before spending its budget
     inner: Result | None = None  # the strategy a tuned policy ran after the pilot
     offset: int = 0  # its branch ids follow the pilot's
+    pick: tuple[VoteResult, list[int]] | None = None  # a scored widening's pick, over these ids
+    verifier_tokens: int = 0  # what the verifier that scored the pilots (and widening) read
 
     def spent(self) -> int:
         engine = sum(b.n_tokens for b in self.run.engine.branches)
@@ -113,6 +117,20 @@ class AllAtOnce(Policy):
 
     def launch(self, run: ParallelRun) -> int:
         return min(len(run.queued), run.engine.capacity)
+
+
+class ScoredAllAtOnce(AllAtOnce):
+    """A policy's best-of-n widening: as `AllAtOnce`, with every finished branch scored by the
+    verifier that scored the pilots, as `best-of-n` scores its own."""
+
+    def __init__(self, scoring: ScoringPolicy) -> None:
+        self.scoring = scoring
+
+    def score(self, run: ParallelRun, branches: Sequence[Branch]) -> Mapping[int, float]:
+        return self.scoring.score(run, branches)
+
+    def weights(self, run: ParallelRun) -> Sequence[float] | None:
+        return self.scoring.weights(run)
 
 
 def free_pilot_slots(run: ParallelRun) -> None:

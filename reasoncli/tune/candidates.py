@@ -6,11 +6,14 @@ own picks (`reasoncli.bench.picks`: branch i is seeded seed+i, so the first k ar
 k-branch run samples, voted in the order it finishes them). Any other file is one configuration
 per strategy and budget, at its own answer and cost.
 
-Each candidate has two outcomes: `alone` (the configuration run by itself: the uniform
-strategy) and `after_pilot` (what `auto` does when a policy picks it): a vote that widens the
+Each candidate has up to three outcomes: `alone` (the configuration run by itself: the uniform
+strategy), `after_pilot` (what `auto` does when a policy picks it): a vote that widens the
 pilot reuses the pilot's branches, voted pilots first as `auto` finishes them; any other
-strategy runs after the pilot and pays for it. Cost is all the compute: generated tokens plus
-the tokens a verifier read, where the file records them.
+strategy runs after the pilot and pays for it), and `after_scored_pilot` (the same when the
+pilots were scored by the pilot file's verifier, which a `verifier-*` estimate needs: the
+scoring is paid for, and a best-of-n judged by that verifier widens the pilot, scores kept).
+Cost is all the compute: generated tokens plus the tokens a verifier read, where the file
+records them.
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ class Candidate:
     alone: Outcome
     after_pilot: Outcome | None  # None: auto cannot run it after a pilot (vote k < pilot, auto)
     verifier_note: str = ""  # how the verifier's tokens were counted, when not exactly
+    after_scored_pilot: Outcome | None = None  # None also when the pilots have no scores
 
     @property
     def label(self) -> str:
@@ -75,7 +79,12 @@ class Pilots:
     pilots: list[Pilot]
     tokens: np.ndarray  # generated pilot tokens per question
     pass_rate: np.ndarray  # share of right branches after the pilot: the "true" difficulty
-    scores: np.ndarray | None = None  # mean verifier score of the pilots, where the file has one
+    verifier: str | None = None  # the verifier that scored the pilots, where the file has one
+    verifier_tokens: np.ndarray | None = None  # what it read of the pilots, per question
+
+    @property
+    def scored(self) -> bool:
+        return self.verifier is not None
 
 
 @dataclass
@@ -166,13 +175,14 @@ def _pilot_source(groups: list[_Group], size: int) -> _Group:
 
 def _pilots(group: _Group, ids: list[str], size: int) -> Pilots:
     max_tokens = int(group.header["max_tokens"])
-    pilots, tokens, rates, scores = [], [], [], []
+    scored = group.strategy == "best-of-n" and group.scored
+    pilots, tokens, rates, judged = [], [], [], []
     for i in ids:
         r = group.records[i]
-        scored = [x for x in (r.get("scores") or [])[:size] if x is not None]
-        scores.append(float(np.mean(scored)) if scored else np.nan)
-        pilots.append(Pilot(r["answers"][:size], r["branch_tokens"][:size], max_tokens))
+        scores = r["scores"][:size] if scored else None
+        pilots.append(Pilot(r["answers"][:size], r["branch_tokens"][:size], max_tokens, scores))
         tokens.append(sum(r["branch_tokens"][:size]))
+        judged.append(_judge_share(r, size) if scored else 0.0)
         rest = r["labels"][size:] if len(r["labels"]) - size >= 4 else r["labels"]
         right = [g is not None and bool(r["groups"][g]["correct"]) for g in rest]
         rates.append(float(np.mean(right)) if right else 0.0)
@@ -183,7 +193,8 @@ def _pilots(group: _Group, ids: list[str], size: int) -> Pilots:
         pilots=pilots,
         tokens=np.array(tokens, dtype=float),
         pass_rate=np.array(rates),
-        scores=None if group.strategy != "best-of-n" or not group.scored else np.array(scores),
+        verifier=group.header.get("verifier") if scored else None,
+        verifier_tokens=np.array(judged, dtype=float) if scored else None,
     )
 
 
@@ -205,8 +216,24 @@ def _judge_share(r: dict[str, Any], k: int) -> float:
     return total if k >= len(tokens) or whole == 0 else total * sum(tokens[:k]) / whole
 
 
-def _after(alone: Outcome, pilots: Pilots) -> Outcome:
-    return Outcome(alone.correct, alone.generated + pilots.tokens, alone.verifier)
+def _after(alone: Outcome, pilots: Pilots, scored: bool = False) -> Outcome:
+    """A strategy run after the pilot: it pays for the pilot's tokens (and their scoring)."""
+    judged = pilots.verifier_tokens if scored and pilots.verifier_tokens is not None else 0.0
+    return Outcome(alone.correct, alone.generated + pilots.tokens, alone.verifier + judged)
+
+
+def _widened(recs: list[dict[str, Any]], pilots: Pilots, k: int, how: str, judged: bool) -> Outcome:
+    """`auto` widening its pilot to k branches and answering by `how` over all of them,
+    pilots first as it finishes them; `judged`: every branch scored (a best-of-n), else the
+    pilots only (a scored pilot widened by a vote), else none."""
+    rows = []
+    for i, r in enumerate(recs):
+        verifier = _judge_share(r, k) if how != "maj" else 0.0
+        if how == "maj" and judged and pilots.verifier_tokens is not None:
+            verifier = float(pilots.verifier_tokens[i])
+        right = pick_is_right(r, k, how, auto_order(r, pilots.size, k))
+        rows.append((right, float(sum(r["branch_tokens"][:k])), verifier))
+    return _arrays(rows)
 
 
 def _sampled_candidates(g: _Group, ids: list[str], pilots: Pilots) -> list[Candidate]:
@@ -231,25 +258,24 @@ def _sampled_candidates(g: _Group, ids: list[str], pilots: Pilots) -> list[Candi
                     for r in recs
                 ]
             )
-            after: Outcome | None
-            if action.widens_pilot(pilots.max_tokens):
-                if k < pilots.size:
-                    after = None  # the pilot already drew more branches than this
-                else:
-                    rows = [
-                        (pick_is_right(r, k, "maj", auto_order(r, pilots.size, k)),
-                         float(sum(r["branch_tokens"][:k])), 0.0)
-                        for r in recs
-                    ]  # fmt: skip
-                    after = _arrays(rows)
-            else:
+            after: Outcome | None = None  # None: the pilot already drew more branches
+            if not action.widens_pilot(pilots.max_tokens):
                 after = _after(alone, pilots)
+            elif k >= pilots.size:
+                after = _widened(recs, pilots, k, "maj", judged=False)
+            scored: Outcome | None = None
+            if not pilots.scored:
+                pass
+            elif not action.widens_pilot(pilots.max_tokens, pilots.verifier):
+                scored = _after(alone, pilots, scored=True)
+            elif k >= pilots.size:
+                scored = _widened(recs, pilots, k, how, judged=True)
             note = ""
             if judged and not recorded:
                 note = "verifier tokens not recorded in this file (counted as 0)"
             elif judged and k < g.branches:
                 note = "verifier tokens: the run's count, shared out by generated tokens"
-            out.append(Candidate(action, g.path.name, alone, after, note))
+            out.append(Candidate(action, g.path.name, alone, after, note, scored))
     return out
 
 
@@ -265,8 +291,10 @@ def _own_candidates(g: _Group, ids: list[str], pilots: Pilots) -> list[Candidate
     note = ""
     if judged and not all("verifier_tokens" in r for r in recs):
         note = "verifier tokens not recorded in this file (counted as 0)"
-    after = None if g.strategy == "auto" else _after(alone, pilots)  # auto never picks auto
-    return [Candidate(action, g.path.name, alone, after, note)]
+    if g.strategy == "auto":  # auto never picks auto
+        return [Candidate(action, g.path.name, alone, None, note)]
+    scored = _after(alone, pilots, scored=True) if pilots.scored else None
+    return [Candidate(action, g.path.name, alone, _after(alone, pilots), note, scored)]
 
 
 def load_candidates(paths: Sequence[Path], pilot: int) -> CandidateSet:

@@ -4,7 +4,9 @@
    independent of file order).
 2. Difficulty: every estimate in `difficulty.ESTIMATES` is scored by its AUC against the
    question's true pass rate (the share of right branches after the pilot; hard = below one
-   half) on the fit part; the best one is used, unless one is named.
+   half) on the fit part; the best one is used, unless one is named. The `verifier-*` ones
+   exist when the pilot file was scored by a verifier; a policy using one has `auto` score its
+   pilots with that verifier, and every arm pays for the scoring (`after_scored_pilot`).
 3. Bins: quantiles of the estimate on the fit part (tied values merge bins).
 4. Per budget (mean tokens per question), one strategy per bin, chosen to maximise accuracy on
    the fit part with the bins' mean cost within the budget (an exact search over the bins'
@@ -23,8 +25,9 @@ from typing import TypeVar
 import numpy as np
 
 from reasoncli.bench.metrics import bootstrap_mean, wilson
+from reasoncli.errors import UsageError
 from reasoncli.tune.candidates import Candidate, CandidateSet, Outcome
-from reasoncli.tune.difficulty import ESTIMATES, auc, estimate
+from reasoncli.tune.difficulty import ESTIMATES, SCORED, auc, estimate
 from reasoncli.tune.policy import Action, Expected, PolicyBin, PolicyRow, TunedPolicy
 
 _T = TypeVar("_T")
@@ -48,7 +51,6 @@ strategies come in steps (vote n=7, n=8) and cannot be matched to the token, so 
 against the policy."""
 ACCEPT = ("significant", "better")
 """significant: the paired 95% interval of the gain is above 0; better: the gain is above 0."""
-VERIFIER_ESTIMATE = "pilot verifier score (not available to auto, which does not score pilots)"
 HARD_PASS_RATE = 0.5  # a question is hard when fewer than half its later branches are right
 
 
@@ -125,6 +127,7 @@ class TuneResult:
     policy: TunedPolicy | None
     settings: TuneSettings
     notes: list[str] = field(default_factory=list)
+    pilot_verifier: str | None = None  # scores the pilots: the estimate reads its scores
 
 
 def held_out_mask(ids: Sequence[str], seed: int) -> np.ndarray:
@@ -137,6 +140,11 @@ def _describe(
     name: str, low: float | None, up_to: float | None, pilot: int, max_tokens: int
 ) -> str:
     """A bin's range in words; `low` is the bound of the bin before (None: the first bin)."""
+    if name in SCORED:
+        what = "best pilot score" if name == "verifier-best" else "weighted leader's share"
+        if up_to is None:
+            return f"{what} below {1 - low:.3f}" if low is not None else "every question"
+        return f"{what} at least {1 - up_to:.3f}"
     if name == "disagreement":
         most = pilot if low is None else round((1 - low) * pilot) - 1
         least = 0 if up_to is None else round((1 - up_to) * pilot)
@@ -280,17 +288,19 @@ def fit_policy(cs: CandidateSet, settings: TuneSettings) -> TuneResult:
     fit = ~held
     pilots = cs.pilots
     hard = pilots.pass_rate < HARD_PASS_RATE
-    values = {name: np.array([estimate(name, p) for p in pilots.pilots]) for name in ESTIMATES}
+    usable = [n for n in ESTIMATES if pilots.scored or n not in SCORED]
+    if settings.estimate is not None and settings.estimate not in usable:
+        raise UsageError(
+            f"--estimate {settings.estimate} reads verifier scores, and the pilot file "
+            f"({pilots.source}) has none: give a best-of-n run with a verifier"
+        )
+    values = {name: np.array([estimate(name, p) for p in pilots.pilots]) for name in usable}
     scores = [
         EstimateScore(name, auc(d[fit], hard[fit]), auc(d[held], hard[held]))
         for name, d in values.items()
     ]
     name = settings.estimate or max(scores, key=lambda s: s.auc_fit or 0.0).name
-    if pilots.scores is not None:  # for comparison only: auto does not score its pilots
-        low = 1.0 - pilots.scores
-        scores.append(
-            EstimateScore(VERIFIER_ESTIMATE, auc(low[fit], hard[fit]), auc(low[held], hard[held]))
-        )
+    scored = name in SCORED
     d = values[name]
     bounds = _bins(d[fit], settings.bins)
     bins_of = _bin_index(d, bounds)
@@ -311,7 +321,8 @@ def fit_policy(cs: CandidateSet, settings: TuneSettings) -> TuneResult:
         )
         for i, pb in enumerate(policy_bins)
     ]
-    arms = [_Arm(c.action, c.after_pilot) for c in cs.candidates if c.after_pilot is not None]
+    after = [c.after_scored_pilot if scored else c.after_pilot for c in cs.candidates]
+    arms = [_Arm(c.action, o) for c, o in zip(cs.candidates, after, strict=True) if o is not None]
     uniform = list(cs.candidates)
     options = [_frontier_options(arms, fit & (bins_of == i)) for i in range(len(bounds))]
     n_fit = int(fit.sum())
@@ -333,6 +344,7 @@ def fit_policy(cs: CandidateSet, settings: TuneSettings) -> TuneResult:
         policy = TunedPolicy(
             estimate=name,
             pilot=pilots.size,
+            verifier=pilots.verifier if scored else None,
             max_tokens=pilots.max_tokens,
             bins=tuple(policy_bins),
             budgets=tuple(_policy_row(r, policy_bins) for r in passed),
@@ -357,6 +369,7 @@ def fit_policy(cs: CandidateSet, settings: TuneSettings) -> TuneResult:
         policy=policy,
         settings=settings,
         notes=list(cs.notes),
+        pilot_verifier=pilots.verifier if scored else None,
     )
 
 

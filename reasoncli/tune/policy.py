@@ -6,6 +6,7 @@ Kept to pydantic only (no numpy, no engine), since the models.yaml schema import
     policy:
       estimate: disagreement      # 1 - the leading answer's share of the pilots
       pilot: 4                    # pilot branches of up to max_tokens each
+      verifier: null              # orm:NAME scores the pilots for the verifier-* estimates
       max_tokens: 128
       bins:                       # easiest first; a question goes to the first bin that holds it
       - {name: easy, up_to: 0.0, means: all 4 pilots agree}
@@ -27,7 +28,14 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 __all__ = ["ESTIMATE_NAMES", "Action", "Expected", "PolicyBin", "PolicyRow", "TunedPolicy"]
 
 SERIAL = ("think", "revise")  # one chain: a branch count means nothing, its token budget does
-ESTIMATE_NAMES = ("disagreement", "length", "disagreement+length")
+ESTIMATE_NAMES = (
+    "disagreement",
+    "length",
+    "disagreement+length",
+    "verifier-best",
+    "verifier-share",
+)
+SCORED_ESTIMATES = ("verifier-best", "verifier-share")  # they need the policy's `verifier`
 """The difficulty estimates `reasoncli.tune.difficulty` defines (a test keeps them equal)."""
 
 
@@ -52,11 +60,17 @@ class Action(_Schema):
     temperature: _Float | None = Field(None, ge=0)
     max_tokens: int | None = Field(None, ge=1)
 
-    def widens_pilot(self, pilot_max_tokens: int) -> bool:
-        """A vote sampled as the pilot was: `auto` adds branches to the pilot's own instead of
-        starting over, so the pilot's tokens are part of it, not extra."""
+    def widens_pilot(self, pilot_max_tokens: int, pilot_verifier: str | None = None) -> bool:
+        """A vote sampled as the pilot was, or a best-of-n judged by the verifier that scored
+        the pilots: `auto` adds branches to the pilot's own instead of starting over, so the
+        pilot's tokens (and scores) are part of it, not extra."""
         same_cap = self.max_tokens in (None, pilot_max_tokens)
-        return self.strategy == "vote" and self.temperature is None and same_cap
+        sampled_alike = self.temperature is None and same_cap
+        if self.strategy == "vote":
+            return sampled_alike
+        judged_alike = pilot_verifier is not None and self.verifier == pilot_verifier
+        plain = self.aggregate in (None, "last")
+        return self.strategy == "best-of-n" and sampled_alike and judged_alike and plain
 
     def label(self) -> str:
         """Short and unique: `vote n=8`, `greedy`, `best-of-n n=16 weighted prm:X`."""
@@ -111,6 +125,9 @@ class PolicyRow(_Schema):
 class TunedPolicy(_Schema):
     estimate: str
     pilot: int = Field(ge=1)
+    verifier: str | None = None
+    """Scores the pilots (the `verifier-*` estimates read the scores); a best-of-n it judges
+    then widens the pilot, its scores kept."""
     max_tokens: int = Field(ge=1)
     bins: tuple[PolicyBin, ...] = Field(min_length=1, strict=False)
     budgets: tuple[PolicyRow, ...] = Field(min_length=1, strict=False)
@@ -120,6 +137,11 @@ class TunedPolicy(_Schema):
     def _consistent(self) -> TunedPolicy:
         if self.estimate not in ESTIMATE_NAMES:
             raise ValueError(f"estimate must be one of {', '.join(ESTIMATE_NAMES)}")
+        if (self.estimate in SCORED_ESTIMATES) != (self.verifier is not None):
+            raise ValueError(
+                f"a verifier scores the pilots exactly when the estimate reads scores "
+                f"({', '.join(SCORED_ESTIMATES)})"
+            )
         bounds = [b.up_to for b in self.bins]
         if bounds[-1] is not None or any(b is None for b in bounds[:-1]):
             raise ValueError("every bin but the last needs up_to; the last has none")

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from reasoncli.tune.fit import TOKEN_SLACK, VERIFIER_ESTIMATE, FrontierPoint, TuneResult
+from reasoncli.tune.difficulty import SCORED
+from reasoncli.tune.fit import TOKEN_SLACK, FrontierPoint, TuneResult
 
 __all__ = ["render_text", "to_json"]
 
@@ -23,7 +24,8 @@ def render_text(r: TuneResult, verdict: str) -> str:
         f"tune: {r.questions} questions; fit on {r.fit}, checked on {r.held_out} held out "
         f"(question-id hash, seed {s.seed})",
         f"pilot: the first {r.pilot} branches of {r.pilot_source} (up to {r.max_tokens} tokens "
-        "each), as auto draws them",
+        "each), as auto draws them"
+        + (f", scored by {r.pilot_verifier}" if r.pilot_verifier else ""),
         "",
         "difficulty estimate   AUC fit  AUC held-out   (hard: under half the branches after "
         "the pilot right)",
@@ -32,10 +34,8 @@ def render_text(r: TuneResult, verdict: str) -> str:
         mark = "  <- used" if e.name == r.estimate else ""
         fit = "–" if e.auc_fit is None else f"{e.auc_fit:.2f}"
         held = "–" if e.auc_held_out is None else f"{e.auc_held_out:.2f}"
-        if e.name == VERIFIER_ESTIMATE:
-            out.append(f"  {'pilot verifier score':<20} {fit:>7} {held:>13}  (auto cannot use it)")
-            continue
-        out.append(f"  {e.name:<20} {fit:>7} {held:>13}{mark}")
+        cost = "  (scores the pilots)" if e.name in SCORED else ""
+        out.append(f"  {e.name:<20} {fit:>7} {held:>13}{cost}{mark}")
     out += ["", "bins (quantiles of the estimate on the fit part; pass rate on the fit part)"]
     for b in r.bins:
         bound = "" if b.bin.up_to is None else f"<= {b.bin.up_to:.3f}"
@@ -112,7 +112,12 @@ def to_json(r: TuneResult, verdict: str, written: str | None) -> dict[str, Any]:
         "held_out": r.held_out,
         "seed": r.settings.seed,
         "accept": r.settings.accept,
-        "pilot": {"source": r.pilot_source, "branches": r.pilot, "max_tokens": r.max_tokens},
+        "pilot": {
+            "source": r.pilot_source,
+            "branches": r.pilot,
+            "max_tokens": r.max_tokens,
+            "verifier": r.pilot_verifier,
+        },
         "estimates": [
             {"name": e.name, "auc_fit": e.auc_fit, "auc_held_out": e.auc_held_out}
             for e in r.estimates
