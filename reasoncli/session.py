@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from reasoncli.engine.branches import BranchEngine
 from reasoncli.engine.model import LlamaModel, ModelLoadOptions
 from reasoncli.engine.protocols import (
+    EngineSize,
     Prompt,
     PromptTokens,
     SessionOptions,
@@ -99,31 +100,23 @@ class Session:
             tokens = tokens[1:]  # the template already wrote BOS
         return tokens
 
-    def open_engine(
-        self,
-        prompt_tokens: PromptTokens,
-        *,
-        max_branches: int,
-        max_tokens: int,
-        slack_tokens: int = 64,
-        logprobs: int = 0,
-    ) -> BranchEngine:
-        """An engine sized for this request, with the prompt already decoded once."""
+    def open_engine(self, prompt_tokens: PromptTokens, size: EngineSize) -> BranchEngine:
+        """An engine of `size`, with the prompt already decoded once."""
         prompt_tokens = token_ids(prompt_tokens)
         model = self.model
         plan = plan_for_model(
             model,
             n_prompt=len(prompt_tokens),
-            max_new_tokens=max_tokens,
-            max_branches=max_branches,
-            slack_tokens=slack_tokens,
+            max_new_tokens=size.max_tokens,
+            max_branches=size.max_branches,
+            slack_tokens=size.slack_tokens,
         )
         engine = BranchEngine.open(
             model,
             plan,
             n_threads=self.options.threads,
             flash_attn=self.options.flash_attn,
-            logprobs=logprobs,
+            logprobs=size.logprobs,
         )
         return engine.with_prompt(prompt_tokens)
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from reasoncli.engine.branches import TokenLogprobs
+from reasoncli.engine.protocols import EngineSize
 from reasoncli.engine.sampling import Sampling
 from reasoncli.errors import UsageError
 from reasoncli.session import Session
@@ -26,7 +27,8 @@ GREEDY = Sampling(temperature=0.0)
 
 def test_confidence_verifier_on_real_logprobs(session: Session) -> None:
     engine = session.open_engine(
-        session.prompt_tokens(session.prompt_text("q")), max_branches=2, max_tokens=6, logprobs=5
+        session.prompt_tokens(session.prompt_text("q")),
+        EngineSize(max_branches=2, max_tokens=6, logprobs=5),
     )
     try:
         branches = [engine.add_branch(session.sampling.with_seed(i), 6) for i in range(2)]
@@ -63,7 +65,9 @@ def test_self_verifier_is_p_yes_under_the_full_distribution(session: Session) ->
         # The same judge prompt through a plain engine that keeps every token's logprob.
         tokens, suffix = verifier._prompt("What is 6*7?")
         n_vocab = session.model.n_vocab
-        plain = session.open_engine(tokens, max_branches=1, max_tokens=256, logprobs=n_vocab)
+        plain = session.open_engine(
+            tokens, EngineSize(max_branches=1, max_tokens=256, logprobs=n_vocab)
+        )
         try:
             b = plain.add_branch(GREEDY, 1)
             plain.inject(b, cands[0].text + suffix)

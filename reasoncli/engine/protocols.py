@@ -90,6 +90,20 @@ def server_prompt(prompt: PromptTokens) -> RemotePrompt:
     return prompt
 
 
+@dataclass(frozen=True)
+class EngineSize:
+    """What one engine must hold: a strategy asks for it, and every session kind sizes its
+    engine (context plan, pool slots, remote requests) from this one value."""
+
+    max_branches: int
+    max_tokens: int
+    """New tokens per branch."""
+    slack_tokens: int = 64
+    """Room for text a strategy forces into a branch (Wait, a verifier's suffix)."""
+    logprobs: int = 0
+    """Top logprobs kept per sampled token (0: none)."""
+
+
 class StrategyTraits(Protocol):
     """What a session checks about a strategy before it runs (`strategies.base.StrategyInfo`)."""
 
@@ -218,16 +232,8 @@ class ModelSession(Protocol):
 
     def prompt_tokens(self, prompt: Prompt) -> PromptTokens: ...
 
-    def open_engine(
-        self,
-        prompt_tokens: PromptTokens,
-        *,
-        max_branches: int,
-        max_tokens: int,
-        slack_tokens: int = 64,
-        logprobs: int = 0,
-    ) -> Engine:
-        """An engine sized for this request, with the prompt already decoded once."""
+    def open_engine(self, prompt_tokens: PromptTokens, size: EngineSize) -> Engine:
+        """An engine of `size`, with the prompt already decoded once."""
         ...
 
     def check_strategy(self, info: StrategyTraits) -> None:

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 
 from reasoncli.engine.protocols import (
     ChatMessages,
+    EngineSize,
     Prompt,
     PromptTokens,
     RemotePrompt,
@@ -95,17 +96,12 @@ class RemoteSession:
     def prompt_tokens(self, prompt: Prompt) -> RemotePrompt:
         return self.backend.prompt(prompt)
 
-    def open_engine(
-        self,
-        prompt_tokens: PromptTokens,
-        *,
-        max_branches: int,
-        max_tokens: int,
-        slack_tokens: int = 64,
-        logprobs: int = 0,
-    ) -> RemoteEngine:
+    def open_engine(self, prompt_tokens: PromptTokens, size: EngineSize) -> RemoteEngine:
+        """The server decodes: only the branch count and logprobs shape the requests."""
         prompt = server_prompt(prompt_tokens)
-        return RemoteEngine(self.backend, prompt, max_branches=max_branches, logprobs=logprobs)
+        return RemoteEngine(
+            self.backend, prompt, max_branches=size.max_branches, logprobs=size.logprobs
+        )
 
     def check_strategy(self, info: StrategyTraits) -> None:
         if self.style is None and info.continues:

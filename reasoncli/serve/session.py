@@ -11,7 +11,7 @@ import threading
 from dataclasses import dataclass, field, fields
 
 from reasoncli.engine.pool import PooledEngine, SharedContext, TokenBudget
-from reasoncli.engine.protocols import PromptTokens, token_ids
+from reasoncli.engine.protocols import EngineSize, PromptTokens, token_ids
 from reasoncli.prompting import COT_SYSTEM, render_messages, render_prompt
 from reasoncli.session import Session
 
@@ -67,21 +67,13 @@ class RequestSession(Session):
         )
         return self.open_answer(prompt) + assistant_prefix
 
-    def open_engine(
-        self,
-        prompt_tokens: PromptTokens,
-        *,
-        max_branches: int,
-        max_tokens: int,
-        slack_tokens: int = 64,
-        logprobs: int = 0,
-    ) -> PooledEngine:
+    def open_engine(self, prompt_tokens: PromptTokens, size: EngineSize) -> PooledEngine:
         engine = self.shared.open_engine(
             token_ids(prompt_tokens),
-            max_branches=max_branches,
-            max_tokens=max_tokens,
-            slack_tokens=slack_tokens,
-            logprobs=logprobs,
+            max_branches=size.max_branches,
+            max_tokens=size.max_tokens,
+            slack_tokens=size.slack_tokens,
+            logprobs=size.logprobs,
             budget=self.budget,
             cancelled=self.cancelled,
         )

@@ -26,7 +26,7 @@ from typing import Any
 from reasoncli.answers import extract_answer
 from reasoncli.confidence import SlidingWindow, token_confidence
 from reasoncli.engine.branches import FAILED, Branch
-from reasoncli.engine.protocols import Engine, ModelSession
+from reasoncli.engine.protocols import Engine, EngineSize, ModelSession
 from reasoncli.engine.sampling import Sampling
 from reasoncli.events import (
     BranchFinished,
@@ -156,10 +156,12 @@ class ParallelRun:
         self.prompt_tokens = len(prompt)
         self.engine: Engine = session.open_engine(
             prompt,
-            max_branches=max_branches,
-            max_tokens=max_tokens,
-            logprobs=logprobs,
-            slack_tokens=slack_tokens,
+            EngineSize(
+                max_branches=max_branches,
+                max_tokens=max_tokens,
+                logprobs=logprobs,
+                slack_tokens=slack_tokens,
+            ),
         )
         self.prompt_s = time.perf_counter() - self.started
         self.answers: dict[int, str | None] = {}

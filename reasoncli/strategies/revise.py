@@ -20,7 +20,7 @@ from dataclasses import dataclass, replace
 from typing import ClassVar
 
 from reasoncli.answers import answers_equivalent
-from reasoncli.engine.protocols import ModelSession
+from reasoncli.engine.protocols import EngineSize, ModelSession
 from reasoncli.engine.sampling import Sampling
 from reasoncli.events import (
     BranchFinished,
@@ -107,7 +107,7 @@ def run_round(
     engine = None
     b = None
     try:
-        engine = session.open_engine(tokens, max_branches=1, max_tokens=max_tokens)
+        engine = session.open_engine(tokens, EngineSize(max_branches=1, max_tokens=max_tokens))
         out.prompt_s = time.perf_counter() - started
         b = engine.add_branch(sampling, max_tokens, session.stop)
         emit(BranchStarted(branch_id, parent, label))

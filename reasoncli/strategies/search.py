@@ -24,7 +24,7 @@ from typing import ClassVar
 
 from reasoncli.answers import final_answer_span
 from reasoncli.engine.branches import FAILED, Branch
-from reasoncli.engine.protocols import Engine, ModelSession
+from reasoncli.engine.protocols import Engine, EngineSize, ModelSession
 from reasoncli.engine.sampling import Sampling
 from reasoncli.errors import UsageError
 from reasoncli.events import (
@@ -145,12 +145,12 @@ class SearchRun:
         try:
             prompt = session.prompt_tokens(session.prompt_text(question))
             self.prompt_tokens = len(prompt)
-            self.engine: Engine = session.open_engine(
-                prompt,
+            size = EngineSize(
                 max_branches=options.branches + 1,
                 max_tokens=options.max_tokens,
                 logprobs=options.top_logprobs if self.verifier.needs_logprobs else 0,
             )
+            self.engine: Engine = session.open_engine(prompt, size)
         except BaseException:
             self.verifier.close()
             raise

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from reasoncli.engine.protocols import EngineSize
 from reasoncli.errors import UsageError
 from reasoncli.models.catalog import load_catalog
 from reasoncli.models.gguf_file import read_gguf_info
@@ -333,12 +334,10 @@ def batched_completer(policy: Any, max_tokens: int, seed: int) -> Any:
         tokens = policy.prompt_tokens(policy.prompt_text(question))
         # every token holds at least one byte: room for the longest prefix without tokenizing
         room = max(len(p.encode("utf-8")) for p in assistant_prefixes) + 16
-        with policy.open_engine(
-            tokens,
-            max_branches=k * len(assistant_prefixes),
-            max_tokens=max_tokens,
-            slack_tokens=room,
-        ) as engine:
+        size = EngineSize(
+            max_branches=k * len(assistant_prefixes), max_tokens=max_tokens, slack_tokens=room
+        )
+        with policy.open_engine(tokens, size) as engine:
             groups = []
             for prefix in assistant_prefixes:
                 group = []
