@@ -30,6 +30,7 @@ from reasoncli.engine.context import (
     open_context,
 )
 from reasoncli.engine.model import LlamaModel
+from reasoncli.engine.prompt_feed import PromptFeed, Row, fill
 from reasoncli.engine.sampling import Sampling, build_sampler_chain
 from reasoncli.engine.sizing import ContextPlan
 from reasoncli.engine.slots import consecutive
@@ -79,7 +80,7 @@ class BranchEngine(BranchRoster):
         self._branch_limit = plan.branch_limit  # branches that may hold a sequence at once
         self._held = 0
         self._prompt_tokens: list[int] = []
-        self.prompt_tokens_decoded = 0
+        self._feed = PromptFeed(prompt_seq)  # prompt tokens not decoded yet
         self.decode_calls = 0
         self.kv_moves = 0  # branches moved to close gaps between live sequence ids (slots.py)
         self.errors: dict[int, str] = {}  # branch id -> why it failed (remote engines only)
@@ -129,11 +130,18 @@ class BranchEngine(BranchRoster):
 
     def _prefill(self, body: Sequence[int], start: int) -> None:
         """Decode `body[start:]` into the prompt sequence, whose KV holds `body[:start]`."""
-        for first in range(start, len(body), self.plan.n_batch):
-            chunk = body[first : first + self.plan.n_batch]
-            rows = ((tok, first + i, self.prompt_seq, False) for i, tok in enumerate(chunk))
-            self._decode(rows)
-        self.prompt_tokens_decoded += len(body) - start
+        self._feed.start(body, start)
+        while self._feed:
+            self._decode(self._feed.take(self.plan.n_batch))
+
+    @property
+    def prompt_tokens_decoded(self) -> int:
+        return self._feed.fed
+
+    @property
+    def prefilling(self) -> bool:
+        """Whether prompt tokens wait to be fed into decode rounds (pool.py)."""
+        return bool(self._feed)
 
     def with_prompt(self: _Engine, tokens: Sequence[int]) -> _Engine:
         """This engine with `tokens` decoded as its prompt; closed if that fails."""
@@ -249,22 +257,34 @@ class BranchEngine(BranchRoster):
 
     def step_together(self, engines: Sequence[BranchEngine]) -> list[list[TokenEvent]]:
         """One step for several engines on this engine's context (the server's shared one):
-        their branches go into the same `llama_decode` batches. Returns each engine's events."""
+        their branches go into the same `llama_decode` batches, and the last batch's spare rows
+        take the queued prompt tokens of engines still prefilling. Returns each engine's events.
+
+        Branch rows come first: llama.cpp splits a batch over per-sequence KV streams into
+        runs of consecutive ids, so a prompt's rows after them still decode as one chunk of
+        their own, as they would alone."""
         live = [
             (k, b) for k, e in enumerate(engines) for b in e._branches if not b.done and b.pending
         ]
         events: list[list[TokenEvent]] = [[] for _ in engines]
+        feeds = [e._feed for e in engines if e._feed]
         with self.context.lock:
             self._compact(engines, live)
             live.sort(key=lambda item: item[1].seq)  # llama.cpp batches consecutive ids together
-            for group in self._pack(live):
-                rows: list[tuple[int, int, int, bool]] = []
+            groups = self._pack(live)
+            n_batch = self.plan.n_batch
+            if feeds and (not groups or sum(len(b.pending) for _, b in groups[-1]) >= n_batch):
+                groups.append([])  # no spare row: the prompts get a batch of their own
+            for n, group in enumerate(groups):
+                rows: list[Row] = []
                 out_rows: list[int] = []
                 for _, b in group:
                     last = len(b.pending) - 1
                     for j, tok in enumerate(b.pending):
                         rows.append((tok, b.n_past + j, b.seq, j == last))
                     out_rows.append(len(rows) - 1)
+                if n == len(groups) - 1:
+                    rows += fill(feeds, n_batch - len(rows))
                 self._decode(rows)
                 for (k, b), row in zip(group, out_rows, strict=True):
                     b.n_past += len(b.pending)
@@ -354,7 +374,7 @@ class BranchEngine(BranchRoster):
             used += size
         return [g for g in groups if g]
 
-    def _decode(self, rows: Iterable[tuple[int, int, int, bool]]) -> None:
+    def _decode(self, rows: Iterable[Row]) -> None:
         self.context.fill_batch(rows)
         self.context.decode()
         self.decode_calls += 1

@@ -5,7 +5,9 @@ all of them live on one context and take their sequences from one pool. When a r
 calls `step()`, the `StepScheduler` waits briefly for the other busy runs to want a step too,
 then one of the callers decodes every run's pending tokens in the same `llama_decode` batches
 (`BranchEngine.step_together`). Branches of different requests therefore share batches, which
-is where the throughput of batched decoding comes from.
+is where the throughput of batched decoding comes from. A newly admitted run's prompt is fed
+into the same rounds, in the rows the branches leave free (prompt_feed.py), so the running runs
+keep generating while it prefills; it starts sampling once its prompt is in.
 
 Every llama.cpp call on the context (decode, sequence copy and removal) holds the context's
 lock (`DecodeContext.lock`), because a context is not thread-safe. A run reserves a number of
@@ -85,6 +87,7 @@ class StepScheduler:
         self._idle_since = time.monotonic()
         self.rounds = 0  # decode rounds run (each covers one or more engines)
         self.shared_rounds = 0  # rounds that decoded more than one engine's branches
+        self.mixed_rounds = 0  # rounds that fed a new run's prompt beside other runs' branches
         self.round_s = 0.0  # time inside rounds (decode and sampling), to compare with wall time
 
     def join(self, engine: PooledEngine) -> None:
@@ -119,6 +122,7 @@ class StepScheduler:
         """Decode for every waiting engine; called holding the condition, released meanwhile."""
         batch, self._waiting = self._waiting, []
         self._decoding = True
+        mixed = any(e.prefilling for e in batch) and any(not e.prefilling for e in batch)
         self._cond.release()
         t0 = time.perf_counter()
         try:
@@ -135,6 +139,7 @@ class StepScheduler:
         self._idle_since = time.monotonic()
         self.rounds += 1
         self.shared_rounds += len(batch) > 1
+        self.mixed_rounds += mixed
         for e, r in zip(batch, results, strict=True):
             self._results[id(e)] = r
         self._cond.notify_all()
@@ -316,35 +321,55 @@ class PooledEngine(BranchEngine):
         shared.scheduler.join(self)
 
     def set_prompt(self, tokens: Sequence[int]) -> None:
-        """Prefill, unless the request was cancelled while it waited for the context: runs
-        prefill one after another, so at shutdown each queued prefill would delay the rest.
+        """Queue the prompt's tokens and feed them into the shared decode rounds (prompt_feed.py),
+        returning once they are in: the running runs keep stepping meanwhile, each round taking
+        a chunk of the prompt in the rows their branches leave free.
 
         With the prompt cache, the prompt sequence starts from the longest cached prefix of the
         prompt (its own KV trimmed, or another prompt sequence's copied) and only the rest is
         decoded: the KV of the same tokens at the same positions (tests/test_engine_prefix_cache.py
         finds the same tokens and log-probabilities as a full prefill)."""
         with self.context.lock:
-            if self.cancelled is not None and self.cancelled.is_set():
-                raise WaitCancelled("the request was cancelled before its prompt was decoded")
-            prefixes = self.shared.prefixes
-            if prefixes is None:
-                super().set_prompt(tokens)
-                return
+            self._check_cancelled()
             self._check_prompt(tokens)
             body = list(tokens[:-1])
             seq = self.prompt_seq
-            reuse = prefixes.plan(seq, body)
-            prefixes.forget(seq)  # until its prefill succeeds
-            if reuse.source is not None:  # queued; llama.cpp copies before the next decode
-                self.context.copy_seq(reuse.source, seq)
-            self.context.trim_seq(seq, reuse.tokens)
+            prefixes = self.shared.prefixes
+            reused = 0
+            if prefixes is None:
+                self.context.clear_seq(seq)
+            else:
+                reuse = prefixes.plan(seq, body)
+                prefixes.forget(seq)  # until its prefill succeeds
+                if reuse.source is not None:  # queued; llama.cpp copies before the next decode
+                    self.context.copy_seq(reuse.source, seq)
+                self.context.trim_seq(seq, reuse.tokens)
+                reused = reuse.tokens
             self._prompt_tokens = list(tokens)
-            self._prefill(body, reuse.tokens)
-            prefixes.record(seq, body, reuse.tokens)
-            self.prompt_tokens_cached += reuse.tokens
+            self._feed.start(body, reused)
+        try:
+            while self._feed:
+                self._check_cancelled()
+                self.shared.scheduler.step(self)
+        except BaseException:
+            self._feed.drop()  # out of every round until it ends: no round feeds it any more
+            raise
+        if prefixes is not None:
+            with self.context.lock:
+                prefixes.record(seq, body, reused)
+        self.prompt_tokens_cached += reused
+
+    def _check_cancelled(self) -> None:
+        """A request cancelled while it waited (client gone, server stopping) prefills no more:
+        at shutdown every queued prefill would otherwise delay the rest."""
+        if self.cancelled is not None and self.cancelled.is_set():
+            raise WaitCancelled("the request was cancelled before its prompt was decoded")
 
     def wants_step(self) -> bool:
-        return not self._closed and any(not b.done and b.pending for b in self._branches)
+        """Whether this run has rows for the next round: prompt tokens or live branches."""
+        return not self._closed and (
+            self.prefilling or any(not b.done and b.pending for b in self._branches)
+        )
 
     def step(self) -> list[TokenEvent]:
         events = self.shared.scheduler.step(self)
