@@ -265,7 +265,9 @@ def test_concurrent_requests_share_decode_batches(server: ServeProcess, model: s
         t.join(120)
     assert len(results) == 4
     assert all(len(r.model_extra["reason"]["results"][0]["branches"]) == 2 for r in results)
-    assert server.health()["shared_rounds"] > before  # branches of different requests, one batch
+    health = server.health()
+    assert health["shared_rounds"] > before  # branches of different requests, one batch
+    assert health["mixed_rounds"] <= health["decode_rounds"]  # a prompt fed beside branches
 
 
 def test_client_disconnect_mid_stream_frees_its_branches(tiny_gguf: Path) -> None:

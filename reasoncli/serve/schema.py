@@ -358,6 +358,11 @@ def _response_schemas(limits: Limits) -> dict[str, Any]:
                 "branch_slots": integer,
                 "decode_rounds": integer,
                 "shared_rounds": integer,
+                "mixed_rounds": {
+                    **integer,
+                    "description": "Rounds that decoded a newly admitted request's prompt "
+                    "tokens in the same batch as running requests' branches.",
+                },
                 "round_seconds": {"type": "number"},
                 "prompt_cache": {
                     "type": "boolean",

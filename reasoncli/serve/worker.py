@@ -195,6 +195,7 @@ class Worker:
             "branch_slots": shared.max_branches,
             "decode_rounds": shared.scheduler.rounds,
             "shared_rounds": shared.scheduler.shared_rounds,  # rounds with >1 request's branches
+            "mixed_rounds": shared.scheduler.mixed_rounds,  # a new run's prompt beside branches
             "round_seconds": round(shared.scheduler.round_s, 3),  # decoding and sampling
             **prompt_cache_stats(shared),
         }
