@@ -26,7 +26,7 @@ from typing import Any
 
 from reasoncli import api
 from reasoncli.bench.datasets import Dataset, Item, load_dataset
-from reasoncli.bench.runner import BenchProgress, remembered_model
+from reasoncli.bench.runner import BenchProgress, RunFlags
 from reasoncli.bench.store import JsonlStore, read_records
 from reasoncli.engine.protocols import ModelSession
 from reasoncli.errors import InputError, UsageError
@@ -41,16 +41,11 @@ SAMPLER = "vote"  # plain independent sampling: GRPO needs samples from the poli
 
 
 @dataclass
-class RolloutRequest:
+class RolloutRequest(RunFlags):
+    """`reason bench rollouts`' flags."""
+
     data: str
     branches: int | None = None
-    max_tokens: int | None = None
-    seed: int | None = None
-    temperature: float | None = None
-    limit: int | None = None
-    model: str | None = None
-    out: Path | None = None
-    resume: Path | None = None
 
 
 @dataclass
@@ -184,9 +179,7 @@ def prepare_rollouts(request: RolloutRequest) -> RolloutJob:
         max_tokens=pick("max_tokens", 512),
         seed=pick("seed", 0),
         temperature=pick("temperature", None),
-        model_arg=remembered_model(request.model)
-        if request.model is not None
-        else saved.get("model_arg"),
+        model_arg=request.model_arg(saved.get("model_arg")),
         resuming=request.resume is not None,
         saved_model=saved.get("model"),
         done=done,

@@ -34,6 +34,7 @@ __all__ = [
     "BenchJob",
     "BenchProgress",
     "BenchRequest",
+    "RunFlags",
     "prepare_bench",
     "remembered_model",
     "sample_key",
@@ -53,14 +54,11 @@ class BenchProgress(Protocol):
     def advance(self, record: dict[str, Any]) -> None: ...
 
 
-@dataclass
-class BenchRequest:
-    """The CLI's flags; None means "not given" (then a resumed run keeps its own value)."""
+@dataclass(kw_only=True)
+class RunFlags:
+    """The flags every results-file command takes (`bench run`, `bench rollouts`); None means
+    "not given", so a resumed file keeps its own value."""
 
-    data: str | None = None
-    strategies: list[str] | None = None
-    branches: list[int] | None = None
-    budget_tokens: list[int] | None = None
     max_tokens: int | None = None
     seed: int | None = None
     temperature: float | None = None
@@ -68,6 +66,20 @@ class BenchRequest:
     model: str | None = None
     out: Path | None = None
     resume: Path | None = None
+
+    def model_arg(self, saved: str | None = None) -> str | None:
+        """--model as a resume will find it, else the one the file was started with."""
+        return remembered_model(self.model) if self.model is not None else saved
+
+
+@dataclass
+class BenchRequest(RunFlags):
+    """`reason bench run`'s flags."""
+
+    data: str | None = None
+    strategies: list[str] | None = None
+    branches: list[int] | None = None
+    budget_tokens: list[int] | None = None
     options: dict[str, Any] = field(default_factory=dict)  # JUDGE_OPTIONS, by field name
 
 
@@ -229,7 +241,7 @@ def prepare_bench(request: BenchRequest) -> BenchJob:
     dataset = load_dataset(request.data, limit=request.limit)
     out = request.out or Path("results") / f"run-{datetime.now():%Y-%m-%d-%H%M%S}.jsonl"
     JsonlStore.refuse_existing(out)
-    return BenchJob(plan, dataset, out, request.limit, remembered_model(request.model))
+    return BenchJob(plan, dataset, out, request.limit, request.model_arg())
 
 
 def _given_judge(request: BenchRequest) -> dict[str, Any]:
@@ -281,9 +293,7 @@ def _prepare_resume(request: BenchRequest, path: Path) -> BenchJob:
     plan.check()
     limit = request.limit if request.limit is not None else header.get("limit")
     dataset = load_dataset(request.data or header["dataset"], limit=limit)
-    model = (
-        remembered_model(request.model) if request.model is not None else header.get("model_arg")
-    )
+    model = request.model_arg(header.get("model_arg"))
     job = BenchJob(plan, dataset, path, limit, model, header=header)
     digests = {item.id: item for item in dataset.items}
     for record in records.items:

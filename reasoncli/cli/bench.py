@@ -118,14 +118,8 @@ def run(
             strategies=_names(strategy),
             branches=_ints(branches, "--branches"),
             budget_tokens=_ints(budget_tokens, "--budget-tokens"),
-            max_tokens=max_tokens,
-            seed=seed,
-            temperature=temperature,
-            limit=limit,
-            model=model,
-            out=out,
-            resume=resume,
             options=options,
+            **_run_flags(ctx.params),
         )
     )
     if plot:
@@ -221,9 +215,7 @@ def rollouts(
     from reasoncli.cli.runner import load_session
 
     term = Terminal()
-    job = prepare_rollouts(
-        RolloutRequest(data, branches, max_tokens, seed, temperature, limit, model, out, resume)
-    )
+    job = prepare_rollouts(RolloutRequest(data, branches, **_run_flags(ctx.params)))
     session = load_session(model_request(ctx.params, job.model_arg))
     code = ExitCode.OK
     try:
@@ -310,6 +302,15 @@ def _names(value: str | None) -> list[str] | None:
     if value is None:
         return None
     return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def _run_flags(params: dict[str, Any]) -> dict[str, Any]:
+    """The flags `bench run` and `bench rollouts` share (`RunFlags`), from `ctx.params`."""
+    from dataclasses import fields
+
+    from reasoncli.bench.runner import RunFlags
+
+    return {f.name: params[f.name] for f in fields(RunFlags)}
 
 
 def _ints(value: str | None, flag: str) -> list[int] | None:
