@@ -128,20 +128,9 @@ def options_dict(options: Any) -> dict[str, Any]:
 
 
 def summary_from_row(run: dict[str, Any]) -> RunSummary:
-    return RunSummary(
-        id=run["id"],
-        created_at=run["created_at"],
-        source=run["source"],
-        question=run["question"],
-        model=run["model"],
-        strategy=run["strategy"],
-        answer=run["answer"],
-        share=run["share"],
-        status=run["status"],
-        interrupted=bool(run["interrupted"]),
-        generated_tokens=run["generated_tokens"],
-        total_s=run["total_s"],
-    )
+    """Each field is the `runs` column of its name; SQLite keeps `interrupted` as 0/1."""
+    values = {f.name: run[f.name] for f in dataclasses.fields(RunSummary)}
+    return RunSummary(**{**values, "interrupted": bool(run["interrupted"])})
 
 
 def record_from_rows(
