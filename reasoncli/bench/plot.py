@@ -75,6 +75,12 @@ def _accuracy_axis(ax: Any, xlabel: str) -> None:
     ax.grid(True, alpha=0.3)
 
 
+def _dashed(ax: Any, xs: list[Any], ys: list[Any], color: Any, alpha: float, label: str) -> None:
+    """A derived curve (maj@k from subsets, pass@k): dashed with small dots, under the
+    measured ones."""
+    ax.plot(xs, ys, linestyle="--", marker=".", color=color, alpha=alpha, label=label)
+
+
 def write_plot(report: Report, path: Path) -> Path:
     """Draw each strategy's cells (with Wilson 95% bars) and its subset maj@k estimates."""
     with figure(path) as (axes, colors):
@@ -94,11 +100,10 @@ def write_plot(report: Report, path: Path) -> Path:
         for c in largest_runs(report.cells):
             if c.n > 1:
                 color = colors[strategies.index(c.strategy) % len(colors)]
-                ax.plot(
+                _dashed(
+                    ax,
                     [max(p.tokens, 1.0) for p in c.subsets],
                     [p.maj_at for p in c.subsets],
-                    linestyle="--",
-                    marker=".",
                     color=color,
                     alpha=0.6,
                     label=f"{c.strategy} maj@k (subsets of {c.budget})",
@@ -127,15 +132,7 @@ def write_compare_plot(comparison: Comparison, path: Path) -> Path:
                 ax.fill_between(
                     ks, [e.low for e in maj], [e.high for e in maj], color=color, alpha=0.15
                 )
-                ax.plot(
-                    ks,
-                    [p.pass_at.value for p in curve],
-                    linestyle="--",
-                    marker=".",
-                    color=color,
-                    alpha=0.8,
-                    label=f"{label} pass@k",
-                )
+                _dashed(ax, ks, [p.pass_at.value for p in curve], color, 0.8, f"{label} pass@k")
             _accuracy_axis(ax, "k (branches)")
             ax.set_title(f"{cell.strategy} {cell.budget}, {cell.questions} questions", fontsize=10)
             ax.legend(fontsize=7)
