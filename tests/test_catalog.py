@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from tiny_gguf import save_gguf
 
 from reasoncli.errors import CatalogError, ExitCode, ModelError
 from reasoncli.models.catalog import Catalog, load_catalog
@@ -62,10 +63,7 @@ def write_gguf(path: Path, chat_template: str | None = None, ctx: int = 4096) ->
         w.add_chat_template(chat_template)
     w.add_tensor("token_embd.weight", np.zeros((16, 8), np.float32))
     w.add_tensor("output_norm.weight", np.ones(8, np.float32))
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
+    save_gguf(w)
     return path
 
 
@@ -469,10 +467,7 @@ def test_read_header_agrees_with_gguf_reader(tmp_path: Path) -> None:
     w.add_token_list(["a", "\u00e9t\u00e9", "", "<s>"] * 100)
     w.add_token_scores([0.5, -1.0] * 200)
     w.add_tensor("token_embd.weight", np.arange(32, dtype=np.float32).reshape(4, 8))
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
+    save_gguf(w)
     header, reader = read_header(path), GGUFReader(str(path))
     assert [kv.key for kv in header.kv] == [k for k in reader.fields if not k.startswith("GGUF.")]
     tokens = reader.fields["tokenizer.ggml.tokens"].contents()

@@ -12,6 +12,7 @@ import pytest
 import typer
 from cli_run import run_cli
 from fake_hub import FakeHub, serve
+from tiny_gguf import save_gguf
 from typer.testing import CliRunner
 
 from reasoncli.cli.models import models_app
@@ -159,10 +160,7 @@ def test_show_adhoc_path(tmp_path: Path) -> None:
     w.add_context_length(2048)
     w.add_block_count(1)
     w.add_tensor("output_norm.weight", np.ones(8, np.float32))
-    w.write_header_to_file()
-    w.write_kv_data_to_file()
-    w.write_tensors_to_file()
-    w.close()
+    save_gguf(w)
     result = invoke("show", str(path), "--json")
     assert result.exit_code == 0, result.output
     data = json.loads(result.stdout)

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from cli_run import one_error
 from cli_run import reason as run_reason
+from tiny_gguf import save_gguf
 
 from reasoncli.bench.datasets import load_dataset
 from reasoncli.errors import ModelError, UsageError
@@ -234,10 +235,7 @@ def _foreign_gguf(path: Path) -> Path:
     writer = gguf.GGUFWriter(str(path), "qwen2")
     writer.add_block_count(1)
     writer.add_tensor("token_embd.weight", np.zeros((4, 32), dtype=np.float32))
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    save_gguf(writer)
     return path
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -95,11 +96,17 @@ def write_tiny_gguf(
     writer.add_tensor("output_norm.weight", norm)
     writer.add_tensor("output.weight", weight(n_vocab, shape.n_embd))
 
+    save_gguf(writer)
+    return out
+
+
+def save_gguf(writer: Any) -> None:
+    """Write a `gguf.GGUFWriter`'s header, metadata and tensors, and close the file: how every
+    GGUF the tests make ends."""
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
     writer.close()
-    return out
 
 
 def main() -> None:
