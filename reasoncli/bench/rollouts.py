@@ -37,6 +37,9 @@ from reasoncli.strategies.base import StrategyOptions, get_strategy
 
 __all__ = ["RolloutJob", "RolloutRequest", "prepare_rollouts", "rollout_summary"]
 
+GROUP_SETTINGS = ("branches", "max_tokens", "seed", "temperature")
+"""How a file's groups were sampled: a resume must not change them (GRPO compares within one)."""
+
 SAMPLER = "vote"  # plain independent sampling: GRPO needs samples from the policy itself
 
 
@@ -63,13 +66,8 @@ class RolloutJob:
     written: int = 0
 
     def settings(self) -> dict[str, Any]:
-        return {
-            "model_arg": self.model_arg,
-            "branches": self.branches,
-            "max_tokens": self.max_tokens,
-            "seed": self.seed,
-            "temperature": self.temperature,
-        }
+        """What each group line records: the model and the `GROUP_SETTINGS`."""
+        return {"model_arg": self.model_arg, **{n: getattr(self, n) for n in GROUP_SETTINGS}}
 
     def run(self, session: ModelSession, progress: BenchProgress) -> int:
         """Sample and write each missing question's group; Ctrl-C propagates."""
@@ -143,12 +141,7 @@ def prepare_rollouts(request: RolloutRequest) -> RolloutJob:
     out = request.resume or request.out
     if out is None:
         raise UsageError("--out FILE is required (or --resume FILE to continue one)")
-    given = {
-        "branches": request.branches,
-        "max_tokens": request.max_tokens,
-        "seed": request.seed,
-        "temperature": request.temperature,
-    }
+    given = {name: getattr(request, name) for name in GROUP_SETTINGS}
     saved: dict[str, Any] = {}
     done: dict[str, dict[str, Any]] = {}
     if request.resume:
