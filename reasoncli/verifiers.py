@@ -71,6 +71,10 @@ class Verifier(Protocol):
     needs_logprobs: bool
     per_step: bool  # a PRM: score every step prefix of a whole solution, then aggregate
     tokens: int  # tokens its model has read so far (prompts and candidates): its compute
+    last_costs: list[int]
+    """What each candidate of the last `score` call cost to read, in its order; the judge
+    prompt shared by a question's candidates is in `tokens` only, so that a run of k of N
+    candidates can be costed exactly: the shared part once, plus its candidates'."""
 
     def score(self, question: str, candidates: Sequence[Candidate]) -> list[float]: ...
 
@@ -85,7 +89,11 @@ class ConfidenceVerifier:
     per_step = False
     tokens = 0  # reads the policy's own log-probabilities: no forward pass of its own
 
+    def __init__(self) -> None:
+        self.last_costs: list[int] = []
+
     def score(self, question: str, candidates: Sequence[Candidate]) -> list[float]:
+        self.last_costs = [0] * len(candidates)
         return [self._one(c) for c in candidates]
 
     @staticmethod
@@ -231,6 +239,7 @@ class JudgeVerifier:
         if not self.yes or not self.no or set(self.yes) & set(self.no):
             raise ModelError(f"verifier {name!r}: cannot find Yes/No tokens in its vocabulary")
         self.tokens = 0
+        self.last_costs: list[int] = []
         self._engine: BranchEngine | None = None
         self._question: str | None = None
         self._prompt_cache: tuple[str, list[int], str] | None = None
@@ -300,6 +309,7 @@ class JudgeVerifier:
     # -- scoring ----------------------------------------------------------------------------
     def score(self, question: str, candidates: Sequence[Candidate]) -> list[float]:
         scores: list[float] = []
+        self.last_costs = []
         for chunk in _chunks(list(candidates), MAX_JUDGE_BATCH):
             scores.extend(self._score_chunk(question, chunk))
         return scores
@@ -318,7 +328,9 @@ class JudgeVerifier:
             for text in texts:
                 b = engine.add_branch(GREEDY, max_tokens=1)
                 # the prompt's last token, then the candidate: what this branch decodes
-                self.tokens += 1 + len(engine.inject(b, text))
+                cost = 1 + len(engine.inject(b, text))
+                self.tokens += cost
+                self.last_costs.append(cost)
                 branches.append(b)
             while engine.live:  # one step: every branch samples its single token
                 engine.step()

@@ -417,3 +417,23 @@ def test_auto_scores_its_pilots_and_widens_best_of_n_as_tune_predicts(
         assert result.generated_tokens == widened.generated[i]
         assert d["verifier_tokens"] == widened.verifier[i] > 0
         assert (result.answer == "7") == bool(widened.correct[i])
+
+    # a row that answers from the scored pilots: tune costs the judge's reading of 2 of the
+    # file's 4 branches exactly (its prompt once, plus theirs), as auto then spends it
+    assert all(r["verifier_branch_tokens"] for r in _samples(out))
+    pilot_only = by_label["best-of-n n=2 weighted self"].after_scored_pilot
+    assert pilot_only is not None and not by_label["best-of-n n=2 weighted self"].verifier_note
+    stop = Action(strategy="best-of-n", branches=2, verifier="self", pick="weighted")
+    answer_now = policy.model_copy(
+        update={
+            "bins": (PolicyBin(name="sure", up_to=2.0), PolicyBin(name="unsure")),
+            "budgets": (PolicyRow(budget=100, strategies={"sure": stop, "unsure": action}),),
+        }
+    )
+    result = Auto(policies=lambda name: answer_now).run(
+        "What is 3 + 0?", tiny_session, options, [].append
+    )
+    i = cs.ids.index("q3")
+    assert result.details["policy"]["bin"] == "sure" and len(result.branches) == 2
+    assert result.details["verifier_tokens"] == pilot_only.verifier[i]
+    assert result.generated_tokens == pilot_only.generated[i]

@@ -58,8 +58,15 @@ def test_self_verifier_is_p_yes_under_the_full_distribution(session: Session) ->
         cands = [Candidate("6*7 = 42. The answer is 42."), Candidate("The answer is 41.")]
         together = verifier.score("What is 6*7?", cands)
         engine = verifier._engine
+        both = list(verifier.last_costs)
+        prompt = verifier.tokens - sum(both)
         alone = [verifier.score("What is 6*7?", [c])[0] for c in cands]
         assert verifier._engine is engine  # the question's prefix is reused, not re-decoded
+        # each candidate costs the same alone or batched (its text, and the prompt's last token
+        # fed again before it); the rest of the judge prompt was read once
+        assert verifier.tokens == prompt + 2 * sum(both)
+        assert prompt == len(verifier._prompt("What is 6*7?")[0]) - 1
+        assert both[0] > both[1] > 1
         assert all(0 < s < 1 for s in together)
         assert together == pytest.approx(alone, abs=1e-3)
         # The same judge prompt through a plain engine that keeps every token's logprob.

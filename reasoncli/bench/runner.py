@@ -203,6 +203,8 @@ class BenchJob:
         }
         if "scores" in result.details:  # verifier scores per branch (best-of-n)
             record["scores"] = result.details["scores"]
+        if "verifier_branch_tokens" in result.details:  # and what the verifier read of each
+            record["verifier_branch_tokens"] = result.details["verifier_branch_tokens"]
         record["texts"] = [b.text for b in result.branches]  # every strategy: re-gradable later
         return record
 

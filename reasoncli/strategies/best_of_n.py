@@ -49,11 +49,14 @@ class ScoringPolicy(Policy):
         self.question = question
         self.aggregate = aggregate
         self.step_scores: dict[int, list[float]] = {}
+        self.read: dict[int, int] = {}  # tokens the verifier read of each branch (its steps)
 
     def score(self, run: ParallelRun, branches: Sequence[Branch]) -> Mapping[int, float]:
         if not self.verifier.per_step:
             candidates = [Candidate(b.text, tuple(b.logprobs)) for b in branches]
             scores = self.verifier.score(self.question, candidates)
+            costs = self.verifier.last_costs
+            self.read.update({b.id: c for b, c in zip(branches, costs, strict=True)})
             return {b.id: s for b, s in zip(branches, scores, strict=True)}
         steps = {b.id: step_prefixes(b.text) for b in branches}
         flat = self.verifier.score(
@@ -64,9 +67,14 @@ class ScoringPolicy(Policy):
         for b in branches:
             n = len(steps[b.id])
             self.step_scores[b.id] = list(flat[start : start + n])
+            self.read[b.id] = sum(self.verifier.last_costs[start : start + n])
             start += n
             out[b.id] = aggregate_scores(self.step_scores[b.id], self.aggregate)
         return out
+
+    def branch_tokens(self, ids: Sequence[int]) -> list[int | None]:
+        """What the verifier read of each branch of `ids` (None: never scored)."""
+        return [self.read.get(i) for i in ids]
 
     def weights(self, run: ParallelRun) -> Sequence[float]:
         return [run.scores.get(i, 0.0) for i in run.finish_order]
@@ -169,6 +177,8 @@ class BestOfN:
                 "best_score": run.scores.get(best[0]) if best else None,
                 "scores": [finite_or_none(run.scores.get(i)) for i in every],
                 "verifier_tokens": verifier.tokens,
+                # of it, what each branch cost; the rest is the judge prompt they share
+                "verifier_branch_tokens": policy.branch_tokens(every),
             }
             if verifier.per_step:  # None for a branch that never finished (Ctrl-C)
                 steps = policy.step_scores

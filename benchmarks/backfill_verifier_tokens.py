@@ -1,0 +1,74 @@
+"""Add what the verifier read of each branch to a `best-of-n` results file written before bench
+recorded it (`verifier_branch_tokens`), so `reason tune` costs a run of k of its N branches
+exactly instead of sharing the run's count out by generated tokens.
+
+    python benchmarks/backfill_verifier_tokens.py FILE [-o OUT]   # OUT defaults to FILE
+
+The stored branch texts are scored again by the file's verifier, one fresh verifier per question
+as the run had, in branch order. What a branch costs the judge does not depend on which others
+share its batch, so the per-branch counts are exact; the check is that the new scores equal the
+stored ones (printed: the largest difference), and that the judge prompt, the run's count less
+every branch's, is positive. Nothing is written unless both hold for every question.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from reasoncli.bench.datasets import load_dataset
+from reasoncli.bench.store import read_records
+from reasoncli.cli.runner import ModelRequest, load_session
+from reasoncli.verifiers import Candidate, make_verifier
+
+SCORE_TOLERANCE = 5e-3  # batch size changes llama.cpp's float sums (seen: up to 2e-3); a wrong
+# text or question moves a score by far more
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("file", type=Path)
+    parser.add_argument("-o", "--out", type=Path)
+    args = parser.parse_args()
+    records = read_records(args.file)
+    header = records.run_header()
+    name = header.get("verifier")
+    if not name:
+        print(f"{args.file}: no verifier in the run line", file=sys.stderr)
+        return 2
+    questions = {item.id: item.question for item in load_dataset(header["dataset"]).items}
+    session = load_session(ModelRequest(header["model"], threads=2))
+    out_lines, worst, prompts = [], 0.0, []
+    try:
+        for r in records.items:
+            if r.get("type") == "sample" and r.get("scores") and r.get("texts"):
+                verifier = make_verifier(name, session)
+                try:
+                    scores = verifier.score(
+                        questions[str(r["id"])], [Candidate(t) for t in r["texts"]]
+                    )
+                    costs = list(verifier.last_costs)
+                finally:
+                    verifier.close()
+                for new, old in zip(scores, r["scores"], strict=True):
+                    if old is not None:
+                        worst = max(worst, abs(new - old))
+                prompt = int(r["verifier_tokens"]) - sum(costs)
+                prompts.append(prompt)
+                r = {**r, "verifier_branch_tokens": costs}
+            out_lines.append(json.dumps(r))
+    finally:
+        session.close()
+    print(f"{len(prompts)} questions; largest score difference {worst:.2e}; judge prompt "
+          f"{min(prompts)}-{max(prompts)} tokens per question")  # fmt: skip
+    if worst > SCORE_TOLERANCE or min(prompts) <= 0:
+        print("not written: the scores or the counts do not match the run", file=sys.stderr)
+        return 1
+    (args.out or args.file).write_text("\n".join(out_lines) + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
