@@ -9,14 +9,20 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
 from reasoncli.cli.flags import number_option
 from reasoncli.cli.io import Terminal
 from reasoncli.errors import ExitCode
+
+if TYPE_CHECKING:
+    from reasoncli.train.progress import TrainReporter
+
+T = TypeVar("T")
 
 train_app = typer.Typer(
     no_args_is_help=True,
@@ -148,8 +154,6 @@ def grpo(
     """Train with TRL's GRPOTrainer on rewards for accuracy, format and stopping, export to GGUF,
     check the export, and register it under --out. Ctrl-C saves a checkpoint; --resume goes on."""
     from reasoncli.train.grpo import prepare_training
-    from reasoncli.train.progress import SilentReporter, TrainReporter
-    from reasoncli.train.render import RichReporter
     from reasoncli.train.settings import TrainRequest
 
     term = Terminal()
@@ -182,22 +186,36 @@ def grpo(
             force=force,
         )
     )
-    live = term.stderr_is_tty and not quiet
-    reporter: TrainReporter = RichReporter(term.err_console()) if live else SilentReporter()
-    try:
-        outcome = job.run(reporter)
-    except KeyboardInterrupt:
-        reporter.finished()
-        term.stderr.write(
-            f"interrupted: continue from the last checkpoint with: reason train grpo --resume "
-            f"{job.run_dir}\n"
-        )
-        raise typer.Exit(ExitCode.INTERRUPTED) from None
-    finally:
-        reporter.finished()
+    outcome = run_reported(
+        job.run,
+        term,
+        quiet=quiet,
+        resume_hint="continue from the last checkpoint with: reason train grpo --resume "
+        f"{job.run_dir}",
+    )
     _write_outcome(term, outcome.to_json(), json_out=json_out, quiet=quiet)
     if outcome.interrupted:
         raise typer.Exit(ExitCode.INTERRUPTED)
+
+
+def run_reported(
+    run: Callable[[TrainReporter], T], term: Terminal, *, quiet: bool, resume_hint: str
+) -> T:
+    """`run(reporter)` with Rich progress on a terminal (else silent), the bar stopped however
+    it ends; Ctrl-C says how to continue (`resume_hint`) and exits 130. Both train commands."""
+    from reasoncli.train.progress import SilentReporter
+    from reasoncli.train.render import RichReporter
+
+    live = term.stderr_is_tty and not quiet
+    reporter: TrainReporter = RichReporter(term.err_console()) if live else SilentReporter()
+    try:
+        return run(reporter)
+    except KeyboardInterrupt:
+        reporter.finished()
+        term.stderr.write(f"interrupted: {resume_hint}\n")
+        raise typer.Exit(ExitCode.INTERRUPTED) from None
+    finally:
+        reporter.finished()
 
 
 def _write_outcome(term: Terminal, result: dict[str, Any], *, json_out: bool, quiet: bool) -> None:

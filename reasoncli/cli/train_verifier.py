@@ -14,7 +14,7 @@ import typer
 
 from reasoncli.cli.flags import number_option
 from reasoncli.cli.io import Terminal
-from reasoncli.cli.train import train_app
+from reasoncli.cli.train import run_reported, train_app
 from reasoncli.errors import ExitCode
 
 
@@ -69,8 +69,6 @@ def verifier(
     """Fine-tune a Yes/No verifier on graded rollouts (PRM labels by Monte-Carlo completion),
     export it to GGUF, check it on held-out questions and register it for --verifier orm:/prm:.
     Rerun the same command to resume: labels and checkpoints in the run directory are kept."""
-    from reasoncli.train.progress import SilentReporter, TrainReporter
-    from reasoncli.train.render import RichReporter
     from reasoncli.train.verifier_job import VerifierRequest, prepare_verifier
 
     term = Terminal()
@@ -95,17 +93,12 @@ def verifier(
             threads=threads,
         )
     )
-    live = term.stderr_is_tty and not quiet
-    reporter: TrainReporter = RichReporter(term.err_console()) if live else SilentReporter()
-    try:
-        summary = job.run(reporter)
-    except KeyboardInterrupt:
-        term.stderr.write(f"interrupted: rerun the same command to resume ({job.run_dir})\n")
-        raise typer.Exit(ExitCode.INTERRUPTED) from None
+    resume_hint = f"rerun the same command to resume ({job.run_dir})"
+    summary = run_reported(job.run, term, quiet=quiet, resume_hint=resume_hint)
     if json_out:
         term.stdout.write(json.dumps(summary, indent=2) + "\n")
     elif not summary["interrupted"]:
         term.stdout.write(summary["model"] + "\n")
     if summary["interrupted"]:
-        term.stderr.write(f"interrupted: rerun the same command to resume ({job.run_dir})\n")
+        term.stderr.write(f"interrupted: {resume_hint}\n")
         raise typer.Exit(ExitCode.INTERRUPTED)
