@@ -39,7 +39,9 @@ model's sampling settings from models.yaml and, unless --peer-cache-prompt, `cac
 off. reason serve keeps its prompt cache (engine/prefix_cache.py) unless --no-prompt-cache.
 Per phase: prompt (decoded, not sent: /health's prompt_tokens_prefilled for reason serve,
 /metrics for llama-server), generated and processed (prompt + generated) tok/s and p50/p95
-latency; then medians over rounds side by side, and the ratio.
+latency, and for reason serve where its engine's time went (/health: decode rounds, those that
+fed a new prompt beside branches or left a busy run out, seconds inside rounds); then medians
+over rounds side by side, and the ratio.
 """
 
 from __future__ import annotations
@@ -568,6 +570,7 @@ def phase(server: str, rnd: int, url: str, plans: list[Plan], args: argparse.Nam
         p0, g0 = metric(url, "prompt_tokens_total"), metric(url, "tokens_predicted_total")
     else:
         p0 = prefilled(url)
+        engine0 = engine_time(url)
     t0 = time.monotonic()
     outcomes = run_load(url, plans, args.clients, t0 + args.time_limit)
     wall = time.monotonic() - t0
@@ -590,9 +593,24 @@ def phase(server: str, rnd: int, url: str, plans: list[Plan], args: argparse.Nam
           f"{r['prompt tok/s']:.1f} prompt, {r['generated tok/s']:.1f} generated, "
           f"{r['processed tok/s']:.1f} processed tok/s; p50 {r['p50 latency s']:.2f} s, "
           f"p95 {r['p95 latency s']:.2f} s", flush=True)  # fmt: skip
+    if not peer:
+        rounds, busy, mixed, short = (b - a for a, b in zip(engine0, engine_time(url),
+                                                            strict=True))  # fmt: skip
+        print(f"    engine: {int(rounds)} decode rounds ({int(mixed)} feeding a new prompt beside "
+              f"branches, {int(short)} leaving a busy run out), busy {busy:.1f} s of "
+              f"{wall:.1f} s ({busy / wall:.0%})")  # fmt: skip
     for text, n in Counter(o.error[:120] for o in outcomes if o.error).most_common(3):
         print(f"    error x{n}: {text}")
     return ph
+
+
+def engine_time(url: str) -> tuple[float, float, float, float]:
+    """reason serve's decode rounds, seconds inside them, mixed and short rounds so far (its
+    /health): busy time well below the wall time means the engine waits rather than decodes;
+    many short rounds mean runs miss rounds and the weights are read more often than needed."""
+    health = httpx.get(f"{url}/health", timeout=10).json()
+    return (health["decode_rounds"], health["round_seconds"], health.get("mixed_rounds", 0),
+            health.get("short_rounds", 0))  # fmt: skip
 
 
 def prefilled(url: str) -> int | None:

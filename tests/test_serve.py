@@ -268,6 +268,7 @@ def test_concurrent_requests_share_decode_batches(server: ServeProcess, model: s
     health = server.health()
     assert health["shared_rounds"] > before  # branches of different requests, one batch
     assert health["mixed_rounds"] <= health["decode_rounds"]  # a prompt fed beside branches
+    assert health["short_rounds"] <= health["decode_rounds"]  # a busy run that missed a round
 
 
 def test_client_disconnect_mid_stream_frees_its_branches(tiny_gguf: Path) -> None:

@@ -88,6 +88,9 @@ class StepScheduler:
         self.rounds = 0  # decode rounds run (each covers one or more engines)
         self.shared_rounds = 0  # rounds that decoded more than one engine's branches
         self.mixed_rounds = 0  # rounds that fed a new run's prompt beside other runs' branches
+        # Rounds that left a busy run out (it did not ask within GATHER_S): each costs the busy
+        # run a round of its own, another pass over the weights.
+        self.short_rounds = 0
         self.round_s = 0.0  # time inside rounds (decode and sampling), to compare with wall time
 
     def join(self, engine: PooledEngine) -> None:
@@ -112,6 +115,7 @@ class StepScheduler:
                 if len(self._waiting) < busy and wait > 0:
                     self._cond.wait(wait)
                     continue
+                self.short_rounds += len(self._waiting) < busy
                 self._run_round()
             result = self._results.pop(id(engine))
         if isinstance(result, BaseException):

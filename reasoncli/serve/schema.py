@@ -363,6 +363,11 @@ def _response_schemas(limits: Limits) -> dict[str, Any]:
                     "description": "Rounds that decoded a newly admitted request's prompt "
                     "tokens in the same batch as running requests' branches.",
                 },
+                "short_rounds": {
+                    **integer,
+                    "description": "Rounds that started without a running request that had "
+                    "tokens to decode (it asked too late to join); it gets a round of its own.",
+                },
                 "round_seconds": {"type": "number"},
                 "prompt_cache": {
                     "type": "boolean",

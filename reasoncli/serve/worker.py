@@ -196,6 +196,7 @@ class Worker:
             "decode_rounds": shared.scheduler.rounds,
             "shared_rounds": shared.scheduler.shared_rounds,  # rounds with >1 request's branches
             "mixed_rounds": shared.scheduler.mixed_rounds,  # a new run's prompt beside branches
+            "short_rounds": shared.scheduler.short_rounds,  # a busy run missed the round
             "round_seconds": round(shared.scheduler.round_s, 3),  # decoding and sampling
             **prompt_cache_stats(shared),
         }
