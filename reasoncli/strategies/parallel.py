@@ -40,8 +40,9 @@ from reasoncli.events import (
 )
 from reasoncli.results import BranchResult, Result
 from reasoncli.strategies.base import StrategyOptions
-from reasoncli.strategies.builder import Cost, ResultBuilder, vote_groups
+from reasoncli.strategies.builder import Cost, vote_groups
 from reasoncli.strategies.early_stop import EarlyStop
+from reasoncli.strategies.question_run import QuestionRun
 from reasoncli.voting import VoteResult, majority_vote
 
 WeightHook = Callable[["ParallelRun"], "Sequence[float] | None"]
@@ -123,7 +124,7 @@ class _Queued:
     extra_stop: tuple[str, ...]
 
 
-class ParallelRun:
+class ParallelRun(QuestionRun):
     """N sampled branches of one question, combined by a (weighted) vote.
 
     Branch ids are creation order, and queued branches start in queue order, so branch i is
@@ -144,26 +145,18 @@ class ParallelRun:
         slack_tokens: int = 64,
         window: int = 128,
     ) -> None:
-        self.strategy = strategy
-        self.question = question
-        self.session = session
-        self.emit = emit
+        super().__init__(strategy, question, session, emit)
         self.max_tokens = max_tokens
         self.multiple_choice = multiple_choice
         self.window = window
-        self.started = time.perf_counter()
-        prompt = session.prompt_tokens(session.prompt_text(question))
-        self.prompt_tokens = len(prompt)
-        self.engine: Engine = session.open_engine(
-            prompt,
+        self._open_engine(
             EngineSize(
                 max_branches=max_branches,
                 max_tokens=max_tokens,
                 logprobs=logprobs,
                 slack_tokens=slack_tokens,
-            ),
+            )
         )
-        self.prompt_s = time.perf_counter() - self.started
         self.answers: dict[int, str | None] = {}
         self.finish_order: list[int] = []
         self.scores: dict[int, float] = {}
@@ -174,7 +167,7 @@ class ParallelRun:
         self.stop_reason: str | None = None
         self._windows: dict[int, SlidingWindow] = {}
         self._seen: dict[int, int] = {}  # log-probabilities already fed to each window
-        emit(RunStarted(strategy, session.name, len(prompt), max_branches, max_tokens))
+        emit(RunStarted(strategy, session.name, self.prompt_tokens, max_branches, max_tokens))
 
     @classmethod
     def of(
@@ -307,13 +300,8 @@ class ParallelRun:
             self.interrupt()
         self.generate_s = time.perf_counter() - started
 
-    def interrupt(self) -> None:
-        """Ctrl-C (or SIGTERM, SIGHUP): every running branch ends as `interrupted`, with no
-        answer, so the last frame of a view and the JSONL say what the result will say."""
-        self.interrupted = True
-        for b in self.engine.live:
-            self.emit(BranchFinished(b.id, None, "interrupted", b.n_tokens))
-        self.emit(Note("interrupted: showing what was computed so far", "interrupt"))
+    def _running(self) -> list[tuple[int, int]]:
+        return [(b.id, b.n_tokens) for b in self.engine.live]
 
     def _launch(self, policy: Policy) -> None:
         if not self.queued:
@@ -398,14 +386,7 @@ class ParallelRun:
 
     def cost(self) -> Cost:
         """What this run's engine has cost so far."""
-        engine = self.engine
-        return Cost(
-            self.prompt_tokens,
-            self.prompt_s,
-            self._generate_s(),
-            engine.prompt_tokens_decoded,
-            engine.decode_calls,
-        )
+        return self._cost(self._generate_s())
 
     def result(
         self,
@@ -421,7 +402,7 @@ class ParallelRun:
         `members` are the branch ids `vote` was taken over, in its order (default: every
         finished branch in finish order).
         """
-        builder = ResultBuilder(self.strategy, self.question, self.session, started=self.started)
+        builder = self._builder()
         builder.add(self.branch_results(scores), self.cost())
         ids = list(self.finish_order if members is None else members)
         return builder.build(

@@ -36,6 +36,7 @@ from reasoncli.results import BranchResult, Result
 from reasoncli.strategies.base import Kind, StrategyInfo, StrategyOptions, register
 from reasoncli.strategies.builder import Cost, ResultBuilder, vote_groups
 from reasoncli.strategies.parallel import branch_answer, split_thinking, vote_event
+from reasoncli.strategies.question_run import INTERRUPTED_NOTE
 from reasoncli.voting import VoteResult, majority_vote
 
 REVISE_TEMPLATE = (
@@ -117,7 +118,7 @@ def run_round(
                     emit(BranchText(branch_id, ev.text, b.n_tokens))
     except KeyboardInterrupt:
         out.interrupted = True
-        emit(Note("interrupted: showing what was computed so far", "interrupt"))
+        emit(Note(INTERRUPTED_NOTE, "interrupt"))
     finally:
         out.generate_s = time.perf_counter() - started - out.prompt_s
         if engine is not None:

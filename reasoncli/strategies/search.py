@@ -24,7 +24,7 @@ from typing import ClassVar
 
 from reasoncli.answers import final_answer_span
 from reasoncli.engine.branches import FAILED, Branch
-from reasoncli.engine.protocols import Engine, EngineSize, ModelSession
+from reasoncli.engine.protocols import EngineSize, ModelSession
 from reasoncli.engine.sampling import Sampling
 from reasoncli.errors import UsageError
 from reasoncli.events import (
@@ -38,8 +38,9 @@ from reasoncli.events import (
 from reasoncli.results import BranchResult, Result
 from reasoncli.solution_steps import ends_step
 from reasoncli.strategies.base import StrategyInfo, StrategyOptions
-from reasoncli.strategies.builder import Cost, ResultBuilder, vote_groups
+from reasoncli.strategies.builder import vote_groups
 from reasoncli.strategies.parallel import branch_answer, split_thinking, vote_event
+from reasoncli.strategies.question_run import QuestionRun
 from reasoncli.verifiers import (
     Candidate,
     aggregate_scores,
@@ -119,7 +120,7 @@ class SearchStats:
     step_log: list[dict[str, object]] = field(default_factory=list)
 
 
-class SearchRun:
+class SearchRun(QuestionRun):
     """One search over one question: the engine, the verifier and the tree of candidates.
 
     Strategies call `start`, `expand`, `decode_step`, `score`, `keep`/`prune`/`finish_leaf`
@@ -134,33 +135,31 @@ class SearchRun:
         options: StrategyOptions,
         emit: EventSink,
     ) -> None:
-        self.strategy = strategy
-        self.question = question
-        self.session = session
+        super().__init__(strategy, question, session, emit)
         self.options = options
-        self.emit = emit
-        self.started = time.perf_counter()
         self.sampling = options.sampling or session.sampling
         self.verifier = make_verifier(options.verifier, session)
         try:
-            prompt = session.prompt_tokens(session.prompt_text(question))
-            self.prompt_tokens = len(prompt)
-            size = EngineSize(
-                max_branches=options.branches + 1,
-                max_tokens=options.max_tokens,
-                logprobs=options.top_logprobs if self.verifier.needs_logprobs else 0,
+            self._open_engine(
+                EngineSize(
+                    max_branches=options.branches + 1,
+                    max_tokens=options.max_tokens,
+                    logprobs=options.top_logprobs if self.verifier.needs_logprobs else 0,
+                )
             )
-            self.engine: Engine = session.open_engine(prompt, size)
         except BaseException:
             self.verifier.close()
             raise
-        self.prompt_s = time.perf_counter() - self.started
         self.nodes: list[Node] = []
         self.leaves: list[Node] = []
         self.stats = SearchStats()
         self.interrupted = False
         self.generate_s = 0.0
-        emit(RunStarted(strategy, session.name, len(prompt), options.branches, options.max_tokens))
+        emit(
+            RunStarted(
+                strategy, session.name, self.prompt_tokens, options.branches, options.max_tokens
+            )
+        )
 
     # -- growing the tree -------------------------------------------------------------------
     def _seeded(self) -> Sampling:
@@ -309,13 +308,8 @@ class SearchRun:
         weights = [n.score for n in self.leaves] if weighted else None
         return majority_vote([n.answer for n in self.leaves], weights)
 
-    def interrupt(self) -> None:
-        """Running nodes end as `interrupted`, with no answer (see ParallelRun.interrupt)."""
-        self.interrupted = True
-        for node in self.nodes:
-            if node.status is None:
-                self.emit(BranchFinished(node.id, None, "interrupted", node.new_tokens))
-        self.emit(Note("interrupted: showing what was computed so far", "interrupt"))
+    def _running(self) -> list[tuple[int, int]]:
+        return [(node.id, node.new_tokens) for node in self.nodes if node.status is None]
 
     # -- result -----------------------------------------------------------------------------
     def result(
@@ -345,14 +339,8 @@ class SearchRun:
         without_reuse = sum(p + n.inherited + n.new_tokens for n in self.nodes)
         decoded = (p - 1) + self.stats.decoded_rows
         s = self.stats
-        builder = ResultBuilder(self.strategy, self.question, self.session, started=self.started)
-        engine = self.engine
-        builder.add(
-            branches,
-            Cost(
-                p, self.prompt_s, self.generate_s, engine.prompt_tokens_decoded, engine.decode_calls
-            ),
-        )
+        builder = self._builder()
+        builder.add(branches, self._cost(self.generate_s))
         leaves = [n.id for n in self.leaves]
         return builder.build(
             answer,
