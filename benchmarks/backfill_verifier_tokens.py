@@ -1,14 +1,15 @@
 """Add what the verifier read of each branch to a `best-of-n` results file written before bench
-recorded it (`verifier_branch_tokens`), so `reason tune` costs a run of k of its N branches
-exactly instead of sharing the run's count out by generated tokens.
+recorded it (`verifier_branch_tokens`, `verifier_prompt_tokens`), so `reason tune` costs a run
+of k of its N branches exactly instead of sharing the run's count out by generated tokens.
 
     python benchmarks/backfill_verifier_tokens.py FILE [-o OUT]   # OUT defaults to FILE
 
 The stored branch texts are scored again by the file's verifier, one fresh verifier per question
 as the run had, in branch order. What a branch costs the judge does not depend on which others
-share its batch, so the per-branch counts are exact; the check is that the new scores equal the
-stored ones (printed: the largest difference), and that the judge prompt, the run's count less
-every branch's, is positive. Nothing is written unless both hold for every question.
+share its batch, nor does the judge prompt, so the counts are exact; the check is that the new
+scores equal the stored ones (printed: the largest difference), and that the prompt and the
+branches together do not exceed the run's count (which may have read the prompt twice, when
+its judge grew). Nothing is written unless both hold for every question.
 """
 
 from __future__ import annotations
@@ -19,7 +20,6 @@ import sys
 from pathlib import Path
 
 from reasoncli.bench.datasets import load_dataset
-from reasoncli.bench.store import read_records
 from reasoncli.cli.runner import ModelRequest, load_session
 from reasoncli.verifiers import Candidate, make_verifier
 
@@ -32,38 +32,40 @@ def main() -> int:
     parser.add_argument("file", type=Path)
     parser.add_argument("-o", "--out", type=Path)
     args = parser.parse_args()
-    records = read_records(args.file)
-    header = records.run_header()
+    records = [json.loads(line) for line in args.file.read_text().splitlines() if line.strip()]
+    header = next(r for r in records if r.get("type") == "run")
     name = header.get("verifier")
     if not name:
         print(f"{args.file}: no verifier in the run line", file=sys.stderr)
         return 2
     questions = {item.id: item.question for item in load_dataset(header["dataset"]).items}
     session = load_session(ModelRequest(header["model"], threads=2))
-    out_lines, worst, prompts = [], 0.0, []
+    out_lines, worst, prompts, over = [], 0.0, [], 0
     try:
-        for r in records.items:
+        for r in records:
             if r.get("type") == "sample" and r.get("scores") and r.get("texts"):
                 verifier = make_verifier(name, session)
                 try:
                     scores = verifier.score(
                         questions[str(r["id"])], [Candidate(t) for t in r["texts"]]
                     )
-                    costs = list(verifier.last_costs)
+                    costs, prompt = list(verifier.last_costs), verifier.prompt_tokens
                 finally:
                     verifier.close()
                 for new, old in zip(scores, r["scores"], strict=True):
                     if old is not None:
                         worst = max(worst, abs(new - old))
-                prompt = int(r["verifier_tokens"]) - sum(costs)
                 prompts.append(prompt)
-                r = {**r, "verifier_branch_tokens": costs}
+                over += prompt + sum(costs) > int(r["verifier_tokens"])
+                r = {**r, "verifier_branch_tokens": costs, "verifier_prompt_tokens": prompt}
             out_lines.append(json.dumps(r))
     finally:
         session.close()
-    print(f"{len(prompts)} questions; largest score difference {worst:.2e}; judge prompt "
-          f"{min(prompts)}-{max(prompts)} tokens per question")  # fmt: skip
-    if worst > SCORE_TOLERANCE or min(prompts) <= 0:
+    print(
+        f"{len(prompts)} questions; largest score difference {worst:.2e}; judge prompt "
+        f"{min(prompts)}-{max(prompts)} tokens; {over} question(s) over the run's count"
+    )
+    if worst > SCORE_TOLERANCE or over or min(prompts) <= 0:
         print("not written: the scores or the counts do not match the run", file=sys.stderr)
         return 1
     (args.out or args.file).write_text("\n".join(out_lines) + "\n")

@@ -72,9 +72,10 @@ class Verifier(Protocol):
     per_step: bool  # a PRM: score every step prefix of a whole solution, then aggregate
     tokens: int  # tokens its model has read so far (prompts and candidates): its compute
     last_costs: list[int]
-    """What each candidate of the last `score` call cost to read, in its order; the judge
-    prompt shared by a question's candidates is in `tokens` only, so that a run of k of N
-    candidates can be costed exactly: the shared part once, plus its candidates'."""
+    """What each candidate of the last `score` call cost to read, in its order. With
+    `prompt_tokens`, what the judge prompt a question's candidates share cost to read once, a
+    run of k of N candidates can be costed exactly: the prompt once, plus its candidates'."""
+    prompt_tokens: int
 
     def score(self, question: str, candidates: Sequence[Candidate]) -> list[float]: ...
 
@@ -88,6 +89,7 @@ class ConfidenceVerifier:
     needs_logprobs = True
     per_step = False
     tokens = 0  # reads the policy's own log-probabilities: no forward pass of its own
+    prompt_tokens = 0
 
     def __init__(self) -> None:
         self.last_costs: list[int] = []
@@ -240,6 +242,7 @@ class JudgeVerifier:
             raise ModelError(f"verifier {name!r}: cannot find Yes/No tokens in its vocabulary")
         self.tokens = 0
         self.last_costs: list[int] = []
+        self.prompt_tokens = 0  # the judge prompt of the current question, read once
         self._engine: BranchEngine | None = None
         self._question: str | None = None
         self._prompt_cache: tuple[str, list[int], str] | None = None
@@ -278,7 +281,9 @@ class JudgeVerifier:
         plan = plan_context(
             n_prompt=len(tokens),
             max_new_tokens=room,
-            max_branches=max(slots, MAX_JUDGE_BATCH if slots > 1 else 1),
+            # a full batch even for one candidate: more follow (a widened pilot, the next
+            # step's branches), and a smaller engine would be rebuilt, its prompt read again
+            max_branches=max(slots, MAX_JUDGE_BATCH),
             n_ctx_train=model.n_ctx_train,
             kv_bytes_per_token=model.kv_bytes_per_token,
             weights_bytes=model.size_bytes,
@@ -297,6 +302,7 @@ class JudgeVerifier:
             engine.close()
             raise
         self.tokens += engine.prompt_tokens_decoded
+        self.prompt_tokens = engine.prompt_tokens_decoded
         self._engine, self._question, self._room = engine, question, room
         return engine
 

@@ -21,15 +21,15 @@ from cli_run import Run, run_cli
 from reasoncli.bench.picks import pick_is_right
 from reasoncli.bench.progress import NullProgress
 from reasoncli.bench.runner import BenchRequest, prepare_bench
-from reasoncli.errors import CatalogError
+from reasoncli.errors import CatalogError, UsageError
 from reasoncli.events import Event, Note
 from reasoncli.models.catalog import load_catalog
 from reasoncli.strategies.auto import Auto
 from reasoncli.strategies.base import StrategyOptions
 from reasoncli.strategies.parallel import ParallelRun
 from reasoncli.tune.candidates import load_candidates
-from reasoncli.tune.difficulty import ESTIMATES, Pilot, auc, estimate
-from reasoncli.tune.fit import allocate, held_out_mask
+from reasoncli.tune.difficulty import ESTIMATES, SCORED, Pilot, auc, estimate
+from reasoncli.tune.fit import TuneSettings, allocate, fit_policy, held_out_mask
 from reasoncli.tune.follow import applicable
 from reasoncli.tune.policy import ESTIMATE_NAMES, Action, PolicyBin, PolicyRow, TunedPolicy
 from reasoncli.tune.store import write_policy
@@ -337,6 +337,12 @@ def test_verifier_estimates_read_the_pilot_scores() -> None:
         estimate("verifier-best", Pilot(["42"], [10], 100))
 
 
+def test_a_scored_estimate_needs_a_scored_pilot_file() -> None:
+    cs = load_candidates(ARITH2, pilot=4)  # the pilot is the vote file's: no scores
+    with pytest.raises(UsageError, match="verifier scores"):
+        fit_policy(cs, TuneSettings(estimate="verifier-best"))
+
+
 def test_a_scored_estimate_and_the_policy_verifier_come_together() -> None:
     bins = (PolicyBin(name="all"),)
     rows = (PolicyRow(budget=10, strategies={"all": Action(strategy="vote")}),)
@@ -386,6 +392,13 @@ def test_auto_scores_its_pilots_and_widens_best_of_n_as_tune_predicts(
     # a vote after a scored pilot pays for the scoring; greedy pays for the pilot too
     vote = by_label["vote n=4"].after_scored_pilot
     assert vote is not None and np.array_equal(vote.verifier, cs.pilots.verifier_tokens)
+
+    # the scored estimates compete only when named: a better AUC does not pay for the scoring
+    default = fit_policy(cs, TuneSettings(budgets=(64,)))
+    assert default.estimate not in SCORED and default.pilot_verifier is None
+    named = fit_policy(cs, TuneSettings(budgets=(64,), estimate="verifier-best"))
+    assert named.estimate == "verifier-best" and named.pilot_verifier == "self"
+    assert {e.name for e in named.estimates} >= SCORED
 
     action = Action(strategy="best-of-n", branches=4, verifier="self", pick="weighted")
     policy = TunedPolicy(

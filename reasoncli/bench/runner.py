@@ -203,8 +203,9 @@ class BenchJob:
         }
         if "scores" in result.details:  # verifier scores per branch (best-of-n)
             record["scores"] = result.details["scores"]
-        if "verifier_branch_tokens" in result.details:  # and what the verifier read of each
-            record["verifier_branch_tokens"] = result.details["verifier_branch_tokens"]
+        for key in ("verifier_branch_tokens", "verifier_prompt_tokens"):  # what the judge read
+            if key in result.details:
+                record[key] = result.details[key]
         record["texts"] = [b.text for b in result.branches]  # every strategy: re-gradable later
         return record
 

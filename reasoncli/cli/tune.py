@@ -85,8 +85,8 @@ def tune(
         typer.Option(
             "--estimate",
             metavar="NAME",
-            help="disagreement, length, disagreement+length, or verifier-best / verifier-share "
-            "(pilots scored by the pilot file's verifier) [best AUC].",
+            help="disagreement, length or disagreement+length [best AUC]; verifier-best or "
+            "verifier-share: auto scores its pilots with the pilot file's verifier.",
         ),
     ] = None,
     accept: Annotated[

@@ -177,8 +177,9 @@ class BestOfN:
                 "best_score": run.scores.get(best[0]) if best else None,
                 "scores": [finite_or_none(run.scores.get(i)) for i in every],
                 "verifier_tokens": verifier.tokens,
-                # of it, what each branch cost; the rest is the judge prompt they share
+                # of it, what each branch cost, and the judge prompt they share, read once
                 "verifier_branch_tokens": policy.branch_tokens(every),
+                "verifier_prompt_tokens": verifier.prompt_tokens,
             }
             if verifier.per_step:  # None for a branch that never finished (Ctrl-C)
                 steps = policy.step_scores

@@ -209,25 +209,22 @@ def _arrays(rows: list[tuple[bool, float, float]]) -> Outcome:
 
 def _judge_share(r: dict[str, Any], k: int) -> float:
     """Verifier tokens of the first k branches. Exact where the file records what the judge
-    read of each branch: the judge prompt they share (the run's count less every branch's)
-    once, plus the first k branches' own. Else the run's count shared out by generated tokens,
-    which undercounts small k: the shared prompt is paid in full by a run of one."""
+    read (`_exact`): its prompt once, plus the first k branches. Else the run's count shared
+    out by generated tokens, which undercounts small k: a run of one pays the whole prompt."""
     total = float(r.get("verifier_tokens") or 0)
     tokens = r["branch_tokens"]
     if k >= len(tokens):
         return total
-    read = r.get("verifier_branch_tokens")
-    if read and all(x is not None for x in read):
-        return total - sum(read) + sum(read[:k])
+    if _exact(r):
+        return float(r["verifier_prompt_tokens"] + sum(r["verifier_branch_tokens"][:k]))
     whole = sum(tokens)
     return total if whole == 0 else total * sum(tokens[:k]) / whole
 
 
-def _exact_judge(recs: list[dict[str, Any]]) -> bool:
-    """Whether every record says what the judge read of each branch (see `_judge_share`)."""
-    return all(
-        r.get("verifier_branch_tokens") and None not in r["verifier_branch_tokens"] for r in recs
-    )
+def _exact(r: dict[str, Any]) -> bool:
+    """Whether the record says what the judge read of its prompt and of each branch."""
+    read = r.get("verifier_branch_tokens") or []
+    return bool(read) and None not in read and "verifier_prompt_tokens" in r
 
 
 def _after(alone: Outcome, pilots: Pilots, scored: bool = False) -> Outcome:
@@ -254,7 +251,7 @@ def _sampled_candidates(g: _Group, ids: list[str], pilots: Pilots) -> list[Candi
     out = []
     recs = [g.records[i] for i in ids]
     recorded = all("verifier_tokens" in r for r in recs)
-    exact = _exact_judge(recs)
+    exact = all(_exact(r) for r in recs)
     picks: list[tuple[str, str | None]] = [("maj", None)]
     if g.scored:
         picks += [("best", "best"), ("weighted", "weighted")]

@@ -4,9 +4,10 @@
    independent of file order).
 2. Difficulty: every estimate in `difficulty.ESTIMATES` is scored by its AUC against the
    question's true pass rate (the share of right branches after the pilot; hard = below one
-   half) on the fit part; the best one is used, unless one is named. The `verifier-*` ones
-   exist when the pilot file was scored by a verifier; a policy using one has `auto` score its
-   pilots with that verifier, and every arm pays for the scoring (`after_scored_pilot`).
+   half) on the fit part; the best one that reads no verifier scores is used, unless one is
+   named. The `verifier-*` ones exist when the pilot file was scored by a verifier, and are
+   used only when named: a policy on one has `auto` score its pilots, and every arm pays for
+   that scoring (`after_scored_pilot`), which a better AUC alone does not show is worth it.
 3. Bins: quantiles of the estimate on the fit part (tied values merge bins).
 4. Per budget (mean tokens per question), one strategy per bin, chosen to maximise accuracy on
    the fit part with the bins' mean cost within the budget (an exact search over the bins'
@@ -299,7 +300,8 @@ def fit_policy(cs: CandidateSet, settings: TuneSettings) -> TuneResult:
         EstimateScore(name, auc(d[fit], hard[fit]), auc(d[held], hard[held]))
         for name, d in values.items()
     ]
-    name = settings.estimate or max(scores, key=lambda s: s.auc_fit or 0.0).name
+    free = [s for s in scores if s.name not in SCORED]
+    name = settings.estimate or max(free, key=lambda s: s.auc_fit or 0.0).name
     scored = name in SCORED
     d = values[name]
     bounds = _bins(d[fit], settings.bins)

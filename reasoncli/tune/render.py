@@ -34,7 +34,7 @@ def render_text(r: TuneResult, verdict: str) -> str:
         mark = "  <- used" if e.name == r.estimate else ""
         fit = "–" if e.auc_fit is None else f"{e.auc_fit:.2f}"
         held = "–" if e.auc_held_out is None else f"{e.auc_held_out:.2f}"
-        cost = "  (scores the pilots)" if e.name in SCORED else ""
+        cost = "  (scores the pilots; with --estimate)" if e.name in SCORED else ""
         out.append(f"  {e.name:<20} {fit:>7} {held:>13}{cost}{mark}")
     out += ["", "bins (quantiles of the estimate on the fit part; pass rate on the fit part)"]
     for b in r.bins:
