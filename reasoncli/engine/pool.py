@@ -39,6 +39,14 @@ from reasoncli.errors import ResourceError, UsageError
 # How long a step waits for other busy runs to join its batch, measured from the end of the
 # previous decode: long enough for a run to handle its events and ask again, short against a step.
 GATHER_S = 0.004
+# A run that was in the previous round and still has rows is about to ask again (it is handling
+# that round's events, maybe waiting for the GIL or a core): the round waits for it up to this
+# fraction of the previous round's time, capped. Leaving it out would cost it a round of its own,
+# a whole pass over the weights; llama-server never does, its slots all decode every iteration.
+# A run that holds instead (a verifier, a slow client) delays one round by at most the bound: it
+# is not in that round, so the next one waits for it only GATHER_S.
+ROUND_FRACTION = 0.5
+MAX_GATHER_S = 0.1
 
 
 class PoolBusy(ResourceError):
@@ -85,11 +93,13 @@ class StepScheduler:
         self._results: dict[int, list[TokenEvent] | BaseException] = {}
         self._decoding = False
         self._idle_since = time.monotonic()
+        self._last_batch: set[PooledEngine] = set()  # the runs the next round expects back
+        self._last_round_s = 0.0
         self.rounds = 0  # decode rounds run (each covers one or more engines)
         self.shared_rounds = 0  # rounds that decoded more than one engine's branches
         self.mixed_rounds = 0  # rounds that fed a new run's prompt beside other runs' branches
-        # Rounds that left a busy run out (it did not ask within GATHER_S): each costs the busy
-        # run a round of its own, another pass over the weights.
+        # Rounds that left a busy run out (it did not ask within the gather window): each costs
+        # the busy run a round of its own, another pass over the weights.
         self.short_rounds = 0
         self.round_s = 0.0  # time inside rounds (decode and sampling), to compare with wall time
 
@@ -110,17 +120,23 @@ class StepScheduler:
                 if self._decoding:
                     self._cond.wait()
                     continue
-                busy = sum(1 for e in self._engines if e.wants_step())
-                wait = self._idle_since + GATHER_S - time.monotonic()
-                if len(self._waiting) < busy and wait > 0:
+                missing = [e for e in self._engines if e.wants_step() and e not in self._waiting]
+                wait = self._idle_since + self._window(missing) - time.monotonic()
+                if missing and wait > 0:
                     self._cond.wait(wait)
                     continue
-                self.short_rounds += len(self._waiting) < busy
+                self.short_rounds += bool(missing)
                 self._run_round()
             result = self._results.pop(id(engine))
         if isinstance(result, BaseException):
             raise result
         return result
+
+    def _window(self, missing: list[PooledEngine]) -> float:
+        """How long after the previous round this one waits for the busy runs in `missing`."""
+        if not any(e in self._last_batch for e in missing):
+            return GATHER_S
+        return max(GATHER_S, min(MAX_GATHER_S, ROUND_FRACTION * self._last_round_s))
 
     def _run_round(self) -> None:
         """Decode for every waiting engine; called holding the condition, released meanwhile."""
@@ -138,7 +154,9 @@ class StepScheduler:
                 results = [exc] * len(batch)
         finally:
             self._cond.acquire()
-        self.round_s += time.perf_counter() - t0
+        self._last_round_s = time.perf_counter() - t0
+        self.round_s += self._last_round_s
+        self._last_batch = set(batch)
         self._decoding = False
         self._idle_since = time.monotonic()
         self.rounds += 1
