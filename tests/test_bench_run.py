@@ -159,6 +159,7 @@ def test_ctrl_c_loses_nothing_and_resume_completes(tiny_gguf: Path, tmp_path: Pa
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
     assert "interrupted:" in stderr and f"--resume {out}" in stderr
+    assert "Traceback" not in stderr  # a Ctrl-C in llama.cpp's log callback is not dropped
     assert "accuracy against compute" in stdout  # the report of what was kept
     before = records(out)
     assert 2 <= len(before) < 60
@@ -174,6 +175,31 @@ def test_ctrl_c_loses_nothing_and_resume_completes(tiny_gguf: Path, tmp_path: Pa
     assert sum(c["questions"] for c in json.loads(proc2.stdout)["cells"]) == 60
     proc3 = run_cli("bench", "--resume", str(out), "--max-tokens", "99")
     assert proc3.returncode == 2 and "--max-tokens 99 differs" in proc3.stderr
+
+
+@pytest.mark.parametrize("signum", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_mid_record_waits_for_the_whole_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, signum: int
+) -> None:
+    """bench ends on SIGTERM as on Ctrl-C (run_signals), so the store holds both back while it
+    writes a line: the record is kept whole and the interruption comes right after it."""
+    from reasoncli.bench.store import JsonlStore
+    from reasoncli.cli.signals import Interrupted, run_signals
+
+    out = tmp_path / "run.jsonl"
+    with run_signals(), JsonlStore.create(out) as store:
+        handle = store._handle  # noqa: SLF001
+        real_write = handle.write
+
+        def write(text: str) -> int:
+            os.kill(os.getpid(), signum)  # handled at the next bytecode, mid-record
+            return real_write(text)
+
+        monkeypatch.setattr(handle, "write", write)
+        with pytest.raises(Interrupted) as caught:
+            store.append({"type": "sample", "id": "q1"})
+    assert caught.value.signum == signum
+    assert records(out) == [{"type": "sample", "id": "q1"}]
 
 
 def test_rollouts_grpo_groups_and_resume(tiny_gguf: Path, tmp_path: Path) -> None:

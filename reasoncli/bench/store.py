@@ -1,9 +1,10 @@
 """Append-only JSONL files that survive Ctrl-C: one record per line, flushed as it finishes.
 
 A bench run may take hours, so nothing is kept only in memory. Each record is one complete
-line written while SIGINT is held back, then flushed and fsynced; if the process dies mid-line
-anyway (a kill -9, a full disk), reading ignores the unterminated last line and resuming cuts
-it off before appending.
+line written while SIGINT is held back (and SIGTERM and SIGHUP, which the CLI turns into the
+same interruption), then flushed and fsynced; if the process dies mid-line anyway (a kill -9, a
+full disk), reading ignores the unterminated last line and resuming cuts it off before
+appending.
 """
 
 from __future__ import annotations
@@ -115,17 +116,33 @@ class JsonlStore:
         self.close()
 
 
+HELD_SIGNALS = tuple(
+    getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name)
+)
+
+
 @contextlib.contextmanager
 def _sigint_held() -> Iterator[None]:
-    """Delay Ctrl-C until the block ends, so a record is never half written."""
+    """Delay Ctrl-C (and SIGTERM, SIGHUP) until the block ends, so a record is never half
+    written; then deliver it to the handler it would have reached."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
     received: list[int] = []
-    previous = signal.signal(signal.SIGINT, lambda signum, frame: received.append(signum))
+
+    def hold(signum: int, frame: object) -> None:
+        received.append(signum)
+
+    previous = {s: signal.signal(s, hold) for s in HELD_SIGNALS}
     try:
         yield
     finally:
-        signal.signal(signal.SIGINT, previous)
-        if received and callable(previous):
-            previous(signal.SIGINT, None)  # the default handler raises KeyboardInterrupt
+        for s, handler in previous.items():
+            if handler is not None:  # None: a handler not set from Python, left as it is
+                signal.signal(s, handler)
+        for signum in dict.fromkeys(received):
+            handler = previous[signum]
+            if callable(handler):
+                handler(signum, None)  # Python's SIGINT handler raises KeyboardInterrupt
+            elif handler == signal.SIG_DFL:
+                signal.raise_signal(signum)  # what it would have done: end the process

@@ -18,6 +18,7 @@ from typer.core import TyperGroup
 from reasoncli.cli.ask import ModelOpt, Quiet, Temperature, model_request
 from reasoncli.cli.flags import engine_flags, number_option, option_of, strategy_flags
 from reasoncli.cli.io import Terminal
+from reasoncli.cli.signals import interrupt_code, run_signals
 from reasoncli.errors import ExitCode
 
 
@@ -126,23 +127,29 @@ def run(
         from reasoncli.bench.plot import require_matplotlib
 
         require_matplotlib()
-    session = load_session(model_request(ctx.params, job.model_arg))
     multi = len(job.plan.strategies) > 1
-    try:
-        with _progress(
-            term,
-            quiet,
-            title=job.dataset.path.name,
-            cell=lambda r: f"{r['strategy']} {r['budget']}" if multi else str(r["budget"]),
-            score=lambda r: float(bool(r["correct"])),
-        ) as progress:
-            job.run(session, progress)
-    except KeyboardInterrupt:
-        _interrupted(term, f"{job.written} new sample(s) saved", f"reason bench --resume {job.out}")
-        _report(job.out, json_out, plot, term)
-        raise typer.Exit(ExitCode.INTERRUPTED) from None
-    finally:
-        session.close()
+    # Ctrl-C (SIGTERM, SIGHUP) through run_signals from the model load on: Python's own handler
+    # raises KeyboardInterrupt wherever the main thread is, and inside llama.cpp's log callback
+    # (thousands of lines each time a question opens a context) ctypes drops it, so the bench
+    # would run on to the end as if never interrupted. run_signals sends such a signal again.
+    with run_signals():
+        session = load_session(model_request(ctx.params, job.model_arg))
+        try:
+            with _progress(
+                term,
+                quiet,
+                title=job.dataset.path.name,
+                cell=lambda r: f"{r['strategy']} {r['budget']}" if multi else str(r["budget"]),
+                score=lambda r: float(bool(r["correct"])),
+            ) as progress:
+                job.run(session, progress)
+        except KeyboardInterrupt:
+            saved = f"{job.written} new sample(s) saved"
+            _interrupted(term, saved, f"reason bench --resume {job.out}")
+            _report(job.out, json_out, plot, term)
+            raise typer.Exit(interrupt_code()) from None
+        finally:
+            session.close()
     _report(job.out, json_out, plot, term)
 
 
@@ -216,25 +223,25 @@ def rollouts(
 
     term = Terminal()
     job = prepare_rollouts(RolloutRequest(data, branches, **_run_flags(ctx.params)))
-    session = load_session(model_request(ctx.params, job.model_arg))
-    code = ExitCode.OK
-    try:
-        with _progress(
-            term,
-            quiet,
-            title=f"rollouts {job.dataset.path.name}",
-            cell=lambda r: "",
-            score=lambda r: sum(r["reward_components"]["accuracy"]) / len(r["advantages"]),
-            label="accuracy",
-        ) as progress:
-            job.run(session, progress)
-    except KeyboardInterrupt:
-        _interrupted(
-            term, f"{job.written} new group(s) saved", f"reason rollouts {data} --resume {job.out}"
-        )
-        code = ExitCode.INTERRUPTED
-    finally:
-        session.close()
+    code: int = ExitCode.OK
+    with run_signals():  # a Ctrl-C in llama.cpp's log callback is not lost (see `run`)
+        session = load_session(model_request(ctx.params, job.model_arg))
+        try:
+            with _progress(
+                term,
+                quiet,
+                title=f"rollouts {job.dataset.path.name}",
+                cell=lambda r: "",
+                score=lambda r: sum(r["reward_components"]["accuracy"]) / len(r["advantages"]),
+                label="accuracy",
+            ) as progress:
+                job.run(session, progress)
+        except KeyboardInterrupt:
+            saved = f"{job.written} new group(s) saved"
+            _interrupted(term, saved, f"reason rollouts {data} --resume {job.out}")
+            code = interrupt_code()
+        finally:
+            session.close()
     summary = rollout_summary(job.out)
     if json_out:
         _write(term, json.dumps(summary, indent=2))
