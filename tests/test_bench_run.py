@@ -163,7 +163,9 @@ def test_ctrl_c_loses_nothing_and_resume_completes(tiny_gguf: Path, tmp_path: Pa
     assert "accuracy against compute" in stdout  # the report of what was kept
     before = records(out)
     assert 2 <= len(before) < 60
-    assert records(out, "end")[0]["interrupted"] is True
+    end = records(out, "end")[0]
+    assert end["interrupted"] is True and end["samples"] == len(before)
+    assert f"{len(before)} new sample(s) saved" in stderr
 
     proc2 = run_cli("bench", "gsm8k-sample", "--resume", str(out), "--threads", "1", "--json")
     assert proc2.returncode == 0, proc2.stderr
@@ -200,6 +202,7 @@ def test_a_signal_mid_record_waits_for_the_whole_line(
             store.append({"type": "sample", "id": "q1"})
     assert caught.value.signum == signum
     assert records(out) == [{"type": "sample", "id": "q1"}]
+    assert store.written == 1  # counted: the run's end line and "N saved" say what is on disk
 
 
 def test_rollouts_grpo_groups_and_resume(tiny_gguf: Path, tmp_path: Path) -> None:

@@ -10,6 +10,10 @@ tells easy from hard questions: there a policy is written into models.yaml, read
 from __future__ import annotations
 
 import json
+import signal
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -450,3 +454,38 @@ def test_auto_scores_its_pilots_and_widens_best_of_n_as_tune_predicts(
     assert result.details["policy"]["bin"] == "sure" and len(result.branches) == 2
     assert result.details["verifier_tokens"] == pilot_only.verifier[i]
     assert result.generated_tokens == pilot_only.generated[i]
+
+
+def test_ctrl_c_while_tune_generates_keeps_the_results(tiny_gguf: Path, tmp_path: Path) -> None:
+    """A real process and a real SIGINT: tune's runs go through run_signals, so a Ctrl-C that
+    lands in llama.cpp's log callback is not dropped; exit 130, the samples kept."""
+    data = tmp_path / "data.jsonl"
+    data.write_text(
+        "".join(
+            json.dumps({"id": f"q{i}", "question": f"What is {i} + 1?", "answer": str(i + 1)})
+            + "\n"
+            for i in range(200)
+        )
+    )
+    runs = tmp_path / "runs"
+    args = ["tune", str(data), "-m", str(tiny_gguf), "--threads", "1", "-n", "4"]
+    args += ["--max-tokens", "4", "--budgets", "8", "--out", str(runs)]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "reasoncli", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and proc.poll() is None:
+        first = runs / "vote.jsonl"
+        if first.exists() and first.read_text().count('"type": "sample"') >= 2:
+            break
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130, stderr
+    assert f"interrupted: results kept in {runs}" in stderr and "Traceback" not in stderr
+    kept = _samples(runs / "vote.jsonl")
+    assert 2 <= len(kept) < 200 and _lines(runs / "vote.jsonl", "end")[-1]["interrupted"]

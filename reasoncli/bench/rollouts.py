@@ -92,8 +92,11 @@ class RolloutJob:
                     raise KeyboardInterrupt
                 record = group_record(item, result, session, self.settings())
                 record["rollout"]["wall_s"] = round(time.perf_counter() - started, 4)
-                store.append(record)
-                self.written += 1
+                before = store.written
+                try:
+                    store.append(record)  # a Ctrl-C held while it writes is raised after
+                finally:
+                    self.written += store.written - before
                 progress.advance(record)
         return self.written
 

@@ -135,11 +135,11 @@ class BenchJob:
                 progress.start(len(todo) + len(done), done)
                 for item, name, budget in todo:
                     record = self._sample(item, name, budget, strategies[name], session)
-                    store.append(record)
-                    self.written += 1
+                    store.append(record)  # a Ctrl-C held while it writes is raised after
                     progress.advance(record)
                 interrupted = False
             finally:
+                self.written = store.written - 1  # the samples after this invocation's run line
                 wall = time.perf_counter() - started
                 end = {"type": "end", "samples": self.written, "wall_s": round(wall, 4)}
                 store.append({**end, "interrupted": interrupted})

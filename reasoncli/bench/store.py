@@ -104,7 +104,7 @@ class JsonlStore:
             self._handle.write(line)
             self._handle.flush()
             os.fsync(self._handle.fileno())
-        self.written += 1
+            self.written += 1  # counted before a held signal is raised on leaving
 
     def close(self) -> None:
         self._handle.close()

@@ -18,7 +18,7 @@ from reasoncli.cli.ask import ModelOpt, Quiet, model_request
 from reasoncli.cli.flags import engine_flags, number_option
 from reasoncli.cli.help import examples
 from reasoncli.cli.io import Terminal
-from reasoncli.errors import ExitCode, UsageError
+from reasoncli.errors import UsageError
 
 if TYPE_CHECKING:
     from reasoncli.tune.fit import TuneSettings
@@ -152,6 +152,7 @@ def _generate(
     """Run (or resume) every bench job of the ladder on one loaded model; the files it wrote."""
     from reasoncli.bench.progress import NullProgress, RichProgress
     from reasoncli.cli.runner import load_session
+    from reasoncli.cli.signals import interrupt_code, run_signals
     from reasoncli.tune.generate import TuneRuns, plan_runs
 
     if model is None:
@@ -159,26 +160,31 @@ def _generate(
     jobs = plan_runs(
         TuneRuns(data, model, out, ladder, branches, max_tokens, verifier, seed, limit)
     )
-    session = load_session(model_request(ctx.params, model))
-    try:
-        for job in jobs:
-            progress = (
-                NullProgress()
-                if quiet or not term.stderr_is_tty
-                else RichProgress(
-                    term.err_console(),
-                    title=job.out.name,
-                    cell=lambda r: f"{r['strategy']} {r['budget']}",
-                    score=lambda r: float(bool(r["correct"])),
+    # under run_signals, as `bench`: a Ctrl-C landing in llama.cpp's log callback is sent again
+    # instead of dropped by ctypes, and SIGTERM/SIGHUP end the runs the same way
+    with run_signals():
+        session = load_session(model_request(ctx.params, model))
+        try:
+            for job in jobs:
+                progress = (
+                    NullProgress()
+                    if quiet or not term.stderr_is_tty
+                    else RichProgress(
+                        term.err_console(),
+                        title=job.out.name,
+                        cell=lambda r: f"{r['strategy']} {r['budget']}",
+                        score=lambda r: float(bool(r["correct"])),
+                    )
                 )
+                with progress:
+                    job.run(session, progress)
+        except KeyboardInterrupt:
+            term.stderr.write(
+                f"interrupted: results kept in {out}; run the same command to go on\n"
             )
-            with progress:
-                job.run(session, progress)
-    except KeyboardInterrupt:
-        term.stderr.write(f"interrupted: results kept in {out}; run the same command to go on\n")
-        raise typer.Exit(ExitCode.INTERRUPTED) from None
-    finally:
-        session.close()
+            raise typer.Exit(interrupt_code()) from None
+        finally:
+            session.close()
     return [job.out for job in jobs]
 
 
