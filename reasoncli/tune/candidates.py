@@ -175,7 +175,9 @@ def _pilot_source(groups: list[_Group], size: int) -> _Group:
 
 def _pilots(group: _Group, ids: list[str], size: int) -> Pilots:
     max_tokens = int(group.header["max_tokens"])
-    scored = group.strategy == "best-of-n" and group.scored
+    # scores auto can reproduce: its pilots are scored as a plain best-of-n (aggregate last)
+    plain = group.header.get("aggregate") in (None, "last")
+    scored = group.strategy == "best-of-n" and group.scored and plain
     pilots, tokens, rates, judged = [], [], [], []
     for i in ids:
         r = group.records[i]
