@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +62,18 @@ def start(*args: str, env: Mapping[str, str] | None = None) -> subprocess.Popen[
         text=True,
         env=env,
     )
+
+
+def wait_for_samples(
+    proc: subprocess.Popen[str], path: Path, count: int, timeout: float = 90
+) -> None:
+    """Until the results file `path` holds `count` sample lines, or the process has ended: the
+    moment to send a signal that must find saved work."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and proc.poll() is None:
+        if path.exists() and path.read_text().count('"type": "sample"') >= count:
+            return
+        time.sleep(0.005)
 
 
 def interrupted_vote(model: Path) -> dict[str, Any]:

@@ -7,13 +7,12 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from cli_run import run_cli
+from cli_run import run_cli, start, wait_for_samples
 
 from reasoncli.bench.progress import NullProgress
 from reasoncli.bench.runner import BenchRequest, prepare_bench, sample_key
@@ -143,18 +142,8 @@ def test_progress_bar_only_on_a_tty(tiny_gguf: Path, tmp_path: Path) -> None:
 def test_ctrl_c_loses_nothing_and_resume_completes(tiny_gguf: Path, tmp_path: Path) -> None:
     out = tmp_path / "run.jsonl"
     args = [*TINY(tiny_gguf), "--limit", "30", "-n", "1,2", "--max-tokens", "16"]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "reasoncli", "bench", "gsm8k-sample", *args, "--out", str(out)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline and proc.poll() is None:
-        if out.exists() and out.read_text().count('"type": "sample"') >= 2:
-            break
-        time.sleep(0.005)
+    proc = start("bench", "gsm8k-sample", *args, "--out", str(out))
+    wait_for_samples(proc, out, 2)
     proc.send_signal(signal.SIGINT)
     stdout, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr

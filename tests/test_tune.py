@@ -11,16 +11,13 @@ from __future__ import annotations
 
 import json
 import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from cli_run import Run, run_cli
+from cli_run import Run, run_cli, start, wait_for_samples
 
 from reasoncli.bench.picks import pick_is_right
 from reasoncli.bench.progress import NullProgress
@@ -49,6 +46,20 @@ NO_POLICY = 10
 def reason(*args: str, env: dict[str, str] | None = None) -> Run:
     """`reason` in this process (tests/cli_run.py `run_cli`), stdin empty."""
     return run_cli(*args, input=None, env=env, columns=None)
+
+
+def _sums(path: Path, count: int, *, plus: int = 1, answer: str | None = None) -> Path:
+    """A labelled data file: question i is "What is i + PLUS?", id q{i}, its answer i + PLUS
+    unless `answer` is given (the scripted tests grade every question against one answer)."""
+    lines = (
+        json.dumps(
+            {"id": f"q{i}", "question": f"What is {i} + {plus}?", "answer": answer or str(i + plus)}
+        )
+        + "\n"
+        for i in range(count)
+    )
+    path.write_text("".join(lines))
+    return path
 
 
 # -- pieces -----------------------------------------------------------------------------------
@@ -179,13 +190,7 @@ def tiny_session(registry: Path) -> Iterator[Any]:
 def test_tune_writes_a_policy_auto_follows(
     tmp_path: Path, registry: Path, tiny_session: Any, scripted: None
 ) -> None:
-    data = tmp_path / "data.jsonl"
-    data.write_text(
-        "".join(
-            json.dumps({"id": f"q{i}", "question": f"What is {i} + 0?", "answer": "7"}) + "\n"
-            for i in range(QUESTIONS)
-        )
-    )
+    data = _sums(tmp_path / "data.jsonl", QUESTIONS, plus=0, answer="7")
     out = tmp_path / "vote16.jsonl"
     job = prepare_bench(
         BenchRequest(data=str(data), branches=[16], max_tokens=4, out=out, model="tiny-tuned")
@@ -288,14 +293,7 @@ def test_write_policy_round_trips_and_keeps_the_file(registry: Path) -> None:
 
 
 def test_tune_runs_the_ladder_with_bench_and_resumes(tiny_gguf: Path, tmp_path: Path) -> None:
-    data = tmp_path / "data.jsonl"
-    data.write_text(
-        "".join(
-            json.dumps({"id": f"q{i}", "question": f"What is {i} + 1?", "answer": str(i + 1)})
-            + "\n"
-            for i in range(20)
-        )
-    )
+    data = _sums(tmp_path / "data.jsonl", 20)
     runs = tmp_path / "runs"
     args = ["tune", str(data), "-m", str(tiny_gguf), "--threads", "1", "-n", "4"]
     args += ["--max-tokens", "4", "--budgets", "8", "--out", str(runs), "--json"]
@@ -369,13 +367,7 @@ def test_a_scored_estimate_and_the_policy_verifier_come_together() -> None:
 def test_auto_scores_its_pilots_and_widens_best_of_n_as_tune_predicts(
     tmp_path: Path, registry: Path, tiny_session: Any, scripted: None
 ) -> None:
-    data = tmp_path / "data.jsonl"
-    data.write_text(
-        "".join(
-            json.dumps({"id": f"q{i}", "question": f"What is {i} + 0?", "answer": "7"}) + "\n"
-            for i in range(20)
-        )
-    )
+    data = _sums(tmp_path / "data.jsonl", 20, plus=0, answer="7")
     out = tmp_path / "bon4.jsonl"
     request = BenchRequest(
         data=str(data),
@@ -459,30 +451,11 @@ def test_auto_scores_its_pilots_and_widens_best_of_n_as_tune_predicts(
 def test_ctrl_c_while_tune_generates_keeps_the_results(tiny_gguf: Path, tmp_path: Path) -> None:
     """A real process and a real SIGINT: tune's runs go through run_signals, so a Ctrl-C that
     lands in llama.cpp's log callback is not dropped; exit 130, the samples kept."""
-    data = tmp_path / "data.jsonl"
-    data.write_text(
-        "".join(
-            json.dumps({"id": f"q{i}", "question": f"What is {i} + 1?", "answer": str(i + 1)})
-            + "\n"
-            for i in range(200)
-        )
-    )
+    data = _sums(tmp_path / "data.jsonl", 200)
     runs = tmp_path / "runs"
     args = ["tune", str(data), "-m", str(tiny_gguf), "--threads", "1", "-n", "4"]
-    args += ["--max-tokens", "4", "--budgets", "8", "--out", str(runs)]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "reasoncli", *args],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    deadline = time.monotonic() + 120
-    while time.monotonic() < deadline and proc.poll() is None:
-        first = runs / "vote.jsonl"
-        if first.exists() and first.read_text().count('"type": "sample"') >= 2:
-            break
-        time.sleep(0.005)
+    proc = start(*args, "--max-tokens", "4", "--budgets", "8", "--out", str(runs))
+    wait_for_samples(proc, runs / "vote.jsonl", 2, timeout=120)
     proc.send_signal(signal.SIGINT)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
