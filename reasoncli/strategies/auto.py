@@ -74,7 +74,7 @@ from reasoncli.strategies.auto_plan import (
     total_budget,
 )
 from reasoncli.strategies.base import Kind, StrategyInfo, StrategyOptions, get_strategy, register
-from reasoncli.strategies.best_of_n import ScoringPolicy, best_of_n_vote
+from reasoncli.strategies.best_of_n import ScoringPolicy, pick_vote
 from reasoncli.strategies.builder import Cost, ResultBuilder, vote_groups
 from reasoncli.strategies.early_stop import stop_rule
 from reasoncli.strategies.parallel import ParallelRun
@@ -264,20 +264,19 @@ class Auto:
             run.interrupted = run.interrupted or state.inner.interrupted
             return
         extra = action.branches - len(state.phases["pilot"])
-        judged = action.strategy == "best-of-n" and scoring is not None
+        judged = scoring if action.strategy == "best-of-n" else None  # scores the widening too
         if extra <= 0:
             state.stop = f"policy, bin {choice.bin}: answering from the pilot"
         else:
             free_pilot_slots(run)
             for _ in range(extra):
                 state.queue_widening(sampling, options.seed)
-            drive_widening(state, ScoredAllAtOnce(scoring) if judged and scoring else AllAtOnce())
-        if judged:  # the pick over every branch, pilots first as they finished
+            drive_widening(state, ScoredAllAtOnce(judged) if judged else AllAtOnce())
+        if judged is not None:  # the pick over every branch, pilots first as they finished
             ids = list(run.finish_order)
             answers = [run.answers[i] for i in ids]
             scores = [run.scores.get(i, math.nan) for i in ids]
-            weighted = action.pick == "weighted"
-            vote = majority_vote(answers, scores) if weighted else best_of_n_vote(answers, scores)
+            vote = pick_vote(answers, scores, weighted=action.pick == "weighted")
             state.pick = (vote, ids)
             run.emit_vote(None, vote)
 

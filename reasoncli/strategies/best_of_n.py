@@ -107,6 +107,11 @@ def best_of_n_vote(answers: Sequence[str | None], scores: Sequence[float]) -> Vo
     return replace(tally, answer=answers[pick], share=group.weight / total if total > 0 else 0.0)
 
 
+def pick_vote(answers: Sequence[str | None], scores: Sequence[float], weighted: bool) -> VoteResult:
+    """The answer `--pick weighted` (the score-weighted vote) or `--pick best` gives."""
+    return majority_vote(answers, scores) if weighted else best_of_n_vote(answers, scores)
+
+
 @register
 class BestOfN:
     info: ClassVar[StrategyInfo] = StrategyInfo(
@@ -148,7 +153,7 @@ class BestOfN:
             answers = [run.answers[i] for i in ids]
             scores = [run.scores.get(i, math.nan) for i in ids]
             weighted = options.pick == "weighted"
-            vote = majority_vote(answers, scores) if weighted else best_of_n_vote(answers, scores)
+            vote = pick_vote(answers, scores, weighted)
             best = [ids[k] for k in pick_best(answers, scores)]
             if weighted:
                 emit(

@@ -235,14 +235,18 @@ def _after(alone: Outcome, pilots: Pilots, scored: bool = False) -> Outcome:
     return Outcome(alone.correct, alone.generated + pilots.tokens, alone.verifier + judged)
 
 
-def _widened(recs: list[dict[str, Any]], pilots: Pilots, k: int, how: str, judged: bool) -> Outcome:
+def _widened(
+    recs: list[dict[str, Any]], pilots: Pilots, k: int, how: str, pilots_scored: bool
+) -> Outcome:
     """`auto` widening its pilot to k branches and answering by `how` over all of them,
-    pilots first as it finishes them; `judged`: every branch scored (a best-of-n), else the
-    pilots only (a scored pilot widened by a vote), else none."""
+    pilots first as it finishes them. A best-of-n pick has every branch judged; a vote only
+    the pilots, and only when `pilots_scored`."""
     rows = []
     for i, r in enumerate(recs):
-        verifier = _judge_share(r, k) if how != "maj" else 0.0
-        if how == "maj" and judged and pilots.verifier_tokens is not None:
+        verifier = 0.0
+        if how != "maj":
+            verifier = _judge_share(r, k)
+        elif pilots_scored and pilots.verifier_tokens is not None:
             verifier = float(pilots.verifier_tokens[i])
         right = pick_is_right(r, k, how, auto_order(r, pilots.size, k))
         rows.append((right, float(sum(r["branch_tokens"][:k])), verifier))
@@ -276,14 +280,12 @@ def _sampled_candidates(g: _Group, ids: list[str], pilots: Pilots) -> list[Candi
             if not action.widens_pilot(pilots.max_tokens):
                 after = _after(alone, pilots)
             elif k >= pilots.size:
-                after = _widened(recs, pilots, k, "maj", judged=False)
-            scored: Outcome | None = None
-            if not pilots.scored:
-                pass
-            elif not action.widens_pilot(pilots.max_tokens, pilots.verifier):
+                after = _widened(recs, pilots, k, "maj", pilots_scored=False)
+            scored: Outcome | None = None  # None: the pilots have no scores, or drew more
+            if pilots.scored and not action.widens_pilot(pilots.max_tokens, pilots.verifier):
                 scored = _after(alone, pilots, scored=True)
-            elif k >= pilots.size:
-                scored = _widened(recs, pilots, k, how, judged=True)
+            elif pilots.scored and k >= pilots.size:
+                scored = _widened(recs, pilots, k, how, pilots_scored=True)
             note = ""
             if judged and not recorded:
                 note = "verifier tokens not recorded in this file (counted as 0)"

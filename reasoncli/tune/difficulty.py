@@ -15,6 +15,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from reasoncli.tune.policy import SCORED_ESTIMATES
 from reasoncli.voting import majority_vote
 
 __all__ = ["ESTIMATES", "SCORED", "Pilot", "auc", "estimate"]
@@ -93,7 +94,7 @@ ESTIMATES: dict[str, Callable[[Pilot], float]] = {
 }
 """Difficulty estimates by name (higher is harder); models.yaml policies name one."""
 
-SCORED = frozenset({"verifier-best", "verifier-share"})
+SCORED = frozenset(SCORED_ESTIMATES)
 """Estimates that read verifier scores: a policy using one scores its pilots (and pays for it)."""
 
 
