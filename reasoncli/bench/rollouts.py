@@ -84,20 +84,19 @@ class RolloutJob:
         with store:
             ids = {item.id for item in self.dataset.items}
             progress.start(len(ids), [r for i, r in self.done.items() if i in ids])
-            for item in todo:
-                options = replace(options, multiple_choice=item.multiple_choice)
-                started = time.perf_counter()
-                result = api.run(item.question, session, SAMPLER, options, sampling=sampling)
-                if result.interrupted:
-                    raise KeyboardInterrupt
-                record = group_record(item, result, session, self.settings())
-                record["rollout"]["wall_s"] = round(time.perf_counter() - started, 4)
-                before = store.written
-                try:
+            try:
+                for item in todo:
+                    options = replace(options, multiple_choice=item.multiple_choice)
+                    started = time.perf_counter()
+                    result = api.run(item.question, session, SAMPLER, options, sampling=sampling)
+                    if result.interrupted:
+                        raise KeyboardInterrupt
+                    record = group_record(item, result, session, self.settings())
+                    record["rollout"]["wall_s"] = round(time.perf_counter() - started, 4)
                     store.append(record)  # a Ctrl-C held while it writes is raised after
-                finally:
-                    self.written += store.written - before
-                progress.advance(record)
+                    progress.advance(record)
+            finally:
+                self.written = store.written  # the groups this invocation wrote
         return self.written
 
 
