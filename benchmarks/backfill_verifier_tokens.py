@@ -4,12 +4,13 @@ of k of its N branches exactly instead of sharing the run's count out by generat
 
     python benchmarks/backfill_verifier_tokens.py FILE [-o OUT]   # OUT defaults to FILE
 
-The stored branch texts are scored again by the file's verifier, one fresh verifier per question
-as the run had, in branch order. What a branch costs the judge does not depend on which others
-share its batch, nor does the judge prompt, so the counts are exact; the check is that the new
-scores equal the stored ones (printed: the largest difference), and that the prompt and the
-branches together do not exceed the run's count (which may have read the prompt twice, when
-its judge grew). Nothing is written unless both hold for every question.
+The stored branch texts are scored again by the file's verifier, loaded once (its judge reads
+each question's prompt afresh, as the run's did), in branch order. What a branch costs the
+judge does not depend on which others share its batch, nor does the judge prompt, so the
+counts are exact; the check is that the new scores equal the stored ones (printed: the largest
+difference), and that the prompt and the branches together do not exceed the run's count
+(which may have read the prompt twice, when its judge grew). Nothing is written unless both
+hold for every question.
 """
 
 from __future__ import annotations
@@ -42,16 +43,12 @@ def main() -> int:
     session = load_session(ModelRequest(header["model"], threads=2))
     out_lines, worst, prompts, over = [], 0.0, [], 0
     try:
+        verifier = make_verifier(name, session)
         for r in records:
             if r.get("type") == "sample" and r.get("scores") and r.get("texts"):
-                verifier = make_verifier(name, session)
-                try:
-                    scores = verifier.score(
-                        questions[str(r["id"])], [Candidate(t) for t in r["texts"]]
-                    )
-                    costs, prompt = list(verifier.last_costs), verifier.prompt_tokens
-                finally:
-                    verifier.close()
+                candidates = [Candidate(t) for t in r["texts"]]
+                scores = verifier.score(questions[str(r["id"])], candidates)
+                costs, prompt = list(verifier.last_costs), verifier.prompt_tokens
                 for new, old in zip(scores, r["scores"], strict=True):
                     if old is not None:
                         worst = max(worst, abs(new - old))
@@ -59,6 +56,7 @@ def main() -> int:
                 over += prompt + sum(costs) > int(r["verifier_tokens"])
                 r = {**r, "verifier_branch_tokens": costs, "verifier_prompt_tokens": prompt}
             out_lines.append(json.dumps(r))
+        verifier.close()
     finally:
         session.close()
     print(
