@@ -7,12 +7,19 @@ commands' own flags: the question, the strategy, the model, the output and the t
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
 
 from reasoncli.cli.completion import complete_model, complete_serial_strategy, complete_strategy
-from reasoncli.cli.flags import engine_flags, number_option, option_of, strategy_flags
+from reasoncli.cli.flags import (
+    engine_flags,
+    number_option,
+    option_of,
+    shared_flags,
+    strategy_flags,
+)
 from reasoncli.cli.help import PANEL_OUTPUT, PANEL_RUN, PANEL_THINK, flag, option
 from reasoncli.cli.io import Terminal
 from reasoncli.cli.runner import ModelRequest, OutputRequest, RunRequest, execute
@@ -115,24 +122,14 @@ def _check_progress(progress: str) -> None:
         )
 
 
-@strategy_flags("ask")
-@engine_flags
-def ask(
-    ctx: typer.Context,
-    question: Question = None,
-    strategy: Annotated[
-        str,
-        option(
-            "--strategy",
-            "-s",
-            metavar="NAME",
-            help="How branches are combined: vote, weighted-vote, best-of-n, beam, dvts, auto "
-            "(`reason strategies`).",
-            panel=PANEL_RUN,
-            autocompletion=complete_strategy,
-        ),
-    ] = "vote",
-    model: ModelOpt = None,
+def _strategy(help: str, complete: Callable[..., Any]) -> Any:
+    """The --strategy option of `ask` and `think`, which differ in what they offer."""
+    return option(
+        "--strategy", "-s", metavar="NAME", help=help, panel=PANEL_RUN, autocompletion=complete
+    )
+
+
+def _sampling_and_output(
     temperature: Temperature = None,
     top_p: TopP = None,
     top_k: TopK = None,
@@ -141,10 +138,29 @@ def ask(
     jsonl: Jsonl = False,
     quiet: Quiet = False,
     progress: Progress = "auto",
+    hide_thinking: HideThinking = False,
+) -> None:
+    """The flags `ask` and `think` share (through `shared_flags`); `_run` reads them."""
+
+
+@strategy_flags("ask")
+@engine_flags
+@shared_flags(_sampling_and_output, before="options")
+def ask(
+    ctx: typer.Context,
+    question: Question = None,
+    strategy: Annotated[
+        str,
+        _strategy(
+            "How branches are combined: vote, weighted-vote, best-of-n, beam, dvts, auto "
+            "(`reason strategies`).",
+            complete_strategy,
+        ),
+    ] = "vote",
+    model: ModelOpt = None,
     *,
     options: dict[str, Any],  # the strategy flags, from the declarations (cli.flags)
     no_log: NoLog = False,
-    hide_thinking: HideThinking = False,
     reasoning_budget: ReasoningBudget = None,
 ) -> None:
     options["max_tokens"] = thinking_cap(options["max_tokens"], reasoning_budget)
@@ -155,33 +171,18 @@ def ask(
     "think", max_tokens={"default": 1024, "help": "Thinking budget; the answer is forced at it."}
 )
 @engine_flags
+@shared_flags(_sampling_and_output, before="reasoning_budget")
 def think(
     ctx: typer.Context,
     question: Question = None,
     strategy: Annotated[
         str,
-        option(
-            "--strategy",
-            "-s",
-            metavar="NAME",
-            help="think (budget forcing) or revise (self-revision).",
-            panel=PANEL_RUN,
-            autocompletion=complete_serial_strategy,
-        ),
+        _strategy("think (budget forcing) or revise (self-revision).", complete_serial_strategy),
     ] = "think",
     model: ModelOpt = None,
     *,
     options: dict[str, Any],  # the strategy flags, from the declarations (cli.flags)
     no_log: NoLog = False,
-    temperature: Temperature = None,
-    top_p: TopP = None,
-    top_k: TopK = None,
-    min_p: MinP = None,
-    json_out: Json = False,
-    jsonl: Jsonl = False,
-    quiet: Quiet = False,
-    progress: Progress = "auto",
-    hide_thinking: HideThinking = False,
     reasoning_budget: ReasoningBudget = None,
 ) -> None:
     if reasoning_budget and reasoning_budget > 0:

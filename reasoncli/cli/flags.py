@@ -9,6 +9,8 @@ an option's names, help, panel, default or range.
   keyword-only `options` parameter, and calls it with `options`, the dict of their values;
 - `@engine_flags` gives a run command (`ask`, `think`, `bench run`, `rollouts`, `tune`) the
   engine and remote flags (`EngineFlags`) after its own, read back from `ctx.params`;
+- `@shared_flags(template, before=...)` gives a command the parameters a template function
+  declares (`ask` and `think` share their sampling and output flags so), read back alike;
 - `number_option(...)` / `number_argument(...)` are the flags of a number with bounds, declared
   or not: typer checks `min`/`max` through pydantic ("Input should be greater than or equal to
   1", under a usage block), so the number is read and checked here instead, and a wrong one is
@@ -36,7 +38,14 @@ from reasoncli.options import (
     every_option,
 )
 
-__all__ = ["engine_flags", "number_argument", "number_option", "option_of", "strategy_flags"]
+__all__ = [
+    "engine_flags",
+    "number_argument",
+    "number_option",
+    "option_of",
+    "shared_flags",
+    "strategy_flags",
+]
 
 F = TypeVar("F", bound=Callable[..., Any])
 _UNSET: Any = object()
@@ -112,23 +121,50 @@ def engine_flags(func: F) -> F:
     return _splice(func, declared(EngineFlags), "ask", {}, at=None)
 
 
+def shared_flags(template: Callable[..., Any], *, before: str) -> Callable[[F], F]:
+    """Give a command the parameters of `template` (a function that only declares them), in
+    front of its parameter `before`, for flags that several commands declare alike; like
+    `engine_flags`', their values are read back from `ctx.params`. `before` keeps each
+    command's --help panels in their order."""
+    made = [
+        p.replace(kind=inspect.Parameter.KEYWORD_ONLY)
+        for p in inspect.signature(template, eval_str=True).parameters.values()
+    ]
+    return lambda func: _insert(func, made, before=before)
+
+
 def _splice(
     func: F, chosen: Sequence[Declared], command: str, changes: dict[str, Any], at: str | None
 ) -> F:
     """`func` with a parameter for each of `chosen` in place of its parameter `at` (which gets
     the dict of their values), or after its last parameter when `at` is None (nothing gets
     them)."""
-    signature = inspect.signature(func, eval_str=True)
-    params = list(signature.parameters.values())
-    i = len(params) if at is None else next(i for i, p in enumerate(params) if p.name == at)
-    kind = inspect.Parameter.KEYWORD_ONLY if at is None else params[i].kind
+    params = inspect.signature(func, eval_str=True).parameters
+    kind = inspect.Parameter.KEYWORD_ONLY if at is None else params[at].kind
     made = []
     for d in chosen:
         flag_kind, info, default = _param(d, command, changes.get(d.name, {}))
         made.append(
             inspect.Parameter(d.name, kind, annotation=Annotated[flag_kind, info], default=default)
         )
-    names = [d.name for d in chosen]
+    return _insert(func, made, at=at)
+
+
+def _insert(
+    func: F,
+    made: Sequence[inspect.Parameter],
+    *,
+    at: str | None = None,
+    before: str | None = None,
+) -> F:
+    """`func` with the parameters `made` in place of its parameter `at` (which gets the dict of
+    their values), in front of its parameter `before`, or after its last one (nothing gets
+    them)."""
+    signature = inspect.signature(func, eval_str=True)
+    params = list(signature.parameters.values())
+    where = at or before
+    i = len(params) if where is None else next(i for i, p in enumerate(params) if p.name == where)
+    names = [p.name for p in made]
 
     @functools.wraps(func)
     def command_function(*args: Any, **kwargs: Any) -> Any:
@@ -137,7 +173,7 @@ def _splice(
             kwargs[at] = given
         return func(*args, **kwargs)
 
-    rest = params[i:] if at is None else params[i + 1 :]
+    rest = params[i + 1 :] if at is not None else params[i:]
     command_function.__signature__ = signature.replace(  # type: ignore[attr-defined]
         parameters=[*params[:i], *made, *rest]
     )
