@@ -31,6 +31,13 @@ class NullProgress:
         pass
 
 
+def time_columns() -> tuple[Any, ...]:
+    """Elapsed time, then the ETA: how the bench, tune and train bars all end."""
+    from rich.progress import TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    return TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()
+
+
 class RichProgress:
     """A Rich bar; `cell(record)` names a record's cell, `score(record)` is its 0..1 credit."""
 
@@ -43,14 +50,7 @@ class RichProgress:
         title: str = "bench",
         label: str = "acc",
     ) -> None:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
         self._cell, self._score, self._label, self._title = cell, score, label, title
         self._tally: dict[str, list[float]] = {}
@@ -58,9 +58,7 @@ class RichProgress:
             TextColumn("{task.description}"),
             BarColumn(bar_width=24),
             MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
+            *time_columns(),
             TextColumn("{task.fields[acc]}"),
             console=console,
             transient=False,

@@ -27,22 +27,15 @@ class RichReporter:
         self.console.print(message, markup=False, highlight=False, style="dim")
 
     def started(self, start_step: int, total_steps: int) -> None:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+        from reasoncli.bench.progress import time_columns
 
         self.progress = Progress(
             TextColumn("GRPO step"),
             MofNCompleteColumn(),
             BarColumn(bar_width=30),
-            TimeElapsedColumn(),
-            TextColumn("ETA"),
-            TimeRemainingColumn(),
+            *time_columns(),
             console=self.console,
         )
         self.progress.start()
