@@ -568,6 +568,7 @@ def phase(server: str, rnd: int, url: str, plans: list[Plan], args: argparse.Nam
     peer = server == "llama-server"
     if peer:
         p0, g0 = metric(url, "prompt_tokens_total"), metric(url, "tokens_predicted_total")
+        d0 = metric(url, "n_decode_total")
     else:
         p0 = prefilled(url)
         engine0 = engine_time(url)
@@ -579,6 +580,7 @@ def phase(server: str, rnd: int, url: str, plans: list[Plan], args: argparse.Nam
         count_uncounted(url, outcomes)
         prompt = metric(url, "prompt_tokens_total") - p0
         server_generated = metric(url, "tokens_predicted_total") - g0
+        decodes = metric(url, "n_decode_total") - d0
     else:
         after = prefilled(url)
         prompt = sum(o.prompt_tokens for o in ok) if after is None else after - (p0 or 0)
@@ -593,24 +595,31 @@ def phase(server: str, rnd: int, url: str, plans: list[Plan], args: argparse.Nam
           f"{r['prompt tok/s']:.1f} prompt, {r['generated tok/s']:.1f} generated, "
           f"{r['processed tok/s']:.1f} processed tok/s; p50 {r['p50 latency s']:.2f} s, "
           f"p95 {r['p95 latency s']:.2f} s", flush=True)  # fmt: skip
-    if not peer:
-        rounds, busy, mixed, short = (b - a for a, b in zip(engine0, engine_time(url),
-                                                            strict=True))  # fmt: skip
+    if peer:
+        print(f"    engine: {decodes} llama_decode calls, "
+              f"{(prompt + server_generated) / max(decodes, 1):.1f} tokens a call")  # fmt: skip
+    else:
+        rounds, busy, mixed, short, decode_s, rows = (
+            b - a for a, b in zip(engine0, engine_time(url), strict=True)
+        )
         print(f"    engine: {int(rounds)} decode rounds ({int(mixed)} feeding a new prompt beside "
               f"branches, {int(short)} leaving a busy run out), busy {busy:.1f} s of "
-              f"{wall:.1f} s ({busy / wall:.0%})")  # fmt: skip
+              f"{wall:.1f} s ({busy / wall:.0%}); llama_decode {decode_s:.1f} s for "
+              f"{int(rows)} rows, {rows / max(rounds, 1):.1f} a round")  # fmt: skip
     for text, n in Counter(o.error[:120] for o in outcomes if o.error).most_common(3):
         print(f"    error x{n}: {text}")
     return ph
 
 
-def engine_time(url: str) -> tuple[float, float, float, float]:
-    """reason serve's decode rounds, seconds inside them, mixed and short rounds so far (its
-    /health): busy time well below the wall time means the engine waits rather than decodes;
-    many short rounds mean runs miss rounds and the weights are read more often than needed."""
+def engine_time(url: str) -> tuple[float, ...]:
+    """reason serve's decode rounds, seconds inside them, mixed and short rounds, seconds in
+    llama_decode and rows decoded so far (its /health): busy time well below the wall time
+    means the engine waits rather than decodes; many short rounds mean runs miss rounds and the
+    weights are read more often than needed; round time well above llama_decode's is Python."""
     health = httpx.get(f"{url}/health", timeout=10).json()
-    return (health["decode_rounds"], health["round_seconds"], health.get("mixed_rounds", 0),
-            health.get("short_rounds", 0))  # fmt: skip
+    keys = ("decode_rounds", "round_seconds", "mixed_rounds", "short_rounds", "decode_seconds",
+            "decoded_rows")  # fmt: skip
+    return tuple(float(health.get(k, 0)) for k in keys)
 
 
 def prefilled(url: str) -> int | None:

@@ -154,16 +154,15 @@ class _JudgeEngine(BranchEngine):
     judge's answer tokens under the full distribution (a top-k list may not contain them).
 
     It overrides the engine's per-position log-probability hook, which runs while that row's
-    logits are still valid; `top_tokens` then holds the watched tokens, not a top-k.
+    logits are at hand; `top_tokens` then holds the watched tokens, not a top-k.
     """
 
     def __init__(self, context: DecodeContext, plan: ContextPlan, *, watch: Sequence[int]) -> None:
         super().__init__(context, plan, logprobs=1)
         self.watch = np.asarray(watch, dtype=np.int64)
 
-    def _logprobs(self, row: int, token: int) -> TokenLogprobs:
-        ptr = self.lib.llama_get_logits_ith(self.context.ctx, row)
-        logits = np.ctypeslib.as_array(ptr, shape=(self.model.n_vocab,)).astype(np.float64)
+    def _logprobs(self, logits: np.ndarray, token: int) -> TokenLogprobs:
+        logits = logits.astype(np.float64)
         peak = float(logits.max())
         lse = peak + math.log(float(np.exp(logits - peak).sum()))
         return TokenLogprobs(
@@ -333,8 +332,7 @@ class JudgeVerifier:
         try:
             for text in texts:
                 b = engine.add_branch(GREEDY, max_tokens=1)
-                # the prompt's last token, then the candidate: what this branch decodes
-                cost = 1 + len(engine.inject(b, text))
+                cost = len(engine.inject(b, text))  # the candidate: what this branch decodes
                 self.tokens += cost
                 self.last_costs.append(cost)
                 branches.append(b)

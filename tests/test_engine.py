@@ -304,10 +304,41 @@ def test_context_tuning_levers_run_and_chunk_the_prompt(
     tuning = ContextTuning(n_ubatch=4, type_k="f16", type_v="f16", kv_unified=True)
     with BranchEngine.open(tiny_model, plan, n_threads=threads, tuning=tuning) as engine:
         engine.set_prompt(prompt)
-        assert engine.decode_calls == math.ceil((len(prompt) - 1) / 8)
+        assert engine.decode_calls == math.ceil(len(prompt) / 8)
         branches = [engine.add_branch(Sampling(seed=i), 6) for i in range(4)]
         run_all(engine)
     assert all(b.done and b.n_tokens > 0 for b in branches)
-    assert engine.prompt_tokens_decoded == len(prompt) - 1
+    assert engine.prompt_tokens_decoded == len(prompt)
     with pytest.raises(ReasonError, match="unknown ggml type"):
         BranchEngine.open(tiny_model, plan, n_threads=threads, tuning=ContextTuning(type_k="q9"))
+
+
+def test_first_tokens_come_from_the_kept_prompt_logits_as_llama_cpps_sampler_would_pick(
+    tiny_model: LlamaModel, threads: int
+) -> None:
+    """A branch's first step decodes nothing: it samples from the logits kept at the end of the
+    prompt, and picks what llama_sampler_sample picks from the same logits with the same chain."""
+    from reasoncli.engine.sampling import build_sampler_chain
+
+    prompt = tiny_model.tokenize(PROMPT)
+    samplings = [
+        GREEDY,
+        Sampling(temperature=1.0, seed=7),
+        Sampling(temperature=0.8, top_k=5, seed=3, repeat_penalty=1.3),
+    ]
+    with make_engine(tiny_model, 3, 4, threads) as engine:
+        engine.set_prompt(prompt)
+        calls = engine.decode_calls
+        branches = [engine.add_branch(s, 4) for s in samplings]
+        engine.step()
+        assert engine.decode_calls == calls  # no row for the prompt's last token again
+        firsts = [b.tokens[0] for b in branches]
+    with make_engine(tiny_model, 1, 4, threads) as plain:
+        plain.set_prompt(prompt)  # its last decode ends with the prompt's last token
+        lib = tiny_model.lib
+        for sampling, first in zip(samplings, firsts, strict=True):
+            chain = build_sampler_chain(lib, sampling, tiny_model.n_vocab)
+            try:
+                assert lib.llama_sampler_sample(chain, plain.ctx, -1) == first
+            finally:
+                lib.llama_sampler_free(chain)

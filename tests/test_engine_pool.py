@@ -9,8 +9,9 @@ import time
 import pytest
 from test_engine import GREEDY, PROMPT, make_engine, run_all
 
+from reasoncli.engine.admission import PoolBusy, WaitCancelled
 from reasoncli.engine.model import LlamaModel
-from reasoncli.engine.pool import PoolBusy, SharedContext, TokenBudget, WaitCancelled
+from reasoncli.engine.pool import SharedContext, TokenBudget
 from reasoncli.engine.sampling import Sampling
 from reasoncli.errors import UsageError
 
@@ -63,7 +64,7 @@ def test_concurrent_runs_share_batches_and_match_running_alone(
             run_all(engine)
             got[i] = [b.tokens for b in bs]
             decoded[i] = engine.prompt_tokens_decoded + engine.prompt_tokens_cached
-            assert decoded[i] == len(tokens) - 1  # the prompt once, the branches copy it
+            assert decoded[i] == len(tokens)  # the prompt once, the branches copy it
 
     workers = [threading.Thread(target=run, args=(i,)) for i in range(2)]
     for w in workers:
@@ -153,6 +154,50 @@ def test_a_run_cancelled_while_it_waits_for_slots_leaves_the_queue_at_once(
             waiter.join(5)
             assert time.monotonic() - t0 < 1.0  # not at the 60 s timeout, nor when slots free
         assert len(outcome) == 1 and isinstance(outcome[0], WaitCancelled)
+        assert shared.free_branches == 2
+    finally:
+        shared.close()
+
+
+def test_a_queued_run_has_its_prompt_in_before_slots_free_and_runs_start_in_arrival_order(
+    tiny_model: LlamaModel, threads: int
+) -> None:
+    """The second run's prompt is decoded while the first holds every branch slot, so its
+    branches can start in the round after the slots free; queued runs get slots in order."""
+    shared = SharedContext(
+        tiny_model, max_branches=2, max_runs=3, ctx_per_branch=256, n_threads=threads
+    )
+    admitted: list[str] = []
+    decoded: dict[str, int] = {}
+
+    def queued(name: str, question: str, branches: int) -> None:
+        tokens = tiny_model.tokenize(question)
+        with shared.open_engine(tokens, max_branches=branches, max_tokens=8) as engine:
+            admitted.append(name)
+            decoded[name] = engine.prompt_tokens_decoded + engine.prompt_tokens_cached
+            engine.add_branch(GREEDY, 4)
+            run_all(engine)
+
+    try:
+        first = shared.open_engine(tiny_model.tokenize(PROMPT), max_branches=2, max_tokens=8)
+        rows = shared.context.rows_decoded
+        second = threading.Thread(target=queued, args=("second", QUESTIONS[1], 2))
+        second.start()
+        deadline = time.monotonic() + 10
+        while shared.admission.queued < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        third = threading.Thread(target=queued, args=("third", PROMPT + " Be brief.", 1))
+        third.start()
+        while shared.admission.queued < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert shared.admission.queued == 2 and not admitted  # both wait for branch slots
+        # ... with their prompts in: the second's prompt differs from the first in its question.
+        assert shared.context.rows_decoded > rows
+        first.close()
+        second.join(30)
+        third.join(30)
+        assert admitted == ["second", "third"]  # the one-slot run did not jump the queue
+        assert decoded["second"] == len(tiny_model.tokenize(QUESTIONS[1]))
         assert shared.free_branches == 2
     finally:
         shared.close()

@@ -57,7 +57,7 @@ def test_cached_prefix_gives_the_same_tokens_and_logprobs(
             stats = shared.prefixes.stats if shared.prefixes else None
         finally:
             shared.close()
-    lengths = [len(tiny_model.tokenize(QUESTIONS[i])) - 1 for i in order]
+    lengths = [len(tiny_model.tokenize(QUESTIONS[i])) for i in order]
     uncached, cached = results[False], results[True]
     assert [r[0] for r in cached] == [r[0] for r in uncached]  # tokens and logprobs, exactly
     assert [r[1] for r in uncached] == lengths
@@ -66,10 +66,11 @@ def test_cached_prefix_gives_the_same_tokens_and_logprobs(
     shared_prefix = common_prefix(*(tiny_model.tokenize(q) for q in QUESTIONS))
     assert shared_prefix > MIN_COPY_TOKENS
     # The first run has nothing cached; the second keeps the system prompt of the first run's
-    # sequence; the third has its whole prompt in that sequence again; and so on.
+    # sequence; the third has its whole prompt in that sequence again, and decodes only its last
+    # token, for the logits its branches sample their first tokens from; and so on.
     assert reused[0] == 0
     assert reused[1] == shared_prefix
-    assert reused[2:] == lengths[2:]
+    assert reused[2:] == [n - 1 for n in lengths[2:]]
     assert [r[1] + r[2] for r in cached] == lengths
     assert stats is not None
     assert (stats.prompts, stats.hits, stats.tokens_reused) == (5, 4, sum(reused))

@@ -194,10 +194,11 @@ def test_beam_mechanics(session: object) -> None:
     assert all(b.score is not None and 0.0 <= b.score <= 1.0 for b in result.branches)
     assert d["best_leaf"] == max(leaves, key=lambda b: (b.score, -b.id)).id
 
-    # Token accounting: each candidate decodes only its own tokens (+1 for an end token).
+    # Token accounting: each candidate decodes only its own tokens (+1 for an end token); the
+    # n roots sample their first tokens from the prompt's logits, without a row of their own.
     assert result.generated_tokens == sum(b.tokens for b in result.branches)
     p = result.prompt_tokens
-    extra = d["decoded_tokens"] - (p - 1) - result.generated_tokens
+    extra = d["decoded_tokens"] - p - result.generated_tokens + n
     assert 0 <= extra <= sum(b.finish_reason == "eos" for b in result.branches)
     assert d["prefix_tokens_forked"] == sum(
         _depth_tokens(branches, b.parent) for b in result.branches if b.parent is not None

@@ -403,9 +403,9 @@ def test_the_prompt_is_decoded_once_for_all_branches(
 ) -> None:
     result, _ = run(name, session, branches=8, max_tokens=8, **extra)
     t = result.timings
-    # set_prompt decodes all but the last prompt token; that one goes with each branch's first
-    # step. So one prompt's worth, not 8.
-    assert t.prompt_tokens_decoded == result.prompt_tokens - 1
+    # set_prompt decodes the whole prompt once; each branch samples its first token from the
+    # prompt's logits. So one prompt's worth, not 8.
+    assert t.prompt_tokens_decoded == result.prompt_tokens
     assert t.decode_calls > 1
     assert result.to_json()["timings"]["prompt_tokens_decoded"] == t.prompt_tokens_decoded
 
@@ -413,4 +413,4 @@ def test_the_prompt_is_decoded_once_for_all_branches(
 def test_revise_sums_the_counters_over_its_engines(session: Session) -> None:
     result, _ = run("revise", session, rounds=2, max_tokens=4)
     per_round = result.details["prompt_tokens_per_round"]
-    assert result.timings.prompt_tokens_decoded == sum(p - 1 for p in per_round)
+    assert result.timings.prompt_tokens_decoded == sum(per_round)

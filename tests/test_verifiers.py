@@ -62,10 +62,10 @@ def test_self_verifier_is_p_yes_under_the_full_distribution(session: Session) ->
         prompt = verifier.tokens - sum(both)
         alone = [verifier.score("What is 6*7?", [c])[0] for c in cands]
         assert verifier._engine is engine  # the question's prefix is reused, not re-decoded
-        # each candidate costs the same alone or batched (its text, and the prompt's last token
-        # fed again before it); the rest of the judge prompt was read once
+        # each candidate costs the same alone or batched (its text); the judge prompt was read
+        # once
         assert verifier.tokens == prompt + 2 * sum(both)
-        assert prompt == len(verifier._prompt("What is 6*7?")[0]) - 1
+        assert prompt == len(verifier._prompt("What is 6*7?")[0])
         assert both[0] > both[1] > 1
         assert all(0 < s < 1 for s in together)
         assert together == pytest.approx(alone, abs=1e-3)

@@ -46,6 +46,9 @@ class Branch:
     stop_hit: str | None = None  # which stop string ended it
     n_past: int = 0
     pending: list[int] = field(default_factory=list)
+    # Its one pending token is the prompt's last, already decoded in the prompt sequence (whose
+    # KV it copied): its first token is sampled from the prompt's logits, with no row of its own.
+    from_prompt: bool = False
     forced_tokens: int = 0
     # (position, text offset) of each recent sampled token, and, after a stop string ended the
     # branch, the first of them the stop's text reaches: what `inject` rewinds the KV to.
@@ -57,6 +60,18 @@ class Branch:
     @property
     def done(self) -> bool:
         return self.finish_reason is not None
+
+    @property
+    def rows_to_decode(self) -> int:
+        """How many rows its next step decodes."""
+        return len(self.pending) - self.from_prompt
+
+    def skip_prompt_token(self) -> None:
+        """Its pending prompt token is in its KV already: count it there."""
+        if self.from_prompt:
+            self.n_past += 1
+            self.pending = self.pending[1:]
+            self.from_prompt = False
 
     @property
     def n_tokens(self) -> int:
@@ -136,6 +151,7 @@ class Branch:
             logprobs=list(self.logprobs),
             n_past=self.n_past,
             pending=list(self.pending),
+            from_prompt=self.from_prompt,
             forced_tokens=self.forced_tokens,
         )
 

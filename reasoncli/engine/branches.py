@@ -1,14 +1,18 @@
 """The branch engine: many sampled continuations of one prompt, decoded together.
 
-The prompt is decoded once into a reserved sequence (0). A branch gets its own sequence by a
-full-range KV copy (`llama_memory_seq_cp`, the only kind llama.cpp allows across per-sequence
-KV streams), so the prompt is never decoded twice. Every `step()` puts the pending token of each
-live branch into one `llama_decode` batch and samples each branch with its own sampler chain.
+The prompt is decoded once into a reserved sequence (0), its last token with logits, which the
+engine keeps. A branch gets its own sequence by a full-range KV copy (`llama_memory_seq_cp`, the
+only kind llama.cpp allows across per-sequence KV streams) and samples its first token from the
+kept logits, so no part of the prompt is decoded twice (llama-server's `n` does the same). Every
+`step()` puts the pending token of each live branch into one `llama_decode` batch and samples
+each branch with its own sampler chain.
 
 A branch's state is "KV for what has been decoded" plus "pending tokens not yet decoded".
-The prompt's last token and every sampled token start out pending. That makes adding a branch
-from the prompt, forking a branch mid-generation and injecting forced text ("Wait",
-"Final Answer:") the same operation: copy the KV, then set what is pending.
+Every sampled token starts out pending, and so does the prompt's last token in a new branch,
+marked `from_prompt`: its KV is in the copy already, so the branch's first step samples from
+the kept logits instead of decoding it. That makes adding a branch from the prompt, forking a
+branch mid-generation and injecting forced text ("Wait", "Final Answer:") the same operation:
+copy the KV, then set what is pending.
 """
 
 from __future__ import annotations
@@ -31,7 +35,7 @@ from reasoncli.engine.context import (
 )
 from reasoncli.engine.model import LlamaModel
 from reasoncli.engine.prompt_feed import PromptFeed, Row, fill
-from reasoncli.engine.sampling import Sampling, build_sampler_chain
+from reasoncli.engine.sampling import Sampling, build_sampler_chain, sample_from_logits
 from reasoncli.engine.sizing import ContextPlan
 from reasoncli.engine.slots import consecutive
 from reasoncli.errors import ReasonError, ResourceError
@@ -81,6 +85,7 @@ class BranchEngine(BranchRoster):
         self._held = 0
         self._prompt_tokens: list[int] = []
         self._feed = PromptFeed(prompt_seq)  # prompt tokens not decoded yet
+        self._prompt_logits: np.ndarray | None = None  # after the whole prompt: first tokens
         self.decode_calls = 0
         self.kv_moves = 0  # branches moved to close gaps between live sequence ids (slots.py)
         self.errors: dict[int, str] = {}  # branch id -> why it failed (remote engines only)
@@ -113,12 +118,12 @@ class BranchEngine(BranchRoster):
 
     # -- prompt -----------------------------------------------------------------------------
     def set_prompt(self, tokens: Sequence[int]) -> None:
-        """Decode all but the last prompt token into the prompt sequence, in n_batch chunks."""
+        """Decode the prompt into the prompt sequence, in n_batch chunks."""
         self._check_prompt(tokens)
         with self.context.lock:
             self.context.clear_seq(self.prompt_seq)
             self._prompt_tokens = list(tokens)
-            self._prefill(self._prompt_tokens[:-1], 0)
+            self._prefill(self._prompt_tokens, 0)
 
     def _check_prompt(self, tokens: Sequence[int]) -> None:
         if not tokens:
@@ -132,7 +137,16 @@ class BranchEngine(BranchRoster):
         """Decode `body[start:]` into the prompt sequence, whose KV holds `body[:start]`."""
         self._feed.start(body, start)
         while self._feed:
-            self._decode(self._feed.take(self.plan.n_batch))
+            rows = self._feed.take(self.plan.n_batch)
+            self._decode(rows)
+            self.keep_prompt_logits(rows)
+
+    def keep_prompt_logits(self, rows: Sequence[Row]) -> None:
+        """After a decode of `rows`: if they ended the prompt, keep its logits (a copy: the next
+        decode overwrites them) for the branches' first tokens."""
+        for i, (_, _, seq, wants_logits) in enumerate(rows):
+            if wants_logits and seq == self.prompt_seq:
+                self._prompt_logits = self._logits_at(i).copy()
 
     @property
     def prompt_tokens_decoded(self) -> int:
@@ -169,7 +183,7 @@ class BranchEngine(BranchRoster):
 
     def add_branch(self, sampling: Sampling, max_tokens: int, stop: Iterable[str] = ()) -> Branch:
         """Start a branch from the shared prompt; its KV is a copy, not a re-decode."""
-        if not self._prompt_tokens:
+        if not self._prompt_tokens or self._prompt_logits is None:
             raise ReasonError("set_prompt() must come before add_branch()")
         with self.context.lock:
             seq = self._take_seq()
@@ -182,6 +196,7 @@ class BranchEngine(BranchRoster):
             stop=tuple(stop),
             n_past=len(self._prompt_tokens) - 1,
             pending=[self._prompt_tokens[-1]],
+            from_prompt=True,
         )
         return self._register(branch)
 
@@ -226,6 +241,8 @@ class BranchEngine(BranchRoster):
             branch.n_past, branch.pending = position, []
             refeed = branch.text[offset:]  # the kept text of the token the stop began in
         forced = self.model.tokenize(refeed + text, add_special=False, parse_special=True)
+        if forced:  # decoded after the prompt's last token, in place of a first sample
+            branch.skip_prompt_token()
         if branch.n_past + len(branch.pending) + len(forced) + 1 > self.plan.n_ctx_seq:
             raise ResourceError(f"branch {branch.id} has no room left in its context")
         branch.pending.extend(forced)
@@ -267,9 +284,15 @@ class BranchEngine(BranchRoster):
             (k, b) for k, e in enumerate(engines) for b in e._branches if not b.done and b.pending
         ]
         events: list[list[TokenEvent]] = [[] for _ in engines]
-        feeds = [e._feed for e in engines if e._feed]
+        feeding = [e for e in engines if e._feed]
+        feeds = [e._feed for e in feeding]
         with self.context.lock:
             self._compact(engines, live)
+            first = [(k, b) for k, b in live if b.from_prompt]
+            live = [(k, b) for k, b in live if not b.from_prompt]
+            for k, b in first:  # sampled from the prompt's logits: nothing to decode
+                b.skip_prompt_token()
+                events[k].append(engines[k]._sample_first(b))
             live.sort(key=lambda item: item[1].seq)  # llama.cpp batches consecutive ids together
             groups = self._pack(live)
             n_batch = self.plan.n_batch
@@ -286,6 +309,9 @@ class BranchEngine(BranchRoster):
                 if n == len(groups) - 1:
                     rows += fill(feeds, n_batch - len(rows))
                 self._decode(rows)
+                if n == len(groups) - 1:
+                    for e in feeding:
+                        e.keep_prompt_logits(rows)
                 for (k, b), row in zip(group, out_rows, strict=True):
                     b.n_past += len(b.pending)
                     b.pending = []
@@ -351,7 +377,7 @@ class BranchEngine(BranchRoster):
     def _register(self, branch: Branch, *, decoder_ready: bool = False) -> Branch:
         if not decoder_ready:
             branch._decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
-        branch._sampler = build_sampler_chain(self.lib, branch.sampling)
+        branch._sampler = build_sampler_chain(self.lib, branch.sampling, self.model.n_vocab)
         if branch.n_tokens >= branch.max_tokens:
             branch.finish_reason = "length"
         elif not branch.pending:  # forked from a branch that had already ended on its own
@@ -379,10 +405,28 @@ class BranchEngine(BranchRoster):
         self.context.decode()
         self.decode_calls += 1
 
+    def _logits_at(self, row: int) -> np.ndarray:
+        """The logits of a batch row of the last decode (valid until the next one)."""
+        ptr = self.lib.llama_get_logits_ith(self.context.ctx, row)
+        return np.ctypeslib.as_array(ptr, shape=(self.model.n_vocab,))
+
     def _sample(self, b: Branch, row: int) -> TokenEvent:
         token = self.lib.llama_sampler_sample(b._sampler, self.context.ctx, row)
         if self.top_logprobs:
-            b.logprobs.append(self._logprobs(row, token))
+            b.logprobs.append(self._logprobs(self._logits_at(row), token))
+        return self._took(b, token)
+
+    def _sample_first(self, b: Branch) -> TokenEvent:
+        """A branch's first token, from the logits kept at the end of the prompt."""
+        logits = self._prompt_logits
+        assert logits is not None  # add_branch checked
+        token = sample_from_logits(self.lib, b._sampler, logits)
+        if self.top_logprobs:
+            b.logprobs.append(self._logprobs(logits, token))
+        return self._took(b, token)
+
+    def _took(self, b: Branch, token: int) -> TokenEvent:
+        """`b` sampled `token`: its text, stop strings and budget, as a step's event."""
         if self.model.is_eog(token):
             b.finish_reason = "eos"
             return TokenEvent(b, token, "", True)
@@ -400,9 +444,7 @@ class BranchEngine(BranchRoster):
                 finished = True
         return TokenEvent(b, token, piece, finished)
 
-    def _logprobs(self, row: int, token: int) -> TokenLogprobs:
-        ptr = self.lib.llama_get_logits_ith(self.context.ctx, row)
-        logits = np.ctypeslib.as_array(ptr, shape=(self.model.n_vocab,))
+    def _logprobs(self, logits: np.ndarray, token: int) -> TokenLogprobs:
         peak = float(logits.max())
         lse = peak + math.log(float(np.exp(logits - peak).sum()))
         k = self.top_logprobs

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
@@ -66,6 +67,10 @@ class DecodeContext:
         self.split_kv = not (tuning and tuning.kv_unified)  # one stream a sequence: compact ids
         self.slots = SeqSlots(range(first_seq, plan.n_seq_max))
         self.lock = threading.RLock()
+        # What llama_decode itself took and how many rows it decoded: a server's round time
+        # minus this is the Python around it (sampling, text, scheduling).
+        self.decode_s = 0.0
+        self.rows_decoded = 0
 
     # -- sequences ------------------------------------------------------------------------------
     def copy_seq(self, src: int, dst: int) -> None:
@@ -103,7 +108,10 @@ class DecodeContext:
     def decode(self) -> None:
         """Decode the filled batch."""
         self.threads.before_decode(self.lib, self.ctx)
+        t0 = time.perf_counter()
         rc = self.lib.llama_decode(self.ctx, self.batch)
+        self.decode_s += time.perf_counter() - t0
+        self.rows_decoded += self.batch.n_tokens
         if rc == 1:
             raise ResourceError("the KV cache is full; use fewer branches or fewer tokens")
         if rc != 0:

@@ -13,9 +13,9 @@ Every llama.cpp call on the context (decode, sequence copy and removal) holds th
 lock (`DecodeContext.lock`), because a context is not thread-safe. A run reserves a number of
 branch slots, not particular sequence ids: its branches take the lowest free ids of the shared
 pool, so that a round's rows sit on consecutive ids and llama.cpp decodes them in one pass
-(slots.py). A run that asks for more slots than are free waits up to `acquire_timeout_s`, and at
-most `max_waiting` runs wait at once;
-beyond that `PoolBusy` is raised, which the server turns into 503/429 with Retry-After.
+(slots.py). A run's prompt goes in before it waits for its branch slots (admission.py), which
+it waits for up to `acquire_timeout_s`, in arrival order; at most `max_waiting` runs wait at
+once, beyond that `PoolBusy` is raised, which the server turns into 503/429 with Retry-After.
 
 A run's prompt sequence keeps its KV after the run closes, and a new run starts from the longest
 prefix of its prompt that some prompt sequence holds (prefix_cache.py); `prompt_cache=False`
@@ -28,13 +28,14 @@ import threading
 import time
 from collections.abc import Sequence
 
+from reasoncli.engine.admission import Admission, WaitCancelled
 from reasoncli.engine.branch_state import TokenEvent
 from reasoncli.engine.branches import BranchEngine
 from reasoncli.engine.context import DecodeContext
 from reasoncli.engine.model import LlamaModel
 from reasoncli.engine.prefix_cache import PrefixTable
 from reasoncli.engine.sizing import ContextPlan
-from reasoncli.errors import ResourceError, UsageError
+from reasoncli.errors import UsageError
 
 # How long a step waits for other busy runs to join its batch, measured from the end of the
 # previous decode: long enough for a run to handle its events and ask again, short against a step.
@@ -47,19 +48,6 @@ GATHER_S = 0.004
 # is not in that round, so the next one waits for it only GATHER_S.
 ROUND_FRACTION = 0.5
 MAX_GATHER_S = 0.1
-
-
-class PoolBusy(ResourceError):
-    """No sequences became free in time, or too many runs are already waiting for them."""
-
-    def __init__(self, message: str, *, queue_full: bool, retry_after_s: int) -> None:
-        super().__init__(message)
-        self.queue_full = queue_full
-        self.retry_after_s = retry_after_s
-
-
-class WaitCancelled(ResourceError):
-    """The run was cancelled (client gone, server stopping) while it waited for branch slots."""
 
 
 class TokenBudget:
@@ -121,8 +109,9 @@ class StepScheduler:
                     self._cond.wait()
                     continue
                 missing = [e for e in self._engines if e.wants_step() and e not in self._waiting]
-                wait = self._idle_since + self._window(missing) - time.monotonic()
-                if missing and wait > 0:
+                handing = [e for e in self._last_batch if e.handing_over()]
+                wait = self._idle_since + self._window(missing + handing) - time.monotonic()
+                if (missing or handing) and wait > 0:
                     self._cond.wait(wait)
                     continue
                 self.short_rounds += bool(missing)
@@ -134,7 +123,7 @@ class StepScheduler:
 
     def _window(self, missing: list[PooledEngine]) -> float:
         """How long after the previous round this one waits for the busy runs in `missing`."""
-        if not any(e in self._last_batch for e in missing):
+        if not any(e in self._last_batch or e.joining for e in missing):
             return GATHER_S
         return max(GATHER_S, min(MAX_GATHER_S, ROUND_FRACTION * self._last_round_s))
 
@@ -200,65 +189,20 @@ class SharedContext:
             model, self.plan, first_seq=max_runs, n_threads=n_threads, flash_attn=flash_attn
         )
         self.lock = self.context.lock
+        prompt_seqs = list(range(max_runs))
+        self.prefixes = PrefixTable(prompt_seqs) if prompt_cache else None
+        self.admission = Admission(
+            max_branches,
+            prompt_seqs,
+            max_waiting=max_waiting,
+            timeout_s=acquire_timeout_s,
+            prefixes=self.prefixes,
+        )
         self.scheduler = StepScheduler(self.lock)
-        self.max_waiting = max_waiting
-        self.acquire_timeout_s = acquire_timeout_s
-        self._prompt_free = list(range(max_runs))
-        self.prefixes = PrefixTable(self._prompt_free) if prompt_cache else None
-        self._reserved = 0  # branch slots promised to runs in flight
-        self._seqs = threading.Condition()
-        self._waiters = 0
 
     @property
     def free_branches(self) -> int:
-        return self.max_branches - self._reserved
-
-    def acquire(
-        self,
-        branches: int,
-        cancelled: threading.Event | None = None,
-        prompt: Sequence[int] = (),
-    ) -> int:
-        """A prompt sequence and `branches` reserved slots, waiting while others hold them.
-
-        A run waiting here emits no events, so `cancelled` is polled: a request cancelled in
-        the queue leaves it at once (WaitCancelled) instead of when slots come free. With the
-        prompt cache, the free prompt sequence taken is the one that keeps most of `prompt`.
-        """
-        if branches > self.max_branches:
-            raise UsageError(
-                f"the run needs {branches} branches at once; this server decodes at most "
-                f"{self.max_branches} (reason serve --max-branches)"
-            )
-        with self._seqs:
-            if not self._fits(branches) and self._waiters >= self.max_waiting:
-                raise PoolBusy(
-                    f"{self._waiters} requests are already waiting for branch slots",
-                    queue_full=True,
-                    retry_after_s=5,
-                )
-            self._waiters += 1
-            try:
-                deadline = time.monotonic() + self.acquire_timeout_s
-                while not self._fits(branches):
-                    if cancelled is not None and cancelled.is_set():
-                        raise WaitCancelled("the request was cancelled while it waited for slots")
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        raise PoolBusy(
-                            f"no {branches} branch slots came free in {self.acquire_timeout_s:g} s",
-                            queue_full=False,
-                            retry_after_s=max(1, int(self.acquire_timeout_s // 4)),
-                        )
-                    self._seqs.wait(left if cancelled is None else min(left, 0.1))
-            finally:
-                self._waiters -= 1
-            self._reserved += branches
-            seq = self._prompt_free[-1]
-            if self.prefixes is not None and prompt:
-                seq = self.prefixes.choose(self._prompt_free, prompt)
-            self._prompt_free.remove(seq)
-            return seq
+        return self.admission.free_branches
 
     def give_back(self, seqs: Sequence[int], prompt: int, reserved: int) -> None:
         """A closing run's sequences (cleared), its prompt sequence (kept for the prompt cache,
@@ -268,13 +212,7 @@ class SharedContext:
                 self.context.clear_seq(seq)
             for seq in seqs:
                 self.context.slots.give(seq)
-        with self._seqs:
-            self._prompt_free.append(prompt)
-            self._reserved -= reserved
-            self._seqs.notify_all()
-
-    def _fits(self, branches: int) -> bool:
-        return bool(self._prompt_free) and self.max_branches - self._reserved >= branches
+        self.admission.give_back(prompt, reserved)
 
     def open_engine(
         self,
@@ -303,7 +241,13 @@ class SharedContext:
             cancelled=cancelled,
             prompt=prompt_tokens,
         )
-        return engine.with_prompt(prompt_tokens)
+        try:
+            engine.set_prompt(prompt_tokens)
+            engine.reserve_branches()  # the prompt is in: wait for branch slots
+        except BaseException:
+            engine.close()
+            raise
+        return engine
 
     def close(self) -> None:
         self.context.close()
@@ -326,7 +270,8 @@ class PooledEngine(BranchEngine):
         cancelled: threading.Event | None = None,
         prompt: Sequence[int] = (),
     ) -> None:
-        prompt_seq = shared.acquire(max_branches, cancelled, prompt[:-1])
+        self._deadline = shared.admission.deadline()  # for the prompt sequence and the slots
+        prompt_seq = shared.admission.take_prompt(max_branches, self._deadline, cancelled, prompt)
         plan = ContextPlan(
             n_seq_max=max_branches + 1,
             n_ctx_seq=shared.plan.n_ctx_seq,
@@ -340,6 +285,10 @@ class PooledEngine(BranchEngine):
         self.cancelled = cancelled
         self._closed = False
         self.prompt_tokens_cached = 0  # prompt tokens whose KV came from the prompt cache
+        self._reserved = False  # whether its branch slots are reserved (reserve_branches)
+        # Slots just came free for it and it has not stepped yet: the next round waits for it as
+        # for a run of the previous round, so that freed slots do not sit out a round.
+        self.joining = False
         shared.scheduler.join(self)
 
     def set_prompt(self, tokens: Sequence[int]) -> None:
@@ -354,7 +303,7 @@ class PooledEngine(BranchEngine):
         with self.context.lock:
             self._check_cancelled()
             self._check_prompt(tokens)
-            body = list(tokens[:-1])
+            body = list(tokens)
             seq = self.prompt_seq
             prefixes = self.shared.prefixes
             reused = 0
@@ -365,8 +314,9 @@ class PooledEngine(BranchEngine):
                 prefixes.forget(seq)  # until its prefill succeeds
                 if reuse.source is not None:  # queued; llama.cpp copies before the next decode
                     self.context.copy_seq(reuse.source, seq)
-                self.context.trim_seq(seq, reuse.tokens)
-                reused = reuse.tokens
+                # The last token is decoded even when cached: its logits give the first tokens.
+                reused = min(reuse.tokens, len(body) - 1)
+                self.context.trim_seq(seq, reused)
             self._prompt_tokens = list(tokens)
             self._feed.start(body, reused)
         try:
@@ -381,6 +331,16 @@ class PooledEngine(BranchEngine):
                 prefixes.record(seq, body, reused)
         self.prompt_tokens_cached += reused
 
+    def reserve_branches(self) -> None:
+        """Wait for this run's branch slots, behind the runs queued before it."""
+        self.shared.admission.reserve(
+            self._branch_limit, self._deadline, self.cancelled, on_grant=self._granted
+        )
+        self._reserved = True
+
+    def _granted(self) -> None:
+        self.joining = True
+
     def _check_cancelled(self) -> None:
         """A request cancelled while it waited (client gone, server stopping) prefills no more:
         at shutdown every queued prefill would otherwise delay the rest."""
@@ -390,10 +350,21 @@ class PooledEngine(BranchEngine):
     def wants_step(self) -> bool:
         """Whether this run has rows for the next round: prompt tokens or live branches."""
         return not self._closed and (
-            self.prefilling or any(not b.done and b.pending for b in self._branches)
+            self.joining or self.prefilling or any(not b.done and b.pending for b in self._branches)
+        )
+
+    def handing_over(self) -> bool:
+        """Its branches are done but it has not closed, and a run waits for slots: closing,
+        it will hand its slots to that run, which the next round should wait for."""
+        return (
+            not self._closed
+            and self._reserved
+            and not self.wants_step()
+            and self.shared.admission.queued > 0
         )
 
     def step(self) -> list[TokenEvent]:
+        self.joining = False
         events = self.shared.scheduler.step(self)
         budget = self.budget
         if budget is None or not budget.spend(sum(e.token is not None for e in events)):
@@ -412,7 +383,7 @@ class PooledEngine(BranchEngine):
         if self._closed:
             return
         self._closed = True
-        self.shared.scheduler.leave(self)
+        self.joining = False
         held: list[int] = []
         with self.context.lock:  # a round on another thread may be moving sequences
             self._free_samplers()
@@ -422,7 +393,10 @@ class PooledEngine(BranchEngine):
                     held.append(b.seq)
                 b.seq = -1
             self._held = 0
-        self.shared.give_back(held, self.prompt_seq, self._branch_limit)
+        # Slots first, then the scheduler: the round that waited for this run's hand-over then
+        # sees the run its slots went to (`joining`) before it stops waiting.
+        self.shared.give_back(held, self.prompt_seq, self._branch_limit if self._reserved else 0)
+        self.shared.scheduler.leave(self)
 
     def __enter__(self) -> PooledEngine:
         return self

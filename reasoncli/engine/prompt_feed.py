@@ -32,14 +32,15 @@ class PromptFeed:
         return len(self._tokens)
 
     def take(self, room: int) -> list[Row]:
-        """Rows for up to `room` next tokens; no logits (the prompt's last token is the
-        branches' to decode)."""
+        """Rows for up to `room` next tokens; only the prompt's last token wants logits (every
+        branch samples its first token from them: `BranchEngine.keep_prompt_logits`)."""
         chunk = self._tokens[: max(room, 0)]
         del self._tokens[: len(chunk)]
         first = self._next
         self._next += len(chunk)
         self.fed += len(chunk)
-        return [(tok, first + i, self.seq, False) for i, tok in enumerate(chunk)]
+        last = len(chunk) - 1 if not self._tokens else -1
+        return [(tok, first + i, self.seq, i == last) for i, tok in enumerate(chunk)]
 
     def drop(self) -> None:
         """Feed nothing more (the run failed or was cancelled mid-prompt)."""

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import ctypes
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
+
+import numpy as np
 
 if TYPE_CHECKING:
     from reasoncli.models.schema import Sampling as CatalogSampling
@@ -33,12 +36,13 @@ class Sampling:
         return self.temperature <= 0
 
 
-def build_sampler_chain(lib: Any, sampling: Sampling) -> Any:
+def build_sampler_chain(lib: Any, sampling: Sampling, n_vocab: int) -> Any:
     """One chain per branch, each with its own `dist(seed)` so branches are independent."""
     chain = lib.llama_sampler_chain_init(lib.llama_sampler_chain_default_params())
     add = lib.llama_sampler_chain_add
-    if sampling.repeat_penalty != 1.0:
-        add(chain, lib.llama_sampler_init_penalties(64, sampling.repeat_penalty, 0.0, 0.0))
+    if sampling.repeat_penalty != 1.0:  # over the last 64 tokens (the vendored API wants n_vocab)
+        penalties = lib.llama_sampler_init_penalties(n_vocab, 64, sampling.repeat_penalty, 0, 0)
+        add(chain, penalties)
     if sampling.greedy:
         add(chain, lib.llama_sampler_init_greedy())
         return chain
@@ -51,3 +55,25 @@ def build_sampler_chain(lib: Any, sampling: Sampling) -> Any:
     add(chain, lib.llama_sampler_init_temp(sampling.temperature))
     add(chain, lib.llama_sampler_init_dist(sampling.seed & 0xFFFFFFFF))
     return chain
+
+
+# llama_token_data as numpy lays it out: {int32 id; float logit; float p}
+_TOKEN_DATA = np.dtype([("id", "<i4"), ("logit", "<f4"), ("p", "<f4")])
+
+
+def sample_from_logits(lib: Any, chain: Any, logits: np.ndarray) -> int:
+    """What `llama_sampler_sample` does with a context's logits row, on logits kept elsewhere:
+    apply the chain to every token's logit, take the selected token, and accept it."""
+    data = np.zeros(len(logits), dtype=_TOKEN_DATA)
+    data["id"] = np.arange(len(logits))
+    data["logit"] = logits
+    array = lib.llama_token_data_array(
+        data=data.ctypes.data_as(ctypes.POINTER(lib.llama_token_data)),
+        size=len(logits),
+        selected=-1,
+        sorted=False,
+    )
+    lib.llama_sampler_apply(chain, ctypes.byref(array))
+    token = int(array.data[array.selected].id)
+    lib.llama_sampler_accept(chain, token)
+    return token

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from reasoncli.engine.pool import PoolBusy
+from reasoncli.engine.admission import PoolBusy
 from reasoncli.errors import ReasonError, UsageError
 from reasoncli.serve.request import ModelNotFound
 

@@ -160,7 +160,20 @@ def _response_schemas(limits: Limits) -> dict[str, Any]:
                     "description": "Rounds that started without a running request that had "
                     "tokens to decode (it asked too late to join); it gets a round of its own.",
                 },
-                "round_seconds": {"type": "number"},
+                "round_seconds": {
+                    "type": "number",
+                    "description": "Time inside decode rounds: llama_decode and the sampling "
+                    "and bookkeeping around it.",
+                },
+                "decode_seconds": {
+                    "type": "number",
+                    "description": "Time inside llama_decode alone; round_seconds minus this "
+                    "is the engine's own work.",
+                },
+                "decoded_rows": {
+                    **integer,
+                    "description": "Prompt and branch tokens llama_decode has decoded.",
+                },
                 "prompt_cache": {
                     "type": "boolean",
                     "description": "Whether runs reuse cached prompt prefixes "

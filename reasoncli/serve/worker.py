@@ -99,7 +99,7 @@ class _Run:
 
     def _work(self) -> None:
         from reasoncli import api
-        from reasoncli.engine.pool import WaitCancelled
+        from reasoncli.engine.admission import WaitCancelled
         from reasoncli.reasoning import opens_thinking, settle_reasoning
         from reasoncli.serve.errors import Cancelled, api_error
 
@@ -198,6 +198,8 @@ class Worker:
             "mixed_rounds": shared.scheduler.mixed_rounds,  # a new run's prompt beside branches
             "short_rounds": shared.scheduler.short_rounds,  # a busy run missed the round
             "round_seconds": round(shared.scheduler.round_s, 3),  # decoding and sampling
+            "decode_seconds": round(shared.context.decode_s, 3),  # llama_decode alone
+            "decoded_rows": shared.context.rows_decoded,  # prompt and branch tokens decoded
             **prompt_cache_stats(shared),
         }
 

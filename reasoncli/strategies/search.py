@@ -211,7 +211,7 @@ class SearchRun(QuestionRun):
             live = [b for b in engine.live if b.id in by_id]
             if not live:
                 break
-            self.stats.decoded_rows += sum(len(b.pending) for b in engine.live if b.pending)
+            self.stats.decoded_rows += sum(b.rows_to_decode for b in engine.live)
             for ev in engine.step():
                 b = ev.branch
                 node = by_id.get(b.id)
@@ -337,7 +337,7 @@ class SearchRun(QuestionRun):
             )
         p = self.prompt_tokens
         without_reuse = sum(p + n.inherited + n.new_tokens for n in self.nodes)
-        decoded = (p - 1) + self.stats.decoded_rows
+        decoded = p + self.stats.decoded_rows
         s = self.stats
         builder = self._builder()
         builder.add(branches, self._cost(self.generate_s))
