@@ -9,6 +9,9 @@ an option's names, help, panel, default or range.
   keyword-only `options` parameter, and calls it with `options`, the dict of their values;
 - `@engine_flags` gives a run command (`ask`, `think`, `bench run`, `rollouts`, `tune`) the
   engine and remote flags (`EngineFlags`) after its own, read back from `ctx.params`;
+- `@request_flags(cls)` gives a command a flag for every declared field of `cls` (the train
+  commands' `TrainRequest`, `VerifierRequest`) in place of its keyword-only `flags` parameter,
+  and calls it with `flags`, the dict of their values, which builds the request;
 - `@shared_flags(template, before=...)` gives a command the parameters a template function
   declares (`ask` and `think` share their sampling and output flags so), read back alike;
 - `number_option(...)` / `number_argument(...)` are the flags of a number with bounds, declared
@@ -43,6 +46,7 @@ __all__ = [
     "number_argument",
     "number_option",
     "option_of",
+    "request_flags",
     "shared_flags",
     "strategy_flags",
 ]
@@ -121,6 +125,12 @@ def engine_flags(func: F) -> F:
     return _splice(func, declared(EngineFlags), "ask", {}, at=None)
 
 
+def request_flags(cls: type) -> Callable[[F], F]:
+    """Put a flag for each declared field of `cls` where the function's `flags` parameter is;
+    each has its field's default, and neither a panel nor a metavar of ours (see `_param`)."""
+    return lambda func: _splice(func, declared(cls), "request", {}, at="flags")
+
+
 def shared_flags(template: Callable[..., Any], *, before: str) -> Callable[[F], F]:
     """Give a command the parameters of `template` (a function that only declares them), in
     front of its parameter `before`, for flags that several commands declare alike; like
@@ -181,7 +191,9 @@ def _insert(
 
 
 def _param(d: Declared, command: str, change: dict[str, Any]) -> tuple[Any, Any, Any]:
-    """(annotation type, typer.Option, default) of one declared option."""
+    """(annotation type, typer.Option, default) of one declared option, as `command` shows it:
+    "bench" (`bench run`, `rollouts`), "request" (the train commands: no panels, typer's own
+    metavars) or a strategy command ("ask", "think")."""
     opt = d.opt
     kind = change.get("type", d.type)
     low = None if opt.range is None or opt.range.low is None else int(opt.range.low)
@@ -196,8 +208,9 @@ def _param(d: Declared, command: str, change: dict[str, Any]) -> tuple[Any, Any,
         if opt.labelled and "help" not in change:
             text = f"({', '.join(opt.strategies or ())}) {text}"
         minimum = change.get("min", low if opt.cli_range else None)
-        kw["rich_help_panel"] = PANELS[opt.panel]
-        kw["metavar"] = change.get("metavar", opt.metavar)
+        if command != "request":
+            kw["rich_help_panel"] = PANELS[opt.panel]
+            kw["metavar"] = change.get("metavar", opt.metavar)
     if minimum is not None:
         kw.update(_bounded(d.flag, minimum, None, kind))
     if opt.envvar:

@@ -19,6 +19,7 @@ from reasoncli.errors import InputError, UsageError
 from reasoncli.models.schema import NAME_RE
 from reasoncli.train.arithmetic import DIFFICULTIES
 from reasoncli.train.data import TASKS
+from reasoncli.train.request import TrainRequest
 from reasoncli.train.think_format import FORMATS
 
 __all__ = [
@@ -84,37 +85,6 @@ class TrainSettings:
         return cls(**data)
 
 
-@dataclass
-class TrainRequest:
-    """Flags as given: None means "not given", so a resume can tell them from defaults."""
-
-    model: str | None = None
-    out: str | None = None
-    task: str | None = None
-    data: str | None = None
-    difficulty: int | None = None
-    limit: int | None = None
-    heldout: int | None = None
-    steps: int | None = None
-    group_size: int | None = None
-    prompts_per_step: int | None = None
-    learning_rate: float | None = None
-    warmup_steps: int | None = None
-    temperature: float | None = None
-    kl: float | None = None
-    pass_k: int | None = None
-    max_tokens: int | None = None
-    seed: int | None = None
-    checkpoint_every: int | None = None
-    export: str | None = None
-    gradient_checkpointing: bool | None = None
-    format: str | None = None
-    cold_start: int | None = None
-    run_dir: Path | None = None
-    resume: Path | None = None
-    force: bool = False
-
-
 def latest_checkpoint(run_dir: Path) -> Path | None:
     """The `checkpoint-N` directory with the largest N that Trainer finished writing."""
     found = []
@@ -162,8 +132,9 @@ def clear_run_dir(run_dir: Path) -> None:
 
 
 def _given(request: TrainRequest) -> dict[str, Any]:
-    names = {f.name for f in fields(TrainSettings)}
-    return {k: v for k, v in asdict(request).items() if k in names and v is not None}
+    """The settings given, in `TrainSettings`' order (a resume names the first that differs)."""
+    given = {f.name: getattr(request, f.name) for f in fields(TrainSettings)}
+    return {k: v for k, v in given.items() if v is not None}
 
 
 def _fresh(request: TrainRequest, default_model: str) -> TrainSettings:

@@ -25,6 +25,7 @@ from reasoncli.train.deps import check_train_deps, import_stack
 from reasoncli.train.policy import check_trainable
 from reasoncli.train.progress import TrainReporter
 from reasoncli.train.registry import check_out_name, trained_spec, write_entry
+from reasoncli.train.request import VerifierRequest
 from reasoncli.train.settings import checkpoint_step, latest_checkpoint
 from reasoncli.train.verifier_data import (
     Example,
@@ -44,27 +45,6 @@ KINDS = ("orm", "prm")
 LABELS_FILE = "labels.jsonl"
 SUMMARY_FILE = "summary.json"
 RUN_FILE = "run.json"
-
-
-@dataclass(frozen=True)
-class VerifierRequest:
-    rollouts: tuple[Path, ...]
-    kind: str = "orm"
-    model: str | None = None
-    policy: str | None = None
-    out: str | None = None
-    run_dir: Path | None = None
-    force: bool = False
-    steps: int = 200
-    batch_size: int = 8
-    learning_rate: float = 2e-5
-    heldout: int = 16
-    mc_completions: int = 4
-    mc_max_tokens: int = 64
-    seed: int = 0
-    checkpoint_every: int = 50
-    export: str = "f16"  # Q8_0 rounds a small fine-tune away (see the CLI help)
-    threads: int | None = None
 
 
 def prepare_verifier(request: VerifierRequest) -> VerifierJob:
