@@ -25,17 +25,12 @@ OUT=${OUT:-benchmarks/results/issue27}
 SET=benchmarks/results/mixed-heldout300.jsonl
 BUDGETS=${BUDGETS:-16,32,64,128,256,512}
 mkdir -p "$OUT/$L" "$OUT/gemma"
-
-stamp() { echo "$1: $(( SECONDS - $2 )) s" | tee -a "$OUT/times.txt"; }
+. benchmarks/lib.sh
 
 bench() {  # bench FILE ARGS...: run (or resume) one results file
   local file=$1 start=$SECONDS
   shift
-  if [ -s "$file" ]; then
-    reason bench run --resume "$file" -q >/dev/null
-  else
-    reason bench run "$SET" --max-tokens 128 --seed 0 -q -o "$file" "$@" >/dev/null
-  fi
+  run_or_resume "$file" "$SET" --max-tokens 128 --seed 0 "$@"
   stamp "$(basename "$(dirname "$file")")/$(basename "$file" .jsonl)" "$start"
 }
 

@@ -18,6 +18,7 @@ MODEL=smollm2-arith-kl05
 OUT=${OUT:-benchmarks/results/issue27}
 SET=benchmarks/results/mixed-heldout300.jsonl
 SCRATCH=${SCRATCH:-$(mktemp -d)}
+. benchmarks/lib.sh
 files=()
 for f in "$OUT"/kl05/*.jsonl; do files+=(--from "$f"); done
 
@@ -35,12 +36,7 @@ reason tune "${files[@]}" -m "$MODEL" --budgets 256 --pilot 1 --estimate verifie
   > "$OUT/tune-kl05-scored-pilot1.txt"
 
 file="$OUT/auto-tuned-kl05-scored.jsonl"  # beside the folders: frontier.py reads it with --tuned
-if [ -s "$file" ]; then
-  reason bench run --resume "$file" -q >/dev/null
-else
-  reason bench run "$SET" -m "$MODEL" -s auto --budget-tokens 256 --seed 0 -q -o "$file" \
-    >/dev/null
-fi
+run_or_resume "$file" "$SET" -m "$MODEL" -s auto --budget-tokens 256 --seed 0
 python benchmarks/tune_check.py "$file" "${files[@]}" -m "$MODEL" | tee "$OUT/tune-check-scored.txt"
 python benchmarks/frontier.py "$OUT" --model kl05 --tuned "$file" \
   --plot "$OUT/frontier-scored.png" > "$OUT/frontier-scored.txt"

@@ -27,8 +27,7 @@ SET=benchmarks/results/mixed-heldout300.jsonl
 BUDGETS=${BUDGETS:-16,32,64,128,256,512}
 ORM=$L-orm
 mkdir -p "$OUT/$L" "$WORK"
-
-stamp() { echo "$1: $(( SECONDS - $2 )) s" | tee -a "$OUT/times.txt"; }
+. benchmarks/lib.sh
 
 start=$SECONDS
 if [ ! -s "$WORK/train.jsonl" ]; then
@@ -59,12 +58,8 @@ stamp "$L/orm-train" "$start"
 
 start=$SECONDS
 file="$OUT/$L/best-of-n-orm.jsonl"
-if [ -s "$file" ]; then
-  reason bench run --resume "$file" -q >/dev/null
-else
-  reason bench run "$SET" -m "$MODEL" -s best-of-n -n 16 --verifier "orm:$ORM" \
-    --max-tokens 128 --seed 0 -q -o "$file" >/dev/null
-fi
+run_or_resume "$file" "$SET" -m "$MODEL" -s best-of-n -n 16 --verifier "orm:$ORM" \
+  --max-tokens 128 --seed 0
 stamp "$L/best-of-n-orm" "$start"
 
 files=()
@@ -81,12 +76,7 @@ tuned=()
 if [ "$code" -eq 0 ]; then
   start=$SECONDS
   file="$OUT/auto-tuned-$L.jsonl"  # beside the folders: frontier.py reads it with --tuned
-  if [ -s "$file" ]; then
-    reason bench run --resume "$file" -q >/dev/null
-  else
-    reason bench run "$SET" -m "$MODEL" -s auto --max-tokens 128 --seed 0 -q -o "$file" \
-      >/dev/null
-  fi
+  run_or_resume "$file" "$SET" -m "$MODEL" -s auto --max-tokens 128 --seed 0
   stamp "$L/auto-tuned" "$start"
   tuned=(--tuned "$file")
 fi

@@ -13,17 +13,13 @@ OUT=${OUT:-benchmarks/results/issue28}
 SET=${SET:-benchmarks/results/arith-heldout200.jsonl}
 N=${N:-100}
 mkdir -p "$OUT"
+. benchmarks/lib.sh
 
 run() {  # run NAME ARGS...
-  local name=$1
+  local name=$1 start=$SECONDS
   shift
-  local file=$OUT/$name.jsonl start=$SECONDS
-  if [ -s "$file" ]; then
-    reason bench run --resume "$file" -q >/dev/null
-  else
-    reason bench run "$SET" --limit "$N" -m "$MODEL" --seed 0 -q -o "$file" "$@" >/dev/null
-  fi
-  echo "$name: $((SECONDS - start)) s" | tee -a "$OUT/times.txt"
+  run_or_resume "$OUT/$name.jsonl" "$SET" --limit "$N" -m "$MODEL" --seed 0 "$@"
+  stamp "$name" "$start"
 }
 
 run arith$N-$L-think-budgets -s think --budget-tokens 16,32,64,128,256

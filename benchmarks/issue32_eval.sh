@@ -15,18 +15,14 @@ L=${2:-kl05}
 OUT=${OUT:-benchmarks/results/issue32}
 R=benchmarks/results
 mkdir -p "$OUT"
+. benchmarks/lib.sh
 
 run() {  # run NAME SET LIMIT MODEL ARGS...
-  local name=$1 set=$2 limit=$3 model=$4
+  local name=$1 set=$2 limit=$3 model=$4 start=$SECONDS
   shift 4
-  local file=$OUT/$name.jsonl start=$SECONDS
-  if [ -s "$file" ]; then
-    reason bench run --resume "$file" -q >/dev/null
-  else
-    reason bench run "$set" --limit "$limit" -m "$model" --max-tokens 128 --seed 0 -q \
-      -o "$file" "$@" >/dev/null
-  fi
-  echo "$name: $((SECONDS - start)) s" | tee -a "$OUT/times.txt"
+  run_or_resume "$OUT/$name.jsonl" "$set" --limit "$limit" -m "$model" --max-tokens 128 \
+    --seed 0 "$@"
+  stamp "$name" "$start"
 }
 
 greedy=(-s vote -n 1 -t 0)

@@ -12,17 +12,13 @@ L=${2:-kl05}
 OUT=${OUT:-benchmarks/results/issue32b}
 SET=benchmarks/results/phrasings-heldout320-seed1.jsonl
 mkdir -p "$OUT"
+. benchmarks/lib.sh
 
 run() {  # run NAME MODEL ARGS...
-  local name=$1 model=$2
+  local name=$1 model=$2 start=$SECONDS
   shift 2
-  local file=$OUT/$name.jsonl start=$SECONDS
-  if [ -s "$file" ]; then
-    reason bench run --resume "$file" -q >/dev/null
-  else
-    reason bench run "$SET" -m "$model" --max-tokens 128 --seed 0 -q -o "$file" "$@" >/dev/null
-  fi
-  echo "$name: $((SECONDS - start)) s" | tee -a "$OUT/times.txt"
+  run_or_resume "$OUT/$name.jsonl" "$SET" -m "$model" --max-tokens 128 --seed 0 "$@"
+  stamp "$name" "$start"
 }
 
 run shapes320-$L-greedy "$MODEL" -s vote -n 1 -t 0
