@@ -318,6 +318,17 @@ class BranchEngine(BranchRoster):
                     events[k].append(engines[k]._sample(b, row))
         return events
 
+    def first_tokens(self) -> list[TokenEvent] | None:
+        """A step that decodes nothing, when that is all this engine's next step would be: every
+        live branch still has its first token to sample, from the prompt's kept logits. None
+        otherwise. The server runs it outside the shared rounds (pool.py)."""
+        live = [b for b in self._branches if not b.done and b.pending]
+        if self._feed or not live or not all(b.from_prompt for b in live):
+            return None
+        for b in live:
+            b.skip_prompt_token()
+        return [self._sample_first(b) for b in live]
+
     def run(self) -> Iterable[list[TokenEvent]]:
         """Step until no branch is live; yields each step's events."""
         while any(not b.done and b.pending for b in self._branches):

@@ -364,8 +364,13 @@ class PooledEngine(BranchEngine):
         )
 
     def step(self) -> list[TokenEvent]:
-        self.joining = False
-        events = self.shared.scheduler.step(self)
+        # A new run's first step only samples its branches' first tokens: it takes no round, so
+        # its first rows join the very next one (which waits for it while it is `joining`)
+        # instead of leaving its slots idle for a round of their own.
+        events = self.first_tokens()
+        if events is None:
+            self.joining = False
+            events = self.shared.scheduler.step(self)
         budget = self.budget
         if budget is None or not budget.spend(sum(e.token is not None for e in events)):
             return events
