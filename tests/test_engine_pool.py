@@ -201,3 +201,26 @@ def test_a_queued_run_has_its_prompt_in_before_slots_free_and_runs_start_in_arri
         assert shared.free_branches == 2
     finally:
         shared.close()
+
+
+def test_a_new_runs_first_step_samples_without_a_round(
+    tiny_model: LlamaModel, threads: int
+) -> None:
+    """The first tokens come from the prompt's kept logits: no decode round for them, so the
+    run's first rows can join the next round of the others."""
+    shared = pool(tiny_model, threads, max_branches=4)
+    tokens = tiny_model.tokenize(PROMPT)
+    try:
+        with shared.open_engine(tokens, max_branches=2, max_tokens=8) as engine:
+            bs = [engine.add_branch(s, 8) for s in (GREEDY, Sampling(temperature=1.0, seed=7))]
+            rounds, rows = shared.scheduler.rounds, shared.context.rows_decoded
+            events = engine.step()
+            assert [e.branch for e in events] == bs
+            assert all(b.n_tokens == 1 or b.finish_reason == "eos" for b in bs)
+            assert (shared.scheduler.rounds, shared.context.rows_decoded) == (rounds, rows)
+            live = len(engine.live)
+            engine.step()
+            assert shared.scheduler.rounds == rounds + (live > 0)
+            assert shared.context.rows_decoded == rows + live
+    finally:
+        shared.close()
