@@ -224,3 +224,49 @@ def test_a_new_runs_first_step_samples_without_a_round(
             assert shared.context.rows_decoded == rows + live
     finally:
         shared.close()
+
+
+def test_a_runs_nested_engine_does_not_wait_behind_runs_its_first_engine_holds_up(
+    tiny_model: LlamaModel, threads: int
+) -> None:
+    """`auto` opens a second engine while its pilot's still holds slots. A run queued for more
+    slots than are free must not keep that engine waiting (it would wait for the first engine
+    to close, which waits for the second): the nested engine goes first, and gets the prompt
+    sequence kept for nested engines although queued runs hold the others."""
+    shared = SharedContext(
+        tiny_model,
+        max_branches=3,
+        max_runs=2,
+        ctx_per_branch=256,
+        n_threads=threads,
+        acquire_timeout_s=30,
+    )
+    tokens = tiny_model.tokenize(PROMPT)
+    run, other = object(), object()
+    outcome: list[str] = []
+
+    def queued() -> None:  # wants 2 slots while only 1 is free
+        with shared.open_engine(tokens, max_branches=2, max_tokens=8, owner=other):
+            outcome.append("other")
+
+    try:
+        first = shared.open_engine(tokens, max_branches=2, max_tokens=8, owner=run)
+        waiter = threading.Thread(target=queued)
+        waiter.start()
+        deadline = time.monotonic() + 10
+        while shared.admission.queued < 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert shared.admission.queued == 1  # the other run holds a prompt sequence and waits
+        t0 = time.monotonic()
+        with shared.open_engine(tokens, max_branches=1, max_tokens=8, owner=run) as nested:
+            assert nested.nested
+            nested.add_branch(GREEDY, 4)
+            run_all(nested)
+            outcome.append("nested")
+        assert time.monotonic() - t0 < 5  # not the 30 s queue timeout
+        first.close()
+        waiter.join(30)
+        assert outcome == ["nested", "other"]
+        assert shared.free_branches == 3
+    finally:
+        shared.close()

@@ -7,13 +7,19 @@ already when slots come free, and its branches decode in the very next round, as
 llama-server slot takes its next request: taking both at once left the freed slots idle for the
 rounds the next prompt took. The queue is FIFO, so a large run is not passed over forever and
 the waiting time of the runs that queue is their order, not a race between woken threads.
+
+A run may open a second engine while its first still holds slots (`auto` runs `revise` or
+another strategy after its pilot). Such a nested engine must not wait behind runs that cannot
+start until the first engine closes: a run that holds slots goes to the front of the queue, and
+one prompt sequence beyond `--max-requests` is kept for these engines, since queued runs hold
+the others. Runs are told apart by their `owner` (the server's per-request session).
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -42,6 +48,7 @@ class _Ticket:
 
     branches: int
     on_grant: Callable[[], None]
+    owner: int | None  # id() of the run's owner
     granted: bool = False
 
 
@@ -57,15 +64,20 @@ class Admission:
         max_branches: int,
         prompt_seqs: Sequence[int],
         *,
+        max_runs: int,
         max_waiting: int,
         timeout_s: float,
         prefixes: PrefixTable | None,
     ) -> None:
+        """`prompt_seqs`: more than `max_runs` of them; the rest are for nested engines."""
         self.max_branches = max_branches
+        self.max_runs = max_runs
         self.max_waiting = max_waiting
         self.timeout_s = timeout_s
         self.prefixes = prefixes
         self._prompt_free = list(prompt_seqs)
+        self._starts = 0  # prompt sequences held by runs' first engines (at most max_runs)
+        self._holding: Counter[int] = Counter()  # owner -> its engines that hold branch slots
         self._reserved = 0  # branch slots promised to runs in flight
         self._queue: deque[_Ticket] = deque()  # runs waiting for branch slots, in arrival order
         self._prompt_waiters = 0
@@ -83,23 +95,34 @@ class Admission:
     def deadline(self) -> float:
         return time.monotonic() + self.timeout_s
 
+    def holds(self, owner: object | None) -> bool:
+        """Whether `owner`'s run has an engine that holds branch slots."""
+        return owner is not None and self._holding[id(owner)] > 0
+
     def take_prompt(
         self,
         branches: int,
         deadline: float,
         cancelled: threading.Event | None = None,
         prompt: Sequence[int] = (),
-    ) -> int:
-        """A prompt sequence for a run that will want `branches` slots: with the prompt cache,
-        the free one that keeps most of `prompt`."""
+        owner: object | None = None,
+    ) -> tuple[int, bool]:
+        """A prompt sequence for an engine that will want `branches` slots (with the prompt
+        cache, the free one that keeps most of `prompt`), and whether it is a nested one."""
         if branches > self.max_branches:
             raise UsageError(
                 f"the run needs {branches} branches at once; this server decodes at most "
                 f"{self.max_branches} (reason serve --max-branches)"
             )
         with self._cond:
-            can_start = bool(self._prompt_free) and not self._queue and self._fits(branches)
-            if not can_start and self._prompt_waiters + len(self._queue) >= self.max_waiting:
+            nested = self.holds(owner)
+
+            def free() -> bool:
+                return bool(self._prompt_free) and (nested or self._starts < self.max_runs)
+
+            can_start = free() and not self._queue and self._fits(branches)
+            waiting = self._prompt_waiters + len(self._queue)
+            if not (can_start or nested) and waiting >= self.max_waiting:
                 raise PoolBusy(
                     f"{self._prompt_waiters + len(self._queue)} requests are already waiting "
                     "for branch slots",
@@ -108,14 +131,15 @@ class Admission:
                 )
             self._prompt_waiters += 1
             try:
-                self._wait(lambda: bool(self._prompt_free), branches, deadline, cancelled)
+                self._wait(free, branches, deadline, cancelled)
             finally:
                 self._prompt_waiters -= 1
             seq = self._prompt_free[-1]
             if self.prefixes is not None and prompt:
                 seq = self.prefixes.choose(self._prompt_free, prompt)
             self._prompt_free.remove(seq)
-            return seq
+            self._starts += not nested
+            return seq, nested
 
     def reserve(
         self,
@@ -123,38 +147,57 @@ class Admission:
         deadline: float,
         cancelled: threading.Event | None = None,
         on_grant: Callable[[], None] = lambda: None,
+        owner: object | None = None,
     ) -> None:
-        """`branches` slots for a run, once every run queued before it has its own.
+        """`branches` slots for a run, once every run queued before it has its own (a run that
+        holds slots already goes first: it is finishing what it started).
 
         Slots are granted by whoever frees them (`give_back`), in the same breath, and
         `on_grant` runs then: the decode round about to start knows the run is coming before
         its thread has even woken up (pool.py waits for it)."""
-        ticket = _Ticket(branches, on_grant)
+        ticket = _Ticket(branches, on_grant, None if owner is None else id(owner))
         with self._cond:
-            self._queue.append(ticket)
+            if self.holds(owner):
+                self._queue.appendleft(ticket)
+            else:
+                self._queue.append(ticket)
             self._grant()
             try:
                 self._wait(lambda: ticket.granted, branches, deadline, cancelled)
             except BaseException:
                 if ticket.granted:  # granted as it gave up: hand the slots on
-                    self._reserved -= branches
+                    self._release(ticket.owner, branches)
                 else:
                     self._queue.remove(ticket)
                 self._grant()
                 raise
 
-    def give_back(self, prompt_seq: int, reserved: int) -> None:
+    def give_back(
+        self, prompt_seq: int, reserved: int, *, nested: bool, owner: object | None
+    ) -> None:
+        """A closing engine's prompt sequence and its reservation (0: it had none)."""
         with self._cond:
             self._prompt_free.append(prompt_seq)
-            self._reserved -= reserved
+            self._starts -= not nested
+            if reserved:
+                self._release(None if owner is None else id(owner), reserved)
             self._grant()
             self._cond.notify_all()
+
+    def _release(self, owner: int | None, branches: int) -> None:
+        self._reserved -= branches
+        if owner is not None:
+            self._holding[owner] -= 1
+            if self._holding[owner] <= 0:
+                del self._holding[owner]
 
     def _grant(self) -> None:
         """Slots to the runs at the head of the queue, as long as they fit (holding `_cond`)."""
         while self._queue and self._fits(self._queue[0].branches):
             ticket = self._queue.popleft()
             self._reserved += ticket.branches
+            if ticket.owner is not None:
+                self._holding[ticket.owner] += 1
             ticket.granted = True
             ticket.on_grant()
             self._cond.notify_all()

@@ -177,7 +177,10 @@ class SharedContext:
             raise UsageError("--max-branches and --max-requests must be at least 1")
         self.model = model
         self.max_branches = max_branches
-        n_seq_max = max_branches + max_runs + 1  # a prompt per run in flight, one spare (slots.py)
+        # A prompt sequence per run in flight and one for nested engines (admission.py), then
+        # the branches' and a spare (slots.py).
+        n_prompts = max_runs + 1
+        n_seq_max = n_prompts + max_branches + 1
         self.plan = ContextPlan(
             n_seq_max=n_seq_max,
             n_ctx_seq=ctx_per_branch,
@@ -186,14 +189,15 @@ class SharedContext:
         )
         # Sequences below max_runs are the runs' prompts; the branches take the rest.
         self.context = DecodeContext(
-            model, self.plan, first_seq=max_runs, n_threads=n_threads, flash_attn=flash_attn
+            model, self.plan, first_seq=n_prompts, n_threads=n_threads, flash_attn=flash_attn
         )
         self.lock = self.context.lock
-        prompt_seqs = list(range(max_runs))
+        prompt_seqs = list(range(n_prompts))
         self.prefixes = PrefixTable(prompt_seqs) if prompt_cache else None
         self.admission = Admission(
             max_branches,
             prompt_seqs,
+            max_runs=max_runs,
             max_waiting=max_waiting,
             timeout_s=acquire_timeout_s,
             prefixes=self.prefixes,
@@ -204,15 +208,23 @@ class SharedContext:
     def free_branches(self) -> int:
         return self.admission.free_branches
 
-    def give_back(self, seqs: Sequence[int], prompt: int, reserved: int) -> None:
-        """A closing run's sequences (cleared), its prompt sequence (kept for the prompt cache,
-        else cleared) and its reservation."""
+    def give_back(
+        self,
+        seqs: Sequence[int],
+        prompt: int,
+        reserved: int,
+        *,
+        nested: bool = False,
+        owner: object | None = None,
+    ) -> None:
+        """A closing engine's sequences (cleared), its prompt sequence (kept for the prompt
+        cache, else cleared) and its reservation."""
         with self.lock:
             for seq in [*seqs, *([prompt] if self.prefixes is None else [])]:
                 self.context.clear_seq(seq)
             for seq in seqs:
                 self.context.slots.give(seq)
-        self.admission.give_back(prompt, reserved)
+        self.admission.give_back(prompt, reserved, nested=nested, owner=owner)
 
     def open_engine(
         self,
@@ -224,8 +236,10 @@ class SharedContext:
         logprobs: int = 0,
         budget: TokenBudget | None = None,
         cancelled: threading.Event | None = None,
+        owner: object | None = None,
     ) -> PooledEngine:
-        """What `Session.open_engine` gives a run on the server: an engine on this context."""
+        """What `Session.open_engine` gives a run on the server: an engine on this context.
+        `owner` tells a run's engines apart from other runs' (admission.py)."""
         need = len(prompt_tokens) + max_tokens + slack_tokens
         if need > self.plan.n_ctx_seq:
             raise UsageError(
@@ -240,6 +254,7 @@ class SharedContext:
             budget=budget,
             cancelled=cancelled,
             prompt=prompt_tokens,
+            owner=owner,
         )
         try:
             engine.set_prompt(prompt_tokens)
@@ -269,9 +284,13 @@ class PooledEngine(BranchEngine):
         budget: TokenBudget | None = None,
         cancelled: threading.Event | None = None,
         prompt: Sequence[int] = (),
+        owner: object | None = None,
     ) -> None:
         self._deadline = shared.admission.deadline()  # for the prompt sequence and the slots
-        prompt_seq = shared.admission.take_prompt(max_branches, self._deadline, cancelled, prompt)
+        self.owner = owner
+        prompt_seq, self.nested = shared.admission.take_prompt(
+            max_branches, self._deadline, cancelled, prompt, owner
+        )
         plan = ContextPlan(
             n_seq_max=max_branches + 1,
             n_ctx_seq=shared.plan.n_ctx_seq,
@@ -334,7 +353,11 @@ class PooledEngine(BranchEngine):
     def reserve_branches(self) -> None:
         """Wait for this run's branch slots, behind the runs queued before it."""
         self.shared.admission.reserve(
-            self._branch_limit, self._deadline, self.cancelled, on_grant=self._granted
+            self._branch_limit,
+            self._deadline,
+            self.cancelled,
+            on_grant=self._granted,
+            owner=self.owner,
         )
         self._reserved = True
 
@@ -400,7 +423,8 @@ class PooledEngine(BranchEngine):
             self._held = 0
         # Slots first, then the scheduler: the round that waited for this run's hand-over then
         # sees the run its slots went to (`joining`) before it stops waiting.
-        self.shared.give_back(held, self.prompt_seq, self._branch_limit if self._reserved else 0)
+        reserved = self._branch_limit if self._reserved else 0
+        self.shared.give_back(held, self.prompt_seq, reserved, nested=self.nested, owner=self.owner)
         self.shared.scheduler.leave(self)
 
     def __enter__(self) -> PooledEngine:

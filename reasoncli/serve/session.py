@@ -76,6 +76,7 @@ class RequestSession(Session):
             logprobs=size.logprobs,
             budget=self.budget,
             cancelled=self.cancelled,
+            owner=self,  # its engines are one run's (a nested one does not queue behind others)
         )
         self.prompt_tokens_cached += engine.prompt_tokens_cached
         return engine
