@@ -16,7 +16,6 @@ from __future__ import annotations
 import argparse
 import functools
 import os
-import re
 import statistics
 import subprocess
 import sys
@@ -25,6 +24,7 @@ import time
 from typing import Any
 
 import httpx2 as httpx
+import reason_server
 
 QUESTIONS = [
     "A farmer has 17 cows and buys 23 more. How many cows does he have?",
@@ -35,20 +35,11 @@ QUESTIONS = [
 
 
 def start_server(args: argparse.Namespace) -> tuple[subprocess.Popen[str], str]:
-    cmd = [
-        sys.executable, "-m", "reasoncli", "serve", "--port", "0", "--no-log",
-        "--max-branches", "16", "--threads", str(args.threads),
-    ]  # fmt: skip
+    serve_args = ["--no-log", "--max-branches", "16", "--threads", str(args.threads)]
     if args.model:
-        cmd += ["--model", args.model]
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env={**os.environ})
-    assert proc.stderr is not None
-    line = proc.stderr.readline()
-    m = re.search(r"http://[\d.]+:(\d+)/v1", line)
-    if not m:
-        proc.kill()
-        raise SystemExit(f"server did not start: {line}{proc.stderr.read()}")
-    return proc, f"http://127.0.0.1:{m.group(1)}/v1"
+        serve_args += ["--model", args.model]
+    proc, base = reason_server.spawn(serve_args, {**os.environ})
+    return proc, f"{base}/v1"
 
 
 @functools.cache

@@ -65,6 +65,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx2 as httpx
+import reason_server
 
 QUESTIONS = [
     "A farmer has 17 cows and buys 23 more. How many cows does he have?",
@@ -148,27 +149,18 @@ def make_plans(n: int, model: str, max_tokens: int, seed: int) -> list[Plan]:
 
 
 def start_server(args: argparse.Namespace, logs: Path) -> tuple[subprocess.Popen[str], str]:
-    cmd = [
-        sys.executable, "-m", "reasoncli", "serve", "--host", "127.0.0.1", "--port", "0",
+    serve_args = [
         "--max-branches", str(args.max_branches), "--max-requests", str(args.max_requests),
         "--queue", str(args.queue if args.queue is not None else args.clients),
         "--threads", str(args.threads), "--ctx", str(args.ctx),
     ]  # fmt: skip
     if args.no_prompt_cache:
-        cmd.append("--no-prompt-cache")
+        serve_args.append("--no-prompt-cache")
     if args.model:
-        cmd += ["--model", args.model]
+        serve_args += ["--model", args.model]
     env = {**os.environ, "REASON_LOGS_PATH": str(logs)}
     env.pop("REASON_NO_LOG", None)
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, env=env)
-    assert proc.stderr is not None
-    line = proc.stderr.readline()
-    m = re.search(r"http://127\.0\.0\.1:(\d+)/v1", line)
-    if not m:
-        proc.kill()
-        raise SystemExit(f"server did not start: {line}{proc.stderr.read()}")
-    threading.Thread(target=lambda: [None for _ in proc.stderr], daemon=True).start()  # type: ignore[union-attr]
-    return proc, f"http://127.0.0.1:{m.group(1)}"
+    return reason_server.spawn(serve_args, env)
 
 
 def rss_mb(pid: int) -> float:
