@@ -97,7 +97,8 @@ class Admission:
 
     def holds(self, owner: object | None) -> bool:
         """Whether `owner`'s run has an engine that holds branch slots."""
-        return owner is not None and self._holding[id(owner)] > 0
+        key = _key(owner)
+        return key is not None and self._holding[key] > 0
 
     def take_prompt(
         self,
@@ -124,8 +125,7 @@ class Admission:
             waiting = self._prompt_waiters + len(self._queue)
             if not (can_start or nested) and waiting >= self.max_waiting:
                 raise PoolBusy(
-                    f"{self._prompt_waiters + len(self._queue)} requests are already waiting "
-                    "for branch slots",
+                    f"{waiting} requests are already waiting for branch slots",
                     queue_full=True,
                     retry_after_s=5,
                 )
@@ -155,7 +155,7 @@ class Admission:
         Slots are granted by whoever frees them (`give_back`), in the same breath, and
         `on_grant` runs then: the decode round about to start knows the run is coming before
         its thread has even woken up (pool.py waits for it)."""
-        ticket = _Ticket(branches, on_grant, None if owner is None else id(owner))
+        ticket = _Ticket(branches, on_grant, _key(owner))
         with self._cond:
             if self.holds(owner):
                 self._queue.appendleft(ticket)
@@ -180,7 +180,7 @@ class Admission:
             self._prompt_free.append(prompt_seq)
             self._starts -= not nested
             if reserved:
-                self._release(None if owner is None else id(owner), reserved)
+                self._release(_key(owner), reserved)
             self._grant()
             self._cond.notify_all()
 
@@ -224,3 +224,8 @@ class Admission:
                     retry_after_s=max(1, int(self.timeout_s // 4)),
                 )
             self._cond.wait(left if cancelled is None else min(left, POLL_S))
+
+
+def _key(owner: object | None) -> int | None:
+    """How the queue knows a run: its owner's identity (a request session is not hashable)."""
+    return None if owner is None else id(owner)

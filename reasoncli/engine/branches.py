@@ -18,9 +18,10 @@ copy the KV, then set what is pending.
 from __future__ import annotations
 
 import codecs
+import ctypes
 import math
 from collections.abc import Iterable, Sequence
-from typing import TypeVar
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -35,7 +36,7 @@ from reasoncli.engine.context import (
 )
 from reasoncli.engine.model import LlamaModel
 from reasoncli.engine.prompt_feed import PromptFeed, Row, fill
-from reasoncli.engine.sampling import Sampling, build_sampler_chain, sample_from_logits
+from reasoncli.engine.sampling import Sampling, build_sampler_chain
 from reasoncli.engine.sizing import ContextPlan
 from reasoncli.engine.slots import consecutive
 from reasoncli.errors import ReasonError, ResourceError
@@ -291,7 +292,6 @@ class BranchEngine(BranchRoster):
             first = [(k, b) for k, b in live if b.from_prompt]
             live = [(k, b) for k, b in live if not b.from_prompt]
             for k, b in first:  # sampled from the prompt's logits: nothing to decode
-                b.skip_prompt_token()
                 events[k].append(engines[k]._sample_first(b))
             live.sort(key=lambda item: item[1].seq)  # llama.cpp batches consecutive ids together
             groups = self._pack(live)
@@ -325,8 +325,6 @@ class BranchEngine(BranchRoster):
         live = [b for b in self._branches if not b.done and b.pending]
         if self._feed or not live or not all(b.from_prompt for b in live):
             return None
-        for b in live:
-            b.skip_prompt_token()
         return [self._sample_first(b) for b in live]
 
     def run(self) -> Iterable[list[TokenEvent]]:
@@ -428,10 +426,12 @@ class BranchEngine(BranchRoster):
         return self._took(b, token)
 
     def _sample_first(self, b: Branch) -> TokenEvent:
-        """A branch's first token, from the logits kept at the end of the prompt."""
+        """A branch's first token, from the logits kept at the end of the prompt (its pending
+        prompt token is in its KV already)."""
         logits = self._prompt_logits
         assert logits is not None  # add_branch checked
-        token = sample_from_logits(self.lib, b._sampler, logits)
+        b.skip_prompt_token()
+        token = _sample_from_logits(self.lib, b._sampler, logits)
         if self.top_logprobs:
             b.logprobs.append(self._logprobs(logits, token))
         return self._took(b, token)
@@ -467,3 +467,25 @@ class BranchEngine(BranchRoster):
             top_tokens=tuple(int(t) for t in top),
             top_logprobs=tuple(float(logits[t]) - lse for t in top),
         )
+
+
+# llama_token_data as numpy lays it out: {int32 id; float logit; float p}
+_TOKEN_DATA = np.dtype([("id", "<i4"), ("logit", "<f4"), ("p", "<f4")])
+
+
+def _sample_from_logits(lib: Any, chain: Any, logits: np.ndarray) -> int:
+    """What `llama_sampler_sample` does with a context's logits row, on logits kept elsewhere:
+    apply the chain to every token's logit, take the selected token, and accept it."""
+    data = np.zeros(len(logits), dtype=_TOKEN_DATA)
+    data["id"] = np.arange(len(logits))
+    data["logit"] = logits
+    array = lib.llama_token_data_array(
+        data=data.ctypes.data_as(ctypes.POINTER(lib.llama_token_data)),
+        size=len(logits),
+        selected=-1,
+        sorted=False,
+    )
+    lib.llama_sampler_apply(chain, ctypes.byref(array))
+    token = int(array.data[array.selected].id)
+    lib.llama_sampler_accept(chain, token)
+    return token

@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import ctypes
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any
-
-import numpy as np
 
 if TYPE_CHECKING:
     from reasoncli.models.schema import Sampling as CatalogSampling
@@ -55,25 +52,3 @@ def build_sampler_chain(lib: Any, sampling: Sampling, n_vocab: int) -> Any:
     add(chain, lib.llama_sampler_init_temp(sampling.temperature))
     add(chain, lib.llama_sampler_init_dist(sampling.seed & 0xFFFFFFFF))
     return chain
-
-
-# llama_token_data as numpy lays it out: {int32 id; float logit; float p}
-_TOKEN_DATA = np.dtype([("id", "<i4"), ("logit", "<f4"), ("p", "<f4")])
-
-
-def sample_from_logits(lib: Any, chain: Any, logits: np.ndarray) -> int:
-    """What `llama_sampler_sample` does with a context's logits row, on logits kept elsewhere:
-    apply the chain to every token's logit, take the selected token, and accept it."""
-    data = np.zeros(len(logits), dtype=_TOKEN_DATA)
-    data["id"] = np.arange(len(logits))
-    data["logit"] = logits
-    array = lib.llama_token_data_array(
-        data=data.ctypes.data_as(ctypes.POINTER(lib.llama_token_data)),
-        size=len(logits),
-        selected=-1,
-        sorted=False,
-    )
-    lib.llama_sampler_apply(chain, ctypes.byref(array))
-    token = int(array.data[array.selected].id)
-    lib.llama_sampler_accept(chain, token)
-    return token
