@@ -29,6 +29,7 @@ from reasoncli.engine.machine import (
 )
 from reasoncli.engine.sizing import (
     Assessment,
+    ContextRequest,
     Offload,
     assess_request,
 )
@@ -209,16 +210,15 @@ def assess_file(
         return ModelFit(name, path, None, str(exc))
     offload = offload_from_gguf(info, backend, request.gpu_layers)
     try:
-        assessment = assess_request(
+        shape = ContextRequest(
             n_prompt=request.prompt_tokens,
             max_new_tokens=request.max_tokens,
             max_branches=request.branches,
             n_ctx_train=info.context_length or 0,
             kv_bytes_per_token=kv_bytes_per_token(info),
             weights_bytes=info.tensor_bytes or info.file_size,
-            offload=offload,
-            memory=memory,
         )
+        assessment = assess_request(shape, offload=offload, memory=memory)
     except ResourceError as exc:
         return ModelFit(name, path, None, str(exc), offload)
     return ModelFit(name, path, assessment, None, offload)

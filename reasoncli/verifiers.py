@@ -46,7 +46,7 @@ from reasoncli.engine.branches import BranchEngine, TokenLogprobs
 from reasoncli.engine.context import DecodeContext
 from reasoncli.engine.protocols import ModelSession
 from reasoncli.engine.sampling import Sampling
-from reasoncli.engine.sizing import ContextPlan, plan_context
+from reasoncli.engine.sizing import ContextPlan, ContextRequest, plan_context
 from reasoncli.errors import ModelError, UsageError
 from reasoncli.options import AGGREGATES
 
@@ -277,7 +277,7 @@ class JudgeVerifier:
         room = max(room + room // 2, 256)
         if model.n_ctx_train:
             room = max(1, min(room, model.n_ctx_train - len(tokens) - 8))
-        plan = plan_context(
+        request = ContextRequest(
             n_prompt=len(tokens),
             max_new_tokens=room,
             # a full batch even for one candidate: more follow (a widened pilot, the next
@@ -288,6 +288,7 @@ class JudgeVerifier:
             weights_bytes=model.size_bytes,
             slack_tokens=8,
         )
+        plan = plan_context(request)
         # A candidate is injected whole and decoded in one step: the batch must hold it.
         plan = replace(plan, n_batch=max(plan.n_batch, room + 2))
         options = self.judge.options

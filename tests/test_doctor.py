@@ -21,6 +21,7 @@ from reasoncli.engine.model import LlamaModel
 from reasoncli.engine.sizing import (
     BUFFER_SLACK,
     N_UBATCH,
+    ContextRequest,
     Offload,
     assess_request,
     estimate_memory,
@@ -63,12 +64,14 @@ def test_estimate_is_weights_plus_kv_plus_buffers_split_by_offload() -> None:
 
 def test_vram_refusal_suggests_fewer_gpu_layers() -> None:
     a = assess_request(
-        n_prompt=100,
-        max_new_tokens=512,
-        max_branches=4,
-        n_ctx_train=4096,
-        kv_bytes_per_token=100_000,
-        weights_bytes=3 * GIB,
+        ContextRequest(
+            n_prompt=100,
+            max_new_tokens=512,
+            max_branches=4,
+            n_ctx_train=4096,
+            kv_bytes_per_token=100_000,
+            weights_bytes=3 * GIB,
+        ),
         offload=Offload(28, 28, 150_000),
         memory=MemoryInfo(ram_available=64 * GIB, vram_free=2 * GIB),
     )
@@ -86,22 +89,21 @@ def test_vram_refusal_suggests_fewer_gpu_layers() -> None:
 
 
 def test_unknown_memory_is_not_a_refusal() -> None:
-    plan = plan_context(
-        n_prompt=10,
-        max_new_tokens=10,
-        max_branches=2,
-        n_ctx_train=0,
-        kv_bytes_per_token=1 << 30,
-        memory=MemoryInfo(ram_available=None),
+    request = ContextRequest(
+        n_prompt=10, max_new_tokens=10, max_branches=2, n_ctx_train=0, kv_bytes_per_token=1 << 30
     )
+    plan = plan_context(request, memory=MemoryInfo(ram_available=None))
     assert plan.n_seq_max == 4 and plan.branch_limit == 2  # prompt, 2 branches, a spare
 
 
 def test_structural_limits_still_raise() -> None:
     with pytest.raises(ResourceError, match="context window of 4096"):
         assess_request(
-            n_prompt=100, max_new_tokens=5000, max_branches=1, n_ctx_train=4096,
-            kv_bytes_per_token=1, memory=MemoryInfo(None),
+            ContextRequest(
+                n_prompt=100, max_new_tokens=5000, max_branches=1, n_ctx_train=4096,
+                kv_bytes_per_token=1,
+            ),
+            memory=MemoryInfo(None),
         )  # fmt: skip
 
 
@@ -135,12 +137,14 @@ def test_doctor_and_the_loaded_model_agree(
     request = FitRequest(branches=8, max_tokens=512, prompt_tokens=100)
     fit = assess_file(which, path, request, backend, memory)
     plan = plan_context(  # exactly what Session.open_engine passes
-        n_prompt=100,
-        max_new_tokens=512,
-        max_branches=8,
-        n_ctx_train=model.n_ctx_train,
-        kv_bytes_per_token=model.kv_bytes_per_token,
-        weights_bytes=model.size_bytes,
+        ContextRequest(
+            n_prompt=100,
+            max_new_tokens=512,
+            max_branches=8,
+            n_ctx_train=model.n_ctx_train,
+            kv_bytes_per_token=model.kv_bytes_per_token,
+            weights_bytes=model.size_bytes,
+        ),
         offload=offload_for(model),
         memory=memory,
     )
@@ -198,12 +202,14 @@ def test_ask_refuses_what_doctor_refuses_and_the_suggestion_runs(
     # A memory limit that 16 branches x 8 tokens just exceed.
     info = read_gguf_info(tiny_gguf)
     need = assess_request(
-        n_prompt=n_prompt,
-        max_new_tokens=8,
-        max_branches=16,
-        n_ctx_train=info.context_length or 0,
-        kv_bytes_per_token=kv_bytes_per_token(info),
-        weights_bytes=info.tensor_bytes,
+        ContextRequest(
+            n_prompt=n_prompt,
+            max_new_tokens=8,
+            max_branches=16,
+            n_ctx_train=info.context_length or 0,
+            kv_bytes_per_token=kv_bytes_per_token(info),
+            weights_bytes=info.tensor_bytes,
+        ),
         offload=offload_from_gguf(info, detect_backend(), None),
         memory=MemoryInfo(None),
     ).fit.need_bytes

@@ -11,7 +11,7 @@ import pytest
 from reasoncli.engine.branches import BranchEngine
 from reasoncli.engine.model import LlamaModel
 from reasoncli.engine.sampling import Sampling
-from reasoncli.engine.sizing import ContextPlan, plan_context, plan_for_model
+from reasoncli.engine.sizing import ContextPlan, ContextRequest, plan_context, plan_for_model
 from reasoncli.errors import ResourceError
 
 GREEDY = Sampling(temperature=0.0)
@@ -262,23 +262,25 @@ def _is_partial_utf8(piece: bytes) -> bool:
 
 
 @pytest.mark.parametrize(
-    ("kwargs", "message"),
+    ("change", "memory_limit", "message"),
     [
-        ({"max_branches": 300}, "concurrent sequences"),
-        ({"max_new_tokens": 100_000}, "context window"),
-        ({"memory_limit": 1024}, "GiB"),
+        ({"max_branches": 300}, None, "concurrent sequences"),
+        ({"max_new_tokens": 100_000}, None, "context window"),
+        ({}, 1024, "GiB"),
     ],
 )
-def test_impossible_requests_are_refused_before_llama_cpp(kwargs: dict, message: str) -> None:
+def test_impossible_requests_are_refused_before_llama_cpp(
+    change: dict[str, int], memory_limit: int | None, message: str
+) -> None:
     args = {
         "n_prompt": 50,
         "max_new_tokens": 100,
         "max_branches": 4,
         "n_ctx_train": 8192,
         "kv_bytes_per_token": 20_000,
-    } | kwargs
+    } | change
     with pytest.raises(ResourceError, match=message):
-        plan_context(**args)
+        plan_context(ContextRequest(**args), memory_limit=memory_limit)
 
 
 def test_context_is_sized_per_sequence(tiny_model: LlamaModel, threads: int) -> None:

@@ -16,16 +16,18 @@ def main(model_path: str) -> int:
     from reasoncli.engine.branches import BranchEngine
     from reasoncli.engine.model import LlamaModel
     from reasoncli.engine.sampling import Sampling
-    from reasoncli.engine.sizing import plan_context
+    from reasoncli.engine.sizing import ContextRequest, plan_context
 
     with LlamaModel(Path(model_path)) as model:
         prompt = model.tokenize("Count from one to twenty: one, two, three, four, five, six,")
         plan = plan_context(
-            n_prompt=len(prompt),
-            max_new_tokens=4,
-            max_branches=2,
-            n_ctx_train=model.n_ctx_train,
-            kv_bytes_per_token=model.kv_bytes_per_token,
+            ContextRequest(
+                n_prompt=len(prompt),
+                max_new_tokens=4,
+                max_branches=2,
+                n_ctx_train=model.n_ctx_train,
+                kv_bytes_per_token=model.kv_bytes_per_token,
+            )
         )
         with BranchEngine.open(model, plan) as engine:
             engine.set_prompt(prompt)

@@ -215,50 +215,61 @@ class Assessment:
         return f"{msg}; even one short branch does not fit: use a smaller model or quantization"
 
 
+@dataclass(frozen=True)
+class ContextRequest:
+    """What a context is sized for: the request and the model facts that turn it into bytes.
+    `assess_request` and `plan_context` both take it whole."""
+
+    n_prompt: int
+    max_new_tokens: int
+    max_branches: int
+    n_ctx_train: int  # the model's training context; 0: unknown, no window check
+    kv_bytes_per_token: int
+    weights_bytes: int = 0
+    slack_tokens: int = 64  # cells past prompt + max_new_tokens
+
+
 def assess_request(
+    request: ContextRequest,
     *,
-    n_prompt: int,
-    max_new_tokens: int,
-    max_branches: int,
-    n_ctx_train: int,
-    kv_bytes_per_token: int,
-    weights_bytes: int = 0,
-    slack_tokens: int = 64,
     offload: Offload = Offload(),
     memory: MemoryInfo | None = None,
 ) -> Assessment:
     """Size the request and check it against memory; ResourceError only for requests no
     machine could serve (too many sequences, past the context window)."""
-    if max_branches < 1:
+    r = request
+    if r.max_branches < 1:
         raise ResourceError("at least one branch is needed")
-    if sequences_for(max_branches) > MAX_SEQUENCES:
+    if sequences_for(r.max_branches) > MAX_SEQUENCES:
         raise ResourceError(
-            f"{max_branches} branches exceed llama.cpp's limit of {MAX_SEQUENCES - 2} "
+            f"{r.max_branches} branches exceed llama.cpp's limit of {MAX_SEQUENCES - 2} "
             "concurrent sequences; use fewer --branches"
         )
-    needed = n_prompt + max_new_tokens + slack_tokens
-    if n_ctx_train and needed > n_ctx_train:
+    needed = r.n_prompt + r.max_new_tokens + r.slack_tokens
+    if r.n_ctx_train and needed > r.n_ctx_train:
         raise ResourceError(
-            f"prompt ({n_prompt} tokens) + max tokens ({max_new_tokens}) exceeds the model's "
-            f"context window of {n_ctx_train} tokens; lower --max-tokens or shorten the question"
+            f"prompt ({r.n_prompt} tokens) + max tokens ({r.max_new_tokens}) exceeds the model's "
+            f"context window of {r.n_ctx_train} tokens; lower --max-tokens or shorten the question"
         )
     if memory is None:
         memory = detect_memory(gpu=offload.gpu_fraction > 0)
 
     def ctx_for(tokens: int) -> int:
-        n = _align(n_prompt + tokens + slack_tokens)
-        return min(n, _align(n_ctx_train)) if n_ctx_train else n
+        n = _align(r.n_prompt + tokens + r.slack_tokens)
+        return min(n, _align(r.n_ctx_train)) if r.n_ctx_train else n
 
-    def fit_for(branches: int, tokens: int, layers: int = offload.gpu_layers) -> FitCheck:
-        placement = Offload(layers, offload.n_layer, offload.n_vocab)
-        est = estimate_memory(
-            weights_bytes=weights_bytes,
-            kv_bytes_per_token=kv_bytes_per_token,
+    def estimate_for(branches: int, tokens: int, placement: Offload) -> MemoryEstimate:
+        return estimate_memory(
+            weights_bytes=r.weights_bytes,
+            kv_bytes_per_token=r.kv_bytes_per_token,
             n_seq=sequences_for(branches),
             n_ctx_seq=ctx_for(tokens),
             offload=placement,
         )
-        return check_fit(est, memory)
+
+    def fit_for(branches: int, tokens: int, layers: int = offload.gpu_layers) -> FitCheck:
+        placement = Offload(layers, offload.n_layer, offload.n_vocab)
+        return check_fit(estimate_for(branches, tokens, placement), memory)
 
     def largest(lo: int, hi: int, ok: Callable[[int], bool | None]) -> int | None:
         """Largest n in [lo, hi] with ok(n), for ok monotone decreasing; None if none."""
@@ -269,41 +280,33 @@ def assess_request(
             lo, hi = (mid, hi) if ok(mid) else (lo, mid - 1)
         return lo
 
-    n_ctx_seq = ctx_for(max_new_tokens)
-    estimate = estimate_memory(
-        weights_bytes=weights_bytes,
-        kv_bytes_per_token=kv_bytes_per_token,
-        n_seq=sequences_for(max_branches),
-        n_ctx_seq=n_ctx_seq,
-        offload=offload,
-    )
+    branches, tokens = r.max_branches, r.max_new_tokens
+    estimate = estimate_for(branches, tokens, offload)
     fit = check_fit(estimate, memory)
     best_branches = best_tokens = best_layers = None
     smaller: tuple[int, int] | None = None
     if fit.fits is not None:
-        cap = MAX_SEQUENCES - 2 if fit.fits else max_branches - 1
-        best_branches = largest(1, cap, lambda b: fit_for(b, max_new_tokens).fits)
+        cap = MAX_SEQUENCES - 2 if fit.fits else branches - 1
+        best_branches = largest(1, cap, lambda b: fit_for(b, tokens).fits)
         if fit.fits:  # how far the budget could grow, up to the context window
-            window = n_ctx_train - n_prompt - slack_tokens if n_ctx_train else 1 << 20
-            best_tokens = largest(max_new_tokens, window, lambda t: fit_for(max_branches, t).fits)
+            window = r.n_ctx_train - r.n_prompt - r.slack_tokens if r.n_ctx_train else 1 << 20
+            best_tokens = largest(tokens, window, lambda t: fit_for(branches, t).fits)
         else:
-            best_tokens = largest(1, max_new_tokens - 1, lambda t: fit_for(max_branches, t).fits)
+            best_tokens = largest(1, tokens - 1, lambda t: fit_for(branches, t).fits)
             if fit.where == "VRAM" and offload.gpu_layers > 0:
                 best_layers = largest(
-                    0,
-                    offload.gpu_layers - 1,
-                    lambda k: fit_for(max_branches, max_new_tokens, k).fits,
+                    0, offload.gpu_layers - 1, lambda k: fit_for(branches, tokens, k).fits
                 )
             if best_branches is None and best_tokens is None:
                 # Cut both: the most branches at the smallest context, then its token budget.
-                b = largest(1, max_branches, lambda b: fit_for(b, 1).fits)
-                t = largest(1, max_new_tokens, lambda t: fit_for(b, t).fits) if b else None
+                b = largest(1, branches, lambda b: fit_for(b, 1).fits)
+                t = largest(1, tokens, lambda t: fit_for(b, t).fits) if b else None
                 smaller = (b, t) if b and t else None
     return Assessment(
-        branches=max_branches,
-        n_seq_max=sequences_for(max_branches),
-        n_ctx_seq=n_ctx_seq,
-        n_batch=max(512, max_branches + 1),
+        branches=branches,
+        n_seq_max=sequences_for(branches),
+        n_ctx_seq=ctx_for(tokens),
+        n_batch=max(512, branches + 1),
         estimate=estimate,
         fit=fit,
         max_branches=best_branches,
@@ -314,14 +317,8 @@ def assess_request(
 
 
 def plan_context(
+    request: ContextRequest,
     *,
-    n_prompt: int,
-    max_new_tokens: int,
-    max_branches: int,
-    n_ctx_train: int,
-    kv_bytes_per_token: int,
-    weights_bytes: int = 0,
-    slack_tokens: int = 64,
     memory_limit: int | None = None,
     offload: Offload | None = None,
     memory: MemoryInfo | None = None,
@@ -332,17 +329,7 @@ def plan_context(
     by `REASON_MEMORY_LIMIT`."""
     if memory is None and memory_limit is not None:
         memory = MemoryInfo(ram_available=memory_limit, vram_free=memory_limit)
-    assessment = assess_request(
-        n_prompt=n_prompt,
-        max_new_tokens=max_new_tokens,
-        max_branches=max_branches,
-        n_ctx_train=n_ctx_train,
-        kv_bytes_per_token=kv_bytes_per_token,
-        weights_bytes=weights_bytes,
-        slack_tokens=slack_tokens,
-        offload=offload or Offload(),
-        memory=memory,
-    )
+    assessment = assess_request(request, offload=offload or Offload(), memory=memory)
     if assessment.fit.fits is False:
         raise ResourceError(assessment.refusal())
     return assessment.plan
@@ -358,7 +345,7 @@ def plan_for_model(
 ) -> ContextPlan:
     """`plan_context` for a loaded `LlamaModel`: its training context, KV bytes per token,
     weights and the placement it actually got."""
-    return plan_context(
+    request = ContextRequest(
         n_prompt=n_prompt,
         max_new_tokens=max_new_tokens,
         max_branches=max_branches,
@@ -366,5 +353,5 @@ def plan_for_model(
         kv_bytes_per_token=model.kv_bytes_per_token,
         weights_bytes=model.size_bytes,
         slack_tokens=slack_tokens,
-        offload=offload_for(model),
     )
+    return plan_context(request, offload=offload_for(model))
