@@ -74,6 +74,9 @@ GroupBranches = Annotated[
     option_of("branches", command="bench", help="Completions per group [8].", min=2),
 ]
 JsonOut = Annotated[bool, typer.Option("--json", help="Print the report as JSON on stdout.")]
+Resume = Annotated[
+    Path | None, typer.Option("--resume", help="Continue this output file where it stopped.")
+]
 Plot = Annotated[
     Path | None,
     typer.Option("--plot", help="Write the accuracy-vs-tokens curve as a PNG (needs matplotlib)."),
@@ -97,9 +100,7 @@ def run(
         Path | None,
         typer.Option("--out", "-o", help="Results JSONL [results/run-DATE-TIME.jsonl]."),
     ] = None,
-    resume: Annotated[
-        Path | None, typer.Option("--resume", help="Continue this results file where it stopped.")
-    ] = None,
+    resume: Resume = None,
     model: ModelOpt = None,
     seed: SeedOpt = None,
     temperature: Temperature = None,
@@ -207,9 +208,7 @@ def rollouts(
     data: Annotated[str, typer.Argument(help="JSONL questions with known answers.")],
     branches: GroupBranches = None,
     out: Annotated[Path | None, typer.Option("--out", "-o", help="Output JSONL.")] = None,
-    resume: Annotated[
-        Path | None, typer.Option("--resume", help="Continue this output file where it stopped.")
-    ] = None,
+    resume: Resume = None,
     max_tokens: MaxTokensOpt = None,
     limit: Limit = None,
     model: ModelOpt = None,
