@@ -11,6 +11,7 @@ from reasoncli import api
 from reasoncli.errors import UsageError
 from reasoncli.events import BranchFinished, BranchText, Event, RunStarted
 from reasoncli.options import StrategyOptions
+from reasoncli.strategies.base import strategy_names
 
 QUESTION = "What is 2+3?"
 
@@ -85,6 +86,16 @@ def test_options_are_checked_before_any_model_loads() -> None:
         api.ask(QUESTION, model="/nonexistent/model.gguf", top_p=5)
     with pytest.raises(UsageError, match="unknown strategy 'nope'"):
         api.ask(QUESTION, "nope", model="/nonexistent/model.gguf")
+
+
+@pytest.mark.parametrize("strategy", strategy_names())
+def test_every_strategy_refuses_what_the_options_refuse(strategy: str) -> None:
+    """The options' own rules hold whatever a strategy checks besides (`BaseStrategy.check`)."""
+    nowhere = "/nonexistent/model.gguf"
+    with pytest.raises(UsageError, match=r"^--min-tokens \(64\) is larger than --max-tokens"):
+        api.ask(QUESTION, strategy, model=nowhere, min_tokens=64, max_tokens=32)
+    with pytest.raises(UsageError, match=r"^--keep-percent must be in \(0, 100\], not 0$"):
+        api.ask(QUESTION, strategy, model=nowhere, keep_percent=0)
 
 
 def test_engine_flags_need_no_session_of_their_own(session: object) -> None:

@@ -73,7 +73,14 @@ from reasoncli.strategies.auto_plan import (
     plan_after_pilot,
     total_budget,
 )
-from reasoncli.strategies.base import Kind, StrategyInfo, StrategyOptions, get_strategy, register
+from reasoncli.strategies.base import (
+    BaseStrategy,
+    Kind,
+    StrategyInfo,
+    StrategyOptions,
+    get_strategy,
+    register,
+)
 from reasoncli.strategies.best_of_n import ScoringPolicy, pick_vote
 from reasoncli.strategies.builder import Cost, ResultBuilder, vote_groups
 from reasoncli.strategies.early_stop import stop_rule
@@ -118,7 +125,7 @@ def _seen(answers: Sequence[str | None], scores: Sequence[float | None] | None =
 
 
 @register
-class Auto:
+class Auto(BaseStrategy):
     info: ClassVar[StrategyInfo] = StrategyInfo(
         name="auto",
         kind=Kind.ADAPTIVE,
@@ -144,8 +151,7 @@ class Auto:
         row, why = applicable(policy, options, budget)
         return policy, row, why
 
-    def check(self, options: StrategyOptions) -> None:
-        options.check()
+    def _check_own(self, options: StrategyOptions) -> None:
         branch_cap(options)
 
     def run(

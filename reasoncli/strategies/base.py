@@ -1,9 +1,10 @@
 """The strategy interface and its single registry.
 
 Every strategy is a class with an `info` (name, kind, summary) and a `run()` that returns a
-`Result` and reports progress only through events. The CLI's choices, `reason strategies`, the
-help text and the parametrized tests all read `REGISTRY`. The options a strategy reads are
-declared with the options themselves (`reasoncli.options`); `info.options` lists them.
+`Result` and reports progress only through events; `BaseStrategy` gives it the option check.
+The CLI's choices, `reason strategies`, the help text and the parametrized tests all read
+`REGISTRY`. The options a strategy reads are declared with the options themselves
+(`reasoncli.options`); `info.options` lists them.
 """
 
 from __future__ import annotations
@@ -54,6 +55,20 @@ class Strategy(Protocol):
     ) -> Result:
         """Answer `question`. Ctrl-C returns the partial result with `interrupted=True`."""
         ...
+
+
+class BaseStrategy:
+    """The `check` every strategy shares, so none can skip the options' own rules: those first,
+    then what only this strategy refuses (`_check_own`, nothing by default)."""
+
+    info: ClassVar[StrategyInfo]
+
+    def check(self, options: StrategyOptions) -> None:
+        options.check()
+        self._check_own(options)
+
+    def _check_own(self, options: StrategyOptions) -> None:
+        """Reject combinations that only this strategy cannot run (UsageError)."""
 
 
 REGISTRY: dict[str, type[Strategy]] = {}

@@ -22,7 +22,7 @@ from reasoncli.errors import UsageError
 from reasoncli.events import EventSink, Note
 from reasoncli.results import Result
 from reasoncli.solution_steps import step_prefixes
-from reasoncli.strategies.base import Kind, StrategyInfo, StrategyOptions, register
+from reasoncli.strategies.base import BaseStrategy, Kind, StrategyInfo, StrategyOptions, register
 from reasoncli.strategies.parallel import ParallelRun, Policy, finite_or_none
 from reasoncli.verifiers import (
     Candidate,
@@ -113,7 +113,7 @@ def pick_vote(answers: Sequence[str | None], scores: Sequence[float], weighted: 
 
 
 @register
-class BestOfN:
+class BestOfN(BaseStrategy):
     info: ClassVar[StrategyInfo] = StrategyInfo(
         name="best-of-n",
         kind=Kind.PARALLEL,
@@ -121,8 +121,7 @@ class BestOfN:
         "or a trained orm:/prm:); the best one's answer wins, or a score-weighted vote.",
     )
 
-    def check(self, options: StrategyOptions) -> None:
-        options.check()
+    def _check_own(self, options: StrategyOptions) -> None:
         if options.early_stop:
             raise UsageError("--early-stop applies to vote and weighted-vote, not best-of-n")
         check_verifier(options.verifier)

@@ -33,7 +33,7 @@ from reasoncli.events import (
 )
 from reasoncli.options import FINAL_MODES
 from reasoncli.results import BranchResult, Result
-from reasoncli.strategies.base import Kind, StrategyInfo, StrategyOptions, register
+from reasoncli.strategies.base import BaseStrategy, Kind, StrategyInfo, StrategyOptions, register
 from reasoncli.strategies.builder import Cost, ResultBuilder, vote_groups
 from reasoncli.strategies.parallel import branch_answer, split_thinking, vote_event
 from reasoncli.strategies.question_run import INTERRUPTED_NOTE
@@ -167,15 +167,12 @@ def choose_final(answers: Sequence[str | None], final: str) -> tuple[str | None,
 
 
 @register
-class Revise:
+class Revise(BaseStrategy):
     info: ClassVar[StrategyInfo] = StrategyInfo(
         name="revise",
         kind=Kind.SERIAL,
         summary="Sequential self-revision: each round reviews and fixes the previous attempt.",
     )
-
-    def check(self, options: StrategyOptions) -> None:
-        options.check()
 
     def run(
         self, question: str, session: ModelSession, options: StrategyOptions, emit: EventSink

@@ -20,7 +20,6 @@ import math
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar
 
 from reasoncli.answers import final_answer_span
 from reasoncli.engine.branches import FAILED, Branch
@@ -37,7 +36,7 @@ from reasoncli.events import (
 )
 from reasoncli.results import BranchResult, Result
 from reasoncli.solution_steps import ends_step
-from reasoncli.strategies.base import StrategyInfo, StrategyOptions
+from reasoncli.strategies.base import BaseStrategy, StrategyOptions
 from reasoncli.strategies.builder import vote_groups
 from reasoncli.strategies.parallel import branch_answer, split_thinking, vote_event
 from reasoncli.strategies.question_run import QuestionRun
@@ -57,7 +56,6 @@ ANSWERED = "answer"  # wrote a final-answer statement and ended its step at a li
 
 def check_search_options(options: StrategyOptions) -> None:
     """Reject options a step-level search cannot honour (UsageError, exit 2)."""
-    options.check()
     n, width = options.branches, options.beam_width
     if width > n:
         raise UsageError(f"--beam-width ({width}) is larger than --branches ({n})")
@@ -387,14 +385,12 @@ def share_of(vote: VoteResult, member: int) -> float:
     return 0.0
 
 
-class SearchStrategy:
+class SearchStrategy(BaseStrategy):
     """What `beam` and `dvts` share: option checks and a run's lifecycle (time the search, keep
     what it found on Ctrl-C, free the engine and verifier). A subclass says which candidates
     survive each step (`_search`) and which leaf answers (`_result`)."""
 
-    info: ClassVar[StrategyInfo]
-
-    def check(self, options: StrategyOptions) -> None:
+    def _check_own(self, options: StrategyOptions) -> None:
         check_search_options(options)
 
     def run(

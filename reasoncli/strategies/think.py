@@ -15,7 +15,7 @@ from reasoncli.engine.branches import Branch
 from reasoncli.engine.protocols import ModelSession
 from reasoncli.events import BranchText, EventSink, Note
 from reasoncli.results import Result
-from reasoncli.strategies.base import Kind, StrategyInfo, StrategyOptions, register
+from reasoncli.strategies.base import BaseStrategy, Kind, StrategyInfo, StrategyOptions, register
 from reasoncli.strategies.parallel import ParallelRun
 from reasoncli.voting import majority_vote
 
@@ -26,7 +26,7 @@ def _thinking_tags(session: ModelSession) -> tuple[str, str] | None:
 
 
 @register
-class Think:
+class Think(BaseStrategy):
     info: ClassVar[StrategyInfo] = StrategyInfo(
         name="think",
         kind=Kind.SERIAL,
@@ -34,9 +34,6 @@ class Think:
         continues=True,
         one_chain=True,
     )
-
-    def check(self, options: StrategyOptions) -> None:
-        options.check()
 
     def run(
         self, question: str, session: ModelSession, options: StrategyOptions, emit: EventSink

@@ -12,7 +12,7 @@ from typing import ClassVar
 from reasoncli.engine.protocols import ModelSession
 from reasoncli.events import EventSink
 from reasoncli.results import Result
-from reasoncli.strategies.base import Kind, StrategyInfo, StrategyOptions, register
+from reasoncli.strategies.base import BaseStrategy, Kind, StrategyInfo, StrategyOptions, register
 from reasoncli.strategies.early_stop import EarlyStop, check_early_stop
 from reasoncli.strategies.parallel import ParallelRun, VotePolicy
 
@@ -44,15 +44,14 @@ def run_vote(
 
 
 @register
-class Vote:
+class Vote(BaseStrategy):
     info: ClassVar[StrategyInfo] = StrategyInfo(
         name="vote",
         kind=Kind.PARALLEL,
         summary="Self-consistency: N sampled chains of thought, majority vote over answers.",
     )
 
-    def check(self, options: StrategyOptions) -> None:
-        options.check()
+    def _check_own(self, options: StrategyOptions) -> None:
         check_early_stop(options)
 
     def run(

@@ -23,7 +23,7 @@ from reasoncli.engine.protocols import ModelSession
 from reasoncli.errors import UsageError
 from reasoncli.events import EventSink, Note
 from reasoncli.results import Result
-from reasoncli.strategies.base import Kind, StrategyInfo, StrategyOptions, register
+from reasoncli.strategies.base import BaseStrategy, Kind, StrategyInfo, StrategyOptions, register
 from reasoncli.strategies.early_stop import EarlyStop, check_early_stop
 from reasoncli.strategies.parallel import LOW_CONFIDENCE, ParallelRun, VotePolicy
 from reasoncli.voting import VoteResult, majority_vote, top_fraction
@@ -113,7 +113,7 @@ def check_confidence_options(options: StrategyOptions) -> None:
 
 
 @register
-class WeightedVote:
+class WeightedVote(BaseStrategy):
     info: ClassVar[StrategyInfo] = StrategyInfo(
         name="weighted-vote",
         kind=Kind.PARALLEL,
@@ -121,8 +121,7 @@ class WeightedVote:
         "cuts low-confidence branches online.",
     )
 
-    def check(self, options: StrategyOptions) -> None:
-        options.check()
+    def _check_own(self, options: StrategyOptions) -> None:
         check_confidence_options(options)
         check_early_stop(options)
 
