@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import astuple, dataclass, field
 from typing import Any
 
 from reasoncli.engine.protocols import ModelSession
@@ -39,6 +39,10 @@ class Cost:
         return cls(
             result.prompt_tokens, t.prompt_s, t.generate_s, t.prompt_tokens_decoded, t.decode_calls
         )
+
+    def __add__(self, other: Cost) -> Cost:
+        """The cost of both, field by field."""
+        return Cost(*(a + b for a, b in zip(astuple(self), astuple(other), strict=True)))
 
 
 def vote_groups(vote: VoteResult, members: Sequence[int]) -> list[VoteGroup]:
@@ -87,14 +91,7 @@ class ResultBuilder:
     def add(self, branches: Sequence[BranchResult], cost: Cost | None = None) -> None:
         self.branches.extend(branches)
         if cost is not None:
-            c = self.cost
-            self.cost = Cost(
-                c.prompt_tokens + cost.prompt_tokens,
-                c.prompt_s + cost.prompt_s,
-                c.generate_s + cost.generate_s,
-                c.prompt_tokens_decoded + cost.prompt_tokens_decoded,
-                c.decode_calls + cost.decode_calls,
-            )
+            self.cost += cost
 
     def build(
         self,

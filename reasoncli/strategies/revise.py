@@ -62,25 +62,11 @@ def attempt_text(text: str, tags: tuple[str, str] | None) -> str:
 
 @dataclass
 class Round:
-    """One revision round as run: its branch (None if Ctrl-C came before it started) and costs."""
+    """One revision round as run: its branch (None if Ctrl-C came before it started) and cost."""
 
     branch: BranchResult | None
-    prompt_tokens: int = 0
-    prompt_s: float = 0.0
-    generate_s: float = 0.0
+    cost: Cost = Cost()
     interrupted: bool = False
-    prompt_tokens_decoded: int = 0  # the engine's counters, read before it is closed
-    decode_calls: int = 0
-
-    @property
-    def cost(self) -> Cost:
-        return Cost(
-            self.prompt_tokens,
-            self.prompt_s,
-            self.generate_s,
-            self.prompt_tokens_decoded,
-            self.decode_calls,
-        )
 
 
 def run_round(
@@ -103,13 +89,14 @@ def run_round(
     """
     user = question if attempt is None else revision_question(question, attempt)
     tokens = session.prompt_tokens(session.prompt_text(user))
-    out = Round(branch=None, prompt_tokens=len(tokens))
+    out = Round(branch=None)
     started = time.perf_counter()
+    prompt_s = 0.0
     engine = None
     b = None
     try:
         engine = session.open_engine(tokens, EngineSize(max_branches=1, max_tokens=max_tokens))
-        out.prompt_s = time.perf_counter() - started
+        prompt_s = time.perf_counter() - started
         b = engine.add_branch(sampling, max_tokens, session.stop)
         emit(BranchStarted(branch_id, parent, label))
         for events in engine.run():
@@ -120,11 +107,12 @@ def run_round(
         out.interrupted = True
         emit(Note(INTERRUPTED_NOTE, "interrupt"))
     finally:
-        out.generate_s = time.perf_counter() - started - out.prompt_s
-        if engine is not None:
-            out.prompt_tokens_decoded = engine.prompt_tokens_decoded
-            out.decode_calls = engine.decode_calls
+        generate_s = time.perf_counter() - started - prompt_s
+        decoded = calls = 0
+        if engine is not None:  # the engine's counters, read before it is closed
+            decoded, calls = engine.prompt_tokens_decoded, engine.decode_calls
             engine.close()
+        out.cost = Cost(len(tokens), prompt_s, generate_s, decoded, calls)
     if b is not None:
         # an interrupted round is unfinished text: no answer, no vote (README)
         answer = (
@@ -246,7 +234,7 @@ class Revise(BaseStrategy):
                 "final": options.final,
                 "round_answers": answers,
                 "answer_changes": changes,
-                "prompt_tokens_per_round": [r.prompt_tokens for r in rounds],
+                "prompt_tokens_per_round": [r.cost.prompt_tokens for r in rounds],
                 "kv_reuse": "new engine per round; the attempt is re-read as prompt",
             },
         )
