@@ -5,6 +5,7 @@
 # path on stdout (all else goes to stderr).
 #
 #   bash benchmarks/llama_server.sh            # build once, print the path
+#   bash benchmarks/llama_server.sh >/dev/null # as the README's test command does
 #   low bash benchmarks/llama_server.sh        # the same at lowest CPU priority
 #   JOBS=2 BUILD_DIR=... bash benchmarks/llama_server.sh
 #
@@ -27,7 +28,10 @@
 # answered 400. /props reports -np as `total_slots`, which reasoncli.remote sizes `n` by.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=${PY:-.venv/bin/python}
+# The project's Python: .venv's, else the one on PATH (an activated virtualenv, as in .ci/run).
+if [ -z "${PY:-}" ]; then
+  if [ -x .venv/bin/python ]; then PY=.venv/bin/python; else PY=python; fi
+fi
 BUILD_DIR=${BUILD_DIR:-$HOME/.cache/reasoncli-bench/llama.cpp}
 JOBS=${JOBS:-2}
 BIN=$BUILD_DIR/build/bin/llama-server

