@@ -43,17 +43,17 @@ def measure(model: LlamaModel, n: int, reps: int, threads: int, unified: bool) -
     prompt = model.tokenize(TEXT)
     engine.set_prompt(prompt)
     for seq in range(1, 2 * n + 1):
-        model.lib.llama_memory_seq_cp(engine.memory, 0, seq, -1, -1)
-    pos = [len(prompt) - 1] * (2 * n + 1)
+        engine.context.copy_seq(engine.prompt_seq, seq)
+    pos = [len(prompt)] * (2 * n + 1)  # the prompt is decoded whole, last token included
 
     def step(seqs: list[int]) -> float:
         rows = []
         for seq in seqs:
             rows.append((prompt[5], pos[seq], seq, True))
             pos[seq] += 1
-        engine._fill_batch(rows)
+        engine.context.fill_batch(rows)
         t0 = time.perf_counter()
-        engine._decode()
+        engine.context.decode()
         return time.perf_counter() - t0
 
     times: dict[str, list[float]] = {name: [] for name in layouts(n)}
