@@ -29,7 +29,7 @@ then are skipped and reported).
 The fair comparison (#30 item 5), instead of the load and soak:
 
     python benchmarks/serve_load.py --peer llama-server --rounds 4 --requests 40 --clients 8 \
-        --strategies vote-4 --threads 1 [--peer-cache-prompt]
+        --strategies vote-4 --threads 1 [--peer-cache-prompt] [--peer-decode-time]
 
 Both servers run at once and take turns: each round's plans (well-formed, not streamed, not
 dropped) go to one, then to the other, the order flipping every round. Both decode the same
@@ -40,8 +40,10 @@ off. reason serve keeps its prompt cache (engine/prefix_cache.py) unless --no-pr
 Per phase: prompt (decoded, not sent: /health's prompt_tokens_prefilled for reason serve,
 /metrics for llama-server), generated and processed (prompt + generated) tok/s and p50/p95
 latency, and for reason serve where its engine's time went (/health: decode rounds, those that
-fed a new prompt beside branches or left a busy run out, seconds inside rounds); then medians
-over rounds side by side, and the ratio.
+fed a new prompt beside branches or left a busy run out, seconds inside rounds); with
+--peer-decode-time, llama-server's seconds inside `llama_process` too, timed by an LD_PRELOAD
+shim (benchmarks/decode_timer.c, compiled with `cc`); then medians over rounds side by side,
+the ratio, and the per-round ratios' geometric mean with its 95% interval.
 """
 
 from __future__ import annotations
@@ -49,6 +51,7 @@ from __future__ import annotations
 import argparse
 import functools
 import json
+import math
 import os
 import random
 import re
@@ -360,7 +363,12 @@ def llama_server_binary(given: str | None) -> Path:
 
 
 def start_llama_server(
-    args: argparse.Namespace, binary: Path, model_path: str, alias: str, log: Path
+    args: argparse.Namespace,
+    binary: Path,
+    model_path: str,
+    alias: str,
+    log: Path,
+    env: dict[str, str] | None = None,
 ) -> tuple[subprocess.Popen[bytes], str]:
     """llama-server on 127.0.0.1 (port 0): --max-branches slots of --ctx tokens each, continuous
     batching, flash attention on as in `reason serve`, the same threads."""
@@ -372,7 +380,9 @@ def start_llama_server(
         "-t", threads, "-tb", threads, "--metrics", "--no-webui",
     ]  # fmt: skip
     with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        proc = subprocess.Popen(
+            cmd, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env
+        )
     deadline = time.monotonic() + 600  # a loaded machine takes minutes to load and warm up
     while time.monotonic() < deadline and proc.poll() is None:
         m = re.search(r"listening on (http://127\.0\.0\.1:\d+)", log.read_text(errors="replace"))
@@ -550,17 +560,48 @@ def rendered_peer_plans(
     return out
 
 
+def decode_timer(workdir: Path) -> tuple[dict[str, str], Path]:
+    """The environment that runs llama-server under benchmarks/decode_timer.c (compiled here),
+    and the file where the shim keeps its running total of seconds inside llama_process."""
+    shim, timer = workdir / "decode_timer.so", workdir / "llama-server-decode.txt"
+    source = Path(__file__).with_name("decode_timer.c")
+    build = subprocess.run(["cc", "-O2", "-shared", "-fPIC", "-o", str(shim), str(source), "-ldl"],
+                           capture_output=True, text=True)  # fmt: skip
+    if build.returncode != 0:
+        raise SystemExit(f"--peer-decode-time: cannot build {source.name}: {build.stderr.strip()}")
+    return {**os.environ, "LD_PRELOAD": str(shim), "DECODE_TIMER_FILE": str(timer)}, timer
+
+
+def decode_seconds(timer: Path) -> tuple[float, int, int, int]:
+    """The shim's running totals: seconds inside llama_process, calls, rows decoded and graphs
+    reused (all 0 before the first call)."""
+    try:
+        seconds, calls, rows, reused = timer.read_text().split()
+    except (OSError, ValueError):
+        return 0.0, 0, 0, 0
+    return float(seconds), int(calls), int(rows), int(reused)
+
+
 def metric(url: str, name: str) -> int:
     text = httpx.get(f"{url}/metrics", timeout=10).text
     m = re.search(rf"^llamacpp:{name} (\S+)", text, re.M)
     return int(float(m.group(1))) if m else -1
 
 
-def phase(server: str, rnd: int, url: str, plans: list[Plan], args: argparse.Namespace) -> Phase:
+def phase(
+    server: str,
+    rnd: int,
+    url: str,
+    plans: list[Plan],
+    args: argparse.Namespace,
+    timer: Path | None = None,
+) -> Phase:
+    """One round's plans against one server; `timer`: llama-server's decode_timer.c file."""
     peer = server == "llama-server"
     if peer:
         p0, g0 = metric(url, "prompt_tokens_total"), metric(url, "tokens_predicted_total")
         d0 = metric(url, "n_decode_total")
+        timed0 = decode_seconds(timer) if timer else (0.0, 0, 0, 0)
     else:
         p0 = prefilled(url)
         engine0 = engine_time(url)
@@ -588,8 +629,15 @@ def phase(server: str, rnd: int, url: str, plans: list[Plan], args: argparse.Nam
           f"{r['processed tok/s']:.1f} processed tok/s; p50 {r['p50 latency s']:.2f} s, "
           f"p95 {r['p95 latency s']:.2f} s", flush=True)  # fmt: skip
     if peer:
-        print(f"    engine: {decodes} llama_decode calls, "
-              f"{(prompt + server_generated) / max(decodes, 1):.1f} tokens a call")  # fmt: skip
+        timed = ""
+        if timer:
+            seconds, calls, rows, reused = (
+                b - a for a, b in zip(timed0, decode_seconds(timer), strict=True)
+            )
+            timed = (f"; llama_process {seconds:.1f} s in {calls} calls for {rows} rows, "
+                     f"{reused} graphs reused")  # fmt: skip
+        per_call = (prompt + server_generated) / max(decodes, 1)
+        print(f"    engine: {decodes} llama_decode calls, {per_call:.1f} tokens a call{timed}")
     else:
         rounds, busy, mixed, short, decode_s, rows = (
             b - a for a, b in zip(engine0, engine_time(url), strict=True)
@@ -626,6 +674,17 @@ def median(values: list[float]) -> float:
     return values[mid] if len(values) % 2 else (values[mid - 1] + values[mid]) / 2
 
 
+def paired_ratio(per_round: list[float]) -> tuple[float, float, float]:
+    """The geometric mean of the per-round ratios and its 95% interval: each round pairs the two
+    servers in the same minutes, so the machine's drift from one round to the next cancels."""
+    import numpy as np
+
+    from reasoncli.bench.metrics import bootstrap_mean
+
+    mean, low, high = bootstrap_mean(np.log(np.asarray(per_round)))
+    return math.exp(mean), math.exp(low), math.exp(high)
+
+
 def fair_table(phases: list[Phase]) -> float:
     """Medians over rounds, side by side; returns the generated tok/s ratio."""
     ours = [p.row() for p in phases if p.server == "reason serve"]
@@ -642,6 +701,9 @@ def fair_table(phases: list[Phase]) -> float:
         a["generated tok/s"] / b["generated tok/s"] for a, b in zip(ours, peer, strict=True)
     ]
     print("  generated tok/s ratio per round: " + ", ".join(f"{x:.2f}x" for x in per_round))
+    mean, low, high = paired_ratio(per_round)
+    print(f"  paired over rounds: geometric mean {mean:.2f}x, 95% interval {low:.2f}x-{high:.2f}x "
+          f"(bootstrap of the {len(per_round)} rounds' log ratios)")  # fmt: skip
     goal = ratios["generated tok/s"]
     print(f"  throughput goal (#30: reason serve >= 1.0x llama-server while voting): "
           f"{'met' if goal >= 1.0 else 'not met'} ({goal:.2f}x generated, "
@@ -684,8 +746,9 @@ def run_fair(args: argparse.Namespace) -> int:
     peer = None
     try:
         model = httpx.get(f"{ours_url}/health", timeout=10).json()["model"]
+        env, timer = decode_timer(logs.parent) if args.peer_decode_time else (None, None)
         peer, peer_url = start_llama_server(args, binary, str(resolved.path), model,
-                                            logs.parent / "llama-server.log")  # fmt: skip
+                                            logs.parent / "llama-server.log", env)  # fmt: skip
         n_peer = len(httpx.post(f"{peer_url}/tokenize", json={"content": probe, "parse_special":
                                 True}, timeout=10).json()["tokens"])  # fmt: skip
         print(f"fair comparison: {args.rounds} rounds x {args.requests} requests a server, "
@@ -716,7 +779,7 @@ def run_fair(args: argparse.Namespace) -> int:
             order = list(servers) if rnd % 2 == 0 else list(reversed(servers))
             for name in order:
                 url, adapt = servers[name]
-                phases.append(phase(name, rnd, url, adapt(plans), args))
+                phases.append(phase(name, rnd, url, adapt(plans), args, timer))
         health = httpx.get(f"{ours_url}/health", timeout=10).json()
         print("  reason serve's prompt cache at the end: " + ", ".join(
             f"{k} {v}" for k, v in health.items() if k.startswith("prompt_")))  # fmt: skip
@@ -785,6 +848,11 @@ def main() -> None:
         action="store_true",
         help="with --rounds: let llama-server reuse a cached prompt prefix (off, it decodes "
         "every prompt in full)",
+    )
+    parser.add_argument(
+        "--peer-decode-time",
+        action="store_true",
+        help="with --rounds: time llama-server's decodes (benchmarks/decode_timer.c, needs cc)",
     )
     parser.add_argument(
         "--no-prompt-cache",
