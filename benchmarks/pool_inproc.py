@@ -20,10 +20,12 @@ import time
 
 from serve_load import fair_plans, question_of
 
+from reasoncli.cli.runner import ModelRequest
 from reasoncli.engine.pool import SharedContext
 from reasoncli.engine.sampling import Sampling
 from reasoncli.models.catalog import load_catalog
 from reasoncli.models.resolve import resolve_model
+from reasoncli.serve.worker import EngineConfig
 from reasoncli.session import Session
 
 BRANCHES = 4  # vote-4
@@ -75,13 +77,14 @@ def main() -> None:
     session = Session.load(resolved)
     s = resolved.spec.sampling
     sampling = Sampling(s.temperature, s.top_p, s.top_k, s.min_p, s.repeat_penalty)
-    shared = SharedContext(
-        session.model,
+    config = EngineConfig(
+        ModelRequest(args.model, threads=args.threads),
         max_branches=args.max_branches,
-        max_runs=args.max_requests,
-        ctx_per_branch=args.ctx,
-        n_threads=args.threads,
+        max_requests=args.max_requests,
+        ctx=args.ctx,
+        threads=args.threads,
     )
+    shared = config.open_pool(session.model)  # as reason serve's engine process opens it
     print(f"{resolved.path.name}: {args.requests} vote-4 requests a round, {args.clients} "
           f"clients, {args.threads} thread(s), in one process")  # fmt: skip
     try:

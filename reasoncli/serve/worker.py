@@ -33,6 +33,7 @@ from reasoncli.strategies.base import StrategyOptions
 
 if TYPE_CHECKING:  # the HTTP process imports this module too, without loading llama.cpp
     from reasoncli.cli.runner import ModelRequest
+    from reasoncli.engine.model import LlamaModel
     from reasoncli.engine.pool import SharedContext, TokenBudget
     from reasoncli.serve.errors import ApiError
     from reasoncli.serve.session import RequestSession
@@ -57,6 +58,23 @@ class EngineConfig:
     queue: int = 16
     queue_timeout: float = 60.0
     prompt_cache: bool = True  # keep prompt prefixes' KV for later runs (engine/prefix_cache.py)
+
+    def open_pool(self, model: LlamaModel) -> SharedContext:
+        """The shared context of this shape on `model`: the one place the server's is built
+        (benchmarks/pool_inproc.py opens the same)."""
+        from reasoncli.engine.pool import SharedContext
+
+        return SharedContext(
+            model,
+            max_branches=self.max_branches,
+            max_runs=self.max_requests,
+            ctx_per_branch=self.ctx,
+            n_threads=self.threads,
+            flash_attn=self.flash_attn,
+            max_waiting=self.queue,
+            acquire_timeout_s=self.queue_timeout,
+            prompt_cache=self.prompt_cache,
+        )
 
 
 @dataclass(frozen=True)
@@ -257,7 +275,6 @@ def prompt_cache_stats(shared: SharedContext) -> dict[str, Any]:
 def load(conn: Connection, config: EngineConfig) -> Worker | None:
     """Load the model and open the shared context; on failure tell the server why."""
     from reasoncli.cli.runner import load_local_session
-    from reasoncli.engine.pool import SharedContext
     from reasoncli.strategies.base import load_builtin_strategies
 
     try:
@@ -265,17 +282,7 @@ def load(conn: Connection, config: EngineConfig) -> Worker | None:
         # imports took seconds, and runs waiting on the import lock cannot be cancelled.
         load_builtin_strategies()
         session = load_local_session(config.model)
-        shared = SharedContext(
-            session.model,
-            max_branches=config.max_branches,
-            max_runs=config.max_requests,
-            ctx_per_branch=config.ctx,
-            n_threads=config.threads,
-            flash_attn=config.flash_attn,
-            max_waiting=config.queue,
-            acquire_timeout_s=config.queue_timeout,
-            prompt_cache=config.prompt_cache,
-        )
+        shared = config.open_pool(session.model)
     except ReasonError as exc:
         conn.send(("failed", int(exc.exit_code), str(exc)))
         return None
