@@ -20,13 +20,10 @@ import time
 
 from serve_load import fair_plans, question_of
 
-from reasoncli.cli.runner import ModelRequest
+from reasoncli.cli.runner import ModelRequest, load_local_session
 from reasoncli.engine.pool import SharedContext
 from reasoncli.engine.sampling import Sampling
-from reasoncli.models.catalog import load_catalog
-from reasoncli.models.resolve import resolve_model
 from reasoncli.serve.worker import EngineConfig
-from reasoncli.session import Session
 
 BRANCHES = 4  # vote-4
 
@@ -73,10 +70,6 @@ def main() -> None:
     ap.add_argument("--model", help="registry name or GGUF path (default: the embedded model)")
     args = ap.parse_args()
 
-    resolved = resolve_model(args.model, load_catalog())
-    session = Session.load(resolved)
-    s = resolved.spec.sampling
-    sampling = Sampling(s.temperature, s.top_p, s.top_k, s.min_p, s.repeat_penalty)
     config = EngineConfig(
         ModelRequest(args.model, threads=args.threads),
         max_branches=args.max_branches,
@@ -84,8 +77,10 @@ def main() -> None:
         ctx=args.ctx,
         threads=args.threads,
     )
-    shared = config.open_pool(session.model)  # as reason serve's engine process opens it
-    print(f"{resolved.path.name}: {args.requests} vote-4 requests a round, {args.clients} "
+    # the model, its sampling and the pool, as reason serve's engine process loads them
+    session = load_local_session(config.model)
+    shared = config.open_pool(session.model)
+    print(f"{session.name}: {args.requests} vote-4 requests a round, {args.clients} "
           f"clients, {args.threads} thread(s), in one process")  # fmt: skip
     try:
         for rnd in range(args.rounds):
@@ -95,7 +90,7 @@ def main() -> None:
             ctx, scheduler = shared.context, shared.scheduler
             decode0, rows0, rounds0 = ctx.decode_s, ctx.rows_decoded, scheduler.rounds
             t0 = time.perf_counter()
-            run_round(shared, prompts, args.clients, sampling, args.max_tokens)
+            run_round(shared, prompts, args.clients, session.sampling, args.max_tokens)
             wall = time.perf_counter() - t0
             decode, rows = ctx.decode_s - decode0, ctx.rows_decoded - rows0
             print(f"  round {rnd}: {wall:.1f} s; llama_decode {decode:.1f} s for {rows} rows, "

@@ -572,7 +572,7 @@ def decode_timer(workdir: Path) -> tuple[dict[str, str], Path]:
     return {**os.environ, "LD_PRELOAD": str(shim), "DECODE_TIMER_FILE": str(timer)}, timer
 
 
-def decode_seconds(timer: Path) -> tuple[float, int, int, int]:
+def decode_totals(timer: Path) -> tuple[float, int, int, int]:
     """The shim's running totals: seconds inside llama_process, calls, rows decoded and graphs
     reused (all 0 before the first call)."""
     try:
@@ -601,7 +601,7 @@ def phase(
     if peer:
         p0, g0 = metric(url, "prompt_tokens_total"), metric(url, "tokens_predicted_total")
         d0 = metric(url, "n_decode_total")
-        timed0 = decode_seconds(timer) if timer else (0.0, 0, 0, 0)
+        timed0 = decode_totals(timer) if timer else (0.0, 0, 0, 0)
     else:
         p0 = prefilled(url)
         engine0 = engine_time(url)
@@ -632,7 +632,7 @@ def phase(
         timed = ""
         if timer:
             seconds, calls, rows, reused = (
-                b - a for a, b in zip(timed0, decode_seconds(timer), strict=True)
+                b - a for a, b in zip(timed0, decode_totals(timer), strict=True)
             )
             timed = (f"; llama_process {seconds:.1f} s in {calls} calls for {rows} rows, "
                      f"{reused} graphs reused")  # fmt: skip
